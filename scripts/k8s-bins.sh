@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Builds the Kubernetes binaries vcm's local driver and tests run, from Go modules, into a
+# versioned cache directory, and reuses whatever is already there for the same versions.
+#
+#   scripts/k8s-bins.sh            build what is missing, print the directory
+#   scripts/k8s-bins.sh --print    print the directory only (no build)
+#
+# Output: $VCM_K8S_BIN_DIR (default: <repo>/.cache/k8s/<versions>/) holding kube-apiserver,
+# kube-controller-manager, kube-scheduler, etcd, kwok, helm and kwok-stages/*.yaml.
+# Nothing but the machine's Go and the Go module proxy is used. See docs/KUBERNETES-BINARIES.md.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# NB: one pinned release per component, in k8s-versions.env (vcm reads the same file). Changing
+# any of them changes the cache key below, so an old cache is never mistaken for a new one.
+# shellcheck source=k8s-versions.env
+source "$REPO/scripts/k8s-versions.env"
+KEY="k8s-${K8S_VERSION}_etcd-${ETCD_VERSION}_kwok-${KWOK_VERSION}_helm-${HELM_VERSION}"
+OUT=${VCM_K8S_BIN_DIR:-$REPO/.cache/k8s/$KEY}
+
+if [[ "${1:-}" == "--print" ]]; then echo "$OUT"; exit 0; fi
+
+# Ignore any enclosing go.work or vendoring, and never switch toolchains behind our back.
+export GOWORK=off GOFLAGS=-mod=mod GOTOOLCHAIN=local CGO_ENABLED=0
+command -v go >/dev/null || { echo "k8s-bins: 'go' not found; install Go >= 1.26 first" >&2; exit 1; }
+
+mkdir -p "$OUT/kwok-stages"
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/vcm-k8s-bins.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+log() { echo "k8s-bins: $*" >&2; }
+START_ALL=$SECONDS
+
+have() { for b in "$@"; do [[ -x "$OUT/$b" ]] || return 1; done; }
+
+# --- kube-apiserver, kube-controller-manager, kube-scheduler -----------------------------------
+# k8s.io/kubernetes requires its staging modules at v0.0.0 and replaces them with ./staging, so
+# `go install` refuses it. A wrapper module replaces each staging module with its published
+# v0.MINOR.PATCH release instead, and builds all three binaries in one `go build` (they share
+# most packages).
+build_kube() {
+  local t=$SECONDS minor staging w gomod ld
+  minor=$(echo "$K8S_VERSION" | cut -d. -f2)
+  staging="v0.${K8S_VERSION#1.}"
+  w="$WORK/kube"; mkdir -p "$w"; cd "$w"
+  go mod init vcm.local/k8sbuild >/dev/null 2>&1
+  gomod=$(go mod download -json "k8s.io/kubernetes@v$K8S_VERSION" | sed -n 's/.*"GoMod": "\(.*\)",*/\1/p')
+  [[ -f "$gomod" ]] || { log "cannot download k8s.io/kubernetes@v$K8S_VERSION"; exit 1; }
+  for m in $(sed -n 's|^[[:space:]]*\(k8s.io/[^ ]*\) => \./staging/src/.*|\1|p' "$gomod"); do
+    go mod edit "-replace=$m=$m@$staging"
+  done
+  go get "k8s.io/kubernetes/cmd/kube-apiserver@v$K8S_VERSION" \
+         "k8s.io/kubernetes/cmd/kube-controller-manager@v$K8S_VERSION" \
+         "k8s.io/kubernetes/cmd/kube-scheduler@v$K8S_VERSION" 2>&1 | grep -v '^go: downloading' >&2 || true
+  # Without these ldflags /version reports v0.0.0-master, which breaks helm kubeVersion checks.
+  ld="-s -w"
+  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ld="$ld -X $p.gitVersion=v$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor"
+    ld="$ld -X $p.gitTreeState=clean -X $p.gitCommit=0000000000000000000000000000000000000000"
+    ld="$ld -X $p.buildDate=1970-01-01T00:00:00Z"
+  done
+  mkdir -p "$w/bin"
+  go build -trimpath -ldflags "$ld" -o "$w/bin/" \
+    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+    k8s.io/kubernetes/cmd/kube-scheduler
+  mv "$w/bin/"* "$OUT/"
+  log "built kube-apiserver, kube-controller-manager, kube-scheduler v$K8S_VERSION in $((SECONDS - t))s"
+}
+
+# --- etcd ----------------------------------------------------------------------------------------
+# etcd's server module has replace directives too; a wrapper that requires it builds it from the
+# published module versions it already names.
+build_etcd() {
+  local t=$SECONDS w="$WORK/etcd"
+  mkdir -p "$w"; cd "$w"
+  go mod init vcm.local/etcdbuild >/dev/null 2>&1
+  go get "go.etcd.io/etcd/server/v3@v$ETCD_VERSION" 2>&1 | grep -v '^go: downloading' >&2 || true
+  go build -trimpath -ldflags "-s -w" -o "$w/etcd" go.etcd.io/etcd/server/v3
+  mv "$w/etcd" "$OUT/etcd"
+  log "built etcd v$ETCD_VERSION in $((SECONDS - t))s"
+}
+
+# --- kwok and its stage files ----------------------------------------------------------------------
+build_kwok() {
+  local t=$SECONDS
+  GOBIN="$WORK/gobin" go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@v$KWOK_VERSION"
+  mv "$WORK/gobin/kwok" "$OUT/kwok"
+  log "built kwok v$KWOK_VERSION in $((SECONDS - t))s"
+}
+copy_kwok_stages() {
+  local src
+  src="$(go env GOMODCACHE)/sigs.k8s.io/kwok@v$KWOK_VERSION/kustomize/stage"
+  [[ -d "$src" ]] || (cd "$WORK" && go mod download "sigs.k8s.io/kwok@v$KWOK_VERSION")
+  for f in node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
+           pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml; do
+    install -m 0644 "$src/$f" "$OUT/kwok-stages/$(basename "$f")"
+  done
+}
+
+# --- helm ----------------------------------------------------------------------------------------
+build_helm() {
+  local t=$SECONDS
+  GOBIN="$WORK/gobin" go install -trimpath \
+    -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION" \
+    "helm.sh/helm/v3/cmd/helm@v$HELM_VERSION"
+  mv "$WORK/gobin/helm" "$OUT/helm"
+  log "built helm v$HELM_VERSION in $((SECONDS - t))s"
+}
+
+have etcd || build_etcd
+have kube-apiserver kube-controller-manager kube-scheduler || build_kube
+have kwok || build_kwok
+[[ -f "$OUT/kwok-stages/pod-ready.yaml" ]] || copy_kwok_stages
+have helm || build_helm
+
+cat >"$OUT/VERSIONS" <<V
+K8S_VERSION=$K8S_VERSION
+ETCD_VERSION=$ETCD_VERSION
+KWOK_VERSION=$KWOK_VERSION
+HELM_VERSION=$HELM_VERSION
+V
+log "ready in $((SECONDS - START_ALL))s: $OUT"
+echo "$OUT"

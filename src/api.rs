@@ -1,0 +1,218 @@
+//! The /v1 wire types, shared by the HTTP handlers, the typed client and the CLI. Requests deny
+//! unknown fields (a typo is a 422, never silently ignored); the cluster resource is flat so
+//! `jq .phase` works.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::domain::{Cluster, ClusterEvent};
+
+/// `POST /v1/clusters` body. Every field is optional; defaults come from configuration.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateClusterRequest {
+    /// DNS-1123 label, at most 40 characters, unique among live clusters. Default: the id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Size profile (`small`, `medium`, `large` by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<String>,
+    /// Kubernetes minor version, e.g. `"1.36"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubernetes_version: Option<String>,
+    /// Lifetime, e.g. `"2h"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<String>,
+    /// Delete after this long without activity, e.g. `"30m"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout: Option<String>,
+    /// Host cluster to place it on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Labels (Kubernetes label syntax).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<BTreeMap<String, String>>,
+}
+
+/// `PUT /v1/clusters/{id}` body: what it leaves out stays as it is.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateClusterRequest {
+    /// New lifetime, counted from creation (moves `expires_at`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<String>,
+    /// New idle timeout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout: Option<String>,
+    /// Replaces the labels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<BTreeMap<String, String>>,
+    /// Immutable: present only so the error can say so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<String>,
+    /// Immutable: present only so the error can say so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubernetes_version: Option<String>,
+    /// Immutable: present only so the error can say so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Immutable: present only so the error can say so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+}
+
+/// `POST /v1/clusters/{id}/kubeconfig` body.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KubeconfigRequest {
+    /// Token lifetime (default 1h); never beyond the cluster's expiry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<String>,
+}
+
+/// The cluster resource.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ClusterView {
+    /// Generated id (`c-…`).
+    pub id: String,
+    /// Name, unique among live clusters.
+    pub name: String,
+    /// Creating principal (`token:<name>`).
+    pub owner: String,
+    /// Owner's team.
+    pub team: Option<String>,
+    /// `Pending`, `Provisioning`, `Ready`, `Deleting`, `Deleted` or `Failed`.
+    pub phase: String,
+    /// Latest step or failure cause, for people.
+    pub message: String,
+    /// Size profile.
+    pub size: String,
+    /// Kubernetes minor version.
+    pub kubernetes_version: String,
+    /// Lifetime.
+    pub ttl: String,
+    /// Idle timeout.
+    pub idle_timeout: Option<String>,
+    /// Host cluster.
+    pub host: String,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339.
+    pub ready_at: Option<String>,
+    /// RFC 3339.
+    pub expires_at: String,
+    /// RFC 3339.
+    pub last_activity_at: String,
+    /// RFC 3339.
+    pub deleted_at: Option<String>,
+    /// API server URL.
+    pub endpoint: Option<String>,
+    /// Why it is being (or was) deleted.
+    #[serde(default)]
+    pub delete_reason: Option<String>,
+}
+
+impl From<&Cluster> for ClusterView {
+    fn from(c: &Cluster) -> Self {
+        let ts = |t: &crate::domain::Timestamp| t.to_string();
+        Self {
+            id: c.id.to_string(),
+            name: c.name.to_string(),
+            owner: c.owner.clone(),
+            team: c.team.clone(),
+            phase: c.phase.to_string(),
+            message: c.message.clone(),
+            size: c.size.clone(),
+            kubernetes_version: c.kubernetes_version.clone(),
+            ttl: c.ttl.to_string(),
+            idle_timeout: c.idle_timeout.map(|t| t.to_string()),
+            host: c.host.clone(),
+            labels: c.labels.as_map().clone(),
+            created_at: ts(&c.created_at),
+            ready_at: c.ready_at.as_ref().map(ts),
+            expires_at: ts(&c.expires_at),
+            last_activity_at: ts(&c.last_activity_at),
+            deleted_at: c.deleted_at.as_ref().map(ts),
+            endpoint: c.endpoint.clone(),
+            delete_reason: c.delete_reason.map(|r| r.as_str().to_owned()),
+        }
+    }
+}
+
+/// A page of clusters.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ClusterList {
+    /// The clusters.
+    pub items: Vec<ClusterView>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Result of a bulk delete.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DeletedClusters {
+    /// Ids of the clusters now being deleted.
+    pub ids: Vec<String>,
+}
+
+/// A lifecycle event.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct EventView {
+    /// Monotonic id.
+    pub id: i64,
+    /// RFC 3339.
+    pub at: String,
+    /// `created`, `phase_changed`, `delete_requested`, `updated`, `kubeconfig_issued`…
+    pub kind: String,
+    /// Phase before.
+    pub from_phase: Option<String>,
+    /// Phase after.
+    pub to_phase: Option<String>,
+    /// Stable reason (`expired`, `idle`, `requested`…).
+    pub reason: Option<String>,
+    /// Detail.
+    pub message: String,
+}
+
+impl From<&ClusterEvent> for EventView {
+    fn from(e: &ClusterEvent) -> Self {
+        Self {
+            id: e.id,
+            at: e.at.to_string(),
+            kind: e.kind.clone(),
+            from_phase: e.from_phase.map(|p| p.to_string()),
+            to_phase: e.to_phase.map(|p| p.to_string()),
+            reason: e.reason.clone(),
+            message: e.message.clone(),
+        }
+    }
+}
+
+/// Events of a cluster.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct EventList {
+    /// Oldest first.
+    pub items: Vec<EventView>,
+}
+
+/// The error body of every non-2xx answer.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// Inside [`ErrorBody`].
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable snake_case code.
+    pub code: String,
+    /// What happened and what to do.
+    pub message: String,
+    /// Correlates with server logs.
+    pub request_id: String,
+}

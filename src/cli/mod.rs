@@ -1,0 +1,237 @@
+//! Command-line interface: argument parsing and dispatch of `vcm <command>`.
+
+use std::{fmt, net::SocketAddr, path::PathBuf, process::ExitCode};
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use reqwest::Url;
+
+use crate::{
+    config::{Config, ConfigOverrides, LogFormat},
+    server::{Server, shutdown_signal},
+    telemetry,
+};
+
+/// `vcm`: temporary Kubernetes clusters for CI/CD, on demand.
+#[derive(Debug, Parser)]
+#[command(name = "vcm", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Options every command accepts.
+    #[command(flatten)]
+    pub global: GlobalOpts,
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command accepts; the client commands use them to reach a server.
+#[derive(Args)]
+pub struct GlobalOpts {
+    /// Output format.
+    #[arg(
+        long,
+        short,
+        global = true,
+        env = "VCM_OUTPUT",
+        value_enum,
+        default_value_t
+    )]
+    pub output: OutputFormat,
+    /// Address of the vcm server.
+    #[arg(
+        long,
+        global = true,
+        env = "VCM_ADDR",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub addr: Url,
+    /// API token for the vcm server.
+    #[arg(long, global = true, env = "VCM_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+/// How command output is rendered on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum OutputFormat {
+    /// Human-readable text.
+    #[default]
+    Table,
+    /// JSON.
+    Json,
+    /// YAML.
+    Yaml,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the vcm server.
+    Server(ServerArgs),
+    /// Print the version of this binary.
+    Version,
+}
+
+/// `vcm server` flags; each one overrides the configuration file and environment.
+#[derive(Args)]
+pub struct ServerArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "VCM_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on (plain HTTP: loopback only unless allowed in the configuration).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Directory for the embedded store and local clusters.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Log filter directives, e.g. `info` or `info,vcm=debug` (`RUST_LOG` wins when set).
+    #[arg(long, value_name = "FILTER")]
+    pub log_level: Option<String>,
+    /// Development mode, with the embedded defaults: SQLite store and local driver.
+    #[arg(long)]
+    pub dev: bool,
+    /// API token to accept in development mode.
+    #[arg(long, requires = "dev", value_name = "TOKEN")]
+    pub dev_token: Option<String>,
+}
+
+/// Runs the parsed command; the exit code says how it went.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Server(args) => serve(args).await,
+        Command::Version => print_version(cli.global.output),
+    }
+}
+
+async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
+    let config = Config::load(args.config.as_deref(), &args.overrides())
+        .context("loading the configuration")?;
+    telemetry::init(config.log.format, &config.log.level)?;
+    if args.dev {
+        tracing::info!("development mode");
+    }
+    let server = Server::build(config).await?;
+    server.run_until_stopped(shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_version(output: OutputFormat) -> anyhow::Result<ExitCode> {
+    let version = env!("CARGO_PKG_VERSION");
+    let value = serde_json::json!({ "version": version });
+    match output {
+        OutputFormat::Table => println!("vcm {version}"),
+        OutputFormat::Json => println!("{value}"),
+        OutputFormat::Yaml => print!("{}", serde_yaml_ng::to_string(&value)?),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+// === impl GlobalOpts ===
+
+impl fmt::Debug for GlobalOpts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GlobalOpts")
+            .field("output", &self.output)
+            .field("addr", &self.addr.as_str())
+            .field("token", &self.token.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
+}
+
+// === impl ServerArgs ===
+
+impl ServerArgs {
+    /// The flags that override configuration.
+    pub fn overrides(&self) -> ConfigOverrides {
+        ConfigOverrides {
+            listen: self.listen,
+            data_dir: self.data_dir.clone(),
+            log_format: self.log_format,
+            log_level: self.log_level.clone(),
+        }
+    }
+}
+
+impl fmt::Debug for ServerArgs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerArgs")
+            .field("config", &self.config)
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("log_format", &self.log_format)
+            .field("log_level", &self.log_level)
+            .field("dev", &self.dev)
+            .field("dev_token", &self.dev_token.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        <Cli as clap::CommandFactory>::command().debug_assert();
+    }
+
+    #[test]
+    fn server_flags_become_config_overrides() {
+        // Act
+        let cli = Cli::try_parse_from([
+            "vcm",
+            "server",
+            "--listen",
+            "127.0.0.1:9000",
+            "--log-format",
+            "json",
+            "--log-level",
+            "debug",
+        ])
+        .unwrap();
+
+        // Assert
+        let Command::Server(args) = cli.command else {
+            panic!("expected the server command, got {:?}", cli.command);
+        };
+        let overrides = args.overrides();
+        assert_eq!(overrides.listen, Some("127.0.0.1:9000".parse().unwrap()));
+        assert_eq!(overrides.log_format, Some(LogFormat::Json));
+        assert_eq!(overrides.log_level.as_deref(), Some("debug"));
+        assert_eq!(overrides.data_dir, None);
+    }
+
+    #[test]
+    fn dev_token_requires_dev_mode() {
+        // Act
+        let result = Cli::try_parse_from(["vcm", "server", "--dev-token", "t"]);
+
+        // Assert
+        assert!(result.is_err());
+    }
+
+    #[test]
+    fn debug_output_redacts_tokens() {
+        // Arrange
+        let cli = Cli::try_parse_from([
+            "vcm",
+            "--token",
+            "vcm_client_secret",
+            "server",
+            "--dev",
+            "--dev-token",
+            "vcm_dev_secret",
+        ])
+        .unwrap();
+
+        // Act
+        let debug = format!("{cli:?}");
+
+        // Assert
+        assert!(!debug.contains("secret"), "{debug}");
+        assert!(debug.contains("[redacted]"), "{debug}");
+    }
+}

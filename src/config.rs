@@ -1,0 +1,267 @@
+//! Layered configuration for `vcm server`.
+//!
+//! Sources, lowest precedence first: built-in defaults < a TOML file (`--config`) < `VCM_*`
+//! environment variables (`__` separates nested keys: `VCM_LOG__LEVEL=debug`) < command-line
+//! flags. An unknown key in any source is an error that names the key, so a typo never falls
+//! back silently to a default.
+
+use std::{
+    net::{Ipv4Addr, SocketAddr},
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use anyhow::Context as _;
+use figment::{
+    Figment, Metadata, Profile, Provider,
+    providers::{Format as _, Serialized, Toml},
+    value::{Dict, Map, Value},
+};
+use serde::{Deserialize, Serialize};
+
+/// Prefix of the environment variables read as configuration.
+const ENV_PREFIX: &str = "VCM_";
+
+/// `VCM_*` variables that belong to the client and tooling, not to the server configuration.
+/// They share the prefix so one shell can drive both; the loader skips them instead of
+/// reporting them as unknown keys.
+const ENV_NOT_CONFIG: &[&str] = &[
+    "VCM_ADDR",
+    "VCM_TOKEN",
+    "VCM_OUTPUT",
+    "VCM_K8S_BIN_DIR",
+    "VCM_CONFIG",
+];
+
+/// The server configuration, after all sources are merged.
+///
+/// NB: nothing here is secret yet, so `Debug` is derived. Secret fields will be `SecretString`
+/// (skipped when serialised as defaults) and bring a redacting `Debug` with them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP API listens on; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Directory for the embedded store and local clusters; relative paths are taken from the
+    /// working directory.
+    pub data_dir: PathBuf,
+    /// Logging settings.
+    pub log: LogConfig,
+    /// Seconds in-flight requests get to finish after a shutdown signal.
+    pub shutdown_grace_secs: u64,
+    /// Allow plain HTTP on a non-loopback `listen` address (e.g. behind a TLS-terminating proxy).
+    pub allow_plain_http_non_loopback: bool,
+}
+
+/// Logging settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// Output format of log lines.
+    pub format: LogFormat,
+    /// `EnvFilter` directives (e.g. `info` or `info,vcm=debug`); `RUST_LOG` wins when set.
+    pub level: String,
+}
+
+/// Output format of log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One JSON object per line, for log collectors.
+    Json,
+    /// Human-readable lines, for a terminal.
+    #[default]
+    Pretty,
+}
+
+/// Values given as command-line flags; `None` leaves the lower sources in charge.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConfigOverrides {
+    /// `--listen`
+    pub listen: Option<SocketAddr>,
+    /// `--data-dir`
+    pub data_dir: Option<PathBuf>,
+    /// `--log-format`
+    pub log_format: Option<LogFormat>,
+    /// `--log-level`
+    pub log_level: Option<String>,
+}
+
+/// A configuration that loads but must not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// `listen` is not a loopback address and plain HTTP there was not allowed explicitly.
+    #[error(
+        "refusing to serve plain HTTP on non-loopback address {addr} (TLS is not supported yet): \
+         listen on a loopback address (e.g. --listen 127.0.0.1:{port}), or set \
+         allow_plain_http_non_loopback = true (VCM_ALLOW_PLAIN_HTTP_NON_LOOPBACK=true) when a \
+         TLS-terminating proxy is in front",
+        port = addr.port()
+    )]
+    PlainHttpOnNonLoopback {
+        /// The refused address.
+        addr: SocketAddr,
+    },
+}
+
+// === impl Config ===
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)),
+            data_dir: PathBuf::from("./.vcm"),
+            log: LogConfig::default(),
+            shutdown_grace_secs: 30,
+            allow_plain_http_non_loopback: false,
+        }
+    }
+}
+
+impl Config {
+    /// Loads and validates the configuration from defaults, `file` (if given, it must exist),
+    /// the process environment and `overrides`.
+    pub fn load(file: Option<&Path>, overrides: &ConfigOverrides) -> anyhow::Result<Self> {
+        // Variables that are not valid UTF-8 cannot be configuration; skip rather than panic.
+        let env = std::env::vars_os()
+            .filter_map(|(key, value)| Some((key.into_string().ok()?, value.into_string().ok()?)));
+        Self::load_from(file, env, overrides)
+    }
+
+    /// Like [`Config::load`], with the environment given as `(name, value)` pairs.
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        overrides: &ConfigOverrides,
+    ) -> anyhow::Result<Self> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            // NB: checked here because figment's own error for a missing file omits the path.
+            std::fs::metadata(path)
+                .with_context(|| format!("cannot read config file {}", path.display()))?;
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        let config: Config = overrides
+            .apply(figment.merge(EnvSource::new(env)))
+            .extract()
+            .context("invalid configuration")?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks rules that span fields or depend on the deployment.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.ensure_listen_allowed(self.listen)
+    }
+
+    /// Refuses plain HTTP on `addr` unless it is loopback or explicitly allowed.
+    pub fn ensure_listen_allowed(&self, addr: SocketAddr) -> Result<(), ConfigError> {
+        if addr.ip().is_loopback() || self.allow_plain_http_non_loopback {
+            Ok(())
+        } else {
+            Err(ConfigError::PlainHttpOnNonLoopback { addr })
+        }
+    }
+
+    /// How long in-flight requests may take to finish after a shutdown signal.
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_secs)
+    }
+}
+
+// === impl LogConfig ===
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::default(),
+            level: "info".to_owned(),
+        }
+    }
+}
+
+// === impl ConfigOverrides ===
+
+impl ConfigOverrides {
+    /// Merges every flag that was given on top of `figment`.
+    fn apply(&self, figment: Figment) -> Figment {
+        fn set<T: Serialize>(figment: Figment, key: &str, value: Option<&T>) -> Figment {
+            match value {
+                Some(value) => figment.merge(Serialized::global(key, value)),
+                None => figment,
+            }
+        }
+        let figment = set(figment, "listen", self.listen.as_ref());
+        let figment = set(figment, "data_dir", self.data_dir.as_ref());
+        let figment = set(figment, "log.format", self.log_format.as_ref());
+        set(figment, "log.level", self.log_level.as_ref())
+    }
+}
+
+// === impl EnvSource ===
+
+/// `VCM_*` variables as a figment provider.
+///
+/// NB: figment's `Env` reads the process environment only; taking the pairs as a value keeps
+/// the loader testable without mutating global state. The key mapping is `Env`'s:
+/// strip the prefix, lowercase, `__` nests.
+struct EnvSource {
+    vars: Vec<(String, String)>,
+}
+
+impl EnvSource {
+    fn new(env: impl IntoIterator<Item = (String, String)>) -> Self {
+        let vars = env
+            .into_iter()
+            .filter(|(name, _)| name.starts_with(ENV_PREFIX))
+            .filter(|(name, _)| !ENV_NOT_CONFIG.contains(&name.as_str()))
+            .collect();
+        Self { vars }
+    }
+}
+
+impl Provider for EnvSource {
+    fn metadata(&self) -> Metadata {
+        Metadata::named(format!("`{ENV_PREFIX}` environment variable(s)")).interpolater(
+            |_: &Profile, keys: &[&str]| {
+                format!("{ENV_PREFIX}{}", keys.join("__").to_ascii_uppercase())
+            },
+        )
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        let mut dict = Dict::new();
+        for (name, value) in &self.vars {
+            let key = name[ENV_PREFIX.len()..]
+                .to_ascii_lowercase()
+                .replace("__", ".");
+            if key.split('.').any(str::is_empty) {
+                return Err(format!("environment variable {name} does not name a key").into());
+            }
+            // Parsed like figment's `Env` does: `true`, `30` and `[a, b]` get their types.
+            let Ok(value) = value.parse::<Value>();
+            let nested = figment::util::nest(&key, value)
+                .into_dict()
+                .expect("a non-empty key always nests into a dictionary");
+            merge_into(&mut dict, nested);
+        }
+        Ok(Profile::Default.collect(dict))
+    }
+}
+
+/// Deep-merges `from` into `into`; on a conflict the value from `from` wins.
+fn merge_into(into: &mut Dict, from: Dict) {
+    for (key, value) in from {
+        match (into.get_mut(&key), value) {
+            (Some(Value::Dict(_, existing)), Value::Dict(_, nested)) => {
+                merge_into(existing, nested)
+            }
+            (_, value) => {
+                into.insert(key, value);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

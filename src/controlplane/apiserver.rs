@@ -1,0 +1,263 @@
+//! A kube-apiserver with its own PKI, on a loopback port.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+
+use super::bins::KubeBins;
+use super::kubeconfig::{Kubeconfig, KubeconfigUser};
+use super::pki::Pki;
+use super::ports::free_port;
+use super::process::{Supervised, SupervisedOptions};
+
+/// How a kube-apiserver is started.
+#[derive(Debug, Clone)]
+pub struct ApiServerOptions {
+    /// Directory for its PKI, kubeconfig and log (created if missing).
+    pub dir: PathBuf,
+    /// `--etcd-servers`.
+    pub etcd_url: String,
+    /// `--etcd-prefix`: lets several API servers share one etcd without seeing each other.
+    pub etcd_prefix: String,
+    /// Keep the `ServiceAccount` admission plugin. It needs the controller-manager to create each
+    /// namespace's `default` ServiceAccount, so control planes without one turn it off (as
+    /// envtest does).
+    pub service_account_admission: bool,
+    /// See [`SupervisedOptions::die_with_parent`].
+    pub die_with_parent: bool,
+    /// The port, or `None` for a free one.
+    pub port: Option<u16>,
+    /// Extra subject alternative names for the serving certificate.
+    pub extra_sans: Vec<String>,
+    /// How long to wait for `/readyz`.
+    pub ready_timeout: Duration,
+}
+
+impl ApiServerOptions {
+    /// Defaults for a control plane in `dir` backed by `etcd_url`.
+    pub fn new(dir: impl Into<PathBuf>, etcd_url: impl Into<String>) -> Self {
+        Self {
+            dir: dir.into(),
+            etcd_url: etcd_url.into(),
+            etcd_prefix: "/registry".into(),
+            service_account_admission: false,
+            die_with_parent: false,
+            port: None,
+            extra_sans: vec![],
+            ready_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A running kube-apiserver. Dropping it kills the process.
+#[derive(Debug)]
+pub struct ApiServer {
+    process: Supervised,
+    port: u16,
+    pki: Pki,
+    dir: PathBuf,
+}
+
+// === impl ApiServer ===
+
+impl ApiServer {
+    /// The command-line flags for an API server on `port` using `pki`. Public so benchmarks run
+    /// a bare kube-apiserver with exactly the flags vcm uses.
+    pub fn args(opts: &ApiServerOptions, pki: &Pki, port: u16) -> Vec<String> {
+        let p = |path: PathBuf| path.display().to_string();
+        let mut args = vec![
+            format!("--etcd-servers={}", opts.etcd_url),
+            format!("--etcd-prefix={}", opts.etcd_prefix),
+            "--bind-address=127.0.0.1".into(),
+            format!("--secure-port={port}"),
+            format!("--cert-dir={}", opts.dir.display()),
+            format!("--tls-cert-file={}", p(pki.serving_cert())),
+            format!("--tls-private-key-file={}", p(pki.serving_key())),
+            format!("--client-ca-file={}", p(pki.ca_cert())),
+            "--authorization-mode=RBAC".into(),
+            format!("--service-account-issuer=https://127.0.0.1:{port}"),
+            format!("--service-account-key-file={}", p(pki.sa_pub())),
+            format!("--service-account-signing-key-file={}", p(pki.sa_key())),
+            "--service-cluster-ip-range=10.0.0.0/24".into(),
+            "--allow-privileged=true".into(),
+            "--profiling=false".into(),
+            // NB: a control plane per CI job has no audience for the endpoints reconciler's
+            // lease and would otherwise fight nothing; keep the default behaviour though, so
+            // `kubernetes` Service endpoints exist like on a real cluster.
+        ];
+        if !opts.service_account_admission {
+            args.push("--disable-admission-plugins=ServiceAccount".into());
+        }
+        args
+    }
+
+    /// Generate a PKI (or reuse the one in `opts.dir`), start the process and wait for
+    /// `/readyz`. On failure the error carries the tail of the API server's log.
+    pub async fn start(bins: &KubeBins, opts: &ApiServerOptions) -> anyhow::Result<Self> {
+        let program = bins.get("kube-apiserver")?;
+        std::fs::create_dir_all(&opts.dir)
+            .with_context(|| format!("creating {}", opts.dir.display()))?;
+        let pki = match Pki::existing(&opts.dir) {
+            Some(pki) => pki,
+            None => Pki::generate(&opts.dir, &opts.extra_sans)?,
+        };
+        let mut last_err = None;
+        for _ in 0..3 {
+            let port = match opts.port {
+                Some(p) => p,
+                None => free_port()?,
+            };
+            match Self::try_start(&program, opts, &pki, port).await {
+                Ok(server) => return Ok(server),
+                Err(e)
+                    if opts.port.is_none()
+                        && format!("{e:#}").contains("address already in use") =>
+                {
+                    last_err = Some(e)
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last_err.unwrap_or_else(|| anyhow::anyhow!("kube-apiserver did not start")))
+    }
+
+    async fn try_start(
+        program: &Path,
+        opts: &ApiServerOptions,
+        pki: &Pki,
+        port: u16,
+    ) -> anyhow::Result<Self> {
+        let sup = SupervisedOptions {
+            log_path: opts.dir.join("kube-apiserver.log"),
+            die_with_parent: opts.die_with_parent,
+            env: vec![],
+        };
+        let process = Supervised::spawn(
+            "kube-apiserver",
+            program,
+            &Self::args(opts, pki, port),
+            &sup,
+        )?;
+        let mut server = Self {
+            process,
+            port,
+            pki: pki.clone(),
+            dir: opts.dir.clone(),
+        };
+        server
+            .admin_kubeconfig()?
+            .write(&server.kubeconfig_path())?;
+        server.wait_ready(opts.ready_timeout).await?;
+        Ok(server)
+    }
+
+    /// Poll `/readyz` with the admin certificate until it answers 200.
+    pub async fn wait_ready(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        wait_ready(
+            &self.endpoint(),
+            &self.pki,
+            timeout,
+            Some(&mut self.process),
+        )
+        .await
+    }
+
+    /// `https://127.0.0.1:<port>`.
+    pub fn endpoint(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The PKI.
+    pub fn pki(&self) -> &Pki {
+        &self.pki
+    }
+
+    /// The directory holding PKI, kubeconfig and log.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Where the admin kubeconfig is written.
+    pub fn kubeconfig_path(&self) -> PathBuf {
+        self.dir.join("admin.kubeconfig")
+    }
+
+    /// The admin (`system:masters`) kubeconfig.
+    pub fn admin_kubeconfig(&self) -> anyhow::Result<Kubeconfig> {
+        Ok(Kubeconfig {
+            name: "vcm".into(),
+            server: self.endpoint(),
+            ca_pem: self.pki.ca_pem()?,
+            user: KubeconfigUser::ClientCert(self.pki.admin()?),
+            namespace: None,
+        })
+    }
+
+    /// An admin `kube::Client`.
+    pub async fn client(&self) -> anyhow::Result<kube::Client> {
+        self.admin_kubeconfig()?.client().await
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
+    /// The process handle.
+    pub fn process(&mut self) -> &mut Supervised {
+        &mut self.process
+    }
+
+    /// Let the process outlive this handle; returns its pid.
+    pub fn detach(self) -> u32 {
+        self.process.detach()
+    }
+}
+
+/// Poll `<endpoint>/readyz` with `pki`'s admin certificate until it answers 200, failing early
+/// (with its log) if `process` exits.
+pub async fn wait_ready(
+    endpoint: &str,
+    pki: &Pki,
+    timeout: Duration,
+    mut process: Option<&mut Supervised>,
+) -> anyhow::Result<()> {
+    let admin = pki.admin()?;
+    let http = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(pki.ca_pem()?.as_bytes())
+            .context("parsing the cluster CA")?])
+        .identity(
+            reqwest::Identity::from_pem(format!("{}{}", admin.cert_pem, admin.key_pem).as_bytes())
+                .context("loading the admin certificate")?,
+        )
+        .timeout(Duration::from_secs(2))
+        .build()
+        .context("building an HTTP client")?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(p) = process.as_deref_mut()
+            && let Some(status) = p.exit_status()
+        {
+            bail!(
+                "kube-apiserver exited ({status}) during start-up:\n{}",
+                p.log_tail(30)
+            );
+        }
+        let last = match http.get(format!("{endpoint}/readyz")).send().await {
+            Ok(resp) if resp.status().is_success() => return Ok(()),
+            Ok(resp) => format!("/readyz answered {}", resp.status()),
+            Err(e) => format!("{e}"),
+        };
+        if Instant::now() > deadline {
+            let log = process.map(|p| p.log_tail(30)).unwrap_or_default();
+            bail!("kube-apiserver at {endpoint} not ready after {timeout:?} ({last})\n{log}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -1,0 +1,152 @@
+//! An etcd server on loopback ports.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+
+use super::bins::KubeBins;
+use super::ports::free_port;
+use super::process::{Supervised, SupervisedOptions};
+
+/// How long etcd may take to answer `/health` before start-up counts as failed.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A running etcd. Dropping it kills the process (its data directory stays with its owner).
+#[derive(Debug)]
+pub struct Etcd {
+    process: Supervised,
+    client_url: String,
+    data_dir: PathBuf,
+}
+
+// === impl Etcd ===
+
+impl Etcd {
+    /// Start etcd with its data under `dir/etcd` and wait until it is healthy. Ports are picked
+    /// free; a port stolen between picking and binding is retried with new ports.
+    pub async fn start(bins: &KubeBins, dir: &Path, die_with_parent: bool) -> anyhow::Result<Self> {
+        Self::start_on(bins, dir, die_with_parent, None).await
+    }
+
+    /// Like [`Etcd::start`], on the given `(client, peer)` ports if any (a restarted etcd keeps
+    /// its port, so API servers pointing at it keep working).
+    pub async fn start_on(
+        bins: &KubeBins,
+        dir: &Path,
+        die_with_parent: bool,
+        ports: Option<(u16, u16)>,
+    ) -> anyhow::Result<Self> {
+        let program = bins.get("etcd")?;
+        let mut last_err = None;
+        for _ in 0..3 {
+            let ports = match ports {
+                Some(p) => p,
+                None => (free_port()?, free_port()?),
+            };
+            match Self::try_start(&program, dir, die_with_parent, ports).await {
+                Ok(etcd) => return Ok(etcd),
+                Err(e) if ports_free_to_retry(&e, ports) => last_err = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last_err.unwrap_or_else(|| anyhow::anyhow!("etcd did not start")))
+    }
+
+    async fn try_start(
+        program: &Path,
+        dir: &Path,
+        die_with_parent: bool,
+        (client, peer): (u16, u16),
+    ) -> anyhow::Result<Self> {
+        let data_dir = dir.join("etcd");
+        std::fs::create_dir_all(&data_dir).context("creating the etcd data directory")?;
+        let client_url = format!("http://127.0.0.1:{client}");
+        let peer_url = format!("http://127.0.0.1:{peer}");
+        let args = vec![
+            "--name=vcm".to_string(),
+            format!("--data-dir={}", data_dir.display()),
+            format!("--listen-client-urls={client_url}"),
+            format!("--advertise-client-urls={client_url}"),
+            format!("--listen-peer-urls={peer_url}"),
+            format!("--initial-advertise-peer-urls={peer_url}"),
+            format!("--initial-cluster=vcm={peer_url}"),
+            // NB: control planes here are disposable; fsync would dominate start-up time.
+            "--unsafe-no-fsync=true".to_string(),
+            "--log-level=warn".to_string(),
+        ];
+        let opts = SupervisedOptions {
+            log_path: dir.join("etcd.log"),
+            die_with_parent,
+            env: vec![],
+        };
+        let mut process = Supervised::spawn("etcd", program, &args, &opts)?;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .context("building an HTTP client")?;
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Some(status) = process.exit_status() {
+                bail!(
+                    "etcd exited ({status}) during start-up:\n{}",
+                    process.log_tail(20)
+                );
+            }
+            if let Ok(resp) = http.get(format!("{client_url}/health")).send().await
+                && resp.status().is_success()
+            {
+                return Ok(Self {
+                    process,
+                    client_url,
+                    data_dir,
+                });
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "etcd not healthy after {READY_TIMEOUT:?}:\n{}",
+                    process.log_tail(20)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The client port.
+    pub fn client_port(&self) -> u16 {
+        self.client_url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Let etcd outlive this handle (reaped by a thread); returns its pid.
+    pub fn detach(self) -> u32 {
+        self.process.detach()
+    }
+
+    /// `http://127.0.0.1:<port>`, for `--etcd-servers`.
+    pub fn url(&self) -> &str {
+        &self.client_url
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
+    /// The process handle.
+    pub fn process(&mut self) -> &mut Supervised {
+        &mut self.process
+    }
+}
+
+fn ports_free_to_retry(e: &anyhow::Error, _ports: (u16, u16)) -> bool {
+    format!("{e:#}").contains("address already in use")
+}

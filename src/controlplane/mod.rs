@@ -1,0 +1,23 @@
+//! Real Kubernetes control-plane processes on this machine.
+//!
+//! The local driver runs one `kube-apiserver` per virtual cluster against etcd, and the test bed
+//! starts the same processes (plus controller-manager, scheduler and kwok) for integration tests.
+//! Both use these pieces: [`KubeBins`] finds the binaries, [`Pki`] mints a cluster's CA and
+//! certificates, [`Supervised`] runs a process in its own process group and kills the whole group,
+//! [`Etcd`] and [`ApiServer`] start and wait for the two components.
+
+mod apiserver;
+mod bins;
+mod etcd;
+mod kubeconfig;
+mod pki;
+mod ports;
+mod process;
+
+pub use apiserver::{ApiServer, ApiServerOptions, wait_ready};
+pub use bins::{BUILD_COMMAND, KubeBins, MissingBinary, cache_key, pinned_kubernetes_minor};
+pub use etcd::Etcd;
+pub use kubeconfig::{Kubeconfig, KubeconfigUser};
+pub use pki::{ClientCert, Pki};
+pub use ports::free_port;
+pub use process::{Supervised, SupervisedOptions, find_processes, is_alive, kill_group, log_tail};

@@ -1,0 +1,193 @@
+//! Labels with Kubernetes label syntax, and equality selectors over them.
+
+use std::collections::BTreeMap;
+
+use super::InvalidField;
+
+/// At most this many labels on one cluster: they are indexed and shown in tables.
+const MAX_LABELS: usize = 64;
+
+/// A cluster's labels, each key and value valid Kubernetes label syntax.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(transparent)]
+pub struct Labels(BTreeMap<String, String>);
+
+// === impl Labels ===
+
+impl Labels {
+    /// Check every key and value; errors name the offending label as `labels.<key>`.
+    pub fn parse(map: BTreeMap<String, String>) -> Result<Self, InvalidField> {
+        if map.len() > MAX_LABELS {
+            return Err(InvalidField::new(
+                "labels",
+                format!("at most {MAX_LABELS} labels"),
+            ));
+        }
+        for (k, v) in &map {
+            check_key(k).map_err(|r| InvalidField::new(format!("labels.{k}"), r))?;
+            check_value(v).map_err(|r| InvalidField::new(format!("labels.{k}"), r))?;
+        }
+        Ok(Self(map))
+    }
+
+    /// The labels as a map.
+    pub fn as_map(&self) -> &BTreeMap<String, String> {
+        &self.0
+    }
+
+    /// One label's value.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(String::as_str)
+    }
+
+    /// Whether every requirement of `selector` holds.
+    pub fn matches(&self, selector: &LabelSelector) -> bool {
+        selector
+            .0
+            .iter()
+            .all(|(k, v)| self.get(k) == Some(v.as_str()))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Labels {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let map = BTreeMap::<String, String>::deserialize(d)?;
+        Labels::parse(map).map_err(serde::de::Error::custom)
+    }
+}
+
+/// `key=value` requirements, all of which must hold (`?label=a=b&label=c=d`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LabelSelector(Vec<(String, String)>);
+
+// === impl LabelSelector ===
+
+impl LabelSelector {
+    /// Parse `k=v` items (the `label` query parameter, repeatable).
+    pub fn parse<'a>(items: impl IntoIterator<Item = &'a str>) -> Result<Self, InvalidField> {
+        let mut reqs = Vec::new();
+        for item in items {
+            let (k, v) = item
+                .split_once('=')
+                .ok_or_else(|| InvalidField::new("label", format!("{item:?} is not key=value")))?;
+            check_key(k).map_err(|r| InvalidField::new("label", r))?;
+            check_value(v).map_err(|r| InvalidField::new("label", r))?;
+            reqs.push((k.to_owned(), v.to_owned()));
+        }
+        Ok(Self(reqs))
+    }
+
+    /// The requirements.
+    pub fn requirements(&self) -> &[(String, String)] {
+        &self.0
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+fn is_name_segment(s: &str, max: usize) -> Result<(), String> {
+    let b = s.as_bytes();
+    if b.is_empty() || b.len() > max {
+        return Err(format!("{s:?} must be 1 to {max} characters"));
+    }
+    let alnum = |c: &u8| c.is_ascii_alphanumeric();
+    if !alnum(&b[0]) || !alnum(&b[b.len() - 1]) {
+        return Err(format!("{s:?} must start and end with a letter or digit"));
+    }
+    if !b
+        .iter()
+        .all(|c| alnum(c) || matches!(c, b'-' | b'_' | b'.'))
+    {
+        return Err(format!(
+            "{s:?} may contain only letters, digits, '-', '_' and '.'"
+        ));
+    }
+    Ok(())
+}
+
+fn check_key(k: &str) -> Result<(), String> {
+    let (prefix, name) = match k.split_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, k),
+    };
+    if let Some(p) = prefix {
+        let ok = !p.is_empty()
+            && p.len() <= 253
+            && p.split('.').all(|part| {
+                let b = part.as_bytes();
+                !b.is_empty()
+                    && b.iter()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+                    && b[0] != b'-'
+                    && b[b.len() - 1] != b'-'
+            });
+        if !ok {
+            return Err(format!(
+                "key prefix {p:?} must be a DNS subdomain (e.g. example.com)"
+            ));
+        }
+    }
+    is_name_segment(name, 63).map_err(|e| format!("label key: {e}"))
+}
+
+fn check_value(v: &str) -> Result<(), String> {
+    if v.is_empty() {
+        return Ok(());
+    }
+    is_name_segment(v, 63).map_err(|e| format!("label value: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> Result<Labels, InvalidField> {
+        Labels::parse(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn kubernetes_label_syntax_is_accepted() {
+        let ok = [
+            ("repo", "acme-web"),
+            ("pr", "42"),
+            ("example.com/team", "web_1.x"),
+            ("sha", ""),
+        ];
+        for (k, v) in ok {
+            labels(&[(k, v)]).unwrap_or_else(|e| panic!("{k}={v}: {e}"));
+        }
+    }
+
+    #[test]
+    fn bad_labels_are_refused_naming_the_key() {
+        let bad = [
+            ("-repo", "x", "key starts with a dash"),
+            ("repo", "a b", "space in value"),
+            ("Example.com/x", "y", "uppercase prefix"),
+            ("x", &"a".repeat(64), "value too long"),
+            ("", "y", "empty key"),
+        ];
+        for (k, v, why) in bad {
+            let err = labels(&[(k, v)]).expect_err(why);
+            assert_eq!(err.field, format!("labels.{k}"), "{why}");
+        }
+    }
+
+    #[test]
+    fn selector_matches_only_when_every_requirement_holds() {
+        let l = labels(&[("repo", "web"), ("pr", "42")]).expect("valid");
+        let sel = |items: &[&str]| LabelSelector::parse(items.iter().copied()).expect("valid");
+        assert!(l.matches(&sel(&["repo=web"])));
+        assert!(l.matches(&sel(&["repo=web", "pr=42"])));
+        assert!(!l.matches(&sel(&["repo=web", "pr=43"])));
+        assert!(LabelSelector::parse(["novalue"]).is_err());
+    }
+}

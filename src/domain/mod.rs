@@ -1,0 +1,21 @@
+//! The cluster resource and its rules, free of any I/O: ids, names, durations, labels, the phase
+//! machine, events and API tokens. Everything here is parsed at the edge and trusted within.
+
+mod cluster;
+mod duration;
+mod error;
+mod labels;
+mod phase;
+mod principal;
+mod token;
+
+pub use cluster::{Cluster, ClusterEvent, ClusterId, ClusterName, DeleteReason, NewEvent};
+pub use duration::Ttl;
+pub use error::InvalidField;
+pub use labels::{LabelSelector, Labels};
+pub use phase::{InvalidTransition, Phase, PhaseEvent};
+pub use principal::Principal;
+pub use token::{ApiToken, TokenSecret};
+
+/// Timestamps everywhere are UTC instants.
+pub type Timestamp = jiff::Timestamp;

@@ -1,0 +1,317 @@
+//! The local driver: each cluster is a real kube-apiserver process on 127.0.0.1 with its own
+//! CA, serving certificate and service-account keys, backed by one etcd that vcm starts and
+//! supervises. Each cluster's data lives under its own etcd prefix (`/vcm/<id>/`).
+//!
+//! NB: one shared etcd, not one per cluster: it is already running when a cluster is created, so
+//! create-to-Ready is the API server's own start-up plus certificate generation. Deleting a
+//! cluster removes its prefix with etcd's JSON gateway (`/v3/kv/deleterange`).
+//!
+//! Processes are found by their command line (`--cert-dir=<root>/clusters/<id>`), not by pid
+//! files, so after a vcm crash or restart they are re-adopted or killed from what really runs.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use tokio::sync::Mutex;
+
+use super::{Driver, DriverError, Ensured};
+use crate::controlplane::{
+    ApiServer, ApiServerOptions, Etcd, KubeBins, Kubeconfig, KubeconfigUser, Pki, find_processes,
+    free_port, kill_group,
+};
+use crate::domain::{Cluster, ClusterId};
+
+/// How long a new API server may take to answer `/readyz`.
+const READY_TIMEOUT: Duration = Duration::from_secs(90);
+/// Grace between SIGTERM and SIGKILL when stopping an API server.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// Runs clusters as local processes under `root`.
+#[derive(Debug)]
+pub struct LocalDriver {
+    root: PathBuf,
+    bins: KubeBins,
+    /// Serialises etcd start-up and adoption; holds the client port once known.
+    etcd: Mutex<Option<u16>>,
+}
+
+// === impl LocalDriver ===
+
+impl LocalDriver {
+    /// A driver keeping its state under `root` (`<data-dir>/local`). Fails with the build
+    /// command if `etcd` or `kube-apiserver` cannot be found.
+    pub fn new(root: impl Into<PathBuf>, bins: KubeBins) -> anyhow::Result<Self> {
+        bins.get("etcd")?;
+        bins.get("kube-apiserver")?;
+        let root = root.into();
+        std::fs::create_dir_all(root.join("clusters"))?;
+        // NB: the command-line match below relies on an absolute, canonical root.
+        let root = root.canonicalize()?;
+        Ok(Self {
+            root,
+            bins,
+            etcd: Mutex::new(None),
+        })
+    }
+
+    fn cluster_dir(&self, id: &ClusterId) -> PathBuf {
+        self.root.join("clusters").join(id.as_str())
+    }
+
+    fn etcd_dir(&self) -> PathBuf {
+        self.root.join("etcd")
+    }
+
+    /// The API server process of cluster `id`, if one runs.
+    fn apiserver_pid(&self, id: &ClusterId) -> Option<u32> {
+        let flag = format!("--cert-dir={}", self.cluster_dir(id).display());
+        find_processes(&flag)
+            .into_iter()
+            .find(|(_, argv)| argv.contains(&flag))
+            .map(|(pid, _)| pid)
+    }
+
+    /// Start etcd, or adopt the one already running from our data directory; returns its port.
+    async fn ensure_etcd(&self) -> Result<u16, DriverError> {
+        let mut known = self.etcd.lock().await;
+        let data_flag = format!("--data-dir={}", self.etcd_dir().join("etcd").display());
+        let running = find_processes(&data_flag)
+            .into_iter()
+            .find(|(_, argv)| argv.contains(&data_flag));
+        if let Some((_, argv)) = running {
+            let port = argv
+                .iter()
+                .find_map(|a| a.strip_prefix("--listen-client-urls=http://127.0.0.1:"))
+                .and_then(|p| p.parse().ok());
+            if let Some(port) = port {
+                *known = Some(port);
+                return Ok(port);
+            }
+        }
+        // Reuse the last port when possible: API servers have it in their `--etcd-servers`.
+        let port_file = self.etcd_dir().join("ports");
+        let saved = std::fs::read_to_string(&port_file).ok().and_then(|s| {
+            let (c, p) = s.trim().split_once(' ')?;
+            Some((c.parse().ok()?, p.parse().ok()?))
+        });
+        std::fs::create_dir_all(self.etcd_dir())
+            .map_err(permanent("creating the etcd directory"))?;
+        let etcd = match Etcd::start_on(&self.bins, &self.etcd_dir(), false, saved).await {
+            Ok(e) => e,
+            Err(_) if saved.is_some() => Etcd::start_on(&self.bins, &self.etcd_dir(), false, None)
+                .await
+                .map_err(transient("starting etcd"))?,
+            Err(e) => return Err(transient("starting etcd")(e)),
+        };
+        let port = etcd.client_port();
+        let peer = free_port().unwrap_or(0);
+        let _ = std::fs::write(&port_file, format!("{port} {peer}"));
+        tracing::info!(port, pid = etcd.pid(), "started etcd for local clusters");
+        etcd.detach();
+        *known = Some(port);
+        Ok(port)
+    }
+
+    fn admin_kubeconfig_of(&self, id: &ClusterId, port: u16) -> Result<Kubeconfig, DriverError> {
+        let dir = self.cluster_dir(id);
+        let pki = Pki::existing(&dir).ok_or(DriverError::NotFound)?;
+        Ok(Kubeconfig {
+            name: id.to_string(),
+            server: format!("https://127.0.0.1:{port}"),
+            ca_pem: pki.ca_pem().map_err(transient("reading the cluster CA"))?,
+            user: KubeconfigUser::ClientCert(
+                pki.admin()
+                    .map_err(transient("reading the admin certificate"))?,
+            ),
+            namespace: None,
+        })
+    }
+
+    fn port_of(&self, id: &ClusterId) -> Option<u16> {
+        std::fs::read_to_string(self.cluster_dir(id).join("port"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    async fn delete_etcd_prefix(&self, id: &ClusterId) -> Result<(), DriverError> {
+        let port = self.ensure_etcd().await?;
+        let prefix = format!("/vcm/{id}/");
+        let end = format!("/vcm/{id}0"); // '0' is the byte after '/': the end of the prefix range
+        let body = serde_json::json!({"key": B64.encode(&prefix), "range_end": B64.encode(&end)});
+        let resp = reqwest::Client::new()
+            .post(format!("http://127.0.0.1:{port}/v3/kv/deleterange"))
+            .json(&body)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .map_err(transient("deleting the cluster's etcd keys"))?;
+        if !resp.status().is_success() {
+            return Err(DriverError::Transient(format!(
+                "etcd refused to delete {prefix}: {}",
+                resp.status()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Number of keys under the cluster's prefix (for leak checks).
+    pub async fn etcd_key_count(&self, id: &ClusterId) -> Result<u64, DriverError> {
+        let port = self.ensure_etcd().await?;
+        let body = serde_json::json!({
+            "key": B64.encode(format!("/vcm/{id}/")),
+            "range_end": B64.encode(format!("/vcm/{id}0")),
+            "count_only": true,
+        });
+        let resp: serde_json::Value = reqwest::Client::new()
+            .post(format!("http://127.0.0.1:{port}/v3/kv/range"))
+            .json(&body)
+            .send()
+            .await
+            .map_err(transient("counting etcd keys"))?
+            .json()
+            .await
+            .map_err(transient("counting etcd keys"))?;
+        Ok(resp["count"]
+            .as_str()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0))
+    }
+
+    /// The directory all state lives in.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+}
+
+#[async_trait]
+impl Driver for LocalDriver {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
+    #[tracing::instrument(skip_all, err(level = "warn"), fields(cluster.id = %cluster.id))]
+    async fn ensure(&self, cluster: &Cluster) -> Result<Ensured, DriverError> {
+        let etcd_port = self.ensure_etcd().await?;
+        let id = &cluster.id;
+        let dir = self.cluster_dir(id);
+        if let (Some(pid), Some(port)) = (self.apiserver_pid(id), self.port_of(id)) {
+            // Re-adopt: it runs; is it serving?
+            let pki = Pki::existing(&dir)
+                .ok_or_else(|| DriverError::Transient("cluster PKI missing".into()))?;
+            let endpoint = format!("https://127.0.0.1:{port}");
+            return match crate::controlplane::wait_ready(&endpoint, &pki, READY_TIMEOUT, None).await
+            {
+                Ok(()) => Ok(Ensured::Ready { endpoint }),
+                Err(e) => {
+                    tracing::warn!(pid, error = %format!("{e:#}"), "adopted kube-apiserver is not ready; restarting it");
+                    kill_group(pid);
+                    Err(DriverError::Transient(format!(
+                        "kube-apiserver was not ready and was restarted: {e:#}"
+                    )))
+                }
+            };
+        }
+        let mut opts = ApiServerOptions::new(&dir, format!("http://127.0.0.1:{etcd_port}"));
+        opts.etcd_prefix = format!("/vcm/{id}/registry");
+        opts.ready_timeout = READY_TIMEOUT;
+        opts.port = self
+            .port_of(id)
+            .filter(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok());
+        let server = ApiServer::start(&self.bins, &opts).await.map_err(|e| {
+            let msg = format!("{e:#}");
+            if msg.contains("not found (looked in") {
+                DriverError::Permanent(msg)
+            } else {
+                DriverError::Transient(msg)
+            }
+        })?;
+        std::fs::write(dir.join("port"), server.port().to_string())
+            .map_err(transient("recording the API server port"))?;
+        let endpoint = server.endpoint();
+        let pid = server.detach();
+        tracing::info!(pid, %endpoint, "kube-apiserver ready");
+        Ok(Ensured::Ready { endpoint })
+    }
+
+    #[tracing::instrument(skip_all, err(level = "warn"), fields(cluster.id = %id))]
+    async fn delete(&self, id: &ClusterId) -> Result<(), DriverError> {
+        if let Some(pid) = self.apiserver_pid(id) {
+            stop(pid).await;
+            if self.apiserver_pid(id).is_some() {
+                return Err(DriverError::Transient(format!(
+                    "kube-apiserver {pid} is still running"
+                )));
+            }
+        }
+        self.delete_etcd_prefix(id).await?;
+        let dir = self.cluster_dir(id);
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(DriverError::Transient(format!(
+                "removing {}: {e}",
+                dir.display()
+            ))),
+        }
+    }
+
+    async fn admin_kubeconfig(&self, cluster: &Cluster) -> Result<Kubeconfig, DriverError> {
+        let port = self.port_of(&cluster.id).ok_or(DriverError::NotFound)?;
+        self.admin_kubeconfig_of(&cluster.id, port)
+    }
+
+    async fn list_managed(&self) -> Result<Vec<ClusterId>, DriverError> {
+        let mut ids: Vec<ClusterId> = std::fs::read_dir(self.root.join("clusters"))
+            .map_err(transient("listing cluster directories"))?
+            .flatten()
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()
+                    .map(|s| ClusterId::from_stored(s.to_owned()))
+            })
+            .collect();
+        // Processes whose directory is gone still count (a crash between the two steps).
+        let prefix = format!("--cert-dir={}/", self.root.join("clusters").display());
+        for (_, argv) in find_processes(&prefix) {
+            if let Some(id) = argv.iter().find_map(|a| a.strip_prefix(&prefix)) {
+                let id = ClusterId::from_stored(id.trim_end_matches('/').to_owned());
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+        }
+        Ok(ids)
+    }
+}
+
+/// SIGTERM the process group, then SIGKILL after the grace period.
+async fn stop(pid: u32) {
+    let _ = nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let deadline = tokio::time::Instant::now() + STOP_GRACE;
+    while tokio::time::Instant::now() < deadline && crate::controlplane::is_alive(pid) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    kill_group(pid);
+    for _ in 0..100 {
+        if !crate::controlplane::is_alive(pid) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn transient<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> DriverError {
+    move |e| DriverError::Transient(format!("{what}: {e:#}"))
+}
+
+fn permanent<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> DriverError {
+    move |e| DriverError::Permanent(format!("{what}: {e:#}"))
+}

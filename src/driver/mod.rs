@@ -1,0 +1,71 @@
+//! How a virtual cluster is made. Everything above this module is driver-agnostic.
+//!
+//! Contract: every call is safe to repeat. `ensure` on a cluster that exists continues or
+//! confirms it; `delete` of a missing cluster succeeds. Errors say whether retrying can help.
+
+pub mod local;
+
+use async_trait::async_trait;
+
+use crate::controlplane::Kubeconfig;
+use crate::domain::{Cluster, ClusterId};
+
+/// A driver failure. `Transient` is retried with backoff; `Permanent` fails the cluster with the
+/// message, which must tell a person what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    /// Worth retrying (a process still starting, a host unreachable, a timeout).
+    #[error("{0}")]
+    Transient(String),
+    /// Retrying cannot help (a binary missing, bad values).
+    #[error("{0}")]
+    Permanent(String),
+    /// The driver has nothing for this cluster.
+    #[error("cluster not found on the driver")]
+    NotFound,
+}
+
+impl DriverError {
+    /// Stable label for metrics and events.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            DriverError::Transient(_) => "driver_transient",
+            DriverError::Permanent(_) => "driver_permanent",
+            DriverError::NotFound => "driver_not_found",
+        }
+    }
+}
+
+/// What `ensure` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ensured {
+    /// The control plane answers; `endpoint` is its API server URL.
+    Ready {
+        /// `https://…`.
+        endpoint: String,
+    },
+    /// Still coming up; call again later.
+    InProgress {
+        /// What it is waiting for.
+        message: String,
+    },
+}
+
+/// A back-end that makes virtual clusters.
+#[async_trait]
+pub trait Driver: Send + Sync + 'static {
+    /// Short name (`local`, `vcluster`).
+    fn name(&self) -> &'static str;
+
+    /// Create the cluster's control plane, or continue or confirm an earlier attempt.
+    async fn ensure(&self, cluster: &Cluster) -> Result<Ensured, DriverError>;
+
+    /// Remove everything the cluster had. Succeeds if there is nothing.
+    async fn delete(&self, id: &ClusterId) -> Result<(), DriverError>;
+
+    /// Admin access to the cluster's API (read on demand, never stored or handed to CI).
+    async fn admin_kubeconfig(&self, cluster: &Cluster) -> Result<Kubeconfig, DriverError>;
+
+    /// Ids of every cluster the driver holds resources for (for the orphan sweeper).
+    async fn list_managed(&self) -> Result<Vec<ClusterId>, DriverError>;
+}

@@ -1,0 +1,192 @@
+#![allow(clippy::unwrap_used)]
+
+use axum::{
+    http::{HeaderMap, Method, StatusCode},
+    routing::get,
+};
+use http_body_util::BodyExt as _;
+use serde_json::{Value, json};
+use tower::ServiceExt as _;
+
+use super::*;
+
+async fn mk_call(app: Router, request: Request<Body>) -> (StatusCode, HeaderMap, Value) {
+    crate::telemetry::init_for_tests();
+    let response = app.oneshot(request).await.unwrap();
+    let (parts, body) = response.into_parts();
+    let bytes = body.collect().await.unwrap().to_bytes();
+    let json = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|err| panic!("body {bytes:?} is not JSON: {err}"));
+    (parts.status, parts.headers, json)
+}
+
+fn mk_get(path: &str) -> Request<Body> {
+    Request::get(path).body(Body::empty()).unwrap()
+}
+
+/// A router with extra routes that fail in known ways.
+fn mk_failing_app() -> Router {
+    let routes = Router::new()
+        .route(
+            "/unauthenticated",
+            get(|| async {
+                ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", "no token")
+            }),
+        )
+        .route(
+            "/rate-limited",
+            get(|| async {
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "slow down")
+            }),
+        )
+        .route(
+            "/internal",
+            get(|| async { ApiError::internal(anyhow::anyhow!("db password is hunter2")) }),
+        )
+        .route("/panic", get(panicking));
+    with_middleware(routes, AppState::new())
+}
+
+async fn panicking() -> &'static str {
+    panic!("secret panic detail")
+}
+
+#[tokio::test]
+async fn healthz_answers_200_ok() {
+    // Act
+    let (status, _, body) = mk_call(router(AppState::new()), mk_get("/healthz")).await;
+
+    // Assert
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, json!({"status": "ok"}));
+}
+
+#[tokio::test]
+async fn readyz_answers_503_before_ready_and_200_after() {
+    // Arrange
+    let state = AppState::new();
+    let app = router(state.clone());
+
+    // Act
+    let (before, headers, body) = mk_call(app.clone(), mk_get("/readyz")).await;
+    state.readiness.set_ready();
+    let (after, _, ready_body) = mk_call(app, mk_get("/readyz")).await;
+
+    // Assert
+    assert_eq!(before, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(headers["retry-after"], "1");
+    assert_eq!(body["error"]["code"], "not_ready");
+    assert_eq!(body["error"]["message"], "service unavailable, retry later");
+    assert_eq!(after, StatusCode::OK);
+    assert_eq!(ready_body, json!({"status": "ready"}));
+}
+
+#[tokio::test]
+async fn unknown_route_answers_404_json_with_the_generated_request_id() {
+    // Act
+    let (status, headers, body) = mk_call(router(AppState::new()), mk_get("/nope")).await;
+
+    // Assert
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"]["code"], "not_found");
+    assert_eq!(body["error"]["message"], "no route for GET /nope");
+    let generated = headers["x-request-id"].to_str().unwrap();
+    assert!(!generated.is_empty());
+    assert_eq!(body["error"]["request_id"], generated);
+}
+
+#[tokio::test]
+async fn request_id_from_the_client_is_echoed_in_header_and_error_body() {
+    // Arrange
+    let request = Request::get("/nope")
+        .header("x-request-id", "ci-run-42")
+        .body(Body::empty())
+        .unwrap();
+
+    // Act
+    let (_, headers, body) = mk_call(router(AppState::new()), request).await;
+
+    // Assert
+    assert_eq!(headers["x-request-id"], "ci-run-42");
+    assert_eq!(body["error"]["request_id"], "ci-run-42");
+}
+
+#[tokio::test]
+async fn wrong_method_answers_405_json_and_lists_allowed_methods() {
+    // Arrange
+    let request = Request::delete("/healthz").body(Body::empty()).unwrap();
+
+    // Act
+    let (status, headers, body) = mk_call(router(AppState::new()), request).await;
+
+    // Assert
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(body["error"]["code"], "method_not_allowed");
+    assert!(headers["allow"].to_str().unwrap().contains("GET"));
+}
+
+#[tokio::test]
+async fn body_over_the_limit_answers_413_json() {
+    // Arrange
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri("/healthz")
+        .header("content-length", MAX_REQUEST_BODY_BYTES + 1)
+        .body(Body::from(vec![b'x'; MAX_REQUEST_BODY_BYTES + 1]))
+        .unwrap();
+
+    // Act
+    let (status, headers, body) = mk_call(router(AppState::new()), request).await;
+
+    // Assert
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(headers["content-type"], "application/json");
+    assert_eq!(body["error"]["code"], "payload_too_large");
+    assert!(body["error"]["request_id"].is_string());
+}
+
+#[tokio::test]
+async fn error_statuses_carry_the_headers_the_contract_requires() {
+    // Table: (path, status, header, value, reason).
+    let cases = [
+        (
+            "/unauthenticated",
+            StatusCode::UNAUTHORIZED,
+            "www-authenticate",
+            "Bearer",
+            "401",
+        ),
+        (
+            "/rate-limited",
+            StatusCode::TOO_MANY_REQUESTS,
+            "retry-after",
+            "5",
+            "429 default",
+        ),
+    ];
+
+    for (path, expected_status, header, value, reason) in cases {
+        // Act
+        let (status, headers, _) = mk_call(mk_failing_app(), mk_get(path)).await;
+
+        // Assert
+        assert_eq!(status, expected_status, "{reason}");
+        assert_eq!(headers[header], value, "{reason}");
+    }
+}
+
+#[tokio::test]
+async fn server_errors_and_panics_answer_an_opaque_500() {
+    for path in ["/internal", "/panic"] {
+        // Act
+        let (status, _, body) = mk_call(mk_failing_app(), mk_get(path)).await;
+
+        // Assert
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{path}");
+        assert_eq!(body["error"]["code"], "internal", "{path}");
+        assert_eq!(body["error"]["message"], "internal error", "{path}");
+        assert!(body["error"]["request_id"].is_string(), "{path}");
+        assert!(!body.to_string().contains("secret"), "{path}: {body}");
+        assert!(!body.to_string().contains("hunter2"), "{path}: {body}");
+    }
+}

@@ -1,0 +1,35 @@
+//! vcm: temporary Kubernetes clusters for CI/CD, on demand, behind a secure REST API.
+//!
+//! One library holds the whole application; `src/main.rs` only parses arguments, initialises
+//! telemetry and dispatches here, so tests and other binaries reuse everything.
+#![forbid(unsafe_code)]
+
+/// The /v1 wire types shared by the HTTP handlers, the client and the CLI.
+pub mod api;
+/// Command-line interface: `vcm server`, `vcm cluster …`; argument parsing and dispatch.
+pub mod cli;
+/// Layered configuration: defaults < TOML file < `VCM_*` environment < flags.
+pub mod config;
+/// Real Kubernetes control-plane processes (etcd, kube-apiserver) with their own PKI: the
+/// building blocks of the local driver and of the test bed.
+pub mod controlplane;
+/// The cluster resource and its rules (ids, names, durations, labels, phases, tokens); no I/O.
+pub mod domain;
+/// How virtual clusters are made: the `Driver` trait and the local driver.
+pub mod driver;
+/// The crate error: typed module errors combined, with kinds and metric labels.
+pub mod error;
+/// HTTP door: the axum router, health endpoints and error mapping.
+pub mod http;
+/// `Server::build(config)` and `run_until_stopped(shutdown)`: wiring of every long-running task.
+pub mod server;
+/// The use-cases every door calls: create, get, list, update, delete, kubeconfig, keepalive.
+pub mod service;
+/// Where state lives: the `Store` trait, SQLite backend and conformance suite.
+pub mod store;
+/// Logging set-up (JSON or pretty) with an `EnvFilter`.
+pub mod telemetry;
+/// Test support: a Kubernetes test bed of real binaries on loopback ports (tier A: etcd +
+/// kube-apiserver; tier B: + controller-manager, scheduler and a kwok node).
+#[cfg(feature = "testing")]
+pub mod testing;

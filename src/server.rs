@@ -1,0 +1,187 @@
+//! The running server: binds the listener, serves the router, and shuts down in order.
+
+use std::{net::SocketAddr, time::Duration};
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    config::Config,
+    http::{self, AppState},
+};
+
+/// A built server, bound and ready to run; build it, read [`Server::addr`], then run it.
+#[derive(Debug)]
+pub struct Server {
+    listener: TcpListener,
+    addr: SocketAddr,
+    state: AppState,
+    shutdown_grace: Duration,
+}
+
+// === impl Server ===
+
+impl Server {
+    /// Binds `config.listen` (port 0 picks a free port) and prepares everything to serve.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        Self::build_with_listener(config, listener)
+    }
+
+    /// Like [`Server::build`], on a listener the caller bound already; `config.listen` is
+    /// ignored, but the listener's address must pass the same plain-HTTP rule.
+    pub fn build_with_listener(config: Config, listener: TcpListener) -> anyhow::Result<Self> {
+        let addr = listener
+            .local_addr()
+            .context("reading the listener's address")?;
+        config.ensure_listen_allowed(addr)?;
+        Ok(Self {
+            listener,
+            addr,
+            state: AppState::new(),
+            shutdown_grace: config.shutdown_grace(),
+        })
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting, turns `/readyz` to 503, and
+    /// lets in-flight requests finish for at most `shutdown_grace`; connections still open
+    /// after that are dropped.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Self {
+            listener,
+            addr,
+            state,
+            shutdown_grace,
+        } = self;
+        let readiness = state.readiness.clone();
+        let draining = CancellationToken::new();
+        let signal = {
+            let (readiness, draining) = (readiness.clone(), draining.clone());
+            async move {
+                shutdown.await;
+                tracing::info!(grace_secs = shutdown_grace.as_secs(), "shutting down");
+                readiness.set_not_ready();
+                draining.cancel();
+            }
+        };
+        let serve = axum::serve(listener, http::router(state)).with_graceful_shutdown(signal);
+
+        // NB: ready before the serve loop starts is fine: the socket is bound, so early
+        // connections wait in the backlog instead of being refused.
+        readiness.set_ready();
+        tracing::info!(%addr, "listening");
+        tokio::select! {
+            served = serve.into_future() => served.context("serving HTTP")?,
+            () = async {
+                draining.cancelled().await;
+                tokio::time::sleep(shutdown_grace).await;
+            } => {
+                tracing::warn!(
+                    grace_secs = shutdown_grace.as_secs(),
+                    "requests still in flight after the shutdown grace period; dropping them"
+                );
+            }
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Resolves when the process receives SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+
+    let wait_for = |kind: SignalKind, name: &'static str| async move {
+        match signal(kind) {
+            Ok(mut stream) => {
+                stream.recv().await;
+                tracing::info!(signal = name, "received shutdown signal");
+            }
+            Err(err) => {
+                // The other signal still works; never resolving here must not stop the server.
+                tracing::error!(signal = name, error = %err, "cannot listen for signal");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = wait_for(SignalKind::terminate(), "SIGTERM") => {}
+        () = wait_for(SignalKind::interrupt(), "SIGINT") => {}
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn server_serves_healthz_on_port_0_and_stops_when_signalled() {
+        // Arrange
+        crate::telemetry::init_for_tests();
+        let config = Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            ..Config::default()
+        };
+        let server = Server::build(config).await.unwrap();
+        let addr = server.addr();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let running = tokio::spawn(server.run_until_stopped(async move {
+            let _ = stopped.await;
+        }));
+        let client = reqwest::Client::new();
+
+        // Act
+        let health = client
+            .get(format!("http://{addr}/healthz"))
+            .send()
+            .await
+            .unwrap();
+        let health_status = health.status();
+        let health_body: serde_json::Value = health.json().await.unwrap();
+        let ready = client
+            .get(format!("http://{addr}/readyz"))
+            .send()
+            .await
+            .unwrap();
+        stop.send(()).unwrap();
+        let outcome = tokio::time::timeout(Duration::from_secs(10), running).await;
+
+        // Assert
+        assert_ne!(addr.port(), 0);
+        assert_eq!(health_status, reqwest::StatusCode::OK);
+        assert_eq!(health_body, serde_json::json!({"status": "ok"}));
+        assert_eq!(ready.status(), reqwest::StatusCode::OK);
+        outcome
+            .expect("the server stops within the timeout")
+            .unwrap()
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn server_refuses_a_non_loopback_listener_without_permission() {
+        // Arrange
+        let listener = TcpListener::bind("0.0.0.0:0").await.unwrap();
+
+        // Act
+        let result = Server::build_with_listener(Config::default(), listener);
+
+        // Assert
+        let err = result.unwrap_err();
+        assert!(
+            err.to_string().contains("allow_plain_http_non_loopback"),
+            "{err:#}"
+        );
+    }
+}

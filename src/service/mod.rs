@@ -1,0 +1,107 @@
+//! The use-cases every door calls (HTTP today; webhooks and the CRD controller later). Parsing,
+//! defaults, policy bounds, idempotency and events happen here, once.
+
+mod clusters;
+mod credentials;
+
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
+use crate::domain::Ttl;
+use crate::driver::Driver;
+use crate::store::Store;
+
+pub use clusters::IdempotencyKey;
+pub use credentials::{CI_NAMESPACE, CI_SERVICE_ACCOUNT, mint_ci_kubeconfig};
+
+/// Defaults and bounds for new clusters (from configuration).
+#[derive(Debug, Clone)]
+pub struct ClusterPolicy {
+    /// Size used when a request names none.
+    pub default_size: String,
+    /// Every size a request may name.
+    pub sizes: Vec<String>,
+    /// Kubernetes version used when a request names none.
+    pub default_kubernetes_version: String,
+    /// Every version a request may name.
+    pub kubernetes_versions: Vec<String>,
+    /// TTL used when a request names none.
+    pub default_ttl: Ttl,
+    /// Longest TTL a request may ask for.
+    pub max_ttl: Ttl,
+    /// Idle timeout used when a request names none (`None`: no idle deletion by default).
+    pub default_idle_timeout: Option<Ttl>,
+    /// The host every cluster lands on (the local driver has one).
+    pub host: String,
+    /// Longest kubeconfig token a request may ask for.
+    pub max_kubeconfig_ttl: Ttl,
+}
+
+impl Default for ClusterPolicy {
+    fn default() -> Self {
+        Self {
+            default_size: "small".into(),
+            sizes: vec!["small".into(), "medium".into(), "large".into()],
+            default_kubernetes_version: "1.36".into(),
+            kubernetes_versions: vec!["1.36".into()],
+            default_ttl: Ttl::from_secs(2 * 3600),
+            max_ttl: Ttl::from_secs(7 * 86_400),
+            default_idle_timeout: None,
+            host: "local".into(),
+            max_kubeconfig_ttl: Ttl::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// The cluster use-cases with what they need.
+#[derive(Clone)]
+pub struct ClusterService {
+    store: Arc<dyn Store>,
+    driver: Arc<dyn Driver>,
+    policy: Arc<ClusterPolicy>,
+    wake: Arc<Notify>,
+}
+
+impl std::fmt::Debug for ClusterService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterService")
+            .field("driver", &self.driver.name())
+            .finish_non_exhaustive()
+    }
+}
+
+// === impl ClusterService ===
+
+impl ClusterService {
+    /// A service over `store` and `driver`; `wake` is notified whenever the reconciler has new
+    /// work (a create or delete), so it need not wait for its next poll.
+    pub fn new(
+        store: Arc<dyn Store>,
+        driver: Arc<dyn Driver>,
+        policy: ClusterPolicy,
+        wake: Arc<Notify>,
+    ) -> Self {
+        Self {
+            store,
+            driver,
+            policy: Arc::new(policy),
+            wake,
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The driver.
+    pub fn driver(&self) -> &Arc<dyn Driver> {
+        &self.driver
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &ClusterPolicy {
+        &self.policy
+    }
+}

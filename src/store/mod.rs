@@ -1,0 +1,160 @@
+//! Where state lives: one narrow async trait, backends chosen by URL at start-up, and one
+//! conformance suite every backend passes.
+//!
+//! Every write that changes a cluster carries the version it read (`Cluster::version`); the store
+//! refuses a stale one with [`StoreError::Conflict`], so a lost update is impossible. A cluster
+//! and the events describing its change are written in one transaction.
+
+#[cfg(any(test, feature = "testing"))]
+pub mod conformance;
+mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::domain::{
+    ApiToken, Cluster, ClusterEvent, ClusterId, LabelSelector, NewEvent, Phase, Timestamp,
+};
+
+pub use sqlite::SqliteStore;
+
+/// What a store can fail with. Callers branch on `NotFound` and `Conflict`; everything else is
+/// `Unavailable` (retry later) or `Other`.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No such record.
+    #[error("not found")]
+    NotFound,
+    /// A uniqueness rule or a version check refused the write.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The database cannot be reached or is locked; worth retrying.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else.
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+/// Which clusters to list.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterFilter {
+    /// Only this phase.
+    pub phase: Option<Phase>,
+    /// Only this owner.
+    pub owner: Option<String>,
+    /// Every label requirement must hold.
+    pub labels: LabelSelector,
+    /// At most this many (the store caps it).
+    pub limit: usize,
+    /// Continue after this position (from a previous page's `next_cursor`).
+    pub after: Option<Cursor>,
+}
+
+/// A position in the cluster listing order (`created_at`, then `id`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    /// Creation time in milliseconds since the epoch.
+    pub created_ms: i64,
+    /// Tie-breaker.
+    pub id: String,
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    /// The items.
+    pub items: Vec<T>,
+    /// Where the next page starts, if there is one.
+    pub next: Option<Cursor>,
+}
+
+/// A stored idempotency key: a retried create returns the same cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyRecord {
+    /// The principal that used the key (keys are per principal).
+    pub principal: String,
+    /// The key.
+    pub key: String,
+    /// A hash of the request body, to refuse the same key with a different body.
+    pub request_hash: String,
+    /// The cluster it created.
+    pub cluster_id: ClusterId,
+}
+
+/// The storage contract. Implementations: [`SqliteStore`] (PostgreSQL later).
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Cheap liveness check (for `/readyz`).
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Insert a new cluster with its first event and, optionally, its idempotency key.
+    /// `Conflict` if a live cluster has the same name or the key is taken.
+    async fn insert_cluster(
+        &self,
+        cluster: &Cluster,
+        event: &NewEvent,
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> Result<(), StoreError>;
+
+    /// One cluster by id.
+    async fn get_cluster(&self, id: &ClusterId) -> Result<Option<Cluster>, StoreError>;
+
+    /// The live (not `Deleted`) cluster with this name.
+    async fn get_live_by_name(&self, name: &str) -> Result<Option<Cluster>, StoreError>;
+
+    /// A page of clusters in (`created_at`, `id`) order.
+    async fn list_clusters(&self, filter: &ClusterFilter) -> Result<Page<Cluster>, StoreError>;
+
+    /// Write `cluster` if its stored version is still `cluster.version`, with `events`; returns
+    /// the cluster with its new version. `Conflict` if someone else wrote first, `NotFound` if
+    /// it is gone.
+    async fn update_cluster(
+        &self,
+        cluster: &Cluster,
+        events: &[NewEvent],
+    ) -> Result<Cluster, StoreError>;
+
+    /// Events of one cluster, oldest first.
+    async fn list_events(&self, id: &ClusterId) -> Result<Vec<ClusterEvent>, StoreError>;
+
+    /// Clusters the reconciler should look at now: not `Deleted`, not a cleaned-up `Failed`,
+    /// and `next_reconcile_at <= now`; at most `limit`, most overdue first.
+    async fn due_clusters(&self, now: Timestamp, limit: usize) -> Result<Vec<Cluster>, StoreError>;
+
+    /// Every cluster that is not `Deleted` (for the sweeper and start-up adoption).
+    async fn live_clusters(&self) -> Result<Vec<Cluster>, StoreError>;
+
+    /// The idempotency record of `(principal, key)`.
+    async fn get_idempotency(
+        &self,
+        principal: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError>;
+
+    /// Remove `Deleted` and `Failed` clusters (and their events and keys) that ended before
+    /// `before`; returns how many.
+    async fn purge_ended(&self, before: Timestamp) -> Result<u64, StoreError>;
+
+    /// Store a token (hash only).
+    async fn insert_token(&self, token: &ApiToken) -> Result<(), StoreError>;
+
+    /// The token with this hash.
+    async fn token_by_hash(&self, hash: &str) -> Result<Option<ApiToken>, StoreError>;
+
+    /// Every token, newest first.
+    async fn list_tokens(&self) -> Result<Vec<ApiToken>, StoreError>;
+
+    /// Mark a token revoked; `NotFound` if there is no such id.
+    async fn revoke_token(&self, id: &str, at: Timestamp) -> Result<(), StoreError>;
+}
+
+/// Open the store a URL names: `sqlite://<path>` (created if missing) or `sqlite::memory:`.
+pub async fn open(url: &str) -> anyhow::Result<Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::open(url).await?))
+    } else {
+        anyhow::bail!("unsupported store URL {url:?}: use sqlite://<path>")
+    }
+}

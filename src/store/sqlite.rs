@@ -1,0 +1,691 @@
+//! The embedded store: one SQLite file in WAL mode (or an in-memory database for tests).
+//!
+//! Writes run in `BEGIN IMMEDIATE` transactions: they take SQLite's single write lock up front
+//! and wait for it (`busy_timeout`) instead of failing half-way when another writer got there
+//! first. Live-name uniqueness is a partial unique index, so the database, not a read-then-write
+//! check, decides between two concurrent creates.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{AssertSqlSafe, Row as _, Sqlite, Transaction};
+
+use super::{ClusterFilter, Cursor, IdempotencyRecord, Page, Store, StoreError};
+use crate::domain::{
+    ApiToken, Cluster, ClusterEvent, ClusterId, ClusterName, DeleteReason, Labels, NewEvent, Phase,
+    Timestamp, Ttl,
+};
+
+/// How long a statement waits for SQLite's write lock before giving up as `Unavailable`.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// SQLite has one writer at a time, so a few connections are enough for concurrent readers.
+const MAX_CONNECTIONS: u32 = 8;
+/// Page size when the caller asks for 0, and the largest page we hand out.
+const DEFAULT_LIMIT: usize = 100;
+const MAX_LIMIT: usize = 500;
+/// Takes the write lock at once, so a transaction never has to upgrade a read lock (which SQLite
+/// refuses with `SQLITE_BUSY` without waiting).
+const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+
+/// Every column of `clusters` (rows are read by column name).
+macro_rules! cluster_cols {
+    () => {
+        "id, created_ms, version, name, owner, team, phase, message, size, kubernetes_version, \
+         ttl_secs, idle_timeout_secs, host, labels, ready_ms, expires_ms, last_activity_ms, \
+         deleted_ms, endpoint, delete_reason, attempts, next_reconcile_ms, cleaned_up"
+    };
+}
+
+/// `SELECT <every token column> FROM api_tokens <tail>`.
+macro_rules! select_tokens {
+    ($tail:literal) => {
+        concat!(
+            "SELECT id, name, hash, role, team, created_ms, expires_ms, revoked_ms FROM api_tokens ",
+            $tail
+        )
+    };
+}
+
+/// `SELECT <every cluster column> FROM clusters <tail>`, as one `&'static str` (what
+/// `sqlx::query` takes without `AssertSqlSafe`).
+macro_rules! select_clusters {
+    ($tail:literal) => {
+        concat!("SELECT ", cluster_cols!(), " FROM clusters ", $tail)
+    };
+}
+
+type Query<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments>;
+type StoreResult<T> = Result<T, StoreError>;
+type FromRow<T> = fn(&SqliteRow) -> StoreResult<T>;
+
+/// [`Store`] on SQLite: `sqlite://<path>` for a file, `sqlite::memory:` for tests.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+// === impl SqliteStore ===
+
+impl SqliteStore {
+    /// Open (creating the file and its directory if needed) and migrate the database at `url`.
+    pub async fn open(url: &str) -> anyhow::Result<Self> {
+        let opts = SqliteConnectOptions::from_str(url)
+            .with_context(|| format!("parsing SQLite URL {url:?}"))?
+            .create_if_missing(true)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let pool = if url.contains(":memory:") || url.contains("mode=memory") {
+            // NB: an in-memory database lives as long as its connection. One connection that is
+            // never retired keeps every query on the same database.
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .connect_with(opts)
+                .await
+        } else {
+            if let Some(dir) = opts
+                .get_filename()
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+            {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating directory {}", dir.display()))?;
+            }
+            let opts = opts
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal);
+            let pool = SqlitePoolOptions::new().max_connections(MAX_CONNECTIONS);
+            pool.connect_with(opts).await
+        }
+        .with_context(|| format!("opening SQLite database {url:?}"))?;
+        let migrator = sqlx::migrate!("./migrations/sqlite");
+        migrator
+            .run(&pool)
+            .await
+            .context("running SQLite migrations")?;
+        Ok(Self { pool })
+    }
+
+    async fn begin_write(&self, doing: &str) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        self.pool.begin_with(BEGIN_WRITE).await.doing(doing)
+    }
+
+    /// Every row of `q`, converted by `from_row`.
+    async fn all<T>(&self, q: Query<'_>, from_row: FromRow<T>, doing: &str) -> StoreResult<Vec<T>> {
+        let rows = q.fetch_all(&self.pool).await.doing(doing)?;
+        rows.iter().map(from_row).collect()
+    }
+
+    /// The row of `q`, if any, converted by `from_row`.
+    async fn one<T>(
+        &self,
+        q: Query<'_>,
+        from_row: FromRow<T>,
+        doing: &str,
+    ) -> StoreResult<Option<T>> {
+        let row = q.fetch_optional(&self.pool).await.doing(doing)?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    /// Run `q`; how many rows it changed.
+    async fn exec(&self, q: Query<'_>, doing: &str) -> StoreResult<u64> {
+        Ok(q.execute(&self.pool).await.doing(doing)?.rows_affected())
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.exec(sqlx::query("SELECT 1"), "ping").await.map(drop)
+    }
+
+    async fn insert_cluster(
+        &self,
+        cluster: &Cluster,
+        event: &NewEvent,
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> Result<(), StoreError> {
+        let doing = &format!("inserting cluster {}", cluster.name);
+        let mut tx = self.begin_write(doing).await?;
+        let sql = concat!(
+            "INSERT INTO clusters (",
+            cluster_cols!(),
+            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        );
+        let q = sqlx::query(sql)
+            .bind(cluster.id.as_str())
+            .bind(cluster.created_at.as_millisecond());
+        let q = bind_mutable(q.bind(cluster.version), cluster)?;
+        q.execute(&mut *tx).await.doing(doing)?;
+        insert_event(&mut tx, &cluster.id, event).await?;
+        if let Some(rec) = idempotency {
+            sqlx::query(
+                "INSERT INTO idempotency_keys (principal, key, request_hash, cluster_id, created_ms) \
+                 VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(&rec.principal)
+            .bind(&rec.key)
+            .bind(&rec.request_hash)
+            .bind(rec.cluster_id.as_str())
+            .bind(cluster.created_at.as_millisecond())
+            .execute(&mut *tx)
+            .await
+            .doing(doing)?;
+        }
+        tx.commit().await.doing(doing)
+    }
+
+    async fn get_cluster(&self, id: &ClusterId) -> Result<Option<Cluster>, StoreError> {
+        let q = sqlx::query(select_clusters!("WHERE id = ?")).bind(id.as_str());
+        self.one(q, cluster_from_row, "reading a cluster").await
+    }
+
+    async fn get_live_by_name(&self, name: &str) -> Result<Option<Cluster>, StoreError> {
+        let q = sqlx::query(select_clusters!("WHERE name = ? AND phase <> 'Deleted'")).bind(name);
+        self.one(q, cluster_from_row, "reading a cluster by name")
+            .await
+    }
+
+    async fn list_clusters(&self, filter: &ClusterFilter) -> Result<Page<Cluster>, StoreError> {
+        let limit = match filter.limit {
+            0 => DEFAULT_LIMIT,
+            n => n.min(MAX_LIMIT),
+        };
+        // NB: the SQL varies only in how many fixed fragments it repeats; every value, label keys
+        // included, is a bound parameter, so no input reaches the SQL text. `json_each` rather
+        // than `json_extract(labels, '$."key"')` means no key ever needs quoting in a JSON path.
+        let mut sql = String::from(select_clusters!("WHERE 1 = 1"));
+        if filter.phase.is_some() {
+            sql.push_str(" AND phase = ?");
+        }
+        if filter.owner.is_some() {
+            sql.push_str(" AND owner = ?");
+        }
+        for _ in filter.labels.requirements() {
+            sql.push_str(
+                " AND EXISTS (SELECT 1 FROM json_each(labels) WHERE key = ? AND value = ?)",
+            );
+        }
+        if filter.after.is_some() {
+            sql.push_str(" AND (created_ms > ? OR (created_ms = ? AND id > ?))");
+        }
+        sql.push_str(" ORDER BY created_ms, id LIMIT ?");
+
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        if let Some(phase) = filter.phase {
+            q = q.bind(phase.as_str());
+        }
+        if let Some(owner) = &filter.owner {
+            q = q.bind(owner);
+        }
+        for (k, v) in filter.labels.requirements() {
+            q = q.bind(k).bind(v);
+        }
+        if let Some(after) = &filter.after {
+            q = q
+                .bind(after.created_ms)
+                .bind(after.created_ms)
+                .bind(&after.id);
+        }
+        // One more than asked tells whether another page follows.
+        q = q.bind(to_i64(limit + 1)?);
+
+        let mut items = self.all(q, cluster_from_row, "listing clusters").await?;
+        let more = items.len() > limit;
+        items.truncate(limit);
+        let next = items.last().filter(|_| more).map(|c| Cursor {
+            created_ms: c.created_at.as_millisecond(),
+            id: c.id.as_str().to_owned(),
+        });
+        Ok(Page { items, next })
+    }
+
+    async fn update_cluster(
+        &self,
+        cluster: &Cluster,
+        events: &[NewEvent],
+    ) -> Result<Cluster, StoreError> {
+        let doing = &format!("updating cluster {}", cluster.id);
+        let mut tx = self.begin_write(doing).await?;
+        // NB: `id` and `created_at` are fixed at insert (the listing order must not move), so
+        // they are not written here. RETURNING hands back exactly what was stored.
+        let sql = concat!(
+            "UPDATE clusters SET name = ?, owner = ?, team = ?, phase = ?, message = ?, size = ?, \
+             kubernetes_version = ?, ttl_secs = ?, idle_timeout_secs = ?, host = ?, labels = ?, \
+             ready_ms = ?, expires_ms = ?, last_activity_ms = ?, deleted_ms = ?, endpoint = ?, \
+             delete_reason = ?, attempts = ?, next_reconcile_ms = ?, cleaned_up = ?, \
+             version = version + 1 WHERE id = ? AND version = ? RETURNING ",
+            cluster_cols!()
+        );
+        let q = bind_mutable(sqlx::query(sql), cluster)?;
+        let q = q.bind(cluster.id.as_str()).bind(cluster.version);
+        let Some(row) = q.fetch_optional(&mut *tx).await.doing(doing)? else {
+            let exists = sqlx::query("SELECT 1 FROM clusters WHERE id = ?")
+                .bind(cluster.id.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .doing(doing)?;
+            return Err(match exists {
+                None => StoreError::NotFound,
+                Some(_) => StoreError::Conflict(format!(
+                    "cluster {} was changed concurrently (version {} is stale)",
+                    cluster.id, cluster.version
+                )),
+            });
+        };
+        let updated = cluster_from_row(&row)?;
+        for event in events {
+            insert_event(&mut tx, &cluster.id, event).await?;
+        }
+        tx.commit().await.doing(doing)?;
+        Ok(updated)
+    }
+
+    async fn list_events(&self, id: &ClusterId) -> Result<Vec<ClusterEvent>, StoreError> {
+        let sql = "SELECT id, cluster_id, at_ms, kind, from_phase, to_phase, reason, message \
+                   FROM cluster_events WHERE cluster_id = ? ORDER BY id";
+        let q = sqlx::query(sql).bind(id.as_str());
+        self.all(q, event_from_row, "listing events").await
+    }
+
+    async fn due_clusters(&self, now: Timestamp, limit: usize) -> Result<Vec<Cluster>, StoreError> {
+        let sql = select_clusters!(
+            "WHERE phase <> 'Deleted' AND NOT (phase = 'Failed' AND cleaned_up = 1) \
+             AND next_reconcile_ms <= ? ORDER BY next_reconcile_ms, id LIMIT ?"
+        );
+        let q = sqlx::query(sql)
+            .bind(now.as_millisecond())
+            .bind(to_i64(limit)?);
+        self.all(q, cluster_from_row, "reading due clusters").await
+    }
+
+    async fn live_clusters(&self) -> Result<Vec<Cluster>, StoreError> {
+        let sql = select_clusters!("WHERE phase <> 'Deleted' ORDER BY created_ms, id");
+        self.all(sqlx::query(sql), cluster_from_row, "reading live clusters")
+            .await
+    }
+
+    async fn get_idempotency(
+        &self,
+        principal: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let sql = "SELECT principal, key, request_hash, cluster_id FROM idempotency_keys \
+                   WHERE principal = ? AND key = ?";
+        let q = sqlx::query(sql).bind(principal).bind(key);
+        self.one(q, idempotency_from_row, "reading an idempotency key")
+            .await
+    }
+
+    async fn purge_ended(&self, before: Timestamp) -> Result<u64, StoreError> {
+        const ENDED: &str = "(phase = 'Deleted' OR (phase = 'Failed' AND cleaned_up = 1)) \
+             AND COALESCE(deleted_ms, created_ms) < ?";
+        let doing = "purging ended clusters";
+        let mut tx = self.begin_write(doing).await?;
+        // Children first; the last statement, on `clusters`, counts what was purged.
+        let mut removed = 0;
+        let tables = [
+            ("cluster_events", "cluster_id"),
+            ("idempotency_keys", "cluster_id"),
+        ];
+        for (table, key) in tables.into_iter().chain([("clusters", "id")]) {
+            let sql = format!(
+                "DELETE FROM {table} WHERE {key} IN (SELECT id FROM clusters WHERE {ENDED})"
+            );
+            let q = sqlx::query(AssertSqlSafe(sql)).bind(before.as_millisecond());
+            removed = q.execute(&mut *tx).await.doing(doing)?.rows_affected();
+        }
+        tx.commit().await.doing(doing)?;
+        Ok(removed)
+    }
+
+    async fn insert_token(&self, token: &ApiToken) -> Result<(), StoreError> {
+        let sql = "INSERT INTO api_tokens \
+                   (id, name, hash, role, team, created_ms, expires_ms, revoked_ms) \
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
+        let q = sqlx::query(sql)
+            .bind(&token.id)
+            .bind(&token.name)
+            .bind(&token.hash)
+            .bind(&token.role)
+            .bind(&token.team)
+            .bind(token.created_at.as_millisecond())
+            .bind(token.expires_at.map(|t| t.as_millisecond()))
+            .bind(token.revoked_at.map(|t| t.as_millisecond()));
+        self.exec(q, &format!("inserting token {}", token.id))
+            .await
+            .map(drop)
+    }
+
+    async fn token_by_hash(&self, hash: &str) -> Result<Option<ApiToken>, StoreError> {
+        let q = sqlx::query(select_tokens!("WHERE hash = ?")).bind(hash);
+        self.one(q, token_from_row, "reading a token").await
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<ApiToken>, StoreError> {
+        let q = sqlx::query(select_tokens!("ORDER BY created_ms DESC, id DESC"));
+        self.all(q, token_from_row, "listing tokens").await
+    }
+
+    async fn revoke_token(&self, id: &str, at: Timestamp) -> Result<(), StoreError> {
+        // Revoking twice keeps the first time: the audit trail should say when it stopped working.
+        let sql = "UPDATE api_tokens SET revoked_ms = COALESCE(revoked_ms, ?) WHERE id = ?";
+        let q = sqlx::query(sql).bind(at.as_millisecond()).bind(id);
+        match self.exec(q, "revoking a token").await? {
+            0 => Err(StoreError::NotFound),
+            _ => Ok(()),
+        }
+    }
+}
+
+// === rows ↔ domain ===
+
+/// Bind the columns an update may change, in the order of `cluster_cols!` after `version`.
+fn bind_mutable<'q>(q: Query<'q>, c: &Cluster) -> Result<Query<'q>, StoreError> {
+    let labels = serde_json::to_string(&c.labels).context("encoding labels")?;
+    Ok(q.bind(c.name.as_str())
+        .bind(&c.owner)
+        .bind(&c.team)
+        .bind(c.phase.as_str())
+        .bind(&c.message)
+        .bind(&c.size)
+        .bind(&c.kubernetes_version)
+        .bind(to_i64(c.ttl.as_secs())?)
+        .bind(c.idle_timeout.map(|t| to_i64(t.as_secs())).transpose()?)
+        .bind(&c.host)
+        .bind(labels)
+        .bind(c.ready_at.map(|t| t.as_millisecond()))
+        .bind(c.expires_at.as_millisecond())
+        .bind(c.last_activity_at.as_millisecond())
+        .bind(c.deleted_at.map(|t| t.as_millisecond()))
+        .bind(&c.endpoint)
+        .bind(c.delete_reason.map(DeleteReason::as_str))
+        .bind(i64::from(c.attempts))
+        .bind(c.next_reconcile_at.as_millisecond())
+        .bind(c.cleaned_up))
+}
+
+fn cluster_from_row(r: &SqliteRow) -> Result<Cluster, StoreError> {
+    let labels: String = get(r, "labels")?;
+    let ttl: i64 = get(r, "ttl_secs")?;
+    let idle: Option<i64> = get(r, "idle_timeout_secs")?;
+    let attempts: i64 = get(r, "attempts")?;
+    let delete_reason: Option<String> = get(r, "delete_reason")?;
+    Ok(Cluster {
+        id: ClusterId::from_stored(get(r, "id")?),
+        name: ClusterName::from_stored(get(r, "name")?),
+        owner: get(r, "owner")?,
+        team: get(r, "team")?,
+        phase: phase(get(r, "phase")?)?,
+        message: get(r, "message")?,
+        size: get(r, "size")?,
+        kubernetes_version: get(r, "kubernetes_version")?,
+        ttl: Ttl::from_secs(to_u64(ttl)?),
+        idle_timeout: idle.map(|s| to_u64(s).map(Ttl::from_secs)).transpose()?,
+        host: get(r, "host")?,
+        labels: serde_json::from_str::<Labels>(&labels).context("decoding stored labels")?,
+        created_at: ts(get(r, "created_ms")?)?,
+        ready_at: opt_ts(get(r, "ready_ms")?)?,
+        expires_at: ts(get(r, "expires_ms")?)?,
+        last_activity_at: ts(get(r, "last_activity_ms")?)?,
+        deleted_at: opt_ts(get(r, "deleted_ms")?)?,
+        endpoint: get(r, "endpoint")?,
+        delete_reason: delete_reason
+            .map(|s| {
+                DeleteReason::parse(&s)
+                    .with_context(|| format!("unknown stored delete reason {s:?}"))
+            })
+            .transpose()?,
+        attempts: u32::try_from(attempts).context("stored attempts out of range")?,
+        next_reconcile_at: ts(get(r, "next_reconcile_ms")?)?,
+        cleaned_up: get(r, "cleaned_up")?,
+        version: get(r, "version")?,
+    })
+}
+
+fn event_from_row(r: &SqliteRow) -> Result<ClusterEvent, StoreError> {
+    let from: Option<String> = get(r, "from_phase")?;
+    let to: Option<String> = get(r, "to_phase")?;
+    Ok(ClusterEvent {
+        id: get(r, "id")?,
+        cluster_id: ClusterId::from_stored(get(r, "cluster_id")?),
+        at: ts(get(r, "at_ms")?)?,
+        kind: get(r, "kind")?,
+        from_phase: from.map(phase).transpose()?,
+        to_phase: to.map(phase).transpose()?,
+        reason: get(r, "reason")?,
+        message: get(r, "message")?,
+    })
+}
+
+fn idempotency_from_row(r: &SqliteRow) -> Result<IdempotencyRecord, StoreError> {
+    Ok(IdempotencyRecord {
+        principal: get(r, "principal")?,
+        key: get(r, "key")?,
+        request_hash: get(r, "request_hash")?,
+        cluster_id: ClusterId::from_stored(get(r, "cluster_id")?),
+    })
+}
+
+fn token_from_row(r: &SqliteRow) -> Result<ApiToken, StoreError> {
+    Ok(ApiToken {
+        id: get(r, "id")?,
+        name: get(r, "name")?,
+        hash: get(r, "hash")?,
+        role: get(r, "role")?,
+        team: get(r, "team")?,
+        created_at: ts(get(r, "created_ms")?)?,
+        expires_at: opt_ts(get(r, "expires_ms")?)?,
+        revoked_at: opt_ts(get(r, "revoked_ms")?)?,
+    })
+}
+
+async fn insert_event(
+    tx: &mut sqlx::SqliteConnection,
+    cluster: &ClusterId,
+    e: &NewEvent,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO cluster_events (cluster_id, at_ms, kind, from_phase, to_phase, reason, message) \
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(cluster.as_str())
+    .bind(e.at.as_millisecond())
+    .bind(&e.kind)
+    .bind(e.from_phase.map(Phase::as_str))
+    .bind(e.to_phase.map(Phase::as_str))
+    .bind(&e.reason)
+    .bind(&e.message)
+    .execute(tx)
+    .await
+    .doing("recording an event")?;
+    Ok(())
+}
+
+fn get<'r, T>(r: &'r SqliteRow, col: &str) -> Result<T, StoreError>
+where
+    T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+{
+    r.try_get(col).doing("decoding a row")
+}
+
+fn phase(s: String) -> Result<Phase, StoreError> {
+    Phase::parse(&s).ok_or_else(|| StoreError::Other(anyhow::anyhow!("unknown stored phase {s:?}")))
+}
+
+fn ts(ms: i64) -> Result<Timestamp, StoreError> {
+    Timestamp::from_millisecond(ms)
+        .with_context(|| format!("stored time {ms} ms is out of range"))
+        .map_err(StoreError::Other)
+}
+
+fn opt_ts(ms: Option<i64>) -> Result<Option<Timestamp>, StoreError> {
+    ms.map(ts).transpose()
+}
+
+fn to_i64<N: TryInto<i64> + Copy + std::fmt::Display>(n: N) -> Result<i64, StoreError> {
+    n.try_into()
+        .map_err(|_| StoreError::Other(anyhow::anyhow!("{n} does not fit in an i64")))
+}
+
+fn to_u64(n: i64) -> Result<u64, StoreError> {
+    u64::try_from(n).map_err(|_| StoreError::Other(anyhow::anyhow!("stored {n} is negative")))
+}
+
+// === errors ===
+
+/// Attach what we were doing to a driver error and classify it.
+trait Doing<T> {
+    fn doing(self, what: &str) -> Result<T, StoreError>;
+}
+
+impl<T> Doing<T> for Result<T, sqlx::Error> {
+    fn doing(self, what: &str) -> Result<T, StoreError> {
+        self.map_err(|e| db_err(e, what))
+    }
+}
+
+/// What each uniqueness rule means, keyed by SQLite's `UNIQUE constraint failed: table.column`.
+/// The messages start with the thing that is taken, which callers may show as is.
+const UNIQUE_RULES: [(&str, &str); 5] = [
+    ("clusters.name", "name is already used by a live cluster"),
+    ("clusters.id", "cluster id already exists"),
+    (
+        "idempotency_keys.",
+        "idempotency key was already used by this principal",
+    ),
+    ("api_tokens.hash", "token hash already exists"),
+    ("api_tokens.id", "token id already exists"),
+];
+
+/// SQLite primary result codes that mean "try again later" rather than "this request is wrong":
+/// BUSY, LOCKED, IOERR, FULL, CANTOPEN.
+const TRANSIENT_CODES: [i32; 5] = [5, 6, 10, 13, 14];
+
+/// Map a driver error: a uniqueness violation to `Conflict`; lock contention, pool exhaustion
+/// and I/O to `Unavailable`; the rest to `Other` with what we were doing.
+fn db_err(e: sqlx::Error, doing: &str) -> StoreError {
+    let transient = match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => {
+            let rule = UNIQUE_RULES
+                .iter()
+                .find(|(key, _)| d.message().contains(key));
+            let meaning = rule.map_or("a uniqueness rule refused the write", |(_, m)| m);
+            return StoreError::Conflict(format!("{meaning} ({doing})"));
+        }
+        // Extended result codes keep the primary code in the low byte.
+        sqlx::Error::Database(d) => d
+            .code()
+            .and_then(|c| c.parse::<i32>().ok())
+            .is_some_and(|c| TRANSIENT_CODES.contains(&(c & 0xff))),
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Io(_) => true,
+        _ => false,
+    };
+    if transient {
+        StoreError::Unavailable(format!("{doing}: {e}"))
+    } else {
+        StoreError::Other(anyhow::Error::new(e).context(doing.to_owned()))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::store::conformance::{self, mk_cluster, mk_event};
+
+    fn url(dir: &std::path::Path, file: &str) -> String {
+        format!("sqlite://{}", dir.join(file).display())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_file_store_passes_the_conformance_suite() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = AtomicUsize::new(0);
+        conformance::run_suite(|| {
+            let url = url(
+                dir.path(),
+                &format!("case-{}.db", n.fetch_add(1, Ordering::Relaxed)),
+            );
+            async move { Arc::new(SqliteStore::open(&url).await.unwrap()) as Arc<dyn Store> }
+        })
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_memory_store_passes_the_conformance_suite() {
+        conformance::run_suite(|| async {
+            Arc::new(SqliteStore::open("sqlite::memory:").await.unwrap()) as Arc<dyn Store>
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn data_survives_a_restart_and_migrations_run_once() {
+        // Arrange: a database in a directory that does not exist yet.
+        let dir = tempfile::tempdir().unwrap();
+        let url = url(&dir.path().join("nested/state"), "vcm.db");
+        let c = mk_cluster("durable");
+        let store = SqliteStore::open(&url).await.unwrap();
+        store
+            .insert_cluster(&c, &mk_event("created"), None)
+            .await
+            .unwrap();
+        store.pool.close().await;
+
+        // Act: open the same file twice more (migrations must be a no-op on an up-to-date file).
+        let reopened = SqliteStore::open(&url).await.unwrap();
+        drop(reopened);
+        let again = SqliteStore::open(&url).await.unwrap();
+
+        // Assert
+        assert_eq!(again.get_cluster(&c.id).await.unwrap(), Some(c.clone()));
+        assert_eq!(again.list_events(&c.id).await.unwrap().len(), 1);
+        let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations")
+            .fetch_one(&again.pool)
+            .await
+            .unwrap();
+        assert_eq!(applied, 1, "each migration is recorded once");
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&again.pool)
+            .await
+            .unwrap();
+        assert_eq!(mode, "wal", "file databases use write-ahead logging");
+    }
+
+    #[tokio::test]
+    async fn two_memory_stores_do_not_share_data() {
+        let a = SqliteStore::open("sqlite::memory:").await.unwrap();
+        let b = SqliteStore::open("sqlite::memory:").await.unwrap();
+        let c = mk_cluster("only-in-a");
+        a.insert_cluster(&c, &mk_event("created"), None)
+            .await
+            .unwrap();
+        assert_eq!(b.get_cluster(&c.id).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_bad_url_is_an_error_not_a_panic() {
+        let err = SqliteStore::open("sqlite://x.db?mode=bogus")
+            .await
+            .unwrap_err();
+        assert!(
+            format!("{err:#}").contains("x.db"),
+            "the error names the URL: {err:#}"
+        );
+    }
+}

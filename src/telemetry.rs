@@ -1,0 +1,65 @@
+//! Logging set-up: one global `tracing` subscriber writing to stderr.
+
+use std::io::IsTerminal as _;
+
+use anyhow::Context as _;
+use tracing_subscriber::{EnvFilter, fmt, layer::SubscriberExt as _, util::SubscriberInitExt as _};
+
+use crate::config::LogFormat;
+
+/// Installs the global subscriber: `RUST_LOG` directives when set, `level` otherwise.
+///
+/// Logs go to stderr so that stdout stays free for command output.
+pub fn init(format: LogFormat, level: &str) -> anyhow::Result<()> {
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(directives) if !directives.trim().is_empty() => EnvFilter::try_new(&directives)
+            .with_context(|| format!("invalid RUST_LOG directives {directives:?}"))?,
+        _ => EnvFilter::try_new(level)
+            .with_context(|| format!("invalid log level directives {level:?}"))?,
+    };
+    let registry = tracing_subscriber::registry().with(filter);
+    let installed = match format {
+        LogFormat::Json => registry
+            .with(
+                fmt::layer()
+                    .json()
+                    .with_current_span(true)
+                    .with_span_list(false)
+                    .with_writer(std::io::stderr),
+            )
+            .try_init(),
+        LogFormat::Pretty => registry
+            .with(
+                fmt::layer()
+                    .compact()
+                    .with_ansi(std::io::stderr().is_terminal())
+                    .with_writer(std::io::stderr),
+            )
+            .try_init(),
+    };
+    installed.context("installing the global tracing subscriber")
+}
+
+/// Installs a subscriber for tests when `TEST_LOG` is set, and stays silent otherwise.
+///
+/// `TEST_LOG=1` (or `true`) logs at `debug`; any other value is used as filter directives.
+/// Safe to call from every test: only the first call installs anything.
+pub fn init_for_tests() {
+    let Ok(test_log) = std::env::var("TEST_LOG") else {
+        return;
+    };
+    let directives = match test_log.trim() {
+        "" | "1" | "true" => "debug",
+        directives => directives,
+    };
+    let Ok(filter) = EnvFilter::try_new(directives) else {
+        eprintln!("TEST_LOG={test_log:?} is not a valid filter; logging stays off");
+        return;
+    };
+    // NB: the test writer lets libtest capture output per test; an error only means that an
+    // earlier test installed the subscriber already.
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt::layer().compact().with_test_writer())
+        .try_init();
+}

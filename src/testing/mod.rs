@@ -1,0 +1,221 @@
+//! A test bed of real Kubernetes binaries on loopback ports.
+//!
+//! * Tier A: etcd + kube-apiserver with a PKI of its own and an admin kubeconfig. Enough for
+//!   anything that only talks to the API (RBAC, TokenRequest, ConfigMaps, CRDs).
+//! * Tier B: tier A + kube-controller-manager + kube-scheduler + kwok with one fake node, so
+//!   namespaces finish deleting, Deployments make Pods, Pods reach Running and every namespace
+//!   gets its `default` ServiceAccount.
+//!
+//! Every process runs in its own process group under `setpriv --pdeathsig KILL`: dropping the
+//! bed (test passed or panicked) kills the groups and removes the temp directory, and a test
+//! process killed outright (Ctrl-C, SIGKILL) takes its children with it.
+
+mod tier_b;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+
+use crate::controlplane::{ApiServer, ApiServerOptions, Etcd, KubeBins, Kubeconfig, Supervised};
+
+/// Which components a [`TestBed`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tier {
+    /// etcd + kube-apiserver.
+    A,
+    /// A + controller-manager + scheduler + kwok with one fake node.
+    B,
+}
+
+/// A running test bed. Fields drop in declaration order: helpers first, then the API server,
+/// then etcd, and the temp directory last.
+pub struct TestBed {
+    helpers: Vec<Supervised>,
+    apiserver: ApiServer,
+    etcd: Etcd,
+    client: kube::Client,
+    started_in: Duration,
+    tier: Tier,
+    bins: KubeBins,
+    dir: tempfile::TempDir,
+}
+
+impl std::fmt::Debug for TestBed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestBed")
+            .field("tier", &self.tier)
+            .field("endpoint", &self.apiserver.endpoint())
+            .field("dir", &self.dir.path())
+            .finish_non_exhaustive()
+    }
+}
+
+// === impl TestBed ===
+
+impl TestBed {
+    /// Start tier A, panicking with an actionable message if it cannot.
+    pub async fn tier_a() -> Self {
+        Self::start(Tier::A)
+            .await
+            .unwrap_or_else(|e| panic!("test bed (tier A) failed: {e:#}"))
+    }
+
+    /// Start tier B, panicking with an actionable message if it cannot.
+    pub async fn tier_b() -> Self {
+        Self::start(Tier::B)
+            .await
+            .unwrap_or_else(|e| panic!("test bed (tier B) failed: {e:#}"))
+    }
+
+    /// Start a test bed of the given tier with binaries from [`KubeBins::locate`].
+    pub async fn start(tier: Tier) -> anyhow::Result<Self> {
+        let started = Instant::now();
+        let bins = KubeBins::locate();
+        // Fail before creating anything if a binary is missing: the message names the build.
+        bins.get("etcd")?;
+        bins.get("kube-apiserver")?;
+        if tier == Tier::B {
+            for b in ["kube-controller-manager", "kube-scheduler", "kwok"] {
+                bins.get(b)?;
+            }
+        }
+        remove_stale_dirs();
+        let dir = tempfile::Builder::new()
+            .prefix(DIR_PREFIX)
+            .tempdir()
+            .context("creating the test bed directory")?;
+        std::fs::write(dir.path().join("owner.pid"), std::process::id().to_string())
+            .context("writing owner.pid")?;
+
+        let etcd = Etcd::start(&bins, dir.path(), true).await?;
+        let mut opts = ApiServerOptions::new(dir.path().join("apiserver"), etcd.url());
+        opts.die_with_parent = true;
+        opts.service_account_admission = tier == Tier::B;
+        let apiserver = ApiServer::start(&bins, &opts).await?;
+        let client = apiserver.client().await?;
+
+        let mut bed = Self {
+            helpers: vec![],
+            apiserver,
+            etcd,
+            client,
+            started_in: Duration::ZERO,
+            tier,
+            bins,
+            dir,
+        };
+        if tier == Tier::B {
+            bed.helpers = tier_b::start(&bed).await?;
+        }
+        bed.started_in = started.elapsed();
+        eprintln!(
+            "test bed tier {tier:?} ready in {:.2}s",
+            bed.started_in.as_secs_f64()
+        );
+        Ok(bed)
+    }
+
+    /// An admin client.
+    pub fn client(&self) -> kube::Client {
+        self.client.clone()
+    }
+
+    /// The admin kubeconfig file (for `kubectl --kubeconfig`).
+    pub fn kubeconfig_path(&self) -> PathBuf {
+        self.apiserver.kubeconfig_path()
+    }
+
+    /// The admin kubeconfig.
+    pub fn kubeconfig(&self) -> Kubeconfig {
+        self.apiserver
+            .admin_kubeconfig()
+            .expect("the test bed wrote its PKI at start")
+    }
+
+    /// The API server.
+    pub fn apiserver(&self) -> &ApiServer {
+        &self.apiserver
+    }
+
+    /// etcd.
+    pub fn etcd(&self) -> &Etcd {
+        &self.etcd
+    }
+
+    /// How long start-up took.
+    pub fn started_in(&self) -> Duration {
+        self.started_in
+    }
+
+    /// The tier.
+    pub fn tier(&self) -> Tier {
+        self.tier
+    }
+
+    /// The binaries in use.
+    pub fn bins(&self) -> &KubeBins {
+        &self.bins
+    }
+
+    /// The bed's temp directory.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Process ids of every process of this bed (for leak checks).
+    pub fn pids(&self) -> Vec<u32> {
+        let mut pids: Vec<u32> = self.helpers.iter().map(Supervised::pid).collect();
+        pids.push(self.apiserver.pid());
+        pids.push(self.etcd.pid());
+        pids
+    }
+}
+
+/// Prefix of every test bed directory under the system temp dir.
+const DIR_PREFIX: &str = "vcm-testbed-";
+
+/// Remove test bed directories whose owning test process is gone (left by a killed test run).
+fn remove_stale_dirs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let is_bed = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with(DIR_PREFIX));
+        if !is_bed {
+            continue;
+        }
+        let owner = std::fs::read_to_string(path.join("owner.pid"))
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok());
+        if owner.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists()) {
+            let _ = std::fs::remove_dir_all(&path);
+        }
+    }
+}
+
+/// Poll `f` every 100 ms until it returns `Ok(Some(v))`, or fail after `timeout` with the last
+/// error or `what`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Option<T>>>,
+{
+    let deadline = Instant::now() + timeout;
+    let mut last = String::from("condition not met");
+    loop {
+        match f().await {
+            Ok(Some(v)) => return Ok(v),
+            Ok(None) => {}
+            Err(e) => last = format!("{e:#}"),
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!("{what}: not done after {timeout:?} ({last})");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

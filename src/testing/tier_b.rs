@@ -1,0 +1,182 @@
+//! Tier B helpers: kube-controller-manager, kube-scheduler and kwok with one fake node.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use k8s_openapi::api::core::v1::{Node, ServiceAccount};
+use kube::Api;
+use kube::api::PostParams;
+
+use super::{TestBed, eventually};
+use crate::controlplane::{Supervised, SupervisedOptions, free_port};
+
+/// The fake node's name.
+pub const NODE_NAME: &str = "kwok-node-0";
+
+/// How long the controllers may take to become healthy and do their first work.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Start the three helpers and wait until each has done observable work.
+pub(super) async fn start(bed: &TestBed) -> anyhow::Result<Vec<Supervised>> {
+    let pki = bed.apiserver.pki();
+    let kubeconfig = bed.kubeconfig_path().display().to_string();
+    let spawn = |name: &str, args: Vec<String>| {
+        let opts = SupervisedOptions {
+            log_path: bed.dir().join(format!("{name}.log")),
+            die_with_parent: true,
+            env: vec![],
+        };
+        Supervised::spawn(name, &bed.bins.get(name)?, &args, &opts)
+    };
+
+    let kcm_port = free_port()?;
+    let kcm = spawn(
+        "kube-controller-manager",
+        vec![
+            format!("--kubeconfig={kubeconfig}"),
+            "--bind-address=127.0.0.1".into(),
+            format!("--secure-port={kcm_port}"),
+            format!("--root-ca-file={}", pki.ca_cert().display()),
+            format!(
+                "--service-account-private-key-file={}",
+                pki.sa_key().display()
+            ),
+            format!("--cluster-signing-cert-file={}", pki.ca_cert().display()),
+            format!("--cluster-signing-key-file={}", pki.ca_key().display()),
+            "--leader-elect=false".into(),
+            "--use-service-account-credentials=false".into(),
+            "--kube-api-qps=200".into(),
+            "--kube-api-burst=400".into(),
+        ],
+    )?;
+    let sched_port = free_port()?;
+    let scheduler = spawn(
+        "kube-scheduler",
+        vec![
+            format!("--kubeconfig={kubeconfig}"),
+            "--bind-address=127.0.0.1".into(),
+            format!("--secure-port={sched_port}"),
+            "--leader-elect=false".into(),
+        ],
+    )?;
+    let stages = bed.bins.dir_of("kwok")?.join("kwok-stages");
+    let mut kwok_args = vec![
+        format!("--kubeconfig={kubeconfig}"),
+        "--manage-all-nodes=false".into(),
+        "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake".into(),
+        "--cidr=10.244.0.0/16".into(),
+        "--node-ip=10.244.0.1".into(),
+        "--node-lease-duration-seconds=40".into(),
+    ];
+    for stage in [
+        "node-initialize.yaml",
+        "node-heartbeat-with-lease.yaml",
+        "pod-ready.yaml",
+        "pod-complete.yaml",
+        "pod-delete.yaml",
+    ] {
+        let path = stages.join(stage);
+        anyhow::ensure!(
+            path.is_file(),
+            "kwok stage file {} is missing; rebuild with `{}`",
+            path.display(),
+            crate::controlplane::BUILD_COMMAND
+        );
+        kwok_args.push(format!("--config={}", path.display()));
+    }
+    let kwok = spawn("kwok", kwok_args)?;
+    let mut helpers = vec![kcm, scheduler, kwok];
+
+    let insecure = reqwest::Client::builder()
+        // NB: the controllers serve /healthz with an in-memory self-signed certificate on
+        // loopback; only their liveness is read here.
+        .tls_danger_accept_invalid_certs(true)
+        .timeout(Duration::from_secs(2))
+        .build()
+        .context("building an HTTP client")?;
+    for (name, port) in [
+        ("kube-controller-manager", kcm_port),
+        ("kube-scheduler", sched_port),
+    ] {
+        let url = format!("https://127.0.0.1:{port}/healthz");
+        let res = eventually(name, READY_TIMEOUT, || async {
+            Ok(insecure
+                .get(&url)
+                .send()
+                .await?
+                .status()
+                .is_success()
+                .then_some(()))
+        })
+        .await;
+        if let Err(e) = res {
+            return Err(failure(&mut helpers, name, e));
+        }
+    }
+
+    create_fake_node(&bed.client).await?;
+    let nodes: Api<Node> = Api::all(bed.client.clone());
+    let node_ready = eventually("kwok node Ready", READY_TIMEOUT, || async {
+        let node = nodes.get(NODE_NAME).await?;
+        let ready = node
+            .status
+            .and_then(|s| s.conditions)
+            .unwrap_or_default()
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True");
+        Ok(ready.then_some(()))
+    })
+    .await;
+    if let Err(e) = node_ready {
+        return Err(failure(&mut helpers, "kwok", e));
+    }
+    let sas: Api<ServiceAccount> = Api::namespaced(bed.client.clone(), "default");
+    let sa = eventually("default ServiceAccount", READY_TIMEOUT, || async {
+        Ok(sas.get_opt("default").await?.map(|_| ()))
+    })
+    .await;
+    if let Err(e) = sa {
+        return Err(failure(&mut helpers, "kube-controller-manager", e));
+    }
+    Ok(helpers)
+}
+
+/// Attach the failing helper's log (and exit status) to the error.
+fn failure(helpers: &mut [Supervised], name: &str, err: anyhow::Error) -> anyhow::Error {
+    let Some(p) = helpers.iter_mut().find(|p| p.name() == name) else {
+        return err;
+    };
+    let status = p
+        .exit_status()
+        .map(|s| format!(" (exited: {s})"))
+        .unwrap_or_default();
+    anyhow::anyhow!("{err:#}\n{name}{status} log tail:\n{}", p.log_tail(30))
+}
+
+async fn create_fake_node(client: &kube::Client) -> anyhow::Result<()> {
+    let node: Node = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": NODE_NAME,
+            "annotations": { "kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0" },
+            "labels": {
+                "type": "kwok",
+                "kubernetes.io/hostname": NODE_NAME,
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64",
+            },
+        },
+        "spec": { "providerID": format!("kwok://{NODE_NAME}") },
+        "status": {
+            "allocatable": { "cpu": "32", "memory": "256Gi", "pods": "110" },
+            "capacity": { "cpu": "32", "memory": "256Gi", "pods": "110" },
+        },
+    }))
+    .context("building the fake node")?;
+    Api::<Node>::all(client.clone())
+        .create(&PostParams::default(), &node)
+        .await
+        .context("creating the kwok node")?;
+    Ok(())
+}
