@@ -21,6 +21,8 @@ pub mod driver;
 pub mod error;
 /// HTTP door: the axum router, health endpoints and error mapping.
 pub mod http;
+/// The reconciler: drives each cluster one persisted step at a time towards its desired phase.
+pub mod reconciler;
 /// `Server::build(config)` and `run_until_stopped(shutdown)`: wiring of every long-running task.
 pub mod server;
 /// The use-cases every door calls: create, get, list, update, delete, kubeconfig, keepalive.
@@ -33,3 +35,5 @@ pub mod telemetry;
 /// kube-apiserver; tier B: + controller-manager, scheduler and a kwok node).
 #[cfg(feature = "testing")]
 pub mod testing;
+/// Background workers: TTL and idle pruning, record purging, orphan sweeping.
+pub mod workers;

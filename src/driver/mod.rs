@@ -3,6 +3,8 @@
 //! Contract: every call is safe to repeat. `ensure` on a cluster that exists continues or
 //! confirms it; `delete` of a missing cluster succeeds. Errors say whether retrying can help.
 
+#[cfg(any(test, feature = "testing"))]
+pub mod fake;
 pub mod local;
 
 use async_trait::async_trait;

@@ -1,0 +1,261 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
+use super::*;
+use crate::api::CreateClusterRequest;
+use crate::domain::{Cluster, DeleteReason, Phase, Principal};
+use crate::driver::fake::{FakeDriver, Outcome};
+use crate::service::{ClusterPolicy, ClusterService};
+use crate::store::SqliteStore;
+use crate::workers::{Pruner, PrunerConfig};
+
+async fn mk_service() -> (ClusterService, Arc<FakeDriver>, Reconciler) {
+    let store = Arc::new(SqliteStore::open("sqlite::memory:").await.unwrap());
+    let driver = Arc::new(FakeDriver::default());
+    let wake = Arc::new(Notify::new());
+    let service = ClusterService::new(
+        store,
+        driver.clone(),
+        ClusterPolicy::default(),
+        wake.clone(),
+    );
+    let reconciler = Reconciler::new(service.clone(), wake, 4);
+    (service, driver, reconciler)
+}
+
+fn who() -> Principal {
+    Principal::token("ci", "admin", None)
+}
+
+async fn mk_cluster(service: &ClusterService, name: &str) -> Cluster {
+    let req = CreateClusterRequest {
+        name: Some(name.into()),
+        ..Default::default()
+    };
+    service.create(&who(), req, None).await.unwrap().0
+}
+
+/// Make a backed-off cluster due now (instead of sleeping through the backoff).
+async fn make_due(service: &ClusterService, id: &ClusterId) {
+    let mut c = service.store().get_cluster(id).await.unwrap().unwrap();
+    c.next_reconcile_at = crate::domain::Timestamp::now();
+    service.store().update_cluster(&c, &[]).await.unwrap();
+}
+
+async fn phase_of(service: &ClusterService, id: &ClusterId) -> Cluster {
+    service.store().get_cluster(id).await.unwrap().unwrap()
+}
+
+#[tokio::test]
+async fn a_new_cluster_goes_pending_provisioning_ready_with_events() {
+    // Arrange
+    let (service, driver, reconciler) = mk_service().await;
+    let c = mk_cluster(&service, "web").await;
+
+    // Act
+    reconciler.reconcile_until_idle(20).await;
+
+    // Assert
+    let c = phase_of(&service, &c.id).await;
+    assert_eq!(c.phase, Phase::Ready, "{}", c.message);
+    assert!(c.message.starts_with("ready in"), "{}", c.message);
+    assert!(c.endpoint.is_some() && c.ready_at.is_some());
+    let kinds: Vec<_> = service
+        .store()
+        .list_events(&c.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.kind, e.to_phase))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            ("created".to_string(), None),
+            ("phase_changed".to_string(), Some(Phase::Provisioning)),
+            ("phase_changed".to_string(), Some(Phase::Ready)),
+        ]
+    );
+    assert_eq!(driver.calls(), vec![format!("ensure {}", c.id)]);
+}
+
+#[tokio::test]
+async fn transient_driver_errors_back_off_then_succeed() {
+    // Arrange
+    let (service, driver, reconciler) = mk_service().await;
+    driver.script_ensure([
+        Outcome::Transient("etcd starting".into()),
+        Outcome::Transient("still".into()),
+    ]);
+    let c = mk_cluster(&service, "web").await;
+
+    // Act / Assert: after the first error the cluster waits (backoff), then recovers.
+    reconciler.reconcile_until_idle(20).await;
+    let mid = phase_of(&service, &c.id).await;
+    assert_eq!(mid.phase, Phase::Provisioning);
+    assert_eq!(mid.attempts, 1);
+    assert!(mid.message.contains("etcd starting"), "{}", mid.message);
+    assert!(mid.next_reconcile_at > crate::domain::Timestamp::now());
+    for _ in 0..2 {
+        make_due(&service, &c.id).await;
+        reconciler.reconcile_until_idle(20).await;
+    }
+    let done = phase_of(&service, &c.id).await;
+    assert_eq!(done.phase, Phase::Ready);
+    assert_eq!(done.attempts, 0);
+}
+
+#[tokio::test]
+async fn a_permanent_error_fails_the_cluster_with_its_message_and_cleans_up() {
+    // Arrange
+    let (service, driver, reconciler) = mk_service().await;
+    driver.script_ensure([Outcome::Permanent(
+        "kube-apiserver not found; run make k8s-bins".into(),
+    )]);
+    let c = mk_cluster(&service, "web").await;
+
+    // Act
+    reconciler.reconcile_until_idle(20).await;
+
+    // Assert
+    let c = phase_of(&service, &c.id).await;
+    assert_eq!(c.phase, Phase::Failed);
+    assert!(c.message.contains("make k8s-bins"), "{}", c.message);
+    assert!(c.cleaned_up, "a failed cluster's resources are released");
+    assert!(driver.calls().contains(&format!("delete {}", c.id)));
+}
+
+#[tokio::test]
+async fn endless_transient_errors_fail_the_cluster_after_the_attempt_limit() {
+    let (service, driver, reconciler) = mk_service().await;
+    driver.script_ensure(
+        (0..MAX_PROVISION_ATTEMPTS).map(|_| Outcome::Transient("host unreachable".into())),
+    );
+    let c = mk_cluster(&service, "web").await;
+    for _ in 0..MAX_PROVISION_ATTEMPTS {
+        make_due(&service, &c.id).await;
+        reconciler.reconcile_until_idle(20).await;
+    }
+    let c = phase_of(&service, &c.id).await;
+    assert_eq!(c.phase, Phase::Failed, "{}", c.message);
+    assert!(
+        c.message.contains("after 8 attempts") && c.message.contains("host unreachable"),
+        "{}",
+        c.message
+    );
+}
+
+#[tokio::test]
+async fn deleting_a_ready_cluster_releases_it_and_ends_deleted() {
+    // Arrange
+    let (service, driver, reconciler) = mk_service().await;
+    let c = mk_cluster(&service, "web").await;
+    reconciler.reconcile_until_idle(20).await;
+
+    // Act
+    service
+        .delete(&who(), "web", DeleteReason::Requested)
+        .await
+        .unwrap();
+    service
+        .delete(&who(), c.id.as_str(), DeleteReason::Requested)
+        .await
+        .unwrap();
+    reconciler.reconcile_until_idle(20).await;
+
+    // Assert
+    let c = phase_of(&service, &c.id).await;
+    assert_eq!(c.phase, Phase::Deleted);
+    assert!(c.deleted_at.is_some());
+    assert_eq!(
+        driver
+            .calls()
+            .iter()
+            .filter(|s| s.starts_with("delete"))
+            .count(),
+        1
+    );
+    // The name is free again.
+    mk_cluster(&service, "web").await;
+}
+
+#[tokio::test]
+async fn a_failed_delete_is_retried_until_it_succeeds() {
+    let (service, driver, reconciler) = mk_service().await;
+    let c = mk_cluster(&service, "web").await;
+    reconciler.reconcile_until_idle(20).await;
+    driver.script_delete([Outcome::Transient("etcd busy".into())]);
+    service
+        .delete(&who(), "web", DeleteReason::Requested)
+        .await
+        .unwrap();
+    reconciler.reconcile_until_idle(20).await;
+    assert_eq!(phase_of(&service, &c.id).await.phase, Phase::Deleting);
+    make_due(&service, &c.id).await;
+    reconciler.reconcile_until_idle(20).await;
+    assert_eq!(phase_of(&service, &c.id).await.phase, Phase::Deleted);
+}
+
+#[tokio::test]
+async fn the_pruner_deletes_expired_and_idle_clusters_with_their_reasons() {
+    // Arrange
+    let (service, _driver, reconciler) = mk_service().await;
+    let expired = mk_cluster(&service, "old").await;
+    let idle = mk_cluster(&service, "idle").await;
+    let fresh = mk_cluster(&service, "fresh").await;
+    reconciler.reconcile_until_idle(20).await;
+    let past = crate::domain::Timestamp::now() - jiff::SignedDuration::from_secs(3600);
+    let mut e = phase_of(&service, &expired.id).await;
+    e.expires_at = past;
+    service.store().update_cluster(&e, &[]).await.unwrap();
+    let mut i = phase_of(&service, &idle.id).await;
+    i.idle_timeout = Some(crate::domain::Ttl::from_secs(60));
+    i.last_activity_at = past;
+    service.store().update_cluster(&i, &[]).await.unwrap();
+
+    // Act
+    let report = Pruner::new(service.clone(), PrunerConfig::default())
+        .pass()
+        .await
+        .unwrap();
+
+    // Assert
+    assert_eq!(report.expired, vec![expired.id.clone()]);
+    assert_eq!(report.idle, vec![idle.id.clone()]);
+    let e = phase_of(&service, &expired.id).await;
+    assert_eq!(
+        (e.phase, e.delete_reason),
+        (Phase::Deleting, Some(DeleteReason::Expired))
+    );
+    let i = phase_of(&service, &idle.id).await;
+    assert_eq!(
+        (i.phase, i.delete_reason),
+        (Phase::Deleting, Some(DeleteReason::Idle))
+    );
+    assert_eq!(phase_of(&service, &fresh.id).await.phase, Phase::Ready);
+    let events = service.store().list_events(&e.id).await.unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|ev| ev.reason.as_deref() == Some("expired"))
+    );
+}
+
+#[tokio::test]
+async fn the_sweeper_deletes_only_resources_without_a_live_record() {
+    let (service, driver, reconciler) = mk_service().await;
+    let kept = mk_cluster(&service, "kept").await;
+    reconciler.reconcile_until_idle(20).await;
+    let orphan = ClusterId::generate();
+    driver.add_managed(orphan.clone());
+    let report = Pruner::new(service.clone(), PrunerConfig::default())
+        .pass()
+        .await
+        .unwrap();
+    assert_eq!(report.orphans, vec![orphan.clone()]);
+    assert!(driver.calls().contains(&format!("delete {orphan}")));
+    assert!(!driver.calls().contains(&format!("delete {}", kept.id)));
+}

@@ -1,0 +1,6 @@
+//! Background workers besides the reconciler. Each runs until its shutdown token is cancelled
+//! and returns; an error return means the worker died and the server stops loudly.
+
+mod pruner;
+
+pub use pruner::{Pruner, PrunerConfig, SweepReport};
