@@ -182,6 +182,24 @@ impl LocalDriver {
             .unwrap_or(0))
     }
 
+    /// Kill every process this driver started under its root (API servers and etcd), without
+    /// touching records or files. For tests and for operators tearing a machine down.
+    pub fn kill_all_processes(&self) -> usize {
+        let procs = find_processes(&self.root.display().to_string());
+        for (pid, _) in &procs {
+            kill_group(*pid);
+        }
+        procs.len()
+    }
+
+    /// Pids of every process running from this driver's root.
+    pub fn process_ids(&self) -> Vec<u32> {
+        find_processes(&self.root.display().to_string())
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect()
+    }
+
     /// The directory all state lives in.
     pub fn root(&self) -> &Path {
         &self.root
