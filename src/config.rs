@@ -51,6 +51,49 @@ pub struct Config {
     pub shutdown_grace_secs: u64,
     /// Allow plain HTTP on a non-loopback `listen` address (e.g. behind a TLS-terminating proxy).
     pub allow_plain_http_non_loopback: bool,
+    /// Store URL; default `sqlite://<data_dir>/vcm.db`.
+    pub store_url: Option<String>,
+    /// Defaults and bounds for clusters.
+    pub clusters: ClustersConfig,
+    /// Reconcile steps run at once (each waits for a control plane to start).
+    pub reconcile_parallelism: usize,
+    /// Seconds between pruner passes (TTL expiry, idleness, orphans, purge).
+    pub prune_interval_secs: u64,
+}
+
+/// Defaults and bounds for clusters. Durations are written like the API's: `90s`, `30m`, `2h`,
+/// `7d`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClustersConfig {
+    /// Size profiles a request may name.
+    pub sizes: Vec<String>,
+    /// Size used when a request names none.
+    pub default_size: String,
+    /// TTL used when a request names none.
+    pub default_ttl: String,
+    /// Longest TTL a request may ask for.
+    pub max_ttl: String,
+    /// Idle timeout used when a request names none (empty: none).
+    pub default_idle_timeout: String,
+    /// Longest kubeconfig token a request may ask for.
+    pub max_kubeconfig_ttl: String,
+    /// How long Deleted and Failed records stay readable before they are purged.
+    pub retention: String,
+}
+
+impl Default for ClustersConfig {
+    fn default() -> Self {
+        Self {
+            sizes: vec!["small".into(), "medium".into(), "large".into()],
+            default_size: "small".into(),
+            default_ttl: "2h".into(),
+            max_ttl: "7d".into(),
+            default_idle_timeout: String::new(),
+            max_kubeconfig_ttl: "24h".into(),
+            retention: "7d".into(),
+        }
+    }
 }
 
 /// Logging settings.
@@ -114,6 +157,10 @@ impl Default for Config {
             log: LogConfig::default(),
             shutdown_grace_secs: 30,
             allow_plain_http_non_loopback: false,
+            store_url: None,
+            clusters: ClustersConfig::default(),
+            reconcile_parallelism: 4,
+            prune_interval_secs: 5,
         }
     }
 }
@@ -161,6 +208,13 @@ impl Config {
         } else {
             Err(ConfigError::PlainHttpOnNonLoopback { addr })
         }
+    }
+
+    /// The store URL: `store_url`, or an SQLite file in the data directory.
+    pub fn store_url(&self) -> String {
+        self.store_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("vcm.db").display()))
     }
 
     /// How long in-flight requests may take to finish after a shutdown signal.

@@ -12,7 +12,7 @@ use vcm::driver::local::LocalDriver;
 use vcm::driver::{Driver, Ensured};
 
 /// Kills every process under the driver's root when the test ends, however it ends.
-struct Guard(LocalDriver, tempfile::TempDir);
+struct Guard(LocalDriver, #[allow(dead_code)] tempfile::TempDir);
 
 impl Drop for Guard {
     fn drop(&mut self) {

@@ -65,13 +65,28 @@ impl LocalDriver {
         self.root.join("etcd")
     }
 
-    /// The API server process of cluster `id`, if one runs.
-    fn apiserver_pid(&self, id: &ClusterId) -> Option<u32> {
+    /// The API server process of cluster `id` and the port it serves on (read from its own
+    /// command line, so it is right even if vcm died before recording anything). Extra copies
+    /// (which only a bug could start) are killed.
+    fn apiserver_of(&self, id: &ClusterId) -> Option<(u32, u16)> {
         let flag = format!("--cert-dir={}", self.cluster_dir(id).display());
-        find_processes(&flag)
+        let mut found: Vec<(u32, u16)> = find_processes(&flag)
             .into_iter()
-            .find(|(_, argv)| argv.contains(&flag))
-            .map(|(pid, _)| pid)
+            .filter(|(_, argv)| argv.contains(&flag))
+            .map(|(pid, argv)| {
+                let port = argv
+                    .iter()
+                    .find_map(|a| a.strip_prefix("--secure-port=")?.parse().ok())
+                    .unwrap_or(0);
+                (pid, port)
+            })
+            .collect();
+        for (pid, _) in found.iter().skip(1) {
+            tracing::warn!(cluster.id = %id, pid, "killing a duplicate kube-apiserver");
+            kill_group(*pid);
+        }
+        found.truncate(1);
+        found.pop()
     }
 
     /// Start etcd, or adopt the one already running from our data directory; returns its port.
@@ -182,6 +197,20 @@ impl LocalDriver {
             .unwrap_or(0))
     }
 
+    /// Stop the shared etcd if no cluster's API server runs any more (a graceful `vcm server`
+    /// shutdown with no live clusters leaves nothing running).
+    pub async fn stop_etcd_if_unused(&self) {
+        let prefix = format!("--cert-dir={}/", self.root.join("clusters").display());
+        if !find_processes(&prefix).is_empty() {
+            return;
+        }
+        let data_flag = format!("--data-dir={}", self.etcd_dir().join("etcd").display());
+        for (pid, _) in find_processes(&data_flag) {
+            stop(pid).await;
+        }
+        *self.etcd.lock().await = None;
+    }
+
     /// Kill every process this driver started under its root (API servers and etcd), without
     /// touching records or files. For tests and for operators tearing a machine down.
     pub fn kill_all_processes(&self) -> usize {
@@ -217,7 +246,7 @@ impl Driver for LocalDriver {
         let etcd_port = self.ensure_etcd().await?;
         let id = &cluster.id;
         let dir = self.cluster_dir(id);
-        if let (Some(pid), Some(port)) = (self.apiserver_pid(id), self.port_of(id)) {
+        if let Some((pid, port)) = self.apiserver_of(id) {
             // Re-adopt: it runs; is it serving?
             let pki = Pki::existing(&dir)
                 .ok_or_else(|| DriverError::Transient("cluster PKI missing".into()))?;
@@ -227,7 +256,7 @@ impl Driver for LocalDriver {
                 Ok(()) => Ok(Ensured::Ready { endpoint }),
                 Err(e) => {
                     tracing::warn!(pid, error = %format!("{e:#}"), "adopted kube-apiserver is not ready; restarting it");
-                    kill_group(pid);
+                    stop(pid).await;
                     Err(DriverError::Transient(format!(
                         "kube-apiserver was not ready and was restarted: {e:#}"
                     )))
@@ -258,9 +287,9 @@ impl Driver for LocalDriver {
 
     #[tracing::instrument(skip_all, err(level = "warn"), fields(cluster.id = %id))]
     async fn delete(&self, id: &ClusterId) -> Result<(), DriverError> {
-        if let Some(pid) = self.apiserver_pid(id) {
+        if let Some((pid, _)) = self.apiserver_of(id) {
             stop(pid).await;
-            if self.apiserver_pid(id).is_some() {
+            if self.apiserver_of(id).is_some() {
                 return Err(DriverError::Transient(format!(
                     "kube-apiserver {pid} is still running"
                 )));
@@ -279,7 +308,14 @@ impl Driver for LocalDriver {
     }
 
     async fn admin_kubeconfig(&self, cluster: &Cluster) -> Result<Kubeconfig, DriverError> {
-        let port = self.port_of(&cluster.id).ok_or(DriverError::NotFound)?;
+        let port =
+            match self.apiserver_of(&cluster.id) {
+                Some((_, port)) => port,
+                None => return Err(DriverError::Transient(
+                    "the cluster's kube-apiserver is not running; vcm restarts it within a minute"
+                        .into(),
+                )),
+            };
         self.admin_kubeconfig_of(&cluster.id, port)
     }
 
