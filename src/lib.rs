@@ -6,8 +6,12 @@
 
 /// The /v1 wire types shared by the HTTP handlers, the client and the CLI.
 pub mod api;
+/// Authentication: bearer API tokens (stored only as hashes) resolved to a `Principal`.
+pub mod auth;
 /// Command-line interface: `vcm server`, `vcm cluster …`; argument parsing and dispatch.
 pub mod cli;
+/// Typed REST client for the /v1 API, used by the CLI and by tests.
+pub mod client;
 /// Layered configuration: defaults < TOML file < `VCM_*` environment < flags.
 pub mod config;
 /// Real Kubernetes control-plane processes (etcd, kube-apiserver) with their own PKI: the

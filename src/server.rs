@@ -8,8 +8,22 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     config::Config,
+    driver::local::LocalDriver,
     http::{self, AppState},
+    reconciler::Reconciler,
+    workers::Pruner,
 };
+
+/// The long-running tasks beside the HTTP server.
+#[derive(Debug)]
+pub struct Background {
+    /// Drives clusters through their phases.
+    pub reconciler: Reconciler,
+    /// Deletes expired and idle clusters, purges records, sweeps orphans.
+    pub pruner: Pruner,
+    /// The local driver, to stop its etcd on a graceful shutdown when no cluster runs.
+    pub local: Option<std::sync::Arc<LocalDriver>>,
+}
 
 /// A built server, bound and ready to run; build it, read [`Server::addr`], then run it.
 #[derive(Debug)]
@@ -18,22 +32,27 @@ pub struct Server {
     addr: SocketAddr,
     state: AppState,
     shutdown_grace: Duration,
+    background: Option<Background>,
 }
 
 // === impl Server ===
 
 impl Server {
-    /// Binds `config.listen` (port 0 picks a free port) and prepares everything to serve.
-    pub async fn build(config: Config) -> anyhow::Result<Self> {
+    /// Binds `config.listen` (port 0 picks a free port) and prepares `state` to serve.
+    pub async fn build(config: Config, state: AppState) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
-        Self::build_with_listener(config, listener)
+        Self::build_with_listener(config, listener, state)
     }
 
     /// Like [`Server::build`], on a listener the caller bound already; `config.listen` is
     /// ignored, but the listener's address must pass the same plain-HTTP rule.
-    pub fn build_with_listener(config: Config, listener: TcpListener) -> anyhow::Result<Self> {
+    pub fn build_with_listener(
+        config: Config,
+        listener: TcpListener,
+        state: AppState,
+    ) -> anyhow::Result<Self> {
         let addr = listener
             .local_addr()
             .context("reading the listener's address")?;
@@ -41,9 +60,17 @@ impl Server {
         Ok(Self {
             listener,
             addr,
-            state: AppState::new(),
+            state,
             shutdown_grace: config.shutdown_grace(),
+            background: None,
         })
+    }
+
+    /// Run these background tasks with the server: they start with it, stop with it, and a
+    /// task that dies stops the server loudly.
+    pub fn with_background(mut self, background: Background) -> Self {
+        self.background = Some(background);
+        self
     }
 
     /// The address the server listens on.
@@ -63,7 +90,16 @@ impl Server {
             addr,
             state,
             shutdown_grace,
+            background,
         } = self;
+        let workers_stop = CancellationToken::new();
+        let mut workers = tokio::task::JoinSet::new();
+        let mut local = None;
+        if let Some(bg) = background {
+            workers.spawn(bg.reconciler.run(workers_stop.clone()));
+            workers.spawn(bg.pruner.run(workers_stop.clone()));
+            local = bg.local;
+        }
         let readiness = state.readiness.clone();
         let draining = CancellationToken::new();
         let signal = {
@@ -81,8 +117,8 @@ impl Server {
         // connections wait in the backlog instead of being refused.
         readiness.set_ready();
         tracing::info!(%addr, "listening");
-        tokio::select! {
-            served = serve.into_future() => served.context("serving HTTP")?,
+        let outcome = tokio::select! {
+            served = serve.into_future() => served.context("serving HTTP"),
             () = async {
                 draining.cancelled().await;
                 tokio::time::sleep(shutdown_grace).await;
@@ -91,10 +127,27 @@ impl Server {
                     grace_secs = shutdown_grace.as_secs(),
                     "requests still in flight after the shutdown grace period; dropping them"
                 );
+                Ok(())
             }
+            Some(died) = workers.join_next(), if !workers.is_empty() => {
+                // NB: a background task never returns before shutdown; if one does, the server
+                // must not go on serving a state nobody reconciles.
+                let why = match died {
+                    Ok(Ok(())) => "returned early".to_string(),
+                    Ok(Err(e)) => format!("{e:#}"),
+                    Err(e) => format!("{e}"),
+                };
+                tracing::error!(error = %why, "a background task died; stopping");
+                Err(anyhow::anyhow!("background task died: {why}"))
+            }
+        };
+        workers_stop.cancel();
+        while workers.join_next().await.is_some() {}
+        if let Some(local) = local {
+            local.stop_etcd_if_unused().await;
         }
         tracing::info!("stopped");
-        Ok(())
+        outcome
     }
 }
 
@@ -134,7 +187,8 @@ mod tests {
             listen: "127.0.0.1:0".parse().unwrap(),
             ..Config::default()
         };
-        let server = Server::build(config).await.unwrap();
+        let state = crate::http::testkit::mk_state().await;
+        let server = Server::build(config, state).await.unwrap();
         let addr = server.addr();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let running = tokio::spawn(server.run_until_stopped(async move {
@@ -175,7 +229,8 @@ mod tests {
         let listener = TcpListener::bind("0.0.0.0:0").await.unwrap();
 
         // Act
-        let result = Server::build_with_listener(Config::default(), listener);
+        let state = crate::http::testkit::mk_state().await;
+        let result = Server::build_with_listener(Config::default(), listener, state);
 
         // Assert
         let err = result.unwrap_err();

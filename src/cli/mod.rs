@@ -2,15 +2,20 @@
 
 use std::{fmt, net::SocketAddr, path::PathBuf, process::ExitCode};
 
-use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use reqwest::Url;
 
 use crate::{
-    config::{Config, ConfigOverrides, LogFormat},
-    server::{Server, shutdown_signal},
-    telemetry,
+    client::Client,
+    config::{ConfigOverrides, LogFormat},
 };
+
+mod cluster;
+mod output;
+mod serve;
+mod wait;
+
+pub use cluster::ClusterCmd;
 
 /// `vcm`: temporary Kubernetes clusters for CI/CD, on demand.
 #[derive(Debug, Parser)]
@@ -67,6 +72,9 @@ pub enum OutputFormat {
 pub enum Command {
     /// Run the vcm server.
     Server(ServerArgs),
+    /// Create, inspect and delete clusters (through the server at `--addr`).
+    #[command(subcommand)]
+    Cluster(ClusterCmd),
     /// Print the version of this binary.
     Version,
 }
@@ -100,21 +108,10 @@ pub struct ServerArgs {
 /// Runs the parsed command; the exit code says how it went.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Server(args) => serve(args).await,
+        Command::Server(args) => serve::serve(args).await,
+        Command::Cluster(cmd) => cluster::run(cmd, &cli.global).await,
         Command::Version => print_version(cli.global.output),
     }
-}
-
-async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
-    let config = Config::load(args.config.as_deref(), &args.overrides())
-        .context("loading the configuration")?;
-    telemetry::init(config.log.format, &config.log.level)?;
-    if args.dev {
-        tracing::info!("development mode");
-    }
-    let server = Server::build(config).await?;
-    server.run_until_stopped(shutdown_signal()).await?;
-    Ok(ExitCode::SUCCESS)
 }
 
 fn print_version(output: OutputFormat) -> anyhow::Result<ExitCode> {
@@ -129,6 +126,19 @@ fn print_version(output: OutputFormat) -> anyhow::Result<ExitCode> {
 }
 
 // === impl GlobalOpts ===
+
+impl GlobalOpts {
+    /// A client of the server at `--addr`, authenticated with `--token`.
+    pub fn client(&self) -> anyhow::Result<Client> {
+        let Some(token) = self.token.clone().filter(|t| !t.trim().is_empty()) else {
+            anyhow::bail!(
+                "no API token: set VCM_TOKEN or pass --token (an admin issues tokens; \
+                 `vcm server --dev` prints or takes one with --dev-token)"
+            );
+        };
+        Ok(Client::new(self.addr.clone(), Some(token))?)
+    }
+}
 
 impl fmt::Debug for GlobalOpts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -162,6 +162,51 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<crate::error::Error> for ApiError {
+    /// Maps the error's kind to a status and its code to the body's `code`. A 4xx carries the
+    /// error's message; a 5xx keeps the cause chain for the log only.
+    fn from(err: crate::error::Error) -> Self {
+        use crate::error::ErrorKind;
+
+        let status = match err.kind() {
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::Conflict => StatusCode::CONFLICT,
+            ErrorKind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+            ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let message = if status.is_server_error() {
+            cause_chain(&err)
+        } else {
+            err.to_string()
+        };
+        let api = Self::new(status, err.code(), message);
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            api.with_retry_after(DEFAULT_RETRY_AFTER)
+        } else {
+            api
+        }
+    }
+}
+
+/// `err: cause: cause…`, skipping a cause whose text the previous one already shows (as
+/// `#[error(transparent)]` and `{0}` wrappers do).
+fn cause_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut chain = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !chain.ends_with(&text) {
+            chain.push_str(": ");
+            chain.push_str(&text);
+        }
+        source = cause.source();
+    }
+    chain
+}
+
 // === impl ErrorReport ===
 
 impl ErrorReport {

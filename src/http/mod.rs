@@ -1,8 +1,15 @@
 //! The HTTP door: the axum router, its middleware stack, health endpoints and error mapping.
 
-use std::time::Instant;
+use std::{sync::Arc, time::Instant};
 
-use axum::{Router, body::Body, http::Request, http::header};
+use axum::{
+    Json, Router,
+    body::Body,
+    http::Request,
+    http::header,
+    response::{IntoResponse as _, Response},
+    routing::get,
+};
 use tower::ServiceBuilder;
 use tower_http::{
     catch_panic::CatchPanicLayer,
@@ -12,12 +19,23 @@ use tower_http::{
     trace::{DefaultOnFailure, DefaultOnResponse, TraceLayer},
 };
 use tracing::{Level, Span};
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
 
+use crate::{auth::Authenticator, service::ClusterService};
+
+pub mod clusters;
 pub mod error;
+pub mod extract;
 mod health;
+mod openapi;
+mod query;
+#[cfg(test)]
+pub(crate) mod testkit;
 
 pub use error::ApiError;
 pub use health::Readiness;
+pub use openapi::ApiDoc;
 
 /// Largest request body accepted (the API contract's default): cluster specs are tiny, and a
 /// bound keeps a single request from holding memory hostage.
@@ -30,29 +48,52 @@ pub struct AppState {
     pub started_at: Instant,
     /// Readiness flag, set by the server once it serves and cleared when it drains.
     pub readiness: Readiness,
+    /// The cluster use-cases.
+    pub service: ClusterService,
+    /// Resolves `Authorization` headers to principals.
+    pub auth: Arc<Authenticator>,
 }
 
 // === impl AppState ===
 
 impl AppState {
-    /// A state that starts not ready.
-    pub fn new() -> Self {
+    /// A state over `service` and `auth` that starts not ready.
+    pub fn new(service: ClusterService, auth: Arc<Authenticator>) -> Self {
         Self {
             started_at: Instant::now(),
             readiness: Readiness::default(),
+            service,
+            auth,
         }
     }
 }
 
-impl Default for AppState {
-    fn default() -> Self {
-        Self::new()
-    }
+/// The OpenAPI document of every documented route.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_routes().into_openapi()
+}
+
+fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(clusters::router())
 }
 
 /// The whole HTTP API: every resource router, JSON fallbacks and the middleware stack.
 pub fn router(state: AppState) -> Router {
-    with_middleware(Router::new().merge(health::router()), state)
+    let (api, doc) = api_routes().split_for_parts();
+    let doc = Arc::new(doc);
+    let routes = Router::new().merge(health::router()).merge(api).route(
+        "/openapi.json",
+        get(move || {
+            let doc = doc.clone();
+            async move { serve_openapi(&doc) }
+        }),
+    );
+    with_middleware(routes, state)
+}
+
+/// `GET /openapi.json`: public, like the health endpoints.
+fn serve_openapi(doc: &utoipa::openapi::OpenApi) -> Response {
+    Json(doc).into_response()
 }
 
 /// Adds the JSON fallbacks and the middleware stack to `routes`.

@@ -1,23 +1,17 @@
 #![allow(clippy::unwrap_used)]
 
 use axum::{
-    http::{HeaderMap, Method, StatusCode},
+    http::{Method, StatusCode},
     routing::get,
 };
-use http_body_util::BodyExt as _;
-use serde_json::{Value, json};
-use tower::ServiceExt as _;
+use serde_json::json;
 
+use super::testkit::{mk_call, mk_state};
 use super::*;
 
-async fn mk_call(app: Router, request: Request<Body>) -> (StatusCode, HeaderMap, Value) {
-    crate::telemetry::init_for_tests();
-    let response = app.oneshot(request).await.unwrap();
-    let (parts, body) = response.into_parts();
-    let bytes = body.collect().await.unwrap().to_bytes();
-    let json = serde_json::from_slice(&bytes)
-        .unwrap_or_else(|err| panic!("body {bytes:?} is not JSON: {err}"));
-    (parts.status, parts.headers, json)
+/// The whole router over a fresh state.
+async fn mk_app() -> Router {
+    router(mk_state().await)
 }
 
 fn mk_get(path: &str) -> Request<Body> {
@@ -25,7 +19,7 @@ fn mk_get(path: &str) -> Request<Body> {
 }
 
 /// A router with extra routes that fail in known ways.
-fn mk_failing_app() -> Router {
+async fn mk_failing_app() -> Router {
     let routes = Router::new()
         .route(
             "/unauthenticated",
@@ -44,7 +38,7 @@ fn mk_failing_app() -> Router {
             get(|| async { ApiError::internal(anyhow::anyhow!("db password is hunter2")) }),
         )
         .route("/panic", get(panicking));
-    with_middleware(routes, AppState::new())
+    with_middleware(routes, mk_state().await)
 }
 
 async fn panicking() -> &'static str {
@@ -54,7 +48,7 @@ async fn panicking() -> &'static str {
 #[tokio::test]
 async fn healthz_answers_200_ok() {
     // Act
-    let (status, _, body) = mk_call(router(AppState::new()), mk_get("/healthz")).await;
+    let (status, _, body) = mk_call(mk_app().await, mk_get("/healthz")).await;
 
     // Assert
     assert_eq!(status, StatusCode::OK);
@@ -64,7 +58,7 @@ async fn healthz_answers_200_ok() {
 #[tokio::test]
 async fn readyz_answers_503_before_ready_and_200_after() {
     // Arrange
-    let state = AppState::new();
+    let state = mk_state().await;
     let app = router(state.clone());
 
     // Act
@@ -84,7 +78,7 @@ async fn readyz_answers_503_before_ready_and_200_after() {
 #[tokio::test]
 async fn unknown_route_answers_404_json_with_the_generated_request_id() {
     // Act
-    let (status, headers, body) = mk_call(router(AppState::new()), mk_get("/nope")).await;
+    let (status, headers, body) = mk_call(mk_app().await, mk_get("/nope")).await;
 
     // Assert
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -104,7 +98,7 @@ async fn request_id_from_the_client_is_echoed_in_header_and_error_body() {
         .unwrap();
 
     // Act
-    let (_, headers, body) = mk_call(router(AppState::new()), request).await;
+    let (_, headers, body) = mk_call(mk_app().await, request).await;
 
     // Assert
     assert_eq!(headers["x-request-id"], "ci-run-42");
@@ -117,7 +111,7 @@ async fn wrong_method_answers_405_json_and_lists_allowed_methods() {
     let request = Request::delete("/healthz").body(Body::empty()).unwrap();
 
     // Act
-    let (status, headers, body) = mk_call(router(AppState::new()), request).await;
+    let (status, headers, body) = mk_call(mk_app().await, request).await;
 
     // Assert
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
@@ -136,7 +130,7 @@ async fn body_over_the_limit_answers_413_json() {
         .unwrap();
 
     // Act
-    let (status, headers, body) = mk_call(router(AppState::new()), request).await;
+    let (status, headers, body) = mk_call(mk_app().await, request).await;
 
     // Assert
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
@@ -167,7 +161,7 @@ async fn error_statuses_carry_the_headers_the_contract_requires() {
 
     for (path, expected_status, header, value, reason) in cases {
         // Act
-        let (status, headers, _) = mk_call(mk_failing_app(), mk_get(path)).await;
+        let (status, headers, _) = mk_call(mk_failing_app().await, mk_get(path)).await;
 
         // Assert
         assert_eq!(status, expected_status, "{reason}");
@@ -179,7 +173,7 @@ async fn error_statuses_carry_the_headers_the_contract_requires() {
 async fn server_errors_and_panics_answer_an_opaque_500() {
     for path in ["/internal", "/panic"] {
         // Act
-        let (status, _, body) = mk_call(mk_failing_app(), mk_get(path)).await;
+        let (status, _, body) = mk_call(mk_failing_app().await, mk_get(path)).await;
 
         // Assert
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{path}");
@@ -188,5 +182,74 @@ async fn server_errors_and_panics_answer_an_opaque_500() {
         assert!(body["error"]["request_id"].is_string(), "{path}");
         assert!(!body.to_string().contains("secret"), "{path}: {body}");
         assert!(!body.to_string().contains("hunter2"), "{path}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn crate_errors_map_to_their_status_and_code_and_5xx_stay_opaque() {
+    use crate::error::Error;
+
+    fn route(err: fn() -> Error) -> axum::routing::MethodRouter<AppState> {
+        get(move || async move { Err::<(), ApiError>(err().into()) })
+    }
+    // Arrange
+    let routes = Router::new()
+        .route(
+            "/invalid",
+            route(|| crate::domain::InvalidField::new("ttl", "bad").into()),
+        )
+        .route("/missing", route(|| Error::ClusterNotFound("web".into())))
+        .route("/clash", route(|| Error::conflict("name_taken", "taken")))
+        .route("/denied", route(|| Error::Forbidden("not yours".into())))
+        .route(
+            "/busy",
+            route(|| Error::Unavailable("db password is hunter2".into())),
+        )
+        .route(
+            "/bug",
+            route(|| Error::Other(anyhow::anyhow!("secret detail"))),
+        );
+    let app = with_middleware(routes, mk_state().await);
+    // Table: (path, status, code, message).
+    let cases = [
+        (
+            "/invalid",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            "ttl: bad",
+        ),
+        (
+            "/missing",
+            StatusCode::NOT_FOUND,
+            "cluster_not_found",
+            "cluster \"web\" not found",
+        ),
+        ("/clash", StatusCode::CONFLICT, "name_taken", "taken"),
+        ("/denied", StatusCode::FORBIDDEN, "forbidden", "not yours"),
+        (
+            "/busy",
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "service unavailable, retry later",
+        ),
+        (
+            "/bug",
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        ),
+    ];
+
+    for (path, expected_status, code, message) in cases {
+        // Act
+        let (status, headers, body) = mk_call(app.clone(), mk_get(path)).await;
+
+        // Assert
+        assert_eq!(status, expected_status, "{path}");
+        assert_eq!(body["error"]["code"], code, "{path}");
+        assert_eq!(body["error"]["message"], message, "{path}");
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            assert_eq!(headers["retry-after"], "5", "{path}");
+        }
     }
 }

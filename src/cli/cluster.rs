@@ -1,0 +1,297 @@
+//! `vcm cluster create|list|get|update|delete|kubeconfig|keepalive|events`: builds requests
+//! for the typed client and renders what comes back.
+
+use std::{collections::BTreeMap, path::PathBuf, process::ExitCode, time::Duration};
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+
+use super::{
+    GlobalOpts, OutputFormat, output,
+    wait::{self, Target},
+};
+use crate::api::{CreateClusterRequest, DeletedClusters, UpdateClusterRequest};
+use crate::client::{Client, ListQuery};
+use crate::domain::Ttl;
+
+/// `vcm cluster …`.
+#[derive(Debug, Subcommand)]
+pub enum ClusterCmd {
+    /// Create a cluster (it starts Pending; `--wait` waits until it is Ready).
+    Create(CreateArgs),
+    /// List clusters.
+    List(ListArgs),
+    /// Show one cluster.
+    Get(IdArg),
+    /// Change a cluster's ttl, idle timeout or labels.
+    Update(UpdateArgs),
+    /// Delete clusters by id or name, or every cluster matching labels.
+    Delete(DeleteArgs),
+    /// Get a kubeconfig with a short-lived token (YAML; JSON with `--output json`).
+    Kubeconfig(KubeconfigArgs),
+    /// Mark a cluster active (resets its idle clock).
+    Keepalive(IdArg),
+    /// Show a cluster's lifecycle events.
+    Events(IdArg),
+}
+
+/// `vcm cluster create` flags.
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Name (a DNS label of at most 40 characters); default: the generated id.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Size profile (`small`, `medium`, `large` by default).
+    #[arg(long)]
+    pub size: Option<String>,
+    /// Kubernetes minor version, e.g. `1.36`.
+    #[arg(long)]
+    pub kubernetes_version: Option<String>,
+    /// Lifetime, e.g. `2h`.
+    #[arg(long)]
+    pub ttl: Option<String>,
+    /// Delete after this long without activity, e.g. `30m`.
+    #[arg(long)]
+    pub idle_timeout: Option<String>,
+    /// Label `key=value`; repeatable.
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
+    pub labels: Vec<(String, String)>,
+    /// Retrying with the same key returns the same cluster (a UUID, or the CI run id).
+    #[arg(long)]
+    pub idempotency_key: Option<String>,
+    /// Wait until the cluster is Ready; fail if it fails, is deleted, or `--timeout` passes.
+    #[arg(long)]
+    pub wait: bool,
+    /// How long `--wait` waits.
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    pub timeout: Duration,
+}
+
+/// `vcm cluster list` flags.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only this phase (`Pending`, `Provisioning`, `Ready`, `Deleting`, `Deleted`, `Failed`).
+    #[arg(long)]
+    pub phase: Option<String>,
+    /// Only this owner (`token:<name>`).
+    #[arg(long)]
+    pub owner: Option<String>,
+    /// Only clusters with label `key=value`; repeat to require several.
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
+    pub labels: Vec<(String, String)>,
+    /// Page size (1 to 500).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Fetch every page, not just the first.
+    #[arg(long)]
+    pub all: bool,
+}
+
+/// A cluster id or live name.
+#[derive(Debug, Args)]
+pub struct IdArg {
+    /// Cluster id or name.
+    pub id: String,
+}
+
+/// `vcm cluster update` flags.
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// Cluster id or name.
+    pub id: String,
+    /// New lifetime, counted from creation.
+    #[arg(long)]
+    pub ttl: Option<String>,
+    /// New idle timeout.
+    #[arg(long)]
+    pub idle_timeout: Option<String>,
+    /// Replace the labels with these `key=value` pairs; repeatable.
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
+    pub labels: Vec<(String, String)>,
+}
+
+/// `vcm cluster delete` flags.
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// Cluster ids or names.
+    #[arg(required_unless_present = "labels", conflicts_with = "labels")]
+    pub ids: Vec<String>,
+    /// Delete every live cluster with label `key=value`; repeat to require several.
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
+    pub labels: Vec<(String, String)>,
+    /// Wait until every cluster is Deleted.
+    #[arg(long)]
+    pub wait: bool,
+    /// How long `--wait` waits.
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    pub timeout: Duration,
+}
+
+/// `vcm cluster kubeconfig` flags.
+#[derive(Debug, Args)]
+pub struct KubeconfigArgs {
+    /// Cluster id or name.
+    pub id: String,
+    /// Token lifetime (default 1h; never beyond the cluster's expiry).
+    #[arg(long)]
+    pub ttl: Option<String>,
+    /// Write to this file (mode 0600) instead of stdout.
+    #[arg(long, value_name = "PATH")]
+    pub output_file: Option<PathBuf>,
+}
+
+/// Runs a `vcm cluster` command.
+pub async fn run(cmd: ClusterCmd, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
+    let client = global.client()?;
+    let out = global.output;
+    match cmd {
+        ClusterCmd::Create(args) => create(&client, args, out).await,
+        ClusterCmd::List(args) => list(&client, args, out).await,
+        ClusterCmd::Get(IdArg { id }) => print(output::cluster(&client.get(&id).await?, out)),
+        ClusterCmd::Update(args) => {
+            let req = UpdateClusterRequest {
+                ttl: args.ttl,
+                idle_timeout: args.idle_timeout,
+                labels: labels_map(args.labels),
+                ..Default::default()
+            };
+            print(output::cluster(&client.update(&args.id, &req).await?, out))
+        }
+        ClusterCmd::Delete(args) => delete(&client, args, out).await,
+        ClusterCmd::Kubeconfig(args) => kubeconfig(&client, args, out).await,
+        ClusterCmd::Keepalive(IdArg { id }) => {
+            print(output::cluster(&client.keepalive(&id).await?, out))
+        }
+        ClusterCmd::Events(IdArg { id }) => print(output::events(&client.events(&id).await?, out)),
+    }
+}
+
+async fn create(client: &Client, args: CreateArgs, out: OutputFormat) -> anyhow::Result<ExitCode> {
+    let req = CreateClusterRequest {
+        name: args.name,
+        size: args.size,
+        kubernetes_version: args.kubernetes_version,
+        ttl: args.ttl,
+        idle_timeout: args.idle_timeout,
+        host: None,
+        labels: labels_map(args.labels),
+    };
+    let cluster = client.create(&req, args.idempotency_key.as_deref()).await?;
+    let cluster = if args.wait {
+        wait::until(client, &cluster.id, Target::Ready, args.timeout).await?
+    } else {
+        cluster
+    };
+    print(output::cluster(&cluster, out))
+}
+
+async fn list(client: &Client, args: ListArgs, out: OutputFormat) -> anyhow::Result<ExitCode> {
+    let query = ListQuery {
+        phase: args.phase,
+        owner: args.owner,
+        labels: args
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect(),
+        limit: args.limit,
+        cursor: None,
+    };
+    let page = if args.all {
+        crate::api::ClusterList {
+            items: client.list_all(&query).await?,
+            next_cursor: None,
+        }
+    } else {
+        client.list(&query).await?
+    };
+    print(output::clusters(&page, out))
+}
+
+async fn delete(client: &Client, args: DeleteArgs, out: OutputFormat) -> anyhow::Result<ExitCode> {
+    let ids = if args.labels.is_empty() {
+        let mut ids = Vec::with_capacity(args.ids.len());
+        for id in &args.ids {
+            ids.push(client.delete(id).await?.id);
+        }
+        ids
+    } else {
+        let labels: Vec<String> = args
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        client.delete_by_labels(&labels).await?.ids
+    };
+    if args.wait {
+        let deadline = tokio::time::Instant::now() + args.timeout;
+        for id in &ids {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            wait::until(client, id, Target::Deleted, left).await?;
+        }
+    }
+    print(output::deleted(&DeletedClusters { ids }, args.wait, out))
+}
+
+async fn kubeconfig(
+    client: &Client,
+    args: KubeconfigArgs,
+    out: OutputFormat,
+) -> anyhow::Result<ExitCode> {
+    let json = out == OutputFormat::Json;
+    let text = client
+        .kubeconfig(&args.id, args.ttl.as_deref(), json)
+        .await?;
+    match args.output_file {
+        Some(path) => {
+            write_private(&path, text.as_bytes())
+                .with_context(|| format!("writing the kubeconfig to {}", path.display()))?;
+            eprintln!("kubeconfig written to {}", path.display());
+        }
+        None => print!("{text}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Write `bytes` to `path`, readable by the owner only: it holds a credential.
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    // NB: `mode` only applies to a new file; an existing one may have been wider.
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    file.write_all(bytes)
+}
+
+fn print(rendered: anyhow::Result<String>) -> anyhow::Result<ExitCode> {
+    print!("{}", rendered?);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn labels_map(labels: Vec<(String, String)>) -> Option<BTreeMap<String, String>> {
+    (!labels.is_empty()).then(|| labels.into_iter().collect())
+}
+
+/// `key=value` (the server checks the syntax further).
+fn parse_label(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("{s:?} is not key=value")),
+    }
+}
+
+/// A duration written like the API's (`90s`, `10m`, `2h`).
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    Ttl::parse("timeout", s)
+        .map(Ttl::as_duration)
+        .map_err(|e| e.reason)
+}
+
+#[cfg(test)]
+mod tests;

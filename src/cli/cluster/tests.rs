@@ -1,0 +1,193 @@
+#![allow(clippy::unwrap_used)]
+
+use clap::Parser as _;
+
+use super::*;
+use crate::cli::{Cli, Command};
+
+fn mk_parse(args: &[&str]) -> Result<ClusterCmd, clap::Error> {
+    let cli = Cli::try_parse_from(["vcm", "cluster"].iter().chain(args))?;
+    match cli.command {
+        Command::Cluster(cmd) => Ok(cmd),
+        other => panic!("expected a cluster command, got {other:?}"),
+    }
+}
+
+#[test]
+fn create_takes_every_flag_and_repeated_labels() {
+    // Act
+    let cmd = mk_parse(&[
+        "create",
+        "--name",
+        "pr-42",
+        "--size",
+        "medium",
+        "--kubernetes-version",
+        "1.36",
+        "--ttl",
+        "2h",
+        "--idle-timeout",
+        "30m",
+        "--label",
+        "repo=web",
+        "--label",
+        "pr=42",
+        "--idempotency-key",
+        "run-7",
+        "--wait",
+        "--timeout",
+        "90s",
+    ])
+    .unwrap();
+
+    // Assert
+    let ClusterCmd::Create(args) = cmd else {
+        panic!("expected create, got {cmd:?}");
+    };
+    assert_eq!(args.name.as_deref(), Some("pr-42"));
+    assert_eq!(args.size.as_deref(), Some("medium"));
+    assert_eq!(args.kubernetes_version.as_deref(), Some("1.36"));
+    assert_eq!(args.ttl.as_deref(), Some("2h"));
+    assert_eq!(args.idle_timeout.as_deref(), Some("30m"));
+    assert_eq!(
+        args.labels,
+        [("repo".into(), "web".into()), ("pr".into(), "42".into())]
+    );
+    assert_eq!(args.idempotency_key.as_deref(), Some("run-7"));
+    assert!(args.wait);
+    assert_eq!(args.timeout, Duration::from_secs(90));
+}
+
+#[test]
+fn create_waits_ten_minutes_by_default() {
+    let ClusterCmd::Create(args) = mk_parse(&["create"]).unwrap() else {
+        panic!("expected create");
+    };
+    assert!(!args.wait);
+    assert_eq!(args.timeout, Duration::from_secs(600));
+}
+
+#[test]
+fn global_flags_work_after_the_subcommand() {
+    // Act
+    let cli = Cli::try_parse_from([
+        "vcm",
+        "cluster",
+        "list",
+        "--all",
+        "--label",
+        "repo=web",
+        "-o",
+        "json",
+        "--addr",
+        "http://vcm.example:8080",
+        "--token",
+        "vcm_x",
+    ])
+    .unwrap();
+
+    // Assert
+    assert_eq!(cli.global.output, OutputFormat::Json);
+    assert_eq!(cli.global.addr.as_str(), "http://vcm.example:8080/");
+    assert_eq!(cli.global.token.as_deref(), Some("vcm_x"));
+    let Command::Cluster(ClusterCmd::List(args)) = cli.command else {
+        panic!("expected list");
+    };
+    assert!(args.all);
+    assert_eq!(args.labels, [("repo".into(), "web".into())]);
+}
+
+#[test]
+fn delete_takes_ids_or_labels_but_not_both_nor_neither() {
+    // Table: (arguments, parses?, reason).
+    let cases: [(&[&str], bool, &str); 5] = [
+        (&["delete", "web"], true, "one id"),
+        (&["delete", "web", "api", "--wait"], true, "several ids"),
+        (&["delete", "--label", "repo=web"], true, "labels"),
+        (&["delete"], false, "neither"),
+        (&["delete", "web", "--label", "repo=web"], false, "both"),
+    ];
+
+    for (args, parses, reason) in cases {
+        assert_eq!(mk_parse(args).is_ok(), parses, "{reason}");
+    }
+}
+
+#[test]
+fn bad_flag_values_are_refused_at_parse_time() {
+    // Table: (arguments, reason).
+    let cases: [(&[&str], &str); 4] = [
+        (&["create", "--label", "novalue"], "label without ="),
+        (&["create", "--label", "=v"], "label without key"),
+        (&["create", "--timeout", "soon"], "timeout not a duration"),
+        (&["get"], "get without id"),
+    ];
+
+    for (args, reason) in cases {
+        assert!(mk_parse(args).is_err(), "{reason}");
+    }
+}
+
+#[test]
+fn the_remaining_subcommands_parse() {
+    // Table: (arguments, reason).
+    let cases: [&[&str]; 6] = [
+        &["get", "web"],
+        &["update", "web", "--ttl", "3h", "--label", "a=b"],
+        &[
+            "kubeconfig",
+            "web",
+            "--ttl",
+            "1h",
+            "--output-file",
+            "/tmp/kc",
+        ],
+        &["keepalive", "web"],
+        &["events", "web"],
+        &[
+            "list", "--phase", "Ready", "--owner", "token:ci", "--limit", "5",
+        ],
+    ];
+
+    for args in cases {
+        assert!(mk_parse(args).is_ok(), "{args:?}");
+    }
+}
+
+#[test]
+fn a_missing_token_is_an_error_naming_vcm_token_and_the_flag() {
+    // Arrange
+    let cli = Cli::try_parse_from(["vcm", "cluster", "list"]).unwrap();
+    let global = GlobalOpts {
+        token: None,
+        ..cli.global
+    };
+
+    // Act
+    let err = global.client().unwrap_err().to_string();
+
+    // Assert
+    assert!(
+        err.contains("VCM_TOKEN") && err.contains("--token"),
+        "{err}"
+    );
+}
+
+#[test]
+fn kubeconfig_files_are_private() {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    // Arrange
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kubeconfig");
+    std::fs::write(&path, "old").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+
+    // Act
+    write_private(&path, b"apiVersion: v1\n").unwrap();
+
+    // Assert
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "apiVersion: v1\n");
+}

@@ -1,0 +1,157 @@
+//! Extractors whose rejections are the API's JSON errors: the authenticated caller, JSON
+//! bodies, and the `Idempotency-Key` header.
+
+use axum::{
+    Json,
+    body::Bytes,
+    extract::{FromRequest, FromRequestParts, Request},
+    http::{HeaderMap, StatusCode, header, request::Parts},
+};
+use serde::de::DeserializeOwned;
+
+use super::{AppState, MAX_REQUEST_BODY_BYTES, error::ApiError};
+use crate::domain::Principal;
+use crate::error::Error;
+use crate::service::IdempotencyKey;
+
+/// The header carrying an idempotency key on `POST /v1/clusters`.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// The caller, authenticated from its `Authorization` header (401 otherwise).
+#[derive(Debug, Clone)]
+pub struct Authenticated(pub Principal);
+
+impl FromRequestParts<AppState> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let value = match parts.headers.get(header::AUTHORIZATION) {
+            None => None,
+            Some(value) => Some(value.to_str().map_err(|_| {
+                Error::Unauthenticated(
+                    "malformed Authorization header: send Authorization: Bearer <token>".into(),
+                )
+            })?),
+        };
+        Ok(Self(state.auth.authenticate(value).await?))
+    }
+}
+
+/// A JSON request body: 415 without a JSON content type, 400 `malformed_json` when it does
+/// not parse, 422 `invalid_field` when it does not fit `T` (unknown field, wrong type; serde's
+/// message names the field), 413 beyond the body limit.
+#[derive(Debug, Clone, Default)]
+pub struct AppJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for AppJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        ensure_json(req.headers())?;
+        let bytes = read_body(req, state).await?;
+        parse_json(&bytes).map(Self)
+    }
+}
+
+/// Like [`AppJson`], but an empty body stands for `T::default()` (every field left out).
+#[derive(Debug, Clone, Default)]
+pub struct JsonOrEmpty<T>(pub T);
+
+impl<T, S> FromRequest<S> for JsonOrEmpty<T>
+where
+    T: DeserializeOwned + Default,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let headers = req.headers().clone();
+        let bytes = read_body(req, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Self(T::default()));
+        }
+        ensure_json(&headers)?;
+        parse_json(&bytes).map(Self)
+    }
+}
+
+/// The optional `Idempotency-Key` header (422 when present but not a valid key).
+#[derive(Debug, Clone, Default)]
+pub struct IdempotencyKeyHeader(pub Option<IdempotencyKey>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKeyHeader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let Some(value) = parts.headers.get(IDEMPOTENCY_KEY) else {
+            return Ok(Self(None));
+        };
+        // A non-ASCII value fails the same rule as a badly shaped one.
+        let key = IdempotencyKey::parse(value.to_str().unwrap_or("\u{0}")).map_err(Error::from)?;
+        Ok(Self(Some(key)))
+    }
+}
+
+/// 415 unless the content type is `application/json` or `application/*+json`.
+fn ensure_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    let essence = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .map(|value| value.trim().to_ascii_lowercase());
+    match essence.as_deref() {
+        Some("application/json") => Ok(()),
+        Some(mime) if mime.starts_with("application/") && mime.ends_with("+json") => Ok(()),
+        _ => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as JSON with Content-Type: application/json",
+        )),
+    }
+}
+
+async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state).await.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("request body is larger than {MAX_REQUEST_BODY_BYTES} bytes"),
+            )
+        } else {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                rejection.body_text(),
+            )
+        }
+    })
+}
+
+fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    use axum::extract::rejection::JsonRejection;
+
+    Json::<T>::from_bytes(bytes)
+        .map(|Json(value)| value)
+        .map_err(|rejection| {
+            // NB: the source is serde's error with the field path in front (`size: invalid
+            // type…`); the rejection's own text only adds a generic preamble.
+            let detail = std::error::Error::source(&rejection)
+                .map(ToString::to_string)
+                .unwrap_or_else(|| rejection.body_text());
+            match rejection {
+                JsonRejection::JsonDataError(_) => {
+                    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", detail)
+                }
+                _ => ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "malformed_json",
+                    format!("request body is not valid JSON: {detail}"),
+                ),
+            }
+        })
+}
