@@ -31,6 +31,9 @@ pub struct CreateClusterRequest {
     /// Host cluster to place it on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
+    /// Place it on a host whose labels include all of these (instead of naming `host`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_selector: Option<BTreeMap<String, String>>,
     /// Labels (Kubernetes label syntax).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub labels: Option<BTreeMap<String, String>>,
@@ -215,4 +218,28 @@ pub struct ErrorDetail {
     pub message: String,
     /// Correlates with server logs.
     pub request_id: String,
+}
+
+/// A host cluster with its capacity and use.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct HostView {
+    /// Name clusters refer to.
+    pub name: String,
+    /// Labels a `host_selector` matches.
+    pub labels: BTreeMap<String, String>,
+    /// Whether it answered its last check.
+    pub reachable: bool,
+    /// Most clusters it takes (absent: no limit).
+    pub max_clusters: Option<u32>,
+    /// Live clusters on it now.
+    pub clusters: u32,
+    /// Notes, or why it is unreachable.
+    pub message: String,
+}
+
+/// Every host.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct HostList {
+    /// The hosts.
+    pub items: Vec<HostView>,
 }

@@ -184,6 +184,16 @@ fn clusters_are_created_used_with_kubectl_isolated_expired_and_deleted_without_l
     .unwrap();
     assert_eq!(one["phase"], "Ready");
     assert_eq!(two["phase"], "Ready");
+    let secs = |v: &serde_json::Value| v.as_str().unwrap().parse::<jiff::Timestamp>().unwrap();
+    let took = secs(&one["ready_at"]).duration_since(secs(&one["created_at"]));
+    assert!(
+        took.as_secs_f64() > 0.3,
+        "ready_at must be when it became ready: {one}"
+    );
+    assert!(
+        one["message"].as_str().unwrap().starts_with("ready in"),
+        "{one}"
+    );
     let short = vcm.cli_ok(&[
         "cluster", "create", "--name", "short", "--ttl", "20s", "--output", "json",
     ]);

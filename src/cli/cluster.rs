@@ -56,6 +56,12 @@ pub struct CreateArgs {
     /// Label `key=value`; repeatable.
     #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
     pub labels: Vec<(String, String)>,
+    /// Host cluster to run on (default: the least-loaded host with room).
+    #[arg(long, conflicts_with = "host_selector")]
+    pub host: Option<String>,
+    /// Run on a host with this label `key=value`; repeatable.
+    #[arg(long = "host-selector", value_name = "KEY=VALUE", value_parser = parse_label)]
+    pub host_selector: Vec<(String, String)>,
     /// Retrying with the same key returns the same cluster (a UUID, or the CI run id).
     #[arg(long)]
     pub idempotency_key: Option<String>,
@@ -173,7 +179,8 @@ async fn create(client: &Client, args: CreateArgs, out: OutputFormat) -> anyhow:
         kubernetes_version: args.kubernetes_version,
         ttl: args.ttl,
         idle_timeout: args.idle_timeout,
-        host: None,
+        host: args.host,
+        host_selector: labels_map(args.host_selector),
         labels: labels_map(args.labels),
     };
     let cluster = client.create(&req, args.idempotency_key.as_deref()).await?;

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::{Driver, DriverError, Ensured};
+use super::{Driver, DriverError, Ensured, HostInfo};
 use crate::controlplane::Kubeconfig;
 use crate::domain::{Cluster, ClusterId};
 
@@ -28,6 +28,7 @@ pub struct FakeDriver {
     delete_script: Mutex<VecDeque<Outcome>>,
     calls: Mutex<Vec<String>>,
     managed: Mutex<Vec<ClusterId>>,
+    hosts: Mutex<Option<Vec<HostInfo>>>,
 }
 
 impl FakeDriver {
@@ -44,6 +45,11 @@ impl FakeDriver {
     /// Calls so far, as `ensure <id>` / `delete <id>`.
     pub fn calls(&self) -> Vec<String> {
         lock(&self.calls).clone()
+    }
+
+    /// Replace the hosts the fake reports (default: one unlimited host `local`).
+    pub fn set_hosts(&self, hosts: Vec<HostInfo>) {
+        *lock(&self.hosts) = Some(hosts);
     }
 
     /// Pretend the driver holds resources for `id` (for sweeper tests).
@@ -68,6 +74,18 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Driver for FakeDriver {
     fn name(&self) -> &'static str {
         "fake"
+    }
+
+    async fn hosts(&self) -> Vec<HostInfo> {
+        lock(&self.hosts).clone().unwrap_or_else(|| {
+            vec![HostInfo {
+                name: "local".into(),
+                labels: Default::default(),
+                max_clusters: None,
+                reachable: true,
+                message: String::new(),
+            }]
+        })
     }
 
     async fn ensure(&self, cluster: &Cluster) -> Result<Ensured, DriverError> {

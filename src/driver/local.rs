@@ -17,7 +17,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use tokio::sync::Mutex;
 
-use super::{Driver, DriverError, Ensured};
+use super::{Driver, DriverError, Ensured, HostInfo};
 use crate::controlplane::{
     ApiServer, ApiServerOptions, Etcd, KubeBins, Kubeconfig, KubeconfigUser, Pki, find_processes,
     free_port, kill_group,
@@ -239,6 +239,19 @@ impl LocalDriver {
 impl Driver for LocalDriver {
     fn name(&self) -> &'static str {
         "local"
+    }
+
+    async fn hosts(&self) -> Vec<HostInfo> {
+        vec![HostInfo {
+            name: "local".into(),
+            labels: Default::default(),
+            max_clusters: None,
+            reachable: true,
+            message: format!(
+                "control planes run on this machine under {}",
+                self.root.display()
+            ),
+        }]
     }
 
     #[tracing::instrument(skip_all, err(level = "warn"), fields(cluster.id = %cluster.id))]

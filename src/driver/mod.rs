@@ -53,11 +53,29 @@ pub enum Ensured {
     },
 }
 
+/// A place clusters run: a host cluster (vcluster driver) or this machine (local driver).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostInfo {
+    /// Name clusters refer to in `host`.
+    pub name: String,
+    /// Labels a `host_selector` matches against.
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// Most clusters this host takes (`None`: no limit).
+    pub max_clusters: Option<u32>,
+    /// Whether the host answered its last check.
+    pub reachable: bool,
+    /// Why it is unreachable, or other notes, for people.
+    pub message: String,
+}
+
 /// A back-end that makes virtual clusters.
 #[async_trait]
 pub trait Driver: Send + Sync + 'static {
     /// Short name (`local`, `vcluster`).
     fn name(&self) -> &'static str;
+
+    /// The hosts this driver places clusters on, with their reachability now.
+    async fn hosts(&self) -> Vec<HostInfo>;
 
     /// Create the cluster's control plane, or continue or confirm an earlier attempt.
     async fn ensure(&self, cluster: &Cluster) -> Result<Ensured, DriverError>;

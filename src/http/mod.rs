@@ -28,6 +28,8 @@ pub mod clusters;
 pub mod error;
 pub mod extract;
 mod health;
+/// `GET /v1/hosts`.
+pub mod hosts;
 mod openapi;
 mod query;
 #[cfg(test)]
@@ -74,7 +76,9 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 fn api_routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(clusters::router())
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(clusters::router())
+        .merge(hosts::router())
 }
 
 /// The whole HTTP API: every resource router, JSON fallbacks and the middleware stack.

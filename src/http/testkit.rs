@@ -37,6 +37,16 @@ impl Driver for UnavailableDriver {
         "unavailable"
     }
 
+    async fn hosts(&self) -> Vec<crate::driver::HostInfo> {
+        vec![crate::driver::HostInfo {
+            name: "local".into(),
+            labels: Default::default(),
+            max_clusters: None,
+            reachable: true,
+            message: String::new(),
+        }]
+    }
+
     async fn ensure(&self, _: &Cluster) -> Result<Ensured, DriverError> {
         Err(unavailable())
     }

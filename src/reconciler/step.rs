@@ -60,6 +60,7 @@ async fn step(service: &ClusterService, c: &Cluster) -> Result<Action> {
         }
         Phase::Provisioning | Phase::Ready => match driver.ensure(c).await? {
             Ensured::Ready { endpoint } => {
+                let now = self::now(); // after the driver call, which may take seconds
                 let mut next = c.clone();
                 let mut events = vec![];
                 if c.phase == Phase::Provisioning {
@@ -97,6 +98,7 @@ async fn step(service: &ClusterService, c: &Cluster) -> Result<Action> {
         },
         Phase::Deleting => {
             driver.delete(&c.id).await?;
+            let now = self::now();
             let mut next = c.clone();
             next.phase = c.phase.transition(PhaseEvent::ConfirmDeleted)?;
             next.deleted_at = Some(now);

@@ -58,7 +58,12 @@ impl ClusterService {
         {
             return Ok((existing, false));
         }
-        let cluster = self.new_cluster(principal, req)?;
+        let (host, selector) = (req.host.clone(), req.host_selector.clone());
+        // Validate everything before placing, so a bad request never waits on the lock.
+        self.new_cluster(principal, req.clone(), String::new())?;
+        let _placing = self.placing.lock().await;
+        let host = self.place(host.as_deref(), selector.as_ref()).await?;
+        let cluster = self.new_cluster(principal, req, host)?;
         if let Some(other) = self.store.get_live_by_name(cluster.name.as_str()).await? {
             return Err(name_taken(&cluster.name, &other.id));
         }
@@ -122,7 +127,12 @@ impl ClusterService {
         })?))
     }
 
-    fn new_cluster(&self, principal: &Principal, req: CreateClusterRequest) -> Result<Cluster> {
+    fn new_cluster(
+        &self,
+        principal: &Principal,
+        req: CreateClusterRequest,
+        host: String,
+    ) -> Result<Cluster> {
         let p = &self.policy;
         let id = ClusterId::generate();
         let name = match req.name.as_deref() {
@@ -150,14 +160,6 @@ impl ClusterService {
                     "version {version:?} is not offered here; choose one of {}",
                     p.kubernetes_versions.join(", ")
                 ),
-            )
-            .into());
-        }
-        let host = req.host.unwrap_or_else(|| p.host.clone());
-        if host != p.host {
-            return Err(InvalidField::new(
-                "host",
-                format!("unknown host {host:?}; this server has {:?}", p.host),
             )
             .into());
         }

@@ -3,6 +3,7 @@
 
 mod clusters;
 mod credentials;
+mod placement;
 
 use std::sync::Arc;
 
@@ -32,8 +33,6 @@ pub struct ClusterPolicy {
     pub max_ttl: Ttl,
     /// Idle timeout used when a request names none (`None`: no idle deletion by default).
     pub default_idle_timeout: Option<Ttl>,
-    /// The host every cluster lands on (the local driver has one).
-    pub host: String,
     /// Longest kubeconfig token a request may ask for.
     pub max_kubeconfig_ttl: Ttl,
 }
@@ -48,7 +47,6 @@ impl Default for ClusterPolicy {
             default_ttl: Ttl::from_secs(2 * 3600),
             max_ttl: Ttl::from_secs(7 * 86_400),
             default_idle_timeout: None,
-            host: "local".into(),
             max_kubeconfig_ttl: Ttl::from_secs(24 * 3600),
         }
     }
@@ -61,6 +59,10 @@ pub struct ClusterService {
     driver: Arc<dyn Driver>,
     policy: Arc<ClusterPolicy>,
     wake: Arc<Notify>,
+    /// NB: placement reads each host's load and inserts the new cluster under this lock, so
+    /// concurrent creates cannot both take a host's last slot (one vcm replica; several
+    /// replicas will need the store to arbitrate).
+    placing: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for ClusterService {
@@ -87,6 +89,7 @@ impl ClusterService {
             driver,
             policy: Arc::new(policy),
             wake,
+            placing: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 

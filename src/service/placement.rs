@@ -1,0 +1,292 @@
+//! Where a new cluster runs: the named host, or the least-loaded reachable host with room that
+//! matches the selector.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::ClusterService;
+use crate::api::HostView;
+use crate::domain::{InvalidField, Phase};
+use crate::driver::HostInfo;
+use crate::error::{Error, Result};
+
+// === impl ClusterService ===
+
+impl ClusterService {
+    /// Every host with its live cluster count.
+    pub async fn hosts(&self) -> Result<Vec<HostView>> {
+        let load = self.load().await?;
+        Ok(self
+            .driver
+            .hosts()
+            .await
+            .into_iter()
+            .map(|h| HostView {
+                clusters: load.get(&h.name).copied().unwrap_or(0),
+                name: h.name,
+                labels: h.labels,
+                reachable: h.reachable,
+                max_clusters: h.max_clusters,
+                message: h.message,
+            })
+            .collect())
+    }
+
+    /// Live clusters per host (a Failed cluster not yet cleaned up still holds resources).
+    async fn load(&self) -> Result<HashMap<String, u32>> {
+        let mut load = HashMap::new();
+        for c in self.store.live_clusters().await? {
+            if c.phase == Phase::Failed && c.cleaned_up {
+                continue;
+            }
+            *load.entry(c.host).or_insert(0) += 1;
+        }
+        Ok(load)
+    }
+
+    /// Choose a host. Callers hold `self.placing` until the cluster is inserted.
+    pub(super) async fn place(
+        &self,
+        host: Option<&str>,
+        selector: Option<&BTreeMap<String, String>>,
+    ) -> Result<String> {
+        let hosts = self.driver.hosts().await;
+        let names = || {
+            hosts
+                .iter()
+                .map(|h| h.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let candidates: Vec<&HostInfo> = match (host, selector) {
+            (Some(_), Some(_)) => {
+                return Err(InvalidField::new(
+                    "host_selector",
+                    "give either host or host_selector, not both",
+                )
+                .into());
+            }
+            (Some(name), None) => {
+                let found: Vec<&HostInfo> = hosts.iter().filter(|h| h.name == name).collect();
+                if found.is_empty() {
+                    return Err(InvalidField::new(
+                        "host",
+                        format!("unknown host {name:?}; hosts: {}", names()),
+                    )
+                    .into());
+                }
+                found
+            }
+            (None, Some(sel)) => {
+                let found: Vec<&HostInfo> = hosts
+                    .iter()
+                    .filter(|h| sel.iter().all(|(k, v)| h.labels.get(k) == Some(v)))
+                    .collect();
+                if found.is_empty() {
+                    return Err(InvalidField::new(
+                        "host_selector",
+                        format!("no host has labels {sel:?}; hosts: {}", names()),
+                    )
+                    .into());
+                }
+                found
+            }
+            (None, None) => hosts.iter().collect(),
+        };
+        let reachable: Vec<&HostInfo> =
+            candidates.iter().copied().filter(|h| h.reachable).collect();
+        if reachable.is_empty() {
+            let why: Vec<String> = candidates
+                .iter()
+                .map(|h| format!("{}: {}", h.name, h.message))
+                .collect();
+            return Err(Error::Unavailable(format!(
+                "no reachable host ({}); retry later",
+                why.join("; ")
+            )));
+        }
+        let load = self.load().await?;
+        let used = |h: &HostInfo| load.get(&h.name).copied().unwrap_or(0);
+        let best = reachable
+            .iter()
+            .filter(|h| h.max_clusters.is_none_or(|max| used(h) < max))
+            .min_by(|a, b| {
+                // Least loaded by share of capacity; unlimited hosts count their clusters.
+                let share = |h: &HostInfo| match h.max_clusters {
+                    Some(max) if max > 0 => f64::from(used(h)) / f64::from(max),
+                    _ => f64::from(used(h)),
+                };
+                share(a)
+                    .total_cmp(&share(b))
+                    .then_with(|| a.name.cmp(&b.name))
+            });
+        match best {
+            Some(h) => Ok(h.name.clone()),
+            None => {
+                let full: Vec<String> = reachable
+                    .iter()
+                    .map(|h| format!("{} {}/{}", h.name, used(h), h.max_clusters.unwrap_or(0)))
+                    .collect();
+                Err(Error::Unavailable(format!(
+                    "no host has room for another cluster ({}); delete clusters or retry later",
+                    full.join(", ")
+                )))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use std::sync::Arc;
+
+    use tokio::sync::Notify;
+
+    use super::*;
+    use crate::api::CreateClusterRequest;
+    use crate::domain::Principal;
+    use crate::driver::fake::FakeDriver;
+    use crate::error::ErrorKind;
+    use crate::service::ClusterPolicy;
+    use crate::store::SqliteStore;
+
+    fn mk_host(name: &str, region: &str, max: u32, reachable: bool) -> HostInfo {
+        HostInfo {
+            name: name.into(),
+            labels: [("region".to_string(), region.to_string())].into(),
+            max_clusters: Some(max),
+            reachable,
+            message: if reachable {
+                String::new()
+            } else {
+                "connection refused".into()
+            },
+        }
+    }
+
+    async fn mk_service(hosts: Vec<HostInfo>) -> ClusterService {
+        let store = Arc::new(SqliteStore::open("sqlite::memory:").await.unwrap());
+        let driver = Arc::new(FakeDriver::default());
+        driver.set_hosts(hosts);
+        ClusterService::new(
+            store,
+            driver,
+            ClusterPolicy::default(),
+            Arc::new(Notify::new()),
+        )
+    }
+
+    fn req() -> CreateClusterRequest {
+        CreateClusterRequest::default()
+    }
+
+    fn who() -> Principal {
+        Principal::token("ci", "admin", None)
+    }
+
+    #[tokio::test]
+    async fn clusters_go_to_the_least_loaded_host_with_room() {
+        let service = mk_service(vec![
+            mk_host("a", "eu", 4, true),
+            mk_host("b", "us", 2, true),
+        ])
+        .await;
+        let mut placed = vec![];
+        for _ in 0..6 {
+            placed.push(service.create(&who(), req(), None).await.unwrap().0.host);
+        }
+        assert_eq!(placed.iter().filter(|h| *h == "a").count(), 4, "{placed:?}");
+        assert_eq!(placed.iter().filter(|h| *h == "b").count(), 2, "{placed:?}");
+        let err = service.create(&who(), req(), None).await.unwrap_err();
+        assert_eq!(
+            err.kind(),
+            ErrorKind::Unavailable,
+            "full hosts answer 503: {err}"
+        );
+        assert!(
+            err.to_string().contains("a 4/4") && err.to_string().contains("b 2/2"),
+            "{err}"
+        );
+        let hosts = service.hosts().await.unwrap();
+        assert_eq!(hosts.iter().map(|h| h.clusters).sum::<u32>(), 6);
+    }
+
+    #[tokio::test]
+    async fn a_selector_or_a_name_picks_the_host_and_unknown_ones_are_422() {
+        let service = mk_service(vec![
+            mk_host("a", "eu", 4, true),
+            mk_host("b", "us", 4, true),
+        ])
+        .await;
+        let by_label = CreateClusterRequest {
+            host_selector: Some([("region".to_string(), "us".to_string())].into()),
+            ..req()
+        };
+        assert_eq!(
+            service.create(&who(), by_label, None).await.unwrap().0.host,
+            "b"
+        );
+        let by_name = CreateClusterRequest {
+            host: Some("a".into()),
+            ..req()
+        };
+        assert_eq!(
+            service.create(&who(), by_name, None).await.unwrap().0.host,
+            "a"
+        );
+        let unknown = CreateClusterRequest {
+            host: Some("mars".into()),
+            ..req()
+        };
+        let err = service.create(&who(), unknown, None).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Invalid);
+        assert!(err.to_string().contains("hosts: a, b"), "{err}");
+        let nomatch = CreateClusterRequest {
+            host_selector: Some([("region".to_string(), "ap".to_string())].into()),
+            ..req()
+        };
+        assert_eq!(
+            service
+                .create(&who(), nomatch, None)
+                .await
+                .unwrap_err()
+                .kind(),
+            ErrorKind::Invalid
+        );
+    }
+
+    #[tokio::test]
+    async fn unreachable_hosts_are_skipped_and_none_reachable_is_503() {
+        let service = mk_service(vec![
+            mk_host("a", "eu", 4, false),
+            mk_host("b", "us", 4, true),
+        ])
+        .await;
+        assert_eq!(
+            service.create(&who(), req(), None).await.unwrap().0.host,
+            "b"
+        );
+        let pinned = CreateClusterRequest {
+            host: Some("a".into()),
+            ..req()
+        };
+        let err = service.create(&who(), pinned, None).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unavailable);
+        assert!(err.to_string().contains("connection refused"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn concurrent_creates_never_overcommit_a_host() {
+        let service = mk_service(vec![mk_host("a", "eu", 3, true)]).await;
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..10 {
+            let service = service.clone();
+            tasks.spawn(async move { service.create(&who(), req(), None).await.is_ok() });
+        }
+        let mut ok = 0;
+        while let Some(r) = tasks.join_next().await {
+            ok += usize::from(r.unwrap());
+        }
+        assert_eq!(ok, 3, "exactly the host's capacity is granted");
+    }
+}
