@@ -137,6 +137,5 @@ fn cluster_policy(c: &ClustersConfig) -> anyhow::Result<ClusterPolicy> {
         max_kubeconfig_ttl: ttl("max_kubeconfig_ttl", &c.max_kubeconfig_ttl)?,
         default_kubernetes_version: pinned_kubernetes_minor(),
         kubernetes_versions: vec![pinned_kubernetes_minor()],
-        ..ClusterPolicy::default()
     })
 }
