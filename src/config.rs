@@ -59,6 +59,89 @@ pub struct Config {
     pub reconcile_parallelism: usize,
     /// Seconds between pruner passes (TTL expiry, idleness, orphans, purge).
     pub prune_interval_secs: u64,
+    /// Which driver makes clusters: `local` (processes on this machine, the default) or
+    /// `vcluster` (vCluster on the `hosts` below).
+    pub driver: DriverKind,
+    /// Host clusters for the vcluster driver.
+    pub hosts: Vec<HostSettings>,
+    /// How the vcluster CLI and chart are found and run.
+    pub vcluster: VclusterSettings,
+}
+
+/// Which driver makes clusters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DriverKind {
+    /// Real kube-apiserver processes on this machine.
+    #[default]
+    Local,
+    /// vCluster virtual clusters on host clusters.
+    Vcluster,
+}
+
+/// One host cluster (vcluster driver).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostSettings {
+    /// Name clusters refer to (`host` in requests).
+    pub name: String,
+    /// Kubeconfig file; absent means in-cluster configuration.
+    #[serde(default)]
+    pub kubeconfig: Option<PathBuf>,
+    /// Context in the kubeconfig (default: its current context).
+    #[serde(default)]
+    pub context: Option<String>,
+    /// Labels a `host_selector` matches.
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// Most clusters this host takes.
+    #[serde(default)]
+    pub max_clusters: Option<u32>,
+    /// The API address handed out for a cluster; placeholders `{release}`, `{namespace}`,
+    /// `{id}`, `{name}`. Default: the in-cluster Service name.
+    #[serde(default)]
+    pub server_template: Option<String>,
+    /// Namespace vcm runs in on the host; the network policy admits traffic from it.
+    #[serde(default)]
+    pub vcm_namespace: Option<String>,
+}
+
+/// How the vcluster CLI and chart are found and run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VclusterSettings {
+    /// The pinned `vcluster` CLI (default: `vclusterctl` from the Kubernetes binaries
+    /// directory, see `make k8s-bins`).
+    pub cli: Option<PathBuf>,
+    /// Directory holding `helm` (default: beside the Kubernetes binaries).
+    pub helm_dir: Option<PathBuf>,
+    /// A local chart directory (default: `vcluster-chart/` beside the binaries).
+    pub chart_dir: Option<PathBuf>,
+    /// A chart repository instead of a local directory.
+    pub chart_repo: Option<String>,
+    /// The chart version in `chart_repo`.
+    pub chart_version: Option<String>,
+    /// Seconds a CLI call may take before it is killed.
+    pub cli_timeout_secs: u64,
+    /// Seconds a new cluster may take to become ready before it fails.
+    pub ready_timeout_secs: u64,
+    /// Seconds a labelled namespace without a record is left alone before it is swept.
+    pub orphan_grace_secs: u64,
+}
+
+impl Default for VclusterSettings {
+    fn default() -> Self {
+        Self {
+            cli: None,
+            helm_dir: None,
+            chart_dir: None,
+            chart_repo: None,
+            chart_version: None,
+            cli_timeout_secs: 300,
+            ready_timeout_secs: 600,
+            orphan_grace_secs: 300,
+        }
+    }
 }
 
 /// Defaults and bounds for clusters. Durations are written like the API's: `90s`, `30m`, `2h`,
@@ -161,6 +244,9 @@ impl Default for Config {
             clusters: ClustersConfig::default(),
             reconcile_parallelism: 4,
             prune_interval_secs: 5,
+            driver: DriverKind::Local,
+            hosts: vec![],
+            vcluster: VclusterSettings::default(),
         }
     }
 }

@@ -92,7 +92,7 @@ impl Error {
             Error::Store(StoreError::Unavailable(_)) => ErrorKind::Unavailable,
             Error::Driver(DriverError::Transient(_)) => ErrorKind::Unavailable,
             Error::Driver(DriverError::NotFound) => ErrorKind::NotFound,
-            Error::Driver(DriverError::Permanent(_))
+            Error::Driver(DriverError::Permanent(_) | DriverError::Lost(_))
             | Error::Store(StoreError::Other(_))
             | Error::Transition(_)
             | Error::Other(_) => ErrorKind::Internal,

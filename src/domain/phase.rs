@@ -27,7 +27,7 @@ pub enum PhaseEvent {
     StartProvisioning,
     /// The driver reports it ready.
     BecameReady,
-    /// A permanent error.
+    /// A permanent error while provisioning, or a Ready cluster's resources lost.
     Fail,
     /// Deletion requested (user, TTL, idleness, pull request closed).
     RequestDelete,
@@ -65,7 +65,7 @@ impl Phase {
         match (self, event) {
             (Pending, StartProvisioning) => Ok(Provisioning),
             (Provisioning, BecameReady) => Ok(Ready),
-            (Pending | Provisioning, Fail) => Ok(Failed),
+            (Pending | Provisioning | Ready, Fail) => Ok(Failed),
             (Pending | Provisioning | Ready | Failed, RequestDelete) => Ok(Deleting),
             (Deleting, ConfirmDeleted) => Ok(Deleted),
             (from, event) => Err(InvalidTransition { from, event }),
@@ -129,7 +129,7 @@ mod tests {
             match (from, ev) {
                 (Pending, StartProvisioning) => Some(Provisioning),
                 (Provisioning, BecameReady) => Some(Ready),
-                (Pending, Fail) | (Provisioning, Fail) => Some(Failed),
+                (Pending, Fail) | (Provisioning, Fail) | (Ready, Fail) => Some(Failed),
                 (Pending, RequestDelete)
                 | (Provisioning, RequestDelete)
                 | (Ready, RequestDelete)
@@ -146,7 +146,7 @@ mod tests {
                 allowed += usize::from(got.is_some());
             }
         }
-        assert_eq!(allowed, 9, "exactly the nine moves of the phase diagram");
+        assert_eq!(allowed, 10, "exactly the ten moves of the phase diagram");
     }
 
     #[test]

@@ -19,6 +19,8 @@ pub enum Outcome {
     Transient(String),
     /// Fail permanently with this message.
     Permanent(String),
+    /// Report the cluster's resources lost.
+    Lost(String),
 }
 
 /// The scripted driver.
@@ -62,6 +64,7 @@ impl FakeDriver {
             Outcome::Ok => Ok(()),
             Outcome::Transient(m) => Err(DriverError::Transient(m)),
             Outcome::Permanent(m) => Err(DriverError::Permanent(m)),
+            Outcome::Lost(m) => Err(DriverError::Lost(m)),
         }
     }
 }

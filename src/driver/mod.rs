@@ -25,6 +25,10 @@ pub enum DriverError {
     /// The driver has nothing for this cluster.
     #[error("cluster not found on the driver")]
     NotFound,
+    /// The cluster's resources vanished underneath it (its host namespace was deleted by
+    /// someone else): the cluster fails with reason `lost`.
+    #[error("lost: {0}")]
+    Lost(String),
 }
 
 impl DriverError {
@@ -34,6 +38,7 @@ impl DriverError {
             DriverError::Transient(_) => "driver_transient",
             DriverError::Permanent(_) => "driver_permanent",
             DriverError::NotFound => "driver_not_found",
+            DriverError::Lost(_) => "lost",
         }
     }
 }

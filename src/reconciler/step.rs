@@ -128,16 +128,20 @@ async fn error_policy(service: &ClusterService, c: Cluster, err: Error) -> Actio
     let label = err.metric_label();
     let detail = err.to_string();
     let permanent = matches!(err, Error::Driver(DriverError::Permanent(_)));
+    let lost = matches!(err, Error::Driver(DriverError::Lost(_)));
     let mut next = c.clone();
     next.attempts = c.attempts.saturating_add(1);
     let mut events = vec![];
     let provisioning = matches!(c.phase, Phase::Pending | Phase::Provisioning);
-    if provisioning && (permanent || next.attempts >= MAX_PROVISION_ATTEMPTS) {
+    let live = provisioning || c.phase == Phase::Ready;
+    if (provisioning && (permanent || next.attempts >= MAX_PROVISION_ATTEMPTS)) || (live && lost) {
         let Ok(failed) = c.phase.transition(PhaseEvent::Fail) else {
             return Action::Later;
         };
         next.phase = failed;
-        next.message = if permanent {
+        next.message = if lost {
+            detail.clone()
+        } else if permanent {
             format!("provisioning failed: {detail}")
         } else {
             format!(

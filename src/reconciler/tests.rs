@@ -259,3 +259,32 @@ async fn the_sweeper_deletes_only_resources_without_a_live_record() {
     assert!(driver.calls().contains(&format!("delete {orphan}")));
     assert!(!driver.calls().contains(&format!("delete {}", kept.id)));
 }
+
+#[tokio::test]
+async fn a_ready_cluster_whose_resources_vanished_fails_as_lost() {
+    // Arrange
+    let (service, driver, reconciler) = mk_service().await;
+    let c = mk_cluster(&service, "web").await;
+    reconciler.reconcile_until_idle(20).await;
+    driver.script_ensure([Outcome::Lost(
+        "namespace vcm-x was deleted on host h1".into(),
+    )]);
+
+    // Act: the periodic health check runs.
+    make_due(&service, &c.id).await;
+    reconciler.reconcile_until_idle(20).await;
+
+    // Assert
+    let c = phase_of(&service, &c.id).await;
+    assert_eq!(c.phase, Phase::Failed);
+    assert!(
+        c.message.starts_with("lost: namespace vcm-x"),
+        "{}",
+        c.message
+    );
+    let events = service.store().list_events(&c.id).await.unwrap();
+    assert!(
+        events.iter().any(|e| e.reason.as_deref() == Some("lost")),
+        "{events:?}"
+    );
+}
