@@ -1,0 +1,85 @@
+//! The manifests in `deploy/` apply to a real API server and do what they say.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use vcm::testing::{TestBed, eventually};
+
+const VCM_SA: &str = "--as=system:serviceaccount:vcm-system:vcm";
+
+fn kubectl(bed: &TestBed, args: &[&str]) -> std::process::Output {
+    std::process::Command::new("kubectl")
+        .arg(format!("--kubeconfig={}", bed.kubeconfig_path().display()))
+        .args(args)
+        .output()
+        .expect("kubectl is installed")
+}
+
+#[tokio::test]
+async fn host_rbac_lets_vcm_manage_vcm_namespaces_and_nothing_else() {
+    // Arrange
+    let bed = TestBed::tier_a().await;
+    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/host-rbac.yaml");
+
+    // Act
+    let applied = kubectl(&bed, &["apply", "-f", manifest]);
+
+    // Assert: it applies, vcm may create a vcm-* namespace and objects in it, and is refused
+    // (by RBAC or by the admission policy) everywhere else.
+    assert!(
+        applied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    let allowed = eventually(
+        "vcm can create vcm-* namespaces",
+        Duration::from_secs(30),
+        || async {
+            let out = kubectl(&bed, &["create", "namespace", "vcm-c-test000001", VCM_SA]);
+            Ok(out.status.success().then_some(()))
+        },
+    )
+    .await;
+    assert!(allowed.is_ok(), "{allowed:?}");
+    let cm = kubectl(
+        &bed,
+        &["-n", "vcm-c-test000001", "create", "configmap", "x", VCM_SA],
+    );
+    assert!(
+        cm.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cm.stderr)
+    );
+    // The admission policy takes effect once the API server has loaded it (about a second).
+    let denied = eventually(
+        "policy denies other namespaces",
+        Duration::from_secs(30),
+        || async {
+            let out = kubectl(
+                &bed,
+                &[
+                    "create",
+                    "namespace",
+                    "payments",
+                    "--dry-run=server",
+                    VCM_SA,
+                ],
+            );
+            let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+            Ok((!out.status.success()).then_some(stderr))
+        },
+    )
+    .await
+    .expect("vcm must not create other namespaces");
+    assert!(
+        denied.contains("vcm may only change namespaces named vcm-*"),
+        "{denied}"
+    );
+    let in_default = kubectl(&bed, &["-n", "default", "create", "configmap", "x", VCM_SA]);
+    assert!(
+        !in_default.status.success(),
+        "vcm must not write outside vcm-* namespaces"
+    );
+    let nodes = kubectl(&bed, &["get", "nodes", VCM_SA]);
+    assert!(!nodes.status.success(), "vcm has no business reading nodes");
+}
