@@ -5,6 +5,7 @@
 //! refuses a stale one with [`StoreError::Conflict`], so a lost update is impossible. A cluster
 //! and the events describing its change are written in one transaction.
 
+mod cache;
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
 mod sqlite;
@@ -17,6 +18,7 @@ use crate::domain::{
     ApiToken, Cluster, ClusterEvent, ClusterId, LabelSelector, NewEvent, Phase, Timestamp,
 };
 
+pub use cache::CachedStore;
 pub use sqlite::SqliteStore;
 
 /// What a store can fail with. Callers branch on `NotFound` and `Conflict`; everything else is
@@ -153,7 +155,9 @@ pub trait Store: Send + Sync + 'static {
 /// Open the store a URL names: `sqlite://<path>` (created if missing) or `sqlite::memory:`.
 pub async fn open(url: &str) -> anyhow::Result<Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::open(url).await?))
+        // The embedded store has exactly one writer, this process: reads can be cached.
+        let sqlite: Arc<dyn Store> = Arc::new(SqliteStore::open(url).await?);
+        Ok(Arc::new(CachedStore::new(sqlite)))
     } else {
         anyhow::bail!("unsupported store URL {url:?}: use sqlite://<path>")
     }
