@@ -6,7 +6,8 @@
 #   scripts/k8s-bins.sh --print    print the directory only (no build)
 #
 # Output: $VCM_K8S_BIN_DIR (default: <repo>/.cache/k8s/<versions>/) holding kube-apiserver,
-# kube-controller-manager, kube-scheduler, etcd, kwok, helm and kwok-stages/*.yaml.
+# kube-controller-manager, kube-scheduler, etcd, kwok, helm, vclusterctl, kwok-stages/*.yaml and
+# vcluster-chart/ (the chart of the same vcluster release, for --local-chart-dir).
 # Nothing but the machine's Go and the Go module proxy is used. See docs/KUBERNETES-BINARIES.md.
 set -euo pipefail
 
@@ -15,7 +16,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # any of them changes the cache key below, so an old cache is never mistaken for a new one.
 # shellcheck source=k8s-versions.env
 source "$REPO/scripts/k8s-versions.env"
-KEY="k8s-${K8S_VERSION}_etcd-${ETCD_VERSION}_kwok-${KWOK_VERSION}_helm-${HELM_VERSION}"
+KEY="k8s-${K8S_VERSION}_etcd-${ETCD_VERSION}_kwok-${KWOK_VERSION}_helm-${HELM_VERSION}_vcluster-${VCLUSTER_VERSION}"
 OUT=${VCM_K8S_BIN_DIR:-$REPO/.cache/k8s/$KEY}
 
 if [[ "${1:-}" == "--print" ]]; then echo "$OUT"; exit 0; fi
@@ -106,17 +107,46 @@ build_helm() {
   log "built helm v$HELM_VERSION in $((SECONDS - t))s"
 }
 
+# --- the vcluster CLI and its chart ------------------------------------------------------------------
+# `go install …@version` is refused here (the proxy will not list the module's versions), so a
+# wrapper module requires the exact version. NB: loft-sh's pre-release API modules are not in
+# the public checksum database; GONOSUMDB exempts only github.com/loft-sh from that lookup (the
+# go.sum of the wrapper still pins what was downloaded).
+build_vcluster() {
+  local t=$SECONDS w="$WORK/vcluster"
+  mkdir -p "$w"; cd "$w"
+  go mod init vcm.local/vclusterbuild >/dev/null 2>&1
+  go mod edit "-require=github.com/loft-sh/vcluster@v$VCLUSTER_VERSION"
+  GONOSUMDB=github.com/loft-sh go build -trimpath \
+    -ldflags "-s -w -X main.version=$VCLUSTER_VERSION" \
+    -o "$w/vclusterctl" github.com/loft-sh/vcluster/cmd/vclusterctl
+  mv "$w/vclusterctl" "$OUT/vclusterctl"
+  log "built vclusterctl v$VCLUSTER_VERSION in $((SECONDS - t))s"
+}
+copy_vcluster_chart() {
+  local src
+  src="$(go env GOMODCACHE)/github.com/loft-sh/vcluster@v$VCLUSTER_VERSION/chart"
+  [[ -d "$src" ]] || (cd "$WORK" && GONOSUMDB=github.com/loft-sh go mod download "github.com/loft-sh/vcluster@v$VCLUSTER_VERSION")
+  rm -rf "$OUT/vcluster-chart.tmp"
+  cp -r "$src" "$OUT/vcluster-chart.tmp"
+  chmod -R u+w "$OUT/vcluster-chart.tmp"
+  mv "$OUT/vcluster-chart.tmp" "$OUT/vcluster-chart"
+}
+
 have etcd || build_etcd
 have kube-apiserver kube-controller-manager kube-scheduler || build_kube
 have kwok || build_kwok
 [[ -f "$OUT/kwok-stages/pod-ready.yaml" ]] || copy_kwok_stages
 have helm || build_helm
+have vclusterctl || build_vcluster
+[[ -f "$OUT/vcluster-chart/Chart.yaml" ]] || copy_vcluster_chart
 
 cat >"$OUT/VERSIONS" <<V
 K8S_VERSION=$K8S_VERSION
 ETCD_VERSION=$ETCD_VERSION
 KWOK_VERSION=$KWOK_VERSION
 HELM_VERSION=$HELM_VERSION
+VCLUSTER_VERSION=$VCLUSTER_VERSION
 V
 log "ready in $((SECONDS - START_ALL))s: $OUT"
 echo "$OUT"

@@ -113,15 +113,16 @@ fn version_of(key: &str) -> String {
         .to_owned()
 }
 
-/// `k8s-<v>_etcd-<v>_kwok-<v>_helm-<v>`, exactly as the build script names its output.
+/// `k8s-<v>_etcd-<v>_kwok-<v>_helm-<v>_vcluster-<v>`, exactly as the build script names its output.
 pub fn cache_key() -> String {
     let get = version_of;
     format!(
-        "k8s-{}_etcd-{}_kwok-{}_helm-{}",
+        "k8s-{}_etcd-{}_kwok-{}_helm-{}_vcluster-{}",
         get("K8S_VERSION"),
         get("ETCD_VERSION"),
         get("KWOK_VERSION"),
-        get("HELM_VERSION")
+        get("HELM_VERSION"),
+        get("VCLUSTER_VERSION")
     )
 }
 
