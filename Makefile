@@ -15,7 +15,7 @@ run: k8s-bins
 test: k8s-bins
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
-	$(CARGO) test
+	scripts/run-tests.sh
 
 fmt:
 	$(CARGO) fmt

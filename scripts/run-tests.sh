@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Runs every test target (unit, integration, end-to-end; not the benchmarks, which `cargo bench`
+# runs) and ends with one summary line over all test binaries.
+set -euo pipefail
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --lib --bins --tests "$@" 2>&1 | tee "$log" || status=$?
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
+     END { printf "\ntests: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"
