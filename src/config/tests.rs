@@ -220,3 +220,23 @@ fn ipv6_loopback_listen_is_accepted() {
     // Assert
     assert_eq!(config.listen, "[::1]:0".parse().unwrap());
 }
+
+#[test]
+fn the_readme_host_configuration_loads_as_written() {
+    // Arrange: the ```toml block of the README's "Running on real host clusters" section.
+    let readme = include_str!("../../README.md");
+    let section = &readme[readme.find("## Running on real host clusters").unwrap()..];
+    let start = section.find("```toml\n").unwrap() + "```toml\n".len();
+    let block = &section[start..start + section[start..].find("```").unwrap()];
+    let file = mk_toml(block);
+
+    // Act
+    let config = load(Some(file.path()), &[], &ConfigOverrides::default());
+
+    // Assert
+    assert_eq!(config.driver, DriverKind::Vcluster);
+    assert_eq!(config.hosts.len(), 2);
+    assert_eq!(config.hosts[0].max_clusters, Some(25));
+    assert_eq!(config.hosts[1].labels["region"], "eu-west-1");
+    assert_eq!(config.vcluster.cli_timeout_secs, 300);
+}
