@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 use kube::api::{ListParams, PostParams};
 use vcm::controlplane::KubeBins;
-use vcm::domain::{Cluster, ClusterId, ClusterName, Labels, Phase, Timestamp, Ttl};
+use vcm::domain::{Cluster, ClusterName, Phase};
 use vcm::driver::local::LocalDriver;
 use vcm::driver::{Driver, Ensured};
 
@@ -28,33 +28,10 @@ fn mk_guard() -> Guard {
 }
 
 fn mk_cluster() -> Cluster {
-    let id = ClusterId::generate();
-    let now = Timestamp::now();
-    Cluster {
-        name: ClusterName::from_id(&id),
-        id,
-        owner: "token:test".into(),
-        team: None,
-        phase: Phase::Provisioning,
-        message: String::new(),
-        size: "small".into(),
-        kubernetes_version: "1.36".into(),
-        ttl: Ttl::from_secs(3600),
-        idle_timeout: None,
-        host: "local".into(),
-        labels: Labels::default(),
-        created_at: now,
-        ready_at: None,
-        expires_at: now + jiff::SignedDuration::from_secs(3600),
-        last_activity_at: now,
-        deleted_at: None,
-        endpoint: None,
-        delete_reason: None,
-        attempts: 0,
-        next_reconcile_at: now,
-        cleaned_up: false,
-        version: 1,
-    }
+    let mut c = vcm::store::conformance::mk_cluster("local");
+    c.name = ClusterName::from_id(&c.id);
+    c.phase = Phase::Provisioning;
+    c
 }
 
 #[tokio::test]
