@@ -11,10 +11,12 @@ use tokio::sync::Notify;
 use super::ServerArgs;
 use crate::{
     auth::{Authenticator, bootstrap_token},
-    config::{ClustersConfig, Config},
+    config::{ClustersConfig, Config, DriverKind},
     controlplane::{KubeBins, pinned_kubernetes_minor},
     domain::{TokenSecret, Ttl},
+    driver::Driver,
     driver::local::LocalDriver,
+    driver::vcluster::{ChartSource, HostConfig, VclusterConfig, VclusterDriver},
     http::AppState,
     reconciler::Reconciler,
     server::{Background, Server, shutdown_signal},
@@ -47,15 +49,12 @@ async fn app_state(config: &Config, args: &ServerArgs) -> anyhow::Result<(AppSta
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating {}", config.data_dir.display()))?;
     let store = store::open(&config.store_url()).await?;
-    let driver = Arc::new(
-        LocalDriver::new(config.data_dir.join("local"), KubeBins::locate())
-            .context("preparing the local driver")?,
-    );
+    let (driver, local, versions) = make_driver(config).await?;
     let wake = Arc::new(Notify::new());
     let service = ClusterService::new(
         store.clone(),
-        driver.clone(),
-        cluster_policy(&config.clusters)?,
+        driver,
+        cluster_policy(&config.clusters, versions)?,
         wake.clone(),
     );
     let retention = Ttl::parse("retention", &config.clusters.retention)
@@ -69,7 +68,7 @@ async fn app_state(config: &Config, args: &ServerArgs) -> anyhow::Result<(AppSta
                 retention: retention.as_duration(),
             },
         ),
-        local: Some(driver),
+        local,
     };
     if args.dev {
         let secret = match &args.dev_token {
@@ -119,8 +118,72 @@ fn dev_token(data_dir: &std::path::Path) -> anyhow::Result<TokenSecret> {
     Ok(secret)
 }
 
+/// The configured driver, the local driver again if that is it (for its shutdown duty), and
+/// the Kubernetes versions it offers (the first is the default).
+async fn make_driver(
+    config: &Config,
+) -> anyhow::Result<(Arc<dyn Driver>, Option<Arc<LocalDriver>>, Vec<String>)> {
+    match config.driver {
+        DriverKind::Local => {
+            let local = Arc::new(
+                LocalDriver::new(config.data_dir.join("local"), KubeBins::locate())
+                    .context("preparing the local driver")?,
+            );
+            Ok((local.clone(), Some(local), vec![pinned_kubernetes_minor()]))
+        }
+        DriverKind::Vcluster => {
+            anyhow::ensure!(
+                !config.hosts.is_empty(),
+                "driver = \"vcluster\" needs at least one [[hosts]] entry (name, kubeconfig or in-cluster)"
+            );
+            let v = &config.vcluster;
+            let mut vc = VclusterConfig::from_bins(&KubeBins::locate()).unwrap_or_default();
+            if let Some(cli) = &v.cli {
+                vc.cli = cli.clone();
+            }
+            if let Some(dir) = &v.helm_dir {
+                vc.helm_dir = dir.clone();
+            }
+            if let Some(dir) = &v.chart_dir {
+                vc.chart = ChartSource::LocalDir(dir.clone());
+            } else if let (Some(repo), Some(version)) = (&v.chart_repo, &v.chart_version) {
+                vc.chart = ChartSource::Repo {
+                    repo: repo.clone(),
+                    version: version.clone(),
+                };
+            }
+            vc.cli_timeout = std::time::Duration::from_secs(v.cli_timeout_secs.max(1));
+            vc.ready_timeout = std::time::Duration::from_secs(v.ready_timeout_secs.max(1));
+            vc.orphan_grace = std::time::Duration::from_secs(v.orphan_grace_secs);
+            let mut versions: Vec<String> = vc.kubernetes_versions.keys().cloned().collect();
+            versions.sort_by(|a, b| b.cmp(a)); // newest first: the default
+            let hosts = config
+                .hosts
+                .iter()
+                .map(|h| {
+                    let mut host = HostConfig::new(h.name.clone(), h.kubeconfig.clone());
+                    host.context = h.context.clone();
+                    host.labels = h.labels.clone();
+                    host.max_clusters = h.max_clusters;
+                    if let Some(t) = &h.server_template {
+                        host.server_template = t.clone();
+                    }
+                    if let Some(ns) = &h.vcm_namespace {
+                        host.vcm_namespace = ns.clone();
+                    }
+                    host
+                })
+                .collect();
+            let driver = VclusterDriver::new(hosts, vc)
+                .await
+                .context("preparing the vcluster driver")?;
+            Ok((Arc::new(driver), None, versions))
+        }
+    }
+}
+
 /// Defaults and bounds for clusters, from the configuration.
-fn cluster_policy(c: &ClustersConfig) -> anyhow::Result<ClusterPolicy> {
+fn cluster_policy(c: &ClustersConfig, versions: Vec<String>) -> anyhow::Result<ClusterPolicy> {
     let ttl = |field: &str, s: &str| {
         Ttl::parse(field, s).with_context(|| format!("configuration clusters.{field}"))
     };
@@ -135,7 +198,10 @@ fn cluster_policy(c: &ClustersConfig) -> anyhow::Result<ClusterPolicy> {
         max_ttl: ttl("max_ttl", &c.max_ttl)?,
         default_idle_timeout,
         max_kubeconfig_ttl: ttl("max_kubeconfig_ttl", &c.max_kubeconfig_ttl)?,
-        default_kubernetes_version: pinned_kubernetes_minor(),
-        kubernetes_versions: vec![pinned_kubernetes_minor()],
+        default_kubernetes_version: versions
+            .first()
+            .cloned()
+            .unwrap_or_else(pinned_kubernetes_minor),
+        kubernetes_versions: versions,
     })
 }

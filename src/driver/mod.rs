@@ -6,6 +6,8 @@
 #[cfg(any(test, feature = "testing"))]
 pub mod fake;
 pub mod local;
+/// vCluster virtual clusters on host clusters, made by the pinned `vclusterctl` and chart.
+pub mod vcluster;
 
 use async_trait::async_trait;
 

@@ -169,8 +169,8 @@ async fn create_fake_node(client: &kube::Client) -> anyhow::Result<()> {
         },
         "spec": { "providerID": format!("kwok://{NODE_NAME}") },
         "status": {
-            "allocatable": { "cpu": "32", "memory": "256Gi", "pods": "110" },
-            "capacity": { "cpu": "32", "memory": "256Gi", "pods": "110" },
+            "allocatable": { "cpu": "32", "memory": "256Gi", "ephemeral-storage": "100Gi", "pods": "110" },
+            "capacity": { "cpu": "32", "memory": "256Gi", "ephemeral-storage": "100Gi", "pods": "110" },
         },
     }))
     .context("building the fake node")?;

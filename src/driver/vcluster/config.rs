@@ -1,0 +1,343 @@
+//! What the vcluster driver is told: where the CLI, helm and chart are, the host clusters, and
+//! the size profiles. Every struct (de)serialises, so it can sit in vcm's TOML configuration.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::controlplane::{KubeBins, MissingBinary};
+
+/// The default handed-out API address: the vCluster Service, reachable from pods in the host
+/// cluster (vcm itself runs there).
+pub const DEFAULT_SERVER_TEMPLATE: &str = "https://{release}.{namespace}.svc:443";
+/// The namespace vcm runs in on a host; the network policy admits traffic from it.
+pub const DEFAULT_VCM_NAMESPACE: &str = "vcm-system";
+/// Name of the chart directory beside `vclusterctl` in the binaries directory.
+pub const CHART_DIR_NAME: &str = "vcluster-chart";
+
+/// How the vcluster CLI, helm and the chart are found and run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VclusterConfig {
+    /// The pinned `vclusterctl` binary.
+    pub cli: PathBuf,
+    /// Directory holding `helm` (put first on the CLI's `PATH`, so it never downloads one).
+    pub helm_dir: PathBuf,
+    /// Where the chart comes from.
+    pub chart: ChartSource,
+    /// How long one CLI call may take before it is killed (seconds in TOML).
+    #[serde(with = "secs")]
+    pub cli_timeout: Duration,
+    /// How long a new cluster may take to become ready before it fails (seconds in TOML).
+    #[serde(with = "secs")]
+    pub ready_timeout: Duration,
+    /// How old a labelled namespace must be before `list_managed` reports it (seconds in TOML),
+    /// so a cluster being created is never mistaken for an orphan.
+    #[serde(with = "secs")]
+    pub orphan_grace: Duration,
+    /// Size profiles by name (`small`, `medium`, `large` by default).
+    pub sizes: BTreeMap<String, SizeProfile>,
+    /// Kubernetes minor (`"1.36"`) → `ghcr.io/loft-sh/kubernetes` tag the chart runs. Only
+    /// tags that exist can be used, so this is a table rather than `v<minor>.0`.
+    pub kubernetes_versions: BTreeMap<String, String>,
+}
+
+/// Where the vCluster chart comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum ChartSource {
+    /// A chart directory (or `.tgz`) on this machine: no network needed.
+    LocalDir(PathBuf),
+    /// A chart repository and a pinned version.
+    Repo {
+        /// `https://charts.loft.sh`.
+        repo: String,
+        /// `0.36.1`.
+        version: String,
+    },
+}
+
+/// One size: the host namespace's ResourceQuota and LimitRange, and the control plane's
+/// resources.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SizeProfile {
+    /// ResourceQuota `hard` of the host namespace (control plane and synced workloads).
+    pub quota: BTreeMap<String, String>,
+    /// LimitRange default limits per container.
+    pub limit_default: BTreeMap<String, String>,
+    /// LimitRange default requests per container.
+    pub limit_default_request: BTreeMap<String, String>,
+    /// Control-plane CPU request.
+    pub cpu_request: String,
+    /// Control-plane memory request.
+    pub memory_request: String,
+    /// Control-plane memory limit.
+    pub memory_limit: String,
+    /// Control-plane CPU limit (`None`: no limit, the chart's default).
+    pub cpu_limit: Option<String>,
+    /// Size of the control plane's data volume (`None`: no PVC; faster start, state lost if
+    /// the pod restarts, which suits throwaway clusters).
+    pub storage: Option<String>,
+}
+
+/// One host cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HostConfig {
+    /// Name clusters refer to (`host` in requests).
+    pub name: String,
+    /// Kubeconfig file; `None` means the in-cluster configuration.
+    pub kubeconfig: Option<PathBuf>,
+    /// Context in the kubeconfig (default: its current context).
+    pub context: Option<String>,
+    /// Labels a `host_selector` matches.
+    pub labels: BTreeMap<String, String>,
+    /// Most clusters this host takes.
+    pub max_clusters: Option<u32>,
+    /// The API address handed out; placeholders `{release}`, `{namespace}`, `{id}`, `{name}`.
+    pub server_template: String,
+    /// Namespace vcm runs in on this host; the network policy admits traffic from it.
+    pub vcm_namespace: String,
+}
+
+// === impl VclusterConfig ===
+
+impl VclusterConfig {
+    /// The CLI, helm and chart from a binaries directory built by `make k8s-bins`
+    /// (`vclusterctl`, `helm` and `vcluster-chart/` side by side), other fields default.
+    pub fn from_bins(bins: &KubeBins) -> Result<Self, MissingBinary> {
+        let cli = bins.get("vclusterctl")?;
+        let chart = bins.dir_of("vclusterctl")?.join(CHART_DIR_NAME);
+        Ok(Self {
+            cli,
+            helm_dir: bins.dir_of("helm")?,
+            chart: ChartSource::LocalDir(chart),
+            ..Self::default()
+        })
+    }
+
+    /// The profile named `size`.
+    pub fn size(&self, size: &str) -> Option<&SizeProfile> {
+        self.sizes.get(size)
+    }
+}
+
+impl Default for VclusterConfig {
+    fn default() -> Self {
+        let dir = KubeBins::repo_cache_dir();
+        Self {
+            cli: dir.join("vclusterctl"),
+            helm_dir: dir.clone(),
+            chart: ChartSource::LocalDir(dir.join(CHART_DIR_NAME)),
+            cli_timeout: Duration::from_secs(300),
+            ready_timeout: Duration::from_secs(600),
+            orphan_grace: Duration::from_secs(300),
+            sizes: SizeProfile::defaults(),
+            kubernetes_versions: default_kubernetes_versions(),
+        }
+    }
+}
+
+/// The tags of chart v0.36.1 (`config/default_extra_values.go: K8SVersionMap`).
+pub fn default_kubernetes_versions() -> BTreeMap<String, String> {
+    [
+        ("1.30", "v1.30.2"),
+        ("1.31", "v1.31.1"),
+        ("1.32", "v1.32.1"),
+        ("1.33", "v1.33.4"),
+        ("1.34", "v1.34.0"),
+        ("1.35", "v1.35.0"),
+        ("1.36", "v1.36.0"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+// === impl SizeProfile ===
+
+impl SizeProfile {
+    /// `small`, `medium` and `large`, after the presets in the vCluster research notes (§2.6):
+    /// small has no PVC and a tight quota; large is a docs P2 control plane.
+    pub fn defaults() -> BTreeMap<String, SizeProfile> {
+        [
+            ("small", Self::small()),
+            ("medium", Self::medium()),
+            ("large", Self::large()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    }
+
+    /// Unit and integration tests, one app, throwaway: no PVC, a tight quota.
+    pub fn small() -> Self {
+        SizeProfile {
+            quota: map(&[
+                ("requests.cpu", "2"),
+                ("requests.memory", "4Gi"),
+                ("limits.cpu", "4"),
+                ("limits.memory", "8Gi"),
+                ("count/pods", "30"),
+                ("services.loadbalancers", "0"),
+                ("services.nodeports", "0"),
+            ]),
+            limit_default: map(&[("cpu", "500m"), ("memory", "512Mi")]),
+            limit_default_request: map(&[("cpu", "100m"), ("memory", "128Mi")]),
+            cpu_request: "200m".into(),
+            memory_request: "256Mi".into(),
+            memory_limit: "1Gi".into(),
+            cpu_limit: None,
+            storage: None,
+        }
+    }
+
+    /// End-to-end tests with several services or an operator under test.
+    pub fn medium() -> Self {
+        SizeProfile {
+            quota: map(&[
+                ("requests.cpu", "6"),
+                ("requests.memory", "12Gi"),
+                ("limits.cpu", "12"),
+                ("limits.memory", "24Gi"),
+                ("count/pods", "100"),
+                ("services.loadbalancers", "1"),
+            ]),
+            limit_default: map(&[("cpu", "1"), ("memory", "1Gi")]),
+            limit_default_request: map(&[("cpu", "100m"), ("memory", "128Mi")]),
+            cpu_request: "500m".into(),
+            memory_request: "1Gi".into(),
+            memory_limit: "2Gi".into(),
+            cpu_limit: None,
+            storage: Some("5Gi".into()),
+        }
+    }
+
+    /// Preview environments, heavy API churn, many CRDs (docs P2 control plane).
+    pub fn large() -> Self {
+        SizeProfile {
+            quota: map(&[
+                ("requests.cpu", "16"),
+                ("requests.memory", "32Gi"),
+                ("limits.cpu", "32"),
+                ("limits.memory", "64Gi"),
+                ("count/pods", "300"),
+                ("services.loadbalancers", "2"),
+            ]),
+            limit_default: map(&[("cpu", "1"), ("memory", "1Gi")]),
+            limit_default_request: map(&[("cpu", "100m"), ("memory", "128Mi")]),
+            cpu_request: "1".into(),
+            memory_request: "2Gi".into(),
+            memory_limit: "4Gi".into(),
+            cpu_limit: Some("2".into()),
+            storage: Some("10Gi".into()),
+        }
+    }
+}
+
+impl Default for SizeProfile {
+    fn default() -> Self {
+        Self::small()
+    }
+}
+
+// === impl HostConfig ===
+
+impl HostConfig {
+    /// A host reached through `kubeconfig` (its current context), other fields default.
+    pub fn new(name: impl Into<String>, kubeconfig: Option<PathBuf>) -> Self {
+        Self {
+            name: name.into(),
+            kubeconfig,
+            ..Self::default()
+        }
+    }
+
+    /// The API address handed out for a cluster (`server_template` with its placeholders
+    /// filled in), without a trailing `/`.
+    pub fn server_for(&self, id: &str, name: &str) -> String {
+        self.server_template
+            .replace("{release}", id)
+            .replace("{namespace}", &super::namespace_name(id))
+            .replace("{id}", id)
+            .replace("{name}", name)
+            .trim_end_matches('/')
+            .to_owned()
+    }
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            kubeconfig: None,
+            context: None,
+            labels: BTreeMap::new(),
+            max_clusters: None,
+            server_template: DEFAULT_SERVER_TEMPLATE.into(),
+            vcm_namespace: DEFAULT_VCM_NAMESPACE.into(),
+        }
+    }
+}
+
+fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+/// `Duration` as whole seconds, the way vcm's configuration writes timeouts.
+mod secs {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_secs())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_template_fills_every_placeholder() {
+        let host = HostConfig {
+            server_template: "https://{release}.{namespace}.svc:443/{id}/{name}/".into(),
+            ..HostConfig::default()
+        };
+        assert_eq!(
+            host.server_for("c-abc", "web"),
+            "https://c-abc.vcm-c-abc.svc:443/c-abc/web"
+        );
+    }
+
+    #[test]
+    fn default_sizes_are_small_medium_and_large_and_only_small_has_no_volume() {
+        let sizes = SizeProfile::defaults();
+        assert_eq!(
+            sizes.keys().collect::<Vec<_>>(),
+            ["large", "medium", "small"]
+        );
+        assert_eq!(sizes["small"].storage, None);
+        assert!(sizes["medium"].storage.is_some());
+    }
+
+    #[test]
+    fn config_round_trips_through_toml_shaped_json_with_seconds() {
+        let cfg = VclusterConfig::default();
+        let v = serde_json::to_value(&cfg).expect("serialisable");
+        assert_eq!(v["cli_timeout"], 300);
+        let back: VclusterConfig = serde_json::from_value(v).expect("deserialisable");
+        assert_eq!(back, cfg);
+    }
+}
