@@ -1,0 +1,166 @@
+//! Several real host API servers behind the vcluster driver: placement by label and by load, a
+//! full set of hosts answering 503, an unreachable host skipped, and the orphan sweeper deleting
+//! exactly the labelled namespaces that no record owns.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::Api;
+use kube::api::PostParams;
+use tokio::sync::Notify;
+use vcm::api::CreateClusterRequest;
+use vcm::controlplane::KubeBins;
+use vcm::domain::Principal;
+use vcm::driver::vcluster::{HostConfig, VclusterConfig, VclusterDriver};
+use vcm::error::ErrorKind;
+use vcm::service::{ClusterPolicy, ClusterService};
+use vcm::store::SqliteStore;
+use vcm::testing::{TestBed, eventually};
+use vcm::workers::{Pruner, PrunerConfig};
+
+fn mk_host(name: &str, bed: &TestBed, region: &str, max: u32) -> HostConfig {
+    let mut host = HostConfig::new(name, Some(bed.kubeconfig_path()));
+    host.labels = [("region".to_string(), region.to_string())].into();
+    host.max_clusters = Some(max);
+    host
+}
+
+async fn mk_service(hosts: Vec<HostConfig>, orphan_grace: Duration) -> ClusterService {
+    let mut config = VclusterConfig::from_bins(&KubeBins::locate())
+        .unwrap_or_else(|e| panic!("{e} (the vcluster CLI comes with `make k8s-bins`)"));
+    config.orphan_grace = orphan_grace;
+    let driver = Arc::new(VclusterDriver::new(hosts, config).await.unwrap());
+    let store = Arc::new(SqliteStore::open("sqlite::memory:").await.unwrap());
+    ClusterService::new(
+        store,
+        driver,
+        ClusterPolicy::default(),
+        Arc::new(Notify::new()),
+    )
+}
+
+fn who() -> Principal {
+    Principal::token("ci", "admin", None)
+}
+
+fn with_region(region: &str) -> CreateClusterRequest {
+    CreateClusterRequest {
+        host_selector: Some([("region".to_string(), region.to_string())].into()),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn placement_follows_labels_and_load_refuses_when_full_and_skips_unreachable_hosts() {
+    // Arrange: two real host API servers.
+    let (eu, us) = (TestBed::tier_a().await, TestBed::tier_a().await);
+    let service = mk_service(
+        vec![mk_host("eu-1", &eu, "eu", 1), mk_host("us-1", &us, "us", 2)],
+        Duration::from_secs(300),
+    )
+    .await;
+
+    // Act / Assert: by label.
+    let c = service
+        .create(&who(), with_region("us"), None)
+        .await
+        .unwrap()
+        .0;
+    assert_eq!(c.host, "us-1");
+    // By load: eu-1 is empty (0/1), us-1 half full (1/2): the least-loaded share wins.
+    let c = service
+        .create(&who(), CreateClusterRequest::default(), None)
+        .await
+        .unwrap()
+        .0;
+    assert_eq!(c.host, "eu-1");
+    let c = service
+        .create(&who(), CreateClusterRequest::default(), None)
+        .await
+        .unwrap()
+        .0;
+    assert_eq!(c.host, "us-1");
+    // Full everywhere: 503 naming each host's use.
+    let err = service
+        .create(&who(), CreateClusterRequest::default(), None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    assert!(
+        err.to_string().contains("eu-1 1/1") && err.to_string().contains("us-1 2/2"),
+        "{err}"
+    );
+    let hosts = service.hosts().await.unwrap();
+    assert!(hosts.iter().all(|h| h.reachable), "{hosts:?}");
+    assert_eq!(hosts.iter().map(|h| h.clusters).sum::<u32>(), 3);
+
+    // An unreachable host is reported and skipped.
+    drop(eu);
+    let hosts = service.hosts().await.unwrap();
+    let eu_view = hosts.iter().find(|h| h.name == "eu-1").unwrap();
+    assert!(
+        !eu_view.reachable && !eu_view.message.is_empty(),
+        "{eu_view:?}"
+    );
+    let err = service
+        .create(&who(), with_region("eu"), None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable);
+    assert!(err.to_string().contains("no reachable host"), "{err}");
+}
+
+#[tokio::test]
+async fn the_sweeper_deletes_only_labelled_namespaces_without_a_record() {
+    // Arrange: a host with a vcm-labelled namespace nobody owns, and an unrelated namespace.
+    let bed = TestBed::tier_b().await;
+    let service = mk_service(vec![mk_host("h1", &bed, "eu", 10)], Duration::ZERO).await;
+    let nss: Api<Namespace> = Api::all(bed.client());
+    let mk_ns = |name: &str, labelled: bool| {
+        let mut ns = serde_json::json!({"metadata": {"name": name}});
+        if labelled {
+            ns["metadata"]["labels"] = serde_json::json!({
+                "app.kubernetes.io/managed-by": "vcm",
+                "vcm.dev/cluster-id": name.trim_start_matches("vcm-"),
+            });
+        }
+        serde_json::from_value::<Namespace>(ns).unwrap()
+    };
+    nss.create(&PostParams::default(), &mk_ns("vcm-c-orphan0001", true))
+        .await
+        .unwrap();
+    nss.create(&PostParams::default(), &mk_ns("payments", false))
+        .await
+        .unwrap();
+
+    // Act
+    let report = Pruner::new(service.clone(), PrunerConfig::default())
+        .pass()
+        .await
+        .unwrap();
+
+    // Assert
+    assert_eq!(
+        report
+            .orphans
+            .iter()
+            .map(|id| id.to_string())
+            .collect::<Vec<_>>(),
+        vec!["c-orphan0001"]
+    );
+    eventually("orphan namespace gone", Duration::from_secs(60), || async {
+        Ok(nss
+            .get_opt("vcm-c-orphan0001")
+            .await?
+            .is_none()
+            .then_some(()))
+    })
+    .await
+    .unwrap();
+    assert!(
+        nss.get_opt("payments").await.unwrap().is_some(),
+        "an unlabelled namespace is never touched"
+    );
+}
