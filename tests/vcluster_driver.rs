@@ -17,7 +17,7 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::Api;
 use kube::api::{ListParams, PostParams};
 use vcm::controlplane::{KubeBins, free_port};
-use vcm::domain::{Cluster, ClusterId, ClusterName, Labels, Phase, Timestamp, Ttl};
+use vcm::domain::{Cluster, ClusterId, Phase, Timestamp, Ttl};
 use vcm::driver::vcluster::{ChartSource, HostConfig, VclusterConfig, VclusterDriver};
 use vcm::driver::{Driver, DriverError, Ensured};
 use vcm::testing::{TestBed, eventually};
@@ -55,33 +55,13 @@ fn mk_host(bed: &TestBed, server_template: &str) -> HostConfig {
 }
 
 fn mk_cluster() -> Cluster {
-    let id = ClusterId::generate();
-    let now = Timestamp::now();
-    Cluster {
-        name: ClusterName::parse("pr-42-web").unwrap(),
-        id,
-        owner: "token:test".into(),
-        team: None,
-        phase: Phase::Provisioning,
-        message: String::new(),
-        size: "small".into(),
-        kubernetes_version: "1.36".into(),
-        ttl: Ttl::from_secs(3600),
-        idle_timeout: None,
-        host: HOST.into(),
-        labels: Labels::default(),
-        created_at: now,
-        ready_at: None,
-        expires_at: now + jiff::SignedDuration::from_secs(3600),
-        last_activity_at: now,
-        deleted_at: None,
-        endpoint: None,
-        delete_reason: None,
-        attempts: 0,
-        next_reconcile_at: now,
-        cleaned_up: false,
-        version: 1,
-    }
+    let mut c = vcm::store::conformance::mk_cluster("pr-42-web");
+    c.phase = Phase::Provisioning;
+    c.kubernetes_version = "1.36".into();
+    c.host = HOST.into();
+    c.ttl = Ttl::from_secs(3600);
+    c.expires_at = c.created_at + c.ttl.as_span();
+    c
 }
 
 fn ns_of(c: &Cluster) -> String {

@@ -15,7 +15,9 @@ mod ports;
 mod process;
 
 pub use apiserver::{ApiServer, ApiServerOptions, wait_ready};
-pub use bins::{BUILD_COMMAND, KubeBins, MissingBinary, cache_key, pinned_kubernetes_minor};
+pub use bins::{
+    BUILD_COMMAND, KubeBins, MissingBinary, cache_key, is_executable, pinned_kubernetes_minor,
+};
 pub use etcd::Etcd;
 pub use kubeconfig::{Kubeconfig, KubeconfigUser};
 pub use pki::{ClientCert, Pki};

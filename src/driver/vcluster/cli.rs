@@ -344,13 +344,7 @@ fn or_none(output: &str) -> &str {
     if output.is_empty() { "(none)" } else { output }
 }
 
-/// Whether `path` is an executable file.
-pub fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt as _;
-    path.metadata()
-        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false)
-}
+pub use crate::controlplane::is_executable;
 
 #[cfg(test)]
 mod tests {
