@@ -53,6 +53,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         (status = 401, description = "Unauthenticated", body = ErrorBody),
         (status = 409, description = "Name taken", body = ErrorBody),
         (status = 422, description = "Invalid field or reused idempotency key", body = ErrorBody),
+        (status = 503, description = "No reachable host with room; retry later", body = ErrorBody),
     ),
     security(("bearer" = [])),
 )]
