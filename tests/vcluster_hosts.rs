@@ -164,3 +164,52 @@ async fn the_sweeper_deletes_only_labelled_namespaces_without_a_record() {
         "an unlabelled namespace is never touched"
     );
 }
+
+#[tokio::test]
+async fn a_cli_failure_fails_the_cluster_through_the_reconciler_with_the_cli_message_and_no_namespace_left()
+ {
+    // Arrange: the whole path (service, reconciler, vcluster driver, real CLI, real host) with a
+    // chart directory that is not a chart.
+    let bed = TestBed::tier_b().await;
+    let not_a_chart = tempfile::tempdir().unwrap();
+    let mut config = VclusterConfig::from_bins(&KubeBins::locate()).unwrap();
+    config.chart = vcm::driver::vcluster::ChartSource::LocalDir(not_a_chart.path().to_path_buf());
+    let driver = Arc::new(
+        VclusterDriver::new(vec![mk_host("h1", &bed, "eu", 5)], config)
+            .await
+            .unwrap(),
+    );
+    let store = Arc::new(SqliteStore::open("sqlite::memory:").await.unwrap());
+    let wake = Arc::new(Notify::new());
+    let service = ClusterService::new(store, driver, ClusterPolicy::default(), wake.clone());
+    let reconciler = vcm::reconciler::Reconciler::new(service.clone(), wake, 2);
+    let (cluster, _) = service
+        .create(&who(), CreateClusterRequest::default(), None)
+        .await
+        .unwrap();
+
+    // Act
+    reconciler.reconcile_until_idle(20).await;
+
+    // Assert: Failed with the CLI's own words, resources released, namespace gone.
+    let c = service
+        .store()
+        .get_cluster(&cluster.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.phase, vcm::domain::Phase::Failed, "{}", c.message);
+    assert!(
+        c.message.contains("Chart.yaml"),
+        "the message says what to fix: {}",
+        c.message
+    );
+    assert!(c.cleaned_up, "{c:?}");
+    let nss: Api<Namespace> = Api::all(bed.client());
+    assert!(
+        nss.get_opt(&format!("vcm-{}", cluster.id))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
