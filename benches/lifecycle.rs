@@ -81,13 +81,7 @@ async fn main() -> anyhow::Result<()> {
             .await?;
         let id = created["id"].as_str().context("no id")?.to_owned();
         loop {
-            let c: serde_json::Value = http
-                .get(format!("{addr}/v1/clusters/{id}"))
-                .bearer_auth(TOKEN)
-                .send()
-                .await?
-                .json()
-                .await?;
+            let c = get_cluster(&http, &addr, &id).await?;
             match c["phase"].as_str() {
                 Some("Ready") => break,
                 Some("Failed") => anyhow::bail!("cluster failed: {}", c["message"]),
@@ -113,13 +107,7 @@ async fn main() -> anyhow::Result<()> {
     }
     for id in &ids {
         for _ in 0..300 {
-            let c: serde_json::Value = http
-                .get(format!("{addr}/v1/clusters/{id}"))
-                .bearer_auth(TOKEN)
-                .send()
-                .await?
-                .json()
-                .await?;
+            let c = get_cluster(&http, &addr, id).await?;
             if c["phase"] == "Deleted" {
                 break;
             }
@@ -171,6 +159,19 @@ async fn main() -> anyhow::Result<()> {
         get.rps / health.rps
     );
     Ok(())
+}
+
+async fn get_cluster(
+    http: &reqwest::Client,
+    addr: &str,
+    id: &str,
+) -> anyhow::Result<serde_json::Value> {
+    let resp = http
+        .get(format!("{addr}/v1/clusters/{id}"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await?;
+    Ok(resp.json().await?)
 }
 
 async fn wait_healthy(http: &reqwest::Client, addr: &str) -> anyhow::Result<()> {

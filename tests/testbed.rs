@@ -245,12 +245,7 @@ async fn dropping_a_test_bed_leaves_no_process_or_directory() {
 
 /// Whether `pid` is a live (non-zombie) process.
 fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            !s.rsplit_once(')')
-                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
-        })
-        .unwrap_or(false)
+    vcm::controlplane::is_alive(pid)
 }
 
 /// Env var that turns this test's own process into the "victim" that is interrupted.

@@ -8,7 +8,7 @@ use anyhow::{Context as _, bail};
 use super::bins::KubeBins;
 use super::kubeconfig::{Kubeconfig, KubeconfigUser};
 use super::pki::Pki;
-use super::ports::free_port;
+use super::ports::{free_port, is_port_clash};
 use super::process::{Supervised, SupervisedOptions};
 
 /// How a kube-apiserver is started.
@@ -110,12 +110,7 @@ impl ApiServer {
             };
             match Self::try_start(&program, opts, &pki, port).await {
                 Ok(server) => return Ok(server),
-                Err(e)
-                    if opts.port.is_none()
-                        && format!("{e:#}").contains("address already in use") =>
-                {
-                    last_err = Some(e)
-                }
+                Err(e) if opts.port.is_none() && is_port_clash(&e) => last_err = Some(e),
                 Err(e) => return Err(e),
             }
         }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 
 use super::bins::KubeBins;
-use super::ports::free_port;
+use super::ports::{free_port, is_port_clash};
 use super::process::{Supervised, SupervisedOptions};
 
 /// How long etcd may take to answer `/health` before start-up counts as failed.
@@ -17,6 +17,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Etcd {
     process: Supervised,
     client_url: String,
+    peer_port: u16,
     data_dir: PathBuf,
 }
 
@@ -35,18 +36,18 @@ impl Etcd {
         bins: &KubeBins,
         dir: &Path,
         die_with_parent: bool,
-        ports: Option<(u16, u16)>,
+        given: Option<(u16, u16)>,
     ) -> anyhow::Result<Self> {
         let program = bins.get("etcd")?;
         let mut last_err = None;
         for _ in 0..3 {
-            let ports = match ports {
+            let ports = match given {
                 Some(p) => p,
                 None => (free_port()?, free_port()?),
             };
             match Self::try_start(&program, dir, die_with_parent, ports).await {
                 Ok(etcd) => return Ok(etcd),
-                Err(e) if ports_free_to_retry(&e, ports) => last_err = Some(e),
+                Err(e) if given.is_none() && is_port_clash(&e) => last_err = Some(e),
                 Err(e) => return Err(e),
             }
         }
@@ -99,6 +100,7 @@ impl Etcd {
                 return Ok(Self {
                     process,
                     client_url,
+                    peer_port: peer,
                     data_dir,
                 });
             }
@@ -110,6 +112,11 @@ impl Etcd {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// The peer port.
+    pub fn peer_port(&self) -> u16 {
+        self.peer_port
     }
 
     /// The client port.
@@ -145,8 +152,4 @@ impl Etcd {
     pub fn process(&mut self) -> &mut Supervised {
         &mut self.process
     }
-}
-
-fn ports_free_to_retry(e: &anyhow::Error, _ports: (u16, u16)) -> bool {
-    format!("{e:#}").contains("address already in use")
 }

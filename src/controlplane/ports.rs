@@ -11,6 +11,12 @@ fn handed_out() -> &'static Mutex<HashSet<u16>> {
     PORTS.get_or_init(|| Mutex::new(HashSet::new()))
 }
 
+/// Whether a child's start-up failed because another process took its port first (then a
+/// retry on fresh ports is worth it).
+pub fn is_port_clash(err: &anyhow::Error) -> bool {
+    format!("{err:#}").contains("address already in use")
+}
+
 /// A TCP port on 127.0.0.1 that was free a moment ago and that this process has not handed out
 /// before. Another process may still take it before our child binds it: callers that start a
 /// server on it should retry with a new port when the child fails with "address already in use".

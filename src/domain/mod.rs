@@ -19,3 +19,10 @@ pub use token::{ApiToken, TokenSecret};
 
 /// Timestamps everywhere are UTC instants.
 pub type Timestamp = jiff::Timestamp;
+
+/// Now, truncated to whole milliseconds (what the stores keep), so a record held in memory
+/// and the same record read back compare equal.
+pub fn now_ms() -> Timestamp {
+    let ms = Timestamp::now().as_millisecond();
+    Timestamp::from_millisecond(ms).unwrap_or_else(|_| Timestamp::now())
+}

@@ -20,7 +20,7 @@ use tokio::sync::Mutex;
 use super::{Driver, DriverError, Ensured, HostInfo};
 use crate::controlplane::{
     ApiServer, ApiServerOptions, Etcd, KubeBins, Kubeconfig, KubeconfigUser, Pki, find_processes,
-    free_port, kill_group,
+    kill_group,
 };
 use crate::domain::{Cluster, ClusterId};
 
@@ -122,8 +122,7 @@ impl LocalDriver {
             Err(e) => return Err(transient("starting etcd")(e)),
         };
         let port = etcd.client_port();
-        let peer = free_port().unwrap_or(0);
-        let _ = std::fs::write(&port_file, format!("{port} {peer}"));
+        let _ = std::fs::write(&port_file, format!("{port} {}", etcd.peer_port()));
         tracing::info!(port, pid = etcd.pid(), "started etcd for local clusters");
         etcd.detach();
         *known = Some(port);

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::domain::{Cluster, NewEvent, Phase, PhaseEvent, Timestamp};
+use crate::domain::{Cluster, NewEvent, Phase, PhaseEvent, now_ms as now};
 use crate::driver::{DriverError, Ensured};
 use crate::error::{Error, Result};
 use crate::service::ClusterService;
@@ -182,11 +182,6 @@ async fn error_policy(service: &ClusterService, c: Cluster, err: Error) -> Actio
             Action::Later
         }
     }
-}
-
-fn now() -> Timestamp {
-    let ms = Timestamp::now().as_millisecond();
-    Timestamp::from_millisecond(ms).unwrap_or_else(|_| Timestamp::now())
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use crate::api::{CreateClusterRequest, UpdateClusterRequest};
 use crate::controlplane::Kubeconfig;
 use crate::domain::{
     Cluster, ClusterEvent, ClusterId, ClusterName, DeleteReason, InvalidField, LabelSelector,
-    Labels, NewEvent, Phase, PhaseEvent, Principal, Timestamp, Ttl,
+    Labels, NewEvent, Phase, PhaseEvent, Principal, Timestamp, Ttl, now_ms,
 };
 use crate::error::{Error, Result};
 use crate::store::{ClusterFilter, IdempotencyRecord, Page, StoreError};
@@ -60,10 +60,9 @@ impl ClusterService {
         }
         let (host, selector) = (req.host.clone(), req.host_selector.clone());
         // Validate everything before placing, so a bad request never waits on the lock.
-        self.new_cluster(principal, req.clone(), String::new())?;
+        let mut cluster = self.new_cluster(principal, req)?;
         let _placing = self.placing.lock().await;
-        let host = self.place(host.as_deref(), selector.as_ref()).await?;
-        let cluster = self.new_cluster(principal, req, host)?;
+        cluster.host = self.place(host.as_deref(), selector.as_ref()).await?;
         if let Some(other) = self.store.get_live_by_name(cluster.name.as_str()).await? {
             return Err(name_taken(&cluster.name, &other.id));
         }
@@ -127,12 +126,9 @@ impl ClusterService {
         })?))
     }
 
-    fn new_cluster(
-        &self,
-        principal: &Principal,
-        req: CreateClusterRequest,
-        host: String,
-    ) -> Result<Cluster> {
+    /// The cluster a request describes, every field checked; `host` is left empty for
+    /// placement to fill in.
+    fn new_cluster(&self, principal: &Principal, req: CreateClusterRequest) -> Result<Cluster> {
         let p = &self.policy;
         let id = ClusterId::generate();
         let name = match req.name.as_deref() {
@@ -184,7 +180,7 @@ impl ClusterService {
             kubernetes_version: version,
             ttl,
             idle_timeout,
-            host,
+            host: String::new(),
             labels,
             created_at: now,
             ready_at: None,
@@ -515,11 +511,4 @@ fn name_taken(name: &ClusterName, holder: &ClusterId) -> Error {
             name.as_str()
         ),
     )
-}
-
-/// Now, truncated to milliseconds (what the store keeps), so in-memory and stored records
-/// compare equal.
-pub(crate) fn now_ms() -> Timestamp {
-    let ms = Timestamp::now().as_millisecond();
-    Timestamp::from_millisecond(ms).unwrap_or_else(|_| Timestamp::now())
 }

@@ -45,11 +45,7 @@ where
 
 // === fixtures ===
 
-/// Now, truncated to whole milliseconds (the precision stores keep).
-pub fn now_ms() -> Timestamp {
-    Timestamp::from_millisecond(Timestamp::now().as_millisecond())
-        .expect("the current time is a valid timestamp")
-}
+pub use crate::domain::now_ms;
 
 /// `base` moved by `secs` seconds (negative: earlier).
 pub fn secs_after(base: Timestamp, secs: i64) -> Timestamp {
