@@ -1,11 +1,32 @@
 #!/usr/bin/env bash
 # Runs every test target (unit, integration, end-to-end; not the benchmarks, which `cargo bench`
-# runs) and ends with one summary line over all test binaries.
+# runs) and ends with one summary line over all test binaries:
+#
+#   tests: 212 passed, 0 failed, in 9 test binaries (0 failed to run)
+#
+# NB: `--no-fail-fast`: without it cargo stops at the first failing test binary, and the summary
+# would count only the binaries that happened to run before it. A binary that dies before it
+# prints its result (a crash, an abort) still counts: cargo reports it as a failed target.
 set -euo pipefail
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
-cargo test --lib --bins --tests "$@" 2>&1 | tee "$log" || status=$?
-awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
-     END { printf "\ntests: %d passed, %d failed\n", p, f }' "$log"
+cargo test --no-fail-fast --lib --bins --tests "$@" 2>&1 | tee "$log" || status=$?
+awk -v status="$status" '
+  /^test result:/ {
+    results++
+    for (i = 1; i <= NF; i++) {
+      if ($i ~ /^passed;?$/) p += $(i-1)
+      if ($i ~ /^failed;?$/) { f += $(i-1); if ($(i-1) > 0) failing++ }
+    }
+  }
+  /^     Running / { binaries++ }
+  /^error: test failed, to rerun pass/ { targets_failed++ }
+  END {
+    # A target cargo reports as failed but whose harness printed no failing result died early.
+    died = targets_failed - failing
+    if (died < 0) died = 0
+    if (status != 0 && binaries == 0) { printf "\ntests: none ran: the build failed (see above)\n"; exit }
+    printf "\ntests: %d passed, %d failed, in %d test binaries (%d died before reporting)\n", p, f + died, binaries, died
+  }' "$log"
 exit "$status"
