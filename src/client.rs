@@ -37,6 +37,8 @@ pub enum ClientError {
         message: String,
         /// Correlates with the server's logs (empty if the answer had none).
         request_id: String,
+        /// The server's `Retry-After` (with 429 and 503), in seconds.
+        retry_after: Option<u64>,
     },
     /// The server could not be reached.
     #[error(
@@ -54,6 +56,19 @@ pub enum ClientError {
 }
 
 impl ClientError {
+    /// For a 429 or 503: how long the server asked to wait (its `Retry-After`, or `None` when it
+    /// gave none). `None` for every other error: retrying them cannot help.
+    pub fn retry_after(&self) -> Option<Option<std::time::Duration>> {
+        match self {
+            ClientError::Api {
+                status: 429 | 503,
+                retry_after,
+                ..
+            } => Some(retry_after.map(std::time::Duration::from_secs)),
+            _ => None,
+        }
+    }
+
     /// The HTTP status, for an API error.
     pub fn status(&self) -> Option<u16> {
         match self {
@@ -291,6 +306,11 @@ async fn api_error(response: Response) -> ClientError {
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok());
     let text = response.text().await.unwrap_or_default();
     match serde_json::from_str::<LenientErrorBody>(&text) {
         Ok(LenientErrorBody { error }) => ClientError::Api {
@@ -298,12 +318,14 @@ async fn api_error(response: Response) -> ClientError {
             code: error.code,
             message: error.message,
             request_id: error.request_id.or(header_id).unwrap_or_default(),
+            retry_after,
         },
         Err(_) => ClientError::Api {
             status: status.as_u16(),
             code: fallback_code(status).to_owned(),
             message: fallback_message(status, &text),
             request_id: header_id.unwrap_or_default(),
+            retry_after,
         },
     }
 }

@@ -58,9 +58,21 @@ pub enum Error {
     /// Not allowed.
     #[error("{0}")]
     Forbidden(String),
-    /// Temporarily unable (`Retry-After` applies).
+    /// Temporarily unable for an internal reason (`Retry-After` applies); the message is
+    /// logged, the client sees only the code.
     #[error("{0}")]
     Unavailable(String),
+    /// Temporarily unable for a reason the caller may know and act on (every host full, no host
+    /// reachable): 503 with this message and `Retry-After`.
+    #[error("{message}")]
+    TryLater {
+        /// Stable code (`no_capacity`, `no_reachable_host`…).
+        code: &'static str,
+        /// What is missing and what the caller can do.
+        message: String,
+        /// When a retry has a chance.
+        retry_after: std::time::Duration,
+    },
     /// A phase-machine violation: a bug if it escapes to a caller.
     #[error(transparent)]
     Transition(#[from] InvalidTransition),
@@ -86,7 +98,7 @@ impl Error {
             Error::Conflict { .. } => ErrorKind::Conflict,
             Error::Unauthenticated(_) => ErrorKind::Unauthenticated,
             Error::Forbidden(_) => ErrorKind::Forbidden,
-            Error::Unavailable(_) => ErrorKind::Unavailable,
+            Error::Unavailable(_) | Error::TryLater { .. } => ErrorKind::Unavailable,
             Error::Store(StoreError::NotFound) => ErrorKind::NotFound,
             Error::Store(StoreError::Conflict(_)) => ErrorKind::Conflict,
             Error::Store(StoreError::Unavailable(_)) => ErrorKind::Unavailable,
@@ -103,7 +115,9 @@ impl Error {
     pub fn code(&self) -> &'static str {
         match self {
             Error::Invalid(_) => "invalid_field",
-            Error::Unprocessable { code, .. } | Error::Conflict { code, .. } => code,
+            Error::Unprocessable { code, .. }
+            | Error::Conflict { code, .. }
+            | Error::TryLater { code, .. } => code,
             Error::ClusterNotFound(_) => "cluster_not_found",
             Error::Unauthenticated(_) => "unauthenticated",
             Error::Forbidden(_) => "forbidden",
@@ -132,6 +146,19 @@ impl Error {
         Error::Conflict {
             code,
             message: message.into(),
+        }
+    }
+
+    /// A 503 whose message the caller sees: `retry_after` says when to try again.
+    pub fn try_later(
+        code: &'static str,
+        message: impl Into<String>,
+        retry_after: std::time::Duration,
+    ) -> Self {
+        Error::TryLater {
+            code,
+            message: message.into(),
+            retry_after,
         }
     }
 

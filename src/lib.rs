@@ -23,6 +23,8 @@ pub mod domain;
 pub mod driver;
 /// The crate error: typed module errors combined, with kinds and metric labels.
 pub mod error;
+/// Small file-system helpers (owner-only credential files).
+pub mod fsutil;
 /// HTTP door: the axum router, health endpoints and error mapping.
 pub mod http;
 /// The reconciler: drives each cluster one persisted step at a time towards its desired phase.

@@ -29,6 +29,10 @@ struct TestApp {
 }
 
 async fn spawn_app() -> TestApp {
+    spawn_app_with(Arc::new(FakeDriver::default())).await
+}
+
+async fn spawn_app_with(driver: Arc<FakeDriver>) -> TestApp {
     vcm::telemetry::init_for_tests();
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open("sqlite::memory:").await.unwrap());
     bootstrap_token(
@@ -42,7 +46,7 @@ async fn spawn_app() -> TestApp {
     let wake = Arc::new(Notify::new());
     let service = ClusterService::new(
         store.clone(),
-        Arc::new(FakeDriver::default()),
+        driver,
         ClusterPolicy::default(),
         wake.clone(),
     );
@@ -199,6 +203,7 @@ async fn api_errors_carry_status_code_message_and_request_id() {
         code,
         message,
         request_id,
+        ..
     } = &err
     else {
         panic!("expected an API error, got {err:?}");
@@ -264,4 +269,133 @@ async fn an_unreachable_server_is_an_error_naming_the_address_and_vcm_addr() {
     let message = err.to_string();
     assert!(message.contains(addr.as_str()), "{message}");
     assert!(message.contains("VCM_ADDR"), "{message}");
+}
+
+/// One host with room for one cluster.
+fn mk_full_driver() -> Arc<FakeDriver> {
+    let driver = Arc::new(FakeDriver::default());
+    driver.set_hosts(vec![vcm::driver::HostInfo {
+        name: "only".into(),
+        labels: Default::default(),
+        max_clusters: Some(1),
+        reachable: true,
+        message: String::new(),
+    }]);
+    driver
+}
+
+fn mk_cli(app: &TestApp, args: &[&str]) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_vcm"));
+    cmd.args(args)
+        .env("VCM_ADDR", app.addr.as_str())
+        .env("VCM_TOKEN", TOKEN)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    cmd
+}
+
+#[tokio::test]
+async fn a_full_host_answers_503_naming_its_use_with_retry_after() {
+    // Arrange
+    let app = spawn_app_with(mk_full_driver()).await;
+    app.client.create(&named("first", &[]), None).await.unwrap();
+
+    // Act
+    let err = app
+        .client
+        .create(&named("second", &[]), None)
+        .await
+        .unwrap_err();
+
+    // Assert
+    let ClientError::Api {
+        status,
+        code,
+        message,
+        retry_after,
+        ..
+    } = err
+    else {
+        panic!("an API error: {err}");
+    };
+    assert_eq!(status, 503);
+    assert_eq!(code, "no_capacity");
+    assert!(
+        message.contains("only 1/1"),
+        "the message says which host is full: {message}"
+    );
+    assert_eq!(retry_after, Some(30));
+}
+
+#[tokio::test]
+async fn cli_create_waits_out_a_full_host_and_makes_exactly_one_cluster() {
+    // Arrange
+    let app = spawn_app_with(mk_full_driver()).await;
+    let first = app.client.create(&named("first", &[]), None).await.unwrap();
+    let cli = mk_cli(
+        &app,
+        &[
+            "cluster",
+            "create",
+            "--name",
+            "second",
+            "--retry-for",
+            "2m",
+            "-o",
+            "json",
+        ],
+    )
+    .spawn()
+    .unwrap();
+
+    // Act: the CLI is refused (503, Retry-After 30 s) until the first cluster is gone.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    app.client.delete(&first.id).await.unwrap();
+    app.reconciler.reconcile_until_idle(20).await;
+    let out = tokio::time::timeout(std::time::Duration::from_secs(60), cli.wait_with_output())
+        .await
+        .expect("the CLI retries within the server's Retry-After")
+        .unwrap();
+
+    // Assert
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("no host has room") && stderr.contains("retrying in 30s"),
+        "the CLI says what it waits for: {stderr}"
+    );
+    let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(created["name"], "second");
+    let named_second = app
+        .client
+        .list(&ListQuery::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|c| c.name == "second")
+        .count();
+    assert_eq!(named_second, 1);
+}
+
+#[tokio::test]
+async fn cli_create_gives_up_after_retry_for_with_the_servers_reason() {
+    // Arrange
+    let app = spawn_app_with(mk_full_driver()).await;
+    app.client.create(&named("first", &[]), None).await.unwrap();
+
+    // Act
+    let out = mk_cli(&app, &["cluster", "create", "--retry-for", "0s"])
+        .output()
+        .await
+        .unwrap();
+
+    // Assert
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("only 1/1") && stderr.contains("--retry-for"),
+        "{stderr}"
+    );
 }

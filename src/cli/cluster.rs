@@ -63,8 +63,14 @@ pub struct CreateArgs {
     #[arg(long = "host-selector", value_name = "KEY=VALUE", value_parser = parse_label)]
     pub host_selector: Vec<(String, String)>,
     /// Retrying with the same key returns the same cluster (a UUID, or the CI run id).
+    /// Default: a fresh key per command, so the command's own retries never make two clusters.
     #[arg(long)]
     pub idempotency_key: Option<String>,
+    /// While the server answers 429 or 503 (every host full, none reachable, busy), keep
+    /// retrying the create this long, waiting as the server's `Retry-After` says; `0s`: fail at
+    /// once.
+    #[arg(long, default_value = "5m", value_parser = parse_duration_or_zero)]
+    pub retry_for: Duration,
     /// Wait until the cluster is Ready; fail if it fails, is deleted, or `--timeout` passes.
     #[arg(long)]
     pub wait: bool,
@@ -183,13 +189,73 @@ async fn create(client: &Client, args: CreateArgs, out: OutputFormat) -> anyhow:
         host_selector: labels_map(args.host_selector),
         labels: labels_map(args.labels),
     };
-    let cluster = client.create(&req, args.idempotency_key.as_deref()).await?;
+    let key = args
+        .idempotency_key
+        .unwrap_or_else(generated_idempotency_key);
+    let cluster = create_with_retries(client, &req, &key, args.retry_for).await?;
     let cluster = if args.wait {
         wait::until(client, &cluster.id, Target::Ready, args.timeout).await?
     } else {
         cluster
     };
     print(output::cluster(&cluster, out))
+}
+
+/// `POST /v1/clusters`, retried on 429 and 503 with the same idempotency key until `retry_for`
+/// has passed, telling the user on stderr what it waits for.
+async fn create_with_retries(
+    client: &Client,
+    req: &CreateClusterRequest,
+    key: &str,
+    retry_for: Duration,
+) -> anyhow::Result<crate::api::ClusterView> {
+    let started = tokio::time::Instant::now();
+    let mut attempt = 0u32;
+    loop {
+        let err = match client.create(req, Some(key)).await {
+            Ok(cluster) => return Ok(cluster),
+            Err(err) => err,
+        };
+        let Some(hint) = err.retry_after() else {
+            return Err(err.into());
+        };
+        attempt += 1;
+        let wait = retry_delay(attempt, hint);
+        let waited = started.elapsed();
+        if waited + wait > retry_for {
+            let context = if attempt == 1 {
+                "the server cannot take the cluster now (raise --retry-for to keep trying)".into()
+            } else {
+                format!(
+                    "gave up after {attempt} attempts over {}s (--retry-for {})",
+                    waited.as_secs(),
+                    Ttl::from_secs(retry_for.as_secs())
+                )
+            };
+            return Err(anyhow::Error::new(err).context(context));
+        }
+        eprintln!(
+            "vcm: {err}; retrying in {}s (attempt {attempt}, Idempotency-Key {key})",
+            wait.as_secs()
+        );
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// How long to wait before retry number `attempt`: what the server asked for, else 1 s, 2 s,
+/// 4 s … capped at 30 s.
+fn retry_delay(attempt: u32, server_hint: Option<Duration>) -> Duration {
+    const CAP: Duration = Duration::from_secs(30);
+    server_hint
+        .unwrap_or_else(|| Duration::from_secs(1 << attempt.saturating_sub(1).min(5)))
+        .clamp(Duration::from_secs(1), CAP)
+}
+
+/// A fresh idempotency key: 128 random bits.
+fn generated_idempotency_key() -> String {
+    let mut bytes = [0u8; 16];
+    rand::fill(&mut bytes[..]);
+    format!("vcm-cli-{}", hex::encode(bytes))
 }
 
 async fn list(client: &Client, args: ListArgs, out: OutputFormat) -> anyhow::Result<ExitCode> {
@@ -251,29 +317,13 @@ async fn kubeconfig(
         .await?;
     match args.output_file {
         Some(path) => {
-            write_private(&path, text.as_bytes())
+            crate::fsutil::write_private(&path, text.as_bytes())
                 .with_context(|| format!("writing the kubeconfig to {}", path.display()))?;
             eprintln!("kubeconfig written to {}", path.display());
         }
         None => print!("{text}"),
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Write `bytes` to `path`, readable by the owner only: it holds a credential.
-fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
-
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    // NB: `mode` only applies to a new file; an existing one may have been wider.
-    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    file.write_all(bytes)
 }
 
 fn print(rendered: anyhow::Result<String>) -> anyhow::Result<ExitCode> {
@@ -298,6 +348,14 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     Ttl::parse("timeout", s)
         .map(Ttl::as_duration)
         .map_err(|e| e.reason)
+}
+
+/// Like [`parse_duration`], and `0`/`0s` for "not at all".
+fn parse_duration_or_zero(s: &str) -> Result<Duration, String> {
+    match s.trim() {
+        "0" | "0s" => Ok(Duration::ZERO),
+        s => parse_duration(s),
+    }
 }
 
 #[cfg(test)]

@@ -13,9 +13,11 @@ use crate::{
 mod cluster;
 mod output;
 mod serve;
+mod token;
 mod wait;
 
 pub use cluster::ClusterCmd;
+pub use token::TokenCmd;
 
 /// `vcm`: temporary Kubernetes clusters for CI/CD, on demand.
 #[derive(Debug, Parser)]
@@ -75,6 +77,9 @@ pub enum Command {
     /// Create, inspect and delete clusters (through the server at `--addr`).
     #[command(subcommand)]
     Cluster(ClusterCmd),
+    /// API tokens (`vcm token create --bootstrap` makes the first admin token offline).
+    #[command(subcommand)]
+    Token(TokenCmd),
     /// Print the version of this binary.
     Version,
 }
@@ -110,6 +115,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Server(args) => serve::serve(args).await,
         Command::Cluster(cmd) => cluster::run(cmd, &cli.global).await,
+        Command::Token(cmd) => token::run(cmd, cli.global.output).await,
         Command::Version => print_version(cli.global.output),
     }
 }
@@ -160,6 +166,7 @@ impl ServerArgs {
             data_dir: self.data_dir.clone(),
             log_format: self.log_format,
             log_level: self.log_level.clone(),
+            dev: self.dev,
         }
     }
 }

@@ -19,6 +19,13 @@ use figment::{
 };
 use serde::{Deserialize, Serialize};
 
+pub use self::sizes::{BUILTIN_SIZES, SizeConfig, Sizes};
+use crate::domain::TokenSecret;
+pub use crate::driver::vcluster::{HostConfig, VclusterConfig};
+
+/// Size profiles: `[clusters.sizes.<name>.<driver>]`, resolved and checked at start-up.
+pub mod sizes;
+
 /// Prefix of the environment variables read as configuration.
 const ENV_PREFIX: &str = "VCM_";
 
@@ -35,8 +42,8 @@ const ENV_NOT_CONFIG: &[&str] = &[
 
 /// The server configuration, after all sources are merged.
 ///
-/// NB: nothing here is secret yet, so `Debug` is derived. Secret fields will be `SecretString`
-/// (skipped when serialised as defaults) and bring a redacting `Debug` with them.
+/// NB: `Debug` is derived: the only secret, `dev_token`, is a [`TokenSecret`], whose `Debug`
+/// redacts it, and it is never serialised.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -63,9 +70,16 @@ pub struct Config {
     /// `vcluster` (vCluster on the `hosts` below).
     pub driver: DriverKind,
     /// Host clusters for the vcluster driver.
-    pub hosts: Vec<HostSettings>,
+    pub hosts: Vec<HostConfig>,
     /// How the vcluster CLI and chart are found and run.
-    pub vcluster: VclusterSettings,
+    pub vcluster: VclusterConfig,
+    /// Development mode (`vcm server --dev`): always the embedded SQLite store under `data_dir`
+    /// and the local driver, whatever `store_url` and `driver` say, and an admin token kept in
+    /// `<data_dir>/dev-token`.
+    pub dev: bool,
+    /// The token `--dev-token` asks a dev server to accept (flag only, never from a file).
+    #[serde(skip)]
+    pub dev_token: Option<TokenSecret>,
 }
 
 /// Which driver makes clusters.
@@ -79,78 +93,14 @@ pub enum DriverKind {
     Vcluster,
 }
 
-/// One host cluster (vcluster driver).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HostSettings {
-    /// Name clusters refer to (`host` in requests).
-    pub name: String,
-    /// Kubeconfig file; absent means in-cluster configuration.
-    #[serde(default)]
-    pub kubeconfig: Option<PathBuf>,
-    /// Context in the kubeconfig (default: its current context).
-    #[serde(default)]
-    pub context: Option<String>,
-    /// Labels a `host_selector` matches.
-    #[serde(default)]
-    pub labels: std::collections::BTreeMap<String, String>,
-    /// Most clusters this host takes.
-    #[serde(default)]
-    pub max_clusters: Option<u32>,
-    /// The API address handed out for a cluster; placeholders `{release}`, `{namespace}`,
-    /// `{id}`, `{name}`. Default: the in-cluster Service name.
-    #[serde(default)]
-    pub server_template: Option<String>,
-    /// Namespace vcm runs in on the host; the network policy admits traffic from it.
-    #[serde(default)]
-    pub vcm_namespace: Option<String>,
-}
-
-/// How the vcluster CLI and chart are found and run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct VclusterSettings {
-    /// The pinned `vcluster` CLI (default: `vclusterctl` from the Kubernetes binaries
-    /// directory, see `make k8s-bins`).
-    pub cli: Option<PathBuf>,
-    /// Directory holding `helm` (default: beside the Kubernetes binaries).
-    pub helm_dir: Option<PathBuf>,
-    /// A local chart directory (default: `vcluster-chart/` beside the binaries).
-    pub chart_dir: Option<PathBuf>,
-    /// A chart repository instead of a local directory.
-    pub chart_repo: Option<String>,
-    /// The chart version in `chart_repo`.
-    pub chart_version: Option<String>,
-    /// Seconds a CLI call may take before it is killed.
-    pub cli_timeout_secs: u64,
-    /// Seconds a new cluster may take to become ready before it fails.
-    pub ready_timeout_secs: u64,
-    /// Seconds a labelled namespace without a record is left alone before it is swept.
-    pub orphan_grace_secs: u64,
-}
-
-impl Default for VclusterSettings {
-    fn default() -> Self {
-        Self {
-            cli: None,
-            helm_dir: None,
-            chart_dir: None,
-            chart_repo: None,
-            chart_version: None,
-            cli_timeout_secs: 300,
-            ready_timeout_secs: 600,
-            orphan_grace_secs: 300,
-        }
-    }
-}
-
 /// Defaults and bounds for clusters. Durations are written like the API's: `90s`, `30m`, `2h`,
 /// `7d`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ClustersConfig {
-    /// Size profiles a request may name.
-    pub sizes: Vec<String>,
+    /// Size profiles a request may name, with what each means to each driver (empty: the
+    /// built-ins `small`, `medium`, `large`). See [`sizes`].
+    pub sizes: std::collections::BTreeMap<String, SizeConfig>,
     /// Size used when a request names none.
     pub default_size: String,
     /// TTL used when a request names none.
@@ -168,7 +118,7 @@ pub struct ClustersConfig {
 impl Default for ClustersConfig {
     fn default() -> Self {
         Self {
-            sizes: vec!["small".into(), "medium".into(), "large".into()],
+            sizes: std::collections::BTreeMap::new(),
             default_size: "small".into(),
             default_ttl: "2h".into(),
             max_ttl: "7d".into(),
@@ -211,6 +161,8 @@ pub struct ConfigOverrides {
     pub log_format: Option<LogFormat>,
     /// `--log-level`
     pub log_level: Option<String>,
+    /// `--dev`
+    pub dev: bool,
 }
 
 /// A configuration that loads but must not be used.
@@ -246,7 +198,9 @@ impl Default for Config {
             prune_interval_secs: 5,
             driver: DriverKind::Local,
             hosts: vec![],
-            vcluster: VclusterSettings::default(),
+            vcluster: VclusterConfig::default(),
+            dev: false,
+            dev_token: None,
         }
     }
 }
@@ -274,11 +228,35 @@ impl Config {
                 .with_context(|| format!("cannot read config file {}", path.display()))?;
             figment = figment.merge(Toml::file_exact(path));
         }
-        let config: Config = overrides
+        let mut config: Config = overrides
             .apply(figment.merge(EnvSource::new(env)))
             .extract()
             .context("invalid configuration")?;
+        if config.dev {
+            // NB: `--dev` is exactly the embedded default the README promises, so a config file
+            // meant for production cannot turn a dev server into one that touches real hosts.
+            config.driver = DriverKind::Local;
+            config.store_url = None;
+        }
         config.validate()?;
+        config.sizes().context("invalid configuration")?;
+        anyhow::ensure!(
+            config.driver == DriverKind::Local || !config.hosts.is_empty(),
+            "invalid configuration: driver = \"vcluster\" needs at least one [[hosts]] entry \
+             (name, and kubeconfig unless vcm runs inside the host cluster)"
+        );
+        let mut names = std::collections::HashSet::new();
+        for host in &config.hosts {
+            anyhow::ensure!(
+                !host.name.is_empty(),
+                "invalid configuration: every [[hosts]] entry needs a name"
+            );
+            anyhow::ensure!(
+                names.insert(host.name.as_str()),
+                "invalid configuration: two [[hosts]] entries are named {:?}",
+                host.name
+            );
+        }
         Ok(config)
     }
 
@@ -301,6 +279,15 @@ impl Config {
         self.store_url
             .clone()
             .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("vcm.db").display()))
+    }
+
+    /// The size profiles, resolved and checked against the active driver.
+    pub fn sizes(&self) -> anyhow::Result<Sizes> {
+        sizes::resolve(
+            &self.clusters.sizes,
+            &self.clusters.default_size,
+            self.driver,
+        )
     }
 
     /// How long in-flight requests may take to finish after a shutdown signal.
@@ -334,6 +321,7 @@ impl ConfigOverrides {
         let figment = set(figment, "listen", self.listen.as_ref());
         let figment = set(figment, "data_dir", self.data_dir.as_ref());
         let figment = set(figment, "log.format", self.log_format.as_ref());
+        let figment = set(figment, "dev", self.dev.then_some(&true));
         set(figment, "log.level", self.log_level.as_ref())
     }
 }

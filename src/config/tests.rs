@@ -238,5 +238,74 @@ fn the_readme_host_configuration_loads_as_written() {
     assert_eq!(config.hosts.len(), 2);
     assert_eq!(config.hosts[0].max_clusters, Some(25));
     assert_eq!(config.hosts[1].labels["region"], "eu-west-1");
-    assert_eq!(config.vcluster.cli_timeout_secs, 300);
+    assert_eq!(config.vcluster.cli_timeout, Duration::from_secs(300));
+    assert_eq!(
+        config.vcluster.chart,
+        crate::driver::vcluster::ChartSource::LocalDir("/opt/vcm/vcluster-chart".into())
+    );
+}
+
+#[test]
+fn the_readme_sizes_block_loads_as_written_for_both_drivers() {
+    // Arrange: the ```toml block of the README's "Sizes" section.
+    let readme = include_str!("../../README.md");
+    let section = &readme[readme.find("### Sizes").unwrap()..];
+    let start = section.find("```toml\n").unwrap() + "```toml\n".len();
+    let block = &section[start..start + section[start..].find("```").unwrap()];
+    let file = mk_toml(block);
+
+    // Act
+    let config = load(Some(file.path()), &[], &ConfigOverrides::default());
+    let local = config.sizes().unwrap();
+    let vcluster = crate::config::sizes::resolve(
+        &config.clusters.sizes,
+        &config.clusters.default_size,
+        DriverKind::Vcluster,
+    )
+    .unwrap();
+
+    // Assert
+    assert_eq!(local.names, vec!["ci"]);
+    assert_eq!(local.local["ci"].max_requests_inflight, 100);
+    assert_eq!(vcluster.vcluster["ci"].quota["count/pods"], "30");
+}
+
+#[test]
+fn dev_mode_is_the_embedded_default_whatever_the_file_says() {
+    // Arrange
+    let file = mk_toml(
+        "driver = \"vcluster\"\nstore_url = \"sqlite:///elsewhere.db\"\n[[hosts]]\nname = \"eks\"\n",
+    );
+    let dev = ConfigOverrides {
+        dev: true,
+        ..ConfigOverrides::default()
+    };
+
+    // Act
+    let prod = load(Some(file.path()), &[], &ConfigOverrides::default());
+    let config = load(Some(file.path()), &[], &dev);
+
+    // Assert
+    assert_eq!(prod.driver, DriverKind::Vcluster);
+    assert_eq!(config.driver, DriverKind::Local);
+    assert_eq!(
+        config.store_url(),
+        format!("sqlite://{}", config.data_dir.join("vcm.db").display())
+    );
+}
+
+#[test]
+fn hosts_need_unique_names_and_the_vcluster_driver_needs_a_host() {
+    for (src, want) in [
+        ("driver = \"vcluster\"\n", "at least one [[hosts]]"),
+        ("[[hosts]]\nkubeconfig = \"/k\"\n", "needs a name"),
+        (
+            "[[hosts]]\nname = \"a\"\n[[hosts]]\nname = \"a\"\n",
+            "two [[hosts]] entries",
+        ),
+    ] {
+        let file = mk_toml(src);
+        let err = load_err(Some(file.path()), &[]);
+        assert!(err.contains(want), "{src}: {err}");
+    }
 }

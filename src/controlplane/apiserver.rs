@@ -32,6 +32,10 @@ pub struct ApiServerOptions {
     pub extra_sans: Vec<String>,
     /// How long to wait for `/readyz`.
     pub ready_timeout: Duration,
+    /// Further flags (a size profile's limits), after the ones vcm always sets.
+    pub extra_args: Vec<String>,
+    /// Environment of the process (a size profile's `GOMEMLIMIT`).
+    pub env: Vec<(String, String)>,
 }
 
 impl ApiServerOptions {
@@ -46,6 +50,8 @@ impl ApiServerOptions {
             port: None,
             extra_sans: vec![],
             ready_timeout: Duration::from_secs(60),
+            extra_args: vec![],
+            env: vec![],
         }
     }
 }
@@ -89,6 +95,7 @@ impl ApiServer {
         if !opts.service_account_admission {
             args.push("--disable-admission-plugins=ServiceAccount".into());
         }
+        args.extend(opts.extra_args.iter().cloned());
         args
     }
 
@@ -126,7 +133,7 @@ impl ApiServer {
         let sup = SupervisedOptions {
             log_path: opts.dir.join("kube-apiserver.log"),
             die_with_parent: opts.die_with_parent,
-            env: vec![],
+            env: opts.env.clone(),
         };
         let process = Supervised::spawn(
             "kube-apiserver",

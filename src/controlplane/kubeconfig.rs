@@ -78,18 +78,7 @@ impl Kubeconfig {
 
     /// Write the YAML to `path` with mode 0600 (it holds credentials).
     pub fn write(&self, path: &Path) -> anyhow::Result<()> {
-        use std::io::Write as _;
-        use std::os::unix::fs::OpenOptionsExt as _;
-        let yaml = self.to_yaml()?;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(path)
-            .with_context(|| format!("writing {}", path.display()))?;
-        f.write_all(yaml.as_bytes())
-            .with_context(|| format!("writing {}", path.display()))
+        crate::fsutil::write_private(path, self.to_yaml()?.as_bytes())
     }
 
     /// A `kube::Client` for this kubeconfig.

@@ -58,8 +58,8 @@ impl Pki {
             KeyUsagePurpose::DigitalSignature,
         ];
         let ca_cert = ca.self_signed(&ca_key).context("self-signing the CA")?;
-        write(&pki.ca_cert(), &ca_cert.pem(), 0o644)?;
-        write(&pki.ca_key(), &ca_key.serialize_pem(), 0o600)?;
+        write_public(&pki.ca_cert(), &ca_cert.pem())?;
+        crate::fsutil::write_private(&pki.ca_key(), ca_key.serialize_pem().as_bytes())?;
         let issuer = Issuer::new(ca, ca_key);
 
         let serving_key = KeyPair::generate().context("generating the serving key")?;
@@ -91,16 +91,16 @@ impl Pki {
         let serving_cert = serving
             .signed_by(&serving_key, &issuer)
             .context("signing the serving cert")?;
-        write(&pki.serving_cert(), &serving_cert.pem(), 0o644)?;
-        write(&pki.serving_key(), &serving_key.serialize_pem(), 0o600)?;
+        write_public(&pki.serving_cert(), &serving_cert.pem())?;
+        crate::fsutil::write_private(&pki.serving_key(), serving_key.serialize_pem().as_bytes())?;
 
         let admin = Self::sign_client(&issuer, "vcm-admin", &["system:masters"])?;
-        write(&pki.admin_cert(), &admin.cert_pem, 0o644)?;
-        write(&pki.admin_key(), &admin.key_pem, 0o600)?;
+        write_public(&pki.admin_cert(), &admin.cert_pem)?;
+        crate::fsutil::write_private(&pki.admin_key(), admin.key_pem.as_bytes())?;
 
         let sa_key = KeyPair::generate().context("generating the service-account key")?;
-        write(&pki.sa_key(), &sa_key.serialize_pem(), 0o600)?;
-        write(&pki.sa_pub(), &sa_key.public_key_pem(), 0o644)?;
+        crate::fsutil::write_private(&pki.sa_key(), sa_key.serialize_pem().as_bytes())?;
+        write_public(&pki.sa_pub(), &sa_key.public_key_pem())?;
         Ok(pki)
     }
 
@@ -197,18 +197,9 @@ impl Pki {
     }
 }
 
-fn write(path: &Path, contents: &str, mode: u32) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    f.write_all(contents.as_bytes())
-        .with_context(|| format!("writing {}", path.display()))
+/// A certificate or public key: readable by anyone.
+fn write_public(path: &Path, contents: &str) -> anyhow::Result<()> {
+    std::fs::write(path, contents).with_context(|| format!("writing {}", path.display()))
 }
 
 fn read(path: &Path) -> anyhow::Result<String> {

@@ -17,7 +17,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use tokio::sync::Mutex;
 
-use super::{Driver, DriverError, Ensured, HostInfo};
+use super::{BUILTIN_SIZES, Driver, DriverError, Ensured, HostInfo, LocalSize};
 use crate::controlplane::{
     ApiServer, ApiServerOptions, Etcd, KubeBins, Kubeconfig, KubeconfigUser, Pki, find_processes,
     kill_group,
@@ -36,6 +36,8 @@ pub struct LocalDriver {
     bins: KubeBins,
     /// Serialises etcd start-up and adoption; holds the client port once known.
     etcd: Mutex<Option<u16>>,
+    /// What each size means here (`[clusters.sizes.<name>.local]`).
+    sizes: std::collections::BTreeMap<String, LocalSize>,
 }
 
 // === impl LocalDriver ===
@@ -54,7 +56,17 @@ impl LocalDriver {
             root,
             bins,
             etcd: Mutex::new(None),
+            sizes: BUILTIN_SIZES
+                .iter()
+                .filter_map(|n| Some(((*n).to_owned(), LocalSize::builtin(n)?)))
+                .collect(),
         })
+    }
+
+    /// Use these size profiles instead of the built-in ones.
+    pub fn with_sizes(mut self, sizes: std::collections::BTreeMap<String, LocalSize>) -> Self {
+        self.sizes = sizes;
+        self
     }
 
     fn cluster_dir(&self, id: &ClusterId) -> PathBuf {
@@ -277,6 +289,17 @@ impl Driver for LocalDriver {
         }
         let mut opts = ApiServerOptions::new(&dir, format!("http://127.0.0.1:{etcd_port}"));
         opts.etcd_prefix = format!("/vcm/{id}/registry");
+        let size = self.sizes.get(&cluster.size).ok_or_else(|| {
+            // Only a record from before a configuration change can get here: sizes are checked
+            // against the configuration at create.
+            DriverError::Permanent(format!(
+                "size {:?} is no longer configured for the local driver (sizes: {})",
+                cluster.size,
+                self.sizes.keys().cloned().collect::<Vec<_>>().join(", ")
+            ))
+        })?;
+        opts.extra_args = size.apiserver_args();
+        opts.env = size.apiserver_env();
         opts.ready_timeout = READY_TIMEOUT;
         opts.port = self
             .port_of(id)

@@ -6,11 +6,14 @@
 #[cfg(any(test, feature = "testing"))]
 pub mod fake;
 pub mod local;
+/// What a size profile means to the local driver.
+mod sizes;
 /// vCluster virtual clusters on host clusters, made by the pinned `vclusterctl` and chart.
 pub mod vcluster;
 
 use async_trait::async_trait;
 
+pub use self::sizes::{BUILTIN_SIZES, LocalSize};
 use crate::controlplane::Kubeconfig;
 use crate::domain::{Cluster, ClusterId};
 

@@ -30,8 +30,15 @@ const MAX_PLAIN_ERROR_BYTES: usize = 1024;
 /// The message a 5xx body carries instead of the internal detail.
 const OPAQUE_MESSAGE: &str = "internal error";
 
-/// The message a 503 body carries instead of the internal detail; the `code` says more.
-const UNAVAILABLE_MESSAGE: &str = "service unavailable, retry later";
+/// The message a 503 body carries instead of the internal detail, by code.
+fn unavailable_message(code: &str) -> &'static str {
+    match code {
+        "store_unavailable" => "the database is unavailable; retry later",
+        "driver_unavailable" => "the cluster back-end is unavailable; retry later",
+        "starting" | "draining" | "not_ready" => "the server is not ready; retry later",
+        _ => "service unavailable; retry later",
+    }
+}
 
 /// An error response: status, stable snake_case `code` and a message for the client.
 #[derive(Debug)]
@@ -40,6 +47,9 @@ pub struct ApiError {
     code: &'static str,
     message: String,
     retry_after: Option<Duration>,
+    /// The message may be sent even though the status is a 5xx (a 503 that names which
+    /// capacity is missing: no secret in it).
+    public: bool,
 }
 
 /// What an error response was about, left in the response extensions for middleware.
@@ -79,6 +89,7 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after: None,
+            public: false,
         }
     }
 
@@ -87,9 +98,12 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "not_found", message)
     }
 
-    /// 503: the server cannot serve this now; the client should retry.
+    /// 503: the server cannot serve this now; the client should retry. `message` is sent: it
+    /// must say why in words a client may see.
     pub fn unavailable(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
+        let mut err = Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message);
+        err.public = true;
+        err
     }
 
     /// 500 with code `internal`; the cause chain is logged, never sent.
@@ -133,7 +147,8 @@ impl ApiError {
 
     fn report(&self) -> ErrorReport {
         let public_message = match self.status {
-            StatusCode::SERVICE_UNAVAILABLE => UNAVAILABLE_MESSAGE.to_owned(),
+            _ if self.public => self.message.clone(),
+            StatusCode::SERVICE_UNAVAILABLE => unavailable_message(self.code).to_owned(),
             s if s.is_server_error() => OPAQUE_MESSAGE.to_owned(),
             _ => self.message.clone(),
         };
@@ -177,6 +192,16 @@ impl From<crate::error::Error> for ApiError {
             ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         };
+        if let crate::error::Error::TryLater {
+            code,
+            message,
+            retry_after,
+        } = err
+        {
+            let mut api = Self::new(status, code, message).with_retry_after(retry_after);
+            api.public = true;
+            return api;
+        }
         let message = if status.is_server_error() {
             cause_chain(&err)
         } else {

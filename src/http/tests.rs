@@ -70,7 +70,10 @@ async fn readyz_answers_503_before_ready_and_200_after() {
     assert_eq!(before, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(headers["retry-after"], "1");
     assert_eq!(body["error"]["code"], "not_ready");
-    assert_eq!(body["error"]["message"], "service unavailable, retry later");
+    assert_eq!(
+        body["error"]["message"],
+        "the server is starting or shutting down"
+    );
     assert_eq!(after, StatusCode::OK);
     assert_eq!(ready_body, json!({"status": "ready"}));
 }
@@ -206,6 +209,16 @@ async fn crate_errors_map_to_their_status_and_code_and_5xx_stay_opaque() {
             route(|| Error::Unavailable("db password is hunter2".into())),
         )
         .route(
+            "/full",
+            route(|| {
+                Error::try_later(
+                    "no_capacity",
+                    "no host has room (a 4/4, b 2/2)",
+                    std::time::Duration::from_secs(30),
+                )
+            }),
+        )
+        .route(
             "/bug",
             route(|| Error::Other(anyhow::anyhow!("secret detail"))),
         );
@@ -230,7 +243,13 @@ async fn crate_errors_map_to_their_status_and_code_and_5xx_stay_opaque() {
             "/busy",
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
-            "service unavailable, retry later",
+            "service unavailable; retry later",
+        ),
+        (
+            "/full",
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_capacity",
+            "no host has room (a 4/4, b 2/2)",
         ),
         (
             "/bug",
@@ -249,7 +268,8 @@ async fn crate_errors_map_to_their_status_and_code_and_5xx_stay_opaque() {
         assert_eq!(body["error"]["code"], code, "{path}");
         assert_eq!(body["error"]["message"], message, "{path}");
         if status == StatusCode::SERVICE_UNAVAILABLE {
-            assert_eq!(headers["retry-after"], "5", "{path}");
+            let want = if path == "/full" { "30" } else { "5" };
+            assert_eq!(headers["retry-after"], want, "{path}");
         }
     }
 }

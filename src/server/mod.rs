@@ -1,4 +1,8 @@
-//! The running server: binds the listener, serves the router, and shuts down in order.
+//! The running server: assembles the application from the configuration ([`wiring`]), binds the
+//! listener, serves the router beside the background workers, and shuts down in order.
+
+/// Store, driver, service, authenticator and workers, built from the configuration.
+pub mod wiring;
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -38,16 +42,22 @@ pub struct Server {
 // === impl Server ===
 
 impl Server {
-    /// Binds `config.listen` (port 0 picks a free port) and prepares `state` to serve.
-    pub async fn build(config: Config, state: AppState) -> anyhow::Result<Self> {
+    /// The whole application from `config`: store, driver, service, authenticator, reconciler
+    /// and pruner, listening on `config.listen` (port 0 picks a free port).
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        // NB: checked before anything is opened or started, so a refused address changes nothing.
+        config.ensure_listen_allowed(config.listen)?;
+        let (state, background) = wiring::assemble(&config).await?;
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
-        Self::build_with_listener(config, listener, state)
+        Ok(Self::build_with_listener(config, listener, state)?.with_background(background))
     }
 
-    /// Like [`Server::build`], on a listener the caller bound already; `config.listen` is
-    /// ignored, but the listener's address must pass the same plain-HTTP rule.
+    /// A server of a given `state` (no background tasks unless added with
+    /// [`Server::with_background`]) on a listener the caller bound already: for tests that
+    /// assemble their own state. `config.listen` is ignored, but the listener's address must
+    /// pass the same plain-HTTP rule.
     pub fn build_with_listener(
         config: Config,
         listener: TcpListener,
@@ -187,8 +197,13 @@ mod tests {
             listen: "127.0.0.1:0".parse().unwrap(),
             ..Config::default()
         };
-        let state = crate::http::testkit::mk_state().await;
-        let server = Server::build(config, state).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            data_dir: dir.path().to_path_buf(),
+            dev: true,
+            ..config
+        };
+        let server = Server::build(config).await.unwrap();
         let addr = server.addr();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let running = tokio::spawn(server.run_until_stopped(async move {

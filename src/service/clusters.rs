@@ -496,10 +496,12 @@ impl ClusterService {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(Error::Unavailable(format!(
-            "cluster {id_or_name} is changing too fast; retry ({})",
-            last.unwrap_or_default()
-        )))
+        tracing::debug!(cause = last.unwrap_or_default(), "write contention");
+        Err(Error::try_later(
+            "write_contention",
+            format!("cluster {id_or_name} is changing too fast; retry"),
+            std::time::Duration::from_secs(1),
+        ))
     }
 }
 

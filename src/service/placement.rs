@@ -9,6 +9,12 @@ use crate::domain::{InvalidField, Phase};
 use crate::driver::HostInfo;
 use crate::error::{Error, Result};
 
+/// `Retry-After` when every candidate host is full: clusters end on their own (TTL, idle,
+/// CI deleting them), typically within minutes, so a retry sooner than this is mostly wasted.
+const FULL_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
+/// `Retry-After` when no candidate host answers: reachability is probed again within seconds.
+const UNREACHABLE_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
+
 // === impl ClusterService ===
 
 impl ClusterService {
@@ -99,10 +105,11 @@ impl ClusterService {
                 .iter()
                 .map(|h| format!("{}: {}", h.name, h.message))
                 .collect();
-            return Err(Error::Unavailable(format!(
-                "no reachable host ({}); retry later",
-                why.join("; ")
-            )));
+            return Err(Error::try_later(
+                "no_reachable_host",
+                format!("no reachable host ({}); retry later", why.join("; ")),
+                UNREACHABLE_RETRY_AFTER,
+            ));
         }
         let load = self.load().await?;
         let used = |h: &HostInfo| load.get(&h.name).copied().unwrap_or(0);
@@ -126,10 +133,14 @@ impl ClusterService {
                     .iter()
                     .map(|h| format!("{} {}/{}", h.name, used(h), h.max_clusters.unwrap_or(0)))
                     .collect();
-                Err(Error::Unavailable(format!(
-                    "no host has room for another cluster ({}); delete clusters or retry later",
-                    full.join(", ")
-                )))
+                Err(Error::try_later(
+                    "no_capacity",
+                    format!(
+                        "no host has room for another cluster ({}); delete clusters or retry later",
+                        full.join(", ")
+                    ),
+                    FULL_RETRY_AFTER,
+                ))
             }
         }
     }

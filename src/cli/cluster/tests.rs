@@ -174,20 +174,28 @@ fn a_missing_token_is_an_error_naming_vcm_token_and_the_flag() {
 }
 
 #[test]
-fn kubeconfig_files_are_private() {
-    use std::os::unix::fs::PermissionsExt as _;
+fn create_retries_wait_as_the_server_says_else_back_off_to_30s() {
+    // Table: (attempt, Retry-After, wait, why).
+    let cases = [
+        (1, Some(30), 30, "the server's Retry-After wins"),
+        (1, Some(0), 1, "never a busy loop"),
+        (1, Some(600), 30, "never longer than the cap"),
+        (1, None, 1, "without a hint: 1 s"),
+        (3, None, 4, "then doubling"),
+        (20, None, 30, "capped"),
+    ];
+    for (attempt, hint, want, why) in cases {
+        let got = retry_delay(attempt, hint.map(Duration::from_secs));
+        assert_eq!(got, Duration::from_secs(want), "{why}");
+    }
+}
 
-    // Arrange
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("kubeconfig");
-    std::fs::write(&path, "old").unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-
-    // Act
-    write_private(&path, b"apiVersion: v1\n").unwrap();
-
-    // Assert
-    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode, 0o600);
-    assert_eq!(std::fs::read_to_string(&path).unwrap(), "apiVersion: v1\n");
+#[test]
+fn generated_idempotency_keys_are_fresh_and_valid_header_values() {
+    let (a, b) = (generated_idempotency_key(), generated_idempotency_key());
+    assert_ne!(a, b);
+    assert!(
+        a.len() <= 255 && a.bytes().all(|c| c.is_ascii_graphic()),
+        "{a}"
+    );
 }

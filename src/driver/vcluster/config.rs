@@ -17,9 +17,10 @@ pub const DEFAULT_VCM_NAMESPACE: &str = "vcm-system";
 /// Name of the chart directory beside `vclusterctl` in the binaries directory.
 pub const CHART_DIR_NAME: &str = "vcluster-chart";
 
-/// How the vcluster CLI, helm and the chart are found and run.
+/// How the vcluster CLI, helm and the chart are found and run: the `[vcluster]` section of
+/// vcm's configuration (keys as in the README) and what the driver runs with.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(try_from = "VclusterFile", into = "VclusterFile")]
 pub struct VclusterConfig {
     /// The pinned `vclusterctl` binary.
     pub cli: PathBuf,
@@ -27,17 +28,15 @@ pub struct VclusterConfig {
     pub helm_dir: PathBuf,
     /// Where the chart comes from.
     pub chart: ChartSource,
-    /// How long one CLI call may take before it is killed (seconds in TOML).
-    #[serde(with = "secs")]
+    /// How long one CLI call may take before it is killed.
     pub cli_timeout: Duration,
-    /// How long a new cluster may take to become ready before it fails (seconds in TOML).
-    #[serde(with = "secs")]
+    /// How long a new cluster may take to become ready before it fails.
     pub ready_timeout: Duration,
-    /// How old a labelled namespace must be before `list_managed` reports it (seconds in TOML),
-    /// so a cluster being created is never mistaken for an orphan.
-    #[serde(with = "secs")]
+    /// How old a labelled namespace must be before `list_managed` reports it, so a cluster
+    /// being created is never mistaken for an orphan.
     pub orphan_grace: Duration,
-    /// Size profiles by name (`small`, `medium`, `large` by default).
+    /// Size profiles by name. NB: not part of `[vcluster]`: sizes are configured once for every
+    /// driver in `[clusters.sizes]`, and the server fills this in from there.
     pub sizes: BTreeMap<String, SizeProfile>,
     /// Kubernetes minor (`"1.36"`) → `ghcr.io/loft-sh/kubernetes` tag the chart runs. Only
     /// tags that exist can be used, so this is a table rather than `v<minor>.0`.
@@ -115,7 +114,7 @@ impl VclusterConfig {
             cli,
             helm_dir: bins.dir_of("helm")?,
             chart: ChartSource::LocalDir(chart),
-            ..Self::default()
+            ..Self::defaults_in(&KubeBins::repo_cache_dir())
         })
     }
 
@@ -126,8 +125,19 @@ impl VclusterConfig {
 }
 
 impl Default for VclusterConfig {
+    /// The CLI, helm and chart from `make k8s-bins` (found like every Kubernetes binary:
+    /// `$VCM_K8S_BIN_DIR`, then the repository's cache), and default timeouts and sizes.
     fn default() -> Self {
-        let dir = KubeBins::repo_cache_dir();
+        if let Ok(found) = Self::from_bins(&KubeBins::locate()) {
+            return found;
+        }
+        Self::defaults_in(&KubeBins::repo_cache_dir())
+    }
+}
+
+impl VclusterConfig {
+    fn defaults_in(dir: &std::path::Path) -> Self {
+        let dir = dir.to_path_buf();
         Self {
             cli: dir.join("vclusterctl"),
             helm_dir: dir.clone(),
@@ -290,18 +300,85 @@ fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// `Duration` as whole seconds, the way vcm's configuration writes timeouts.
-mod secs {
-    use std::time::Duration;
+/// The `[vcluster]` section as written in vcm's configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VclusterFile {
+    /// The pinned `vclusterctl` (default: from `make k8s-bins`).
+    cli: PathBuf,
+    /// Directory holding `helm` >= 3.10.
+    helm_dir: PathBuf,
+    /// A local chart directory (or `.tgz`).
+    #[serde(default)]
+    chart_dir: Option<PathBuf>,
+    /// A chart repository; with `chart_version`, used instead of `chart_dir`.
+    #[serde(default)]
+    chart_repo: Option<String>,
+    /// The chart version in `chart_repo`.
+    #[serde(default)]
+    chart_version: Option<String>,
+    /// Seconds a CLI call may take before it is killed.
+    cli_timeout_secs: u64,
+    /// Seconds a new cluster may take to become ready before it fails.
+    ready_timeout_secs: u64,
+    /// Seconds a labelled namespace without a record is left alone before it is swept.
+    orphan_grace_secs: u64,
+    /// Kubernetes minor → `ghcr.io/loft-sh/kubernetes` tag.
+    kubernetes_versions: BTreeMap<String, String>,
+}
 
-    use serde::{Deserialize, Deserializer, Serializer};
+impl TryFrom<VclusterFile> for VclusterConfig {
+    type Error = String;
 
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(d.as_secs())
+    fn try_from(f: VclusterFile) -> Result<Self, String> {
+        let chart = match (f.chart_repo, f.chart_version, f.chart_dir) {
+            (Some(repo), Some(version), _) => ChartSource::Repo { repo, version },
+            (Some(_), None, _) | (None, Some(_), _) => {
+                return Err("vcluster.chart_repo and vcluster.chart_version go together".into());
+            }
+            (None, None, Some(dir)) => ChartSource::LocalDir(dir),
+            (None, None, None) => {
+                return Err("vcluster: set chart_dir, or chart_repo and chart_version".into());
+            }
+        };
+        if f.cli_timeout_secs == 0 || f.ready_timeout_secs == 0 {
+            return Err(
+                "vcluster.cli_timeout_secs and ready_timeout_secs must be at least 1".into(),
+            );
+        }
+        if f.kubernetes_versions.is_empty() {
+            return Err("vcluster.kubernetes_versions must name at least one version".into());
+        }
+        Ok(Self {
+            cli: f.cli,
+            helm_dir: f.helm_dir,
+            chart,
+            cli_timeout: Duration::from_secs(f.cli_timeout_secs),
+            ready_timeout: Duration::from_secs(f.ready_timeout_secs),
+            orphan_grace: Duration::from_secs(f.orphan_grace_secs),
+            sizes: SizeProfile::defaults(),
+            kubernetes_versions: f.kubernetes_versions,
+        })
     }
+}
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        u64::deserialize(d).map(Duration::from_secs)
+impl From<VclusterConfig> for VclusterFile {
+    fn from(c: VclusterConfig) -> Self {
+        let (chart_dir, chart_repo, chart_version) = match c.chart {
+            ChartSource::LocalDir(dir) => (Some(dir), None, None),
+            ChartSource::Repo { repo, version } => (None, Some(repo), Some(version)),
+        };
+        Self {
+            cli: c.cli,
+            helm_dir: c.helm_dir,
+            chart_dir,
+            chart_repo,
+            chart_version,
+            cli_timeout_secs: c.cli_timeout.as_secs(),
+            ready_timeout_secs: c.ready_timeout.as_secs(),
+            orphan_grace_secs: c.orphan_grace.as_secs(),
+            kubernetes_versions: c.kubernetes_versions,
+        }
     }
 }
 
@@ -333,10 +410,28 @@ mod tests {
     }
 
     #[test]
+    fn a_chart_repo_needs_its_version_and_wins_over_the_default_directory() {
+        let mut v = serde_json::to_value(VclusterConfig::default()).expect("serialisable");
+        v["chart_repo"] = "https://charts.example".into();
+        let err = serde_json::from_value::<VclusterConfig>(v.clone()).expect_err("no version");
+        assert!(err.to_string().contains("go together"), "{err}");
+        v["chart_version"] = "0.36.1".into();
+        let cfg: VclusterConfig = serde_json::from_value(v).expect("deserialisable");
+        assert_eq!(
+            cfg.chart,
+            ChartSource::Repo {
+                repo: "https://charts.example".into(),
+                version: "0.36.1".into()
+            }
+        );
+    }
+
+    #[test]
     fn config_round_trips_through_toml_shaped_json_with_seconds() {
         let cfg = VclusterConfig::default();
         let v = serde_json::to_value(&cfg).expect("serialisable");
-        assert_eq!(v["cli_timeout"], 300);
+        assert_eq!(v["cli_timeout_secs"], 300);
+        assert!(v.get("sizes").is_none(), "sizes live in [clusters.sizes], not here");
         let back: VclusterConfig = serde_json::from_value(v).expect("deserialisable");
         assert_eq!(back, cfg);
     }

@@ -1,0 +1,176 @@
+//! What `Server::build` assembles from the configuration: the store, the driver, the service
+//! with its policy, the authenticator, and the background workers. `vcm server` only loads the
+//! configuration and calls [`super::Server::build`].
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio::sync::Notify;
+
+use super::Background;
+use crate::{
+    auth::{Authenticator, bootstrap_token},
+    config::{ClustersConfig, Config, DriverKind, Sizes},
+    controlplane::{KubeBins, pinned_kubernetes_minor},
+    domain::{Timestamp, TokenSecret, Ttl},
+    driver::{Driver, local::LocalDriver, vcluster::VclusterDriver},
+    http::AppState,
+    reconciler::Reconciler,
+    service::{ClusterPolicy, ClusterService},
+    store::{self, Store},
+    workers::{Pruner, PrunerConfig},
+};
+
+/// Name and role of the token `--dev` accepts.
+const DEV_TOKEN_NAME: &str = "dev";
+const DEV_TOKEN_ROLE: &str = "admin";
+/// The file a dev server keeps its token in, under the data directory.
+pub const DEV_TOKEN_FILE: &str = "dev-token";
+
+/// Builds the application state and the background tasks from `config`.
+pub async fn assemble(config: &Config) -> anyhow::Result<(AppState, Background)> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating {}", config.data_dir.display()))?;
+    let store = store::open(&config.store_url()).await?;
+    if config.dev {
+        let secret = match &config.dev_token {
+            Some(secret) => secret.clone(),
+            None => dev_token(&config.data_dir)?,
+        };
+        bootstrap_token(store.as_ref(), DEV_TOKEN_NAME, DEV_TOKEN_ROLE, &secret).await?;
+    } else {
+        ensure_an_admin_can_sign_in(store.as_ref(), config).await?;
+    }
+    let sizes = config.sizes()?;
+    let (driver, local, versions) = make_driver(config, &sizes).await?;
+    let wake = Arc::new(Notify::new());
+    let service = ClusterService::new(
+        store.clone(),
+        driver,
+        cluster_policy(&config.clusters, &sizes, versions)?,
+        wake.clone(),
+    );
+    let retention = Ttl::parse("retention", &config.clusters.retention)
+        .context("configuration clusters.retention")?;
+    let background = Background {
+        reconciler: Reconciler::new(service.clone(), wake, config.reconcile_parallelism),
+        pruner: Pruner::new(
+            service.clone(),
+            PrunerConfig {
+                interval: std::time::Duration::from_secs(config.prune_interval_secs.max(1)),
+                retention: retention.as_duration(),
+            },
+        ),
+        local,
+    };
+    Ok((
+        AppState::new(service, Arc::new(Authenticator::new(store))),
+        background,
+    ))
+}
+
+/// A production server whose store holds no usable admin credential could never be
+/// administered: refuse to start, and say how to make the first one.
+async fn ensure_an_admin_can_sign_in(store: &dyn Store, config: &Config) -> anyhow::Result<()> {
+    let now = Timestamp::now();
+    let admins = store
+        .list_tokens()
+        .await
+        .context("looking for an admin token")?
+        .into_iter()
+        .filter(|t| t.role == "admin" && t.is_active(now))
+        .count();
+    anyhow::ensure!(
+        admins > 0,
+        "no admin credential exists in the store ({}), so nobody could administer this server. \
+         Create the first admin token offline, before starting the server:\n\n    \
+         vcm token create --bootstrap --name admin --data-dir {}\n\n\
+         (add the server's --config if it sets store_url; the token is printed once: keep it in \
+         a secret store), or run `vcm server --dev` for a \
+         development server with a generated token",
+        config.store_url(),
+        config.data_dir.display(),
+    );
+    Ok(())
+}
+
+/// The generated dev token: created once, kept in `<data-dir>/dev-token` (mode 0600) so a
+/// restarted dev server accepts the same token. Shown on the terminal when created, like
+/// `vault server -dev`, never in the log.
+fn dev_token(data_dir: &std::path::Path) -> anyhow::Result<TokenSecret> {
+    let path = data_dir.join(DEV_TOKEN_FILE);
+    if let Ok(saved) = std::fs::read_to_string(&path)
+        && let Some(secret) = TokenSecret::parse(saved.trim())
+    {
+        eprintln!(
+            "dev token: in {} (export VCM_TOKEN=$(cat {}))",
+            path.display(),
+            path.display()
+        );
+        return Ok(secret);
+    }
+    let secret = TokenSecret::generate();
+    crate::fsutil::write_private(&path, format!("{}\n", secret.expose()).as_bytes())?;
+    eprintln!(
+        "dev token (shown once; also in {}):\n\n    export VCM_TOKEN={}\n",
+        path.display(),
+        secret.expose()
+    );
+    Ok(secret)
+}
+
+/// The configured driver, the local driver again if that is it (for its shutdown duty), and
+/// the Kubernetes versions it offers (the first is the default).
+async fn make_driver(
+    config: &Config,
+    sizes: &Sizes,
+) -> anyhow::Result<(Arc<dyn Driver>, Option<Arc<LocalDriver>>, Vec<String>)> {
+    match config.driver {
+        DriverKind::Local => {
+            let local = Arc::new(
+                LocalDriver::new(config.data_dir.join("local"), KubeBins::locate())
+                    .context("preparing the local driver")?
+                    .with_sizes(sizes.local.clone()),
+            );
+            Ok((local.clone(), Some(local), vec![pinned_kubernetes_minor()]))
+        }
+        DriverKind::Vcluster => {
+            let mut vc = config.vcluster.clone();
+            vc.sizes = sizes.vcluster.clone();
+            let mut versions: Vec<String> = vc.kubernetes_versions.keys().cloned().collect();
+            versions.sort_by(|a, b| b.cmp(a)); // newest first: the default
+            let driver = VclusterDriver::new(config.hosts.clone(), vc)
+                .await
+                .context("preparing the vcluster driver")?;
+            Ok((Arc::new(driver), None, versions))
+        }
+    }
+}
+
+/// Defaults and bounds for clusters, from the configuration.
+fn cluster_policy(
+    c: &ClustersConfig,
+    sizes: &Sizes,
+    versions: Vec<String>,
+) -> anyhow::Result<ClusterPolicy> {
+    let ttl = |field: &str, s: &str| {
+        Ttl::parse(field, s).with_context(|| format!("configuration clusters.{field}"))
+    };
+    let default_idle_timeout = match c.default_idle_timeout.as_str() {
+        "" => None,
+        s => Some(ttl("default_idle_timeout", s)?),
+    };
+    Ok(ClusterPolicy {
+        default_size: c.default_size.clone(),
+        sizes: sizes.names.clone(),
+        default_ttl: ttl("default_ttl", &c.default_ttl)?,
+        max_ttl: ttl("max_ttl", &c.max_ttl)?,
+        default_idle_timeout,
+        max_kubeconfig_ttl: ttl("max_kubeconfig_ttl", &c.max_kubeconfig_ttl)?,
+        default_kubernetes_version: versions
+            .first()
+            .cloned()
+            .unwrap_or_else(pinned_kubernetes_minor),
+        kubernetes_versions: versions,
+    })
+}
