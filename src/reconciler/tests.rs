@@ -13,6 +13,7 @@ use crate::store::SqliteStore;
 use crate::workers::{Pruner, PrunerConfig};
 
 async fn mk_service() -> (ClusterService, Arc<FakeDriver>, Reconciler) {
+    crate::telemetry::init_for_tests();
     let store = Arc::new(SqliteStore::open("sqlite::memory:").await.unwrap());
     let driver = Arc::new(FakeDriver::default());
     let wake = Arc::new(Notify::new());
@@ -219,8 +220,7 @@ async fn the_pruner_deletes_expired_and_idle_clusters_with_their_reasons() {
     // Act
     let report = Pruner::new(service.clone(), PrunerConfig::default())
         .pass()
-        .await
-        .unwrap();
+        .await;
 
     // Assert
     assert_eq!(report.expired, vec![expired.id.clone()]);
@@ -253,8 +253,7 @@ async fn the_sweeper_deletes_only_resources_without_a_live_record() {
     driver.add_managed(orphan.clone());
     let report = Pruner::new(service.clone(), PrunerConfig::default())
         .pass()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(report.orphans, vec![orphan.clone()]);
     assert!(driver.calls().contains(&format!("delete {orphan}")));
     assert!(!driver.calls().contains(&format!("delete {}", kept.id)));
@@ -287,4 +286,63 @@ async fn a_ready_cluster_whose_resources_vanished_fails_as_lost() {
         events.iter().any(|e| e.reason.as_deref() == Some("lost")),
         "{events:?}"
     );
+}
+
+#[tokio::test]
+async fn one_orphan_that_cannot_be_deleted_does_not_stop_the_rest_of_the_pruner_pass() {
+    // Arrange: a stuck orphan (its Deleted record still readable), a second orphan, a
+    // record past retention and an expired cluster.
+    let (service, driver, reconciler) = mk_service().await;
+    let stuck = mk_cluster(&service, "stuck").await;
+    let old = mk_cluster(&service, "old").await;
+    let expired = mk_cluster(&service, "expired").await;
+    reconciler.reconcile_until_idle(20).await;
+    for c in [&stuck, &old] {
+        service
+            .delete(&who(), c.id.as_str(), DeleteReason::Requested)
+            .await
+            .unwrap();
+    }
+    reconciler.reconcile_until_idle(20).await;
+    let long_ago = crate::domain::Timestamp::now() - jiff::SignedDuration::from_secs(7200);
+    let mut o = phase_of(&service, &old.id).await;
+    o.deleted_at = Some(long_ago);
+    service.store().update_cluster(&o, &[]).await.unwrap();
+    let mut e = phase_of(&service, &expired.id).await;
+    e.expires_at = long_ago;
+    service.store().update_cluster(&e, &[]).await.unwrap();
+    let other = ClusterId::generate();
+    driver.add_managed(stuck.id.clone());
+    driver.add_managed(other.clone());
+    driver.script_delete([Outcome::Transient("etcd timed out".into())]);
+    let pruner = Pruner::new(
+        service.clone(),
+        PrunerConfig {
+            retention: std::time::Duration::from_secs(3600),
+            ..PrunerConfig::default()
+        },
+    );
+
+    // Act
+    let first = pruner.pass().await;
+
+    // Assert: everything but the stuck orphan was done, and its failure is on record.
+    assert_eq!(first.expired, vec![expired.id.clone()]);
+    assert_eq!(first.orphans, vec![other.clone()]);
+    assert_eq!(first.purged, 1, "the record past retention is purged");
+    assert_eq!(first.failures.len(), 1, "{:?}", first.failures);
+    assert_eq!(first.failures[0].cluster.as_ref(), Some(&stuck.id));
+    assert!(first.failures[0].error.contains("etcd timed out"));
+    let events = service.store().list_events(&stuck.id).await.unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|ev| ev.kind == "prune_failed" && ev.message.contains("etcd timed out")),
+        "{events:?}"
+    );
+
+    // Act / Assert: the next pass retries it.
+    let second = pruner.pass().await;
+    assert_eq!(second.orphans, vec![stuck.id.clone()]);
+    assert!(second.failures.is_empty(), "{:?}", second.failures);
 }
