@@ -346,3 +346,95 @@ async fn one_orphan_that_cannot_be_deleted_does_not_stop_the_rest_of_the_pruner_
     assert_eq!(second.orphans, vec![stuck.id.clone()]);
     assert!(second.failures.is_empty(), "{:?}", second.failures);
 }
+
+#[tokio::test]
+async fn a_cluster_whose_host_was_removed_stays_deleting_until_an_admin_forgets_it() {
+    // Arrange: a Ready cluster whose host is no longer configured.
+    let (service, driver, reconciler) = mk_service().await;
+    let c = mk_cluster(&service, "web").await;
+    reconciler.reconcile_until_idle(20).await;
+    driver.script_delete([Outcome::HostRemoved("eks-old".into())]);
+
+    // Act
+    service
+        .delete(&who(), "web", DeleteReason::Requested)
+        .await
+        .unwrap();
+    reconciler.reconcile_until_idle(20).await;
+
+    // Assert: still Deleting, saying which host and what to do.
+    let stuck = phase_of(&service, &c.id).await;
+    assert_eq!(stuck.phase, Phase::Deleting, "{}", stuck.message);
+    assert!(
+        stuck.message.contains("\"eks-old\"") && stuck.message.contains("forget"),
+        "{}",
+        stuck.message
+    );
+
+    // Act / Assert: only an admin may forget it; then it is Deleted and the events say who.
+    let ci = Principal::token("pipeline", "ci", None);
+    let denied = service.forget(&ci, "web").await.unwrap_err();
+    assert_eq!(denied.kind(), crate::error::ErrorKind::Forbidden);
+    let admin = Principal::token("ops", "admin", None);
+    let forgotten = service.forget(&admin, "web").await.unwrap();
+    assert_eq!(forgotten.phase, Phase::Deleted);
+    assert!(forgotten.deleted_at.is_some());
+    let events = service.store().list_events(&c.id).await.unwrap();
+    assert!(
+        events.iter().any(|e| e.kind == crate::service::FORGOTTEN
+            && e.message.contains("token:ops")
+            && e.message.contains(&format!("{:?}", c.host))),
+        "{events:?}"
+    );
+    // Repeating is harmless; a live cluster must be deleted first.
+    service.forget(&admin, c.id.as_str()).await.unwrap();
+    mk_cluster(&service, "live").await;
+    let live = service.forget(&admin, "live").await.unwrap_err();
+    assert_eq!(live.kind(), crate::error::ErrorKind::Conflict);
+}
+
+#[tokio::test]
+async fn deletions_have_their_own_slots_and_are_not_starved_by_slow_creates() {
+    // Arrange: one create slot, taken by a create that needs three seconds.
+    let (service, driver, reconciler) = mk_service().await;
+    let reconciler = Reconciler::new(service.clone(), reconciler.wake.clone(), 1);
+    let done = mk_cluster(&service, "done").await;
+    reconciler.reconcile_until_idle(20).await;
+    driver.set_ensure_delay(std::time::Duration::from_secs(3));
+    let slow = mk_cluster(&service, "slow").await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn(reconciler.clone().run(stop.clone()));
+    let ensuring = format!("ensure {}", slow.id);
+    for _ in 0..100 {
+        if driver.calls().contains(&ensuring) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(
+        driver.calls().contains(&ensuring),
+        "the slow create is in flight"
+    );
+
+    // Act: delete the other cluster while the create holds its slot.
+    let started = std::time::Instant::now();
+    service
+        .delete(&who(), "done", DeleteReason::Requested)
+        .await
+        .unwrap();
+    while phase_of(&service, &done.id).await.phase != Phase::Deleted
+        && started.elapsed() < std::time::Duration::from_secs(5)
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let took = started.elapsed();
+    stop.cancel();
+    running.await.unwrap().unwrap();
+
+    // Assert: deleted well before the create finished.
+    assert_eq!(phase_of(&service, &done.id).await.phase, Phase::Deleted);
+    assert!(
+        took < std::time::Duration::from_secs(2),
+        "deletion waited {took:?}"
+    );
+}
