@@ -206,6 +206,13 @@ impl Client {
             .await
     }
 
+    /// `POST /v1/clusters/{id}/forget` (admins): end a `Deleting` cluster without releasing
+    /// anything on its host.
+    pub async fn forget(&self, id: &str) -> Result<ClusterView> {
+        self.json(self.request(Method::POST, &["v1", "clusters", id, "forget"])?)
+            .await
+    }
+
     /// `DELETE /v1/clusters?label=…`: every live cluster matching all `labels` (`key=value`).
     pub async fn delete_by_labels(&self, labels: &[String]) -> Result<DeletedClusters> {
         let pairs: Vec<(&str, &str)> = labels.iter().map(|l| ("label", l.as_str())).collect();

@@ -102,7 +102,9 @@ impl Error {
             Error::Store(StoreError::NotFound) => ErrorKind::NotFound,
             Error::Store(StoreError::Conflict(_)) => ErrorKind::Conflict,
             Error::Store(StoreError::Unavailable(_)) => ErrorKind::Unavailable,
-            Error::Driver(DriverError::Transient(_)) => ErrorKind::Unavailable,
+            Error::Driver(DriverError::Transient(_) | DriverError::HostRemoved { .. }) => {
+                ErrorKind::Unavailable
+            }
             Error::Driver(DriverError::NotFound) => ErrorKind::NotFound,
             Error::Driver(DriverError::Permanent(_) | DriverError::Lost(_))
             | Error::Store(StoreError::Other(_))

@@ -288,7 +288,13 @@ fn sigkill_while_provisioning_and_while_deleting_converges_after_restart_without
 
     // Act 2: SIGKILL while Deleting, restart.
     vcm.cli_ok(&["cluster", "delete", "crashy"]);
-    assert_eq!(vcm.cluster(&id)["phase"], "Deleting");
+    // NB: the reconciler may finish the deletion before this read (a local delete takes well
+    // under a second), so either phase is right here; what matters is where it ends below.
+    let phase = vcm.cluster(&id)["phase"].clone();
+    assert!(
+        phase == "Deleting" || phase == "Deleted",
+        "a deleted cluster is Deleting or Deleted, not {phase}"
+    );
     vcm.sigkill();
     vcm.spawn();
 

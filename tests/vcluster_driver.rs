@@ -557,6 +557,45 @@ async fn a_ready_cluster_whose_namespace_is_gone_is_reported_lost() {
 }
 
 #[tokio::test]
+async fn a_ready_cluster_whose_release_is_gone_is_reported_lost_not_reinstalled() {
+    // Arrange: the namespace is there, but no Helm release is (someone uninstalled it).
+    let host = TestBed::tier_a().await;
+    let driver = VclusterDriver::new(vec![mk_host(&host, "https://x")], mk_config())
+        .await
+        .unwrap();
+    let cluster = Cluster {
+        phase: Phase::Ready,
+        ready_at: Some(Timestamp::now()),
+        ..mk_cluster()
+    };
+    let nss: Api<Namespace> = Api::all(host.client());
+    let ns: Namespace =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": ns_of(&cluster)}})).unwrap();
+    nss.create(&Default::default(), &ns).await.unwrap();
+
+    // Act
+    let err = driver
+        .ensure(&cluster)
+        .await
+        .expect_err("a Ready cluster without its control plane is an error");
+
+    // Assert: lost, naming the release; nothing was installed in its place.
+    assert!(matches!(err, DriverError::Lost(_)), "{err:?}");
+    assert!(err.to_string().contains("release"), "{err}");
+    let quotas: Api<k8s_openapi::api::core::v1::ResourceQuota> =
+        Api::namespaced(host.client(), &ns_of(&cluster));
+    assert!(
+        quotas
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty(),
+        "no install step ran"
+    );
+}
+
+#[tokio::test]
 async fn the_cli_gets_explicit_arguments_a_private_home_the_pinned_helm_and_no_inherited_env() {
     // Arrange: a fake CLI that records how it was run, and the values file it was given.
     let host = TestBed::tier_a().await;

@@ -138,8 +138,7 @@ async fn the_sweeper_deletes_only_labelled_namespaces_without_a_record() {
     // Act
     let report = Pruner::new(service.clone(), PrunerConfig::default())
         .pass()
-        .await
-        .unwrap();
+        .await;
 
     // Assert
     assert_eq!(
@@ -212,4 +211,89 @@ async fn a_cli_failure_fails_the_cluster_through_the_reconciler_with_the_cli_mes
             .unwrap()
             .is_none()
     );
+}
+
+#[tokio::test]
+async fn deleting_a_cluster_whose_host_was_removed_stays_deleting_until_an_admin_forgets_it() {
+    // Arrange: a cluster on host "h1" whose namespace is there, then h1 is dropped from the
+    // configuration (a new vcm knows only "h2", another real host).
+    let (old, new) = (TestBed::tier_a().await, TestBed::tier_a().await);
+    let before = mk_service(vec![mk_host("h1", &old, "eu", 5)], Duration::from_secs(300)).await;
+    let (cluster, _) = before
+        .create(&who(), CreateClusterRequest::default(), None)
+        .await
+        .unwrap();
+    let ns = format!("vcm-{}", cluster.id);
+    let old_nss: Api<Namespace> = Api::all(old.client());
+    let ns_obj: Namespace =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": ns}})).unwrap();
+    old_nss
+        .create(&PostParams::default(), &ns_obj)
+        .await
+        .unwrap();
+    let mut config = VclusterConfig::from_bins(&KubeBins::locate()).unwrap();
+    config.orphan_grace = Duration::from_secs(300);
+    let driver = Arc::new(
+        VclusterDriver::new(vec![mk_host("h2", &new, "eu", 5)], config)
+            .await
+            .unwrap(),
+    );
+    let wake = Arc::new(Notify::new());
+    let service = ClusterService::new(
+        before.store().clone(),
+        driver,
+        ClusterPolicy::default(),
+        wake.clone(),
+    );
+    let mut ready = service
+        .store()
+        .get_cluster(&cluster.id)
+        .await
+        .unwrap()
+        .unwrap();
+    ready.phase = vcm::domain::Phase::Ready;
+    service.store().update_cluster(&ready, &[]).await.unwrap();
+    let reconciler = vcm::reconciler::Reconciler::new(service.clone(), wake, 2);
+
+    // Act
+    service
+        .delete(
+            &who(),
+            cluster.id.as_str(),
+            vcm::domain::DeleteReason::Requested,
+        )
+        .await
+        .unwrap();
+    reconciler.reconcile_until_idle(20).await;
+
+    // Assert: not Deleted (its namespace lives on h1), and the message names the host.
+    let stuck = service
+        .store()
+        .get_cluster(&cluster.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stuck.phase,
+        vcm::domain::Phase::Deleting,
+        "{}",
+        stuck.message
+    );
+    assert!(stuck.message.contains("\"h1\""), "{}", stuck.message);
+    assert!(old_nss.get_opt(&ns).await.unwrap().is_some());
+
+    // Act / Assert: an admin forgets it; the events say who, and the namespace is left alone.
+    let forgotten = service
+        .forget(&Principal::token("ops", "admin", None), cluster.id.as_str())
+        .await
+        .unwrap();
+    assert_eq!(forgotten.phase, vcm::domain::Phase::Deleted);
+    let events = service.store().list_events(&cluster.id).await.unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.kind == "forgotten" && e.message.contains("token:ops")),
+        "{events:?}"
+    );
+    assert!(old_nss.get_opt(&ns).await.unwrap().is_some());
 }

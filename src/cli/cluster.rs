@@ -134,6 +134,10 @@ pub struct DeleteArgs {
     /// Wait until every cluster is Deleted.
     #[arg(long)]
     pub wait: bool,
+    /// Admins: after requesting deletion, forget the clusters: they end Deleted without vcm
+    /// releasing anything (for clusters whose host was removed from the configuration).
+    #[arg(long, conflicts_with = "labels")]
+    pub forget: bool,
     /// How long `--wait` waits.
     #[arg(long, default_value = "10m", value_parser = parse_duration)]
     pub timeout: Duration,
@@ -285,7 +289,11 @@ async fn delete(client: &Client, args: DeleteArgs, out: OutputFormat) -> anyhow:
     let ids = if args.labels.is_empty() {
         let mut ids = Vec::with_capacity(args.ids.len());
         for id in &args.ids {
-            ids.push(client.delete(id).await?.id);
+            let deleting = client.delete(id).await?.id;
+            if args.forget {
+                client.forget(&deleting).await?;
+            }
+            ids.push(deleting);
         }
         ids
     } else {

@@ -8,7 +8,7 @@ use anyhow::{Context as _, bail};
 use super::bins::KubeBins;
 use super::kubeconfig::{Kubeconfig, KubeconfigUser};
 use super::pki::Pki;
-use super::ports::{free_port, is_port_clash};
+use super::ports::{PortLease, is_port_clash};
 use super::process::{Supervised, SupervisedOptions};
 
 /// How a kube-apiserver is started.
@@ -56,11 +56,12 @@ impl ApiServerOptions {
     }
 }
 
-/// A running kube-apiserver. Dropping it kills the process.
+/// A running kube-apiserver. Dropping it kills the process and gives back a port it picked.
 #[derive(Debug)]
 pub struct ApiServer {
     process: Supervised,
     port: u16,
+    lease: PortLease,
     pki: Pki,
     dir: PathBuf,
 }
@@ -111,11 +112,13 @@ impl ApiServer {
         };
         let mut last_err = None;
         for _ in 0..3 {
-            let port = match opts.port {
-                Some(p) => p,
-                None => free_port()?,
+            // NB: a port the caller chose stays the caller's to release; one picked here is
+            // given back if the start fails or the server is dropped.
+            let lease = match opts.port {
+                Some(p) => PortLease::borrowed(p),
+                None => PortLease::free()?,
             };
-            match Self::try_start(&program, opts, &pki, port).await {
+            match Self::try_start(&program, opts, &pki, lease).await {
                 Ok(server) => return Ok(server),
                 Err(e) if opts.port.is_none() && is_port_clash(&e) => last_err = Some(e),
                 Err(e) => return Err(e),
@@ -128,8 +131,9 @@ impl ApiServer {
         program: &Path,
         opts: &ApiServerOptions,
         pki: &Pki,
-        port: u16,
+        lease: PortLease,
     ) -> anyhow::Result<Self> {
+        let port = lease.port();
         let sup = SupervisedOptions {
             log_path: opts.dir.join("kube-apiserver.log"),
             die_with_parent: opts.die_with_parent,
@@ -144,6 +148,7 @@ impl ApiServer {
         let mut server = Self {
             process,
             port,
+            lease,
             pki: pki.clone(),
             dir: opts.dir.clone(),
         };
@@ -216,8 +221,10 @@ impl ApiServer {
         &mut self.process
     }
 
-    /// Let the process outlive this handle; returns its pid.
+    /// Let the process outlive this handle; returns its pid. Its port stays held until the
+    /// owner calls [`super::release_port`].
     pub fn detach(self) -> u32 {
+        self.lease.keep();
         self.process.detach()
     }
 }

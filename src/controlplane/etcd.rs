@@ -6,16 +6,18 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 
 use super::bins::KubeBins;
-use super::ports::{free_port, is_port_clash};
+use super::ports::{PortLease, is_port_clash};
 use super::process::{Supervised, SupervisedOptions};
 
 /// How long etcd may take to answer `/health` before start-up counts as failed.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A running etcd. Dropping it kills the process (its data directory stays with its owner).
+/// A running etcd. Dropping it kills the process and gives back ports it picked (its data
+/// directory stays with its owner).
 #[derive(Debug)]
 pub struct Etcd {
     process: Supervised,
+    leases: [PortLease; 2],
     client_url: String,
     peer_port: u16,
     data_dir: PathBuf,
@@ -41,11 +43,12 @@ impl Etcd {
         let program = bins.get("etcd")?;
         let mut last_err = None;
         for _ in 0..3 {
-            let ports = match given {
-                Some(p) => p,
-                None => (free_port()?, free_port()?),
+            // NB: ports the caller chose stay the caller's to release.
+            let leases = match given {
+                Some((c, p)) => [PortLease::borrowed(c), PortLease::borrowed(p)],
+                None => [PortLease::free()?, PortLease::free()?],
             };
-            match Self::try_start(&program, dir, die_with_parent, ports).await {
+            match Self::try_start(&program, dir, die_with_parent, leases).await {
                 Ok(etcd) => return Ok(etcd),
                 Err(e) if given.is_none() && is_port_clash(&e) => last_err = Some(e),
                 Err(e) => return Err(e),
@@ -58,8 +61,9 @@ impl Etcd {
         program: &Path,
         dir: &Path,
         die_with_parent: bool,
-        (client, peer): (u16, u16),
+        leases: [PortLease; 2],
     ) -> anyhow::Result<Self> {
+        let (client, peer) = (leases[0].port(), leases[1].port());
         let data_dir = dir.join("etcd");
         std::fs::create_dir_all(&data_dir).context("creating the etcd data directory")?;
         let client_url = format!("http://127.0.0.1:{client}");
@@ -99,6 +103,7 @@ impl Etcd {
             {
                 return Ok(Self {
                     process,
+                    leases,
                     client_url,
                     peer_port: peer,
                     data_dir,
@@ -128,8 +133,12 @@ impl Etcd {
             .unwrap_or(0)
     }
 
-    /// Let etcd outlive this handle (reaped by a thread); returns its pid.
+    /// Let etcd outlive this handle (reaped by a thread); returns its pid. Its ports stay held
+    /// until the owner calls [`super::release_port`].
     pub fn detach(self) -> u32 {
+        let [client, peer] = self.leases;
+        client.keep();
+        peer.keep();
         self.process.detach()
     }
 

@@ -21,6 +21,8 @@ pub enum Outcome {
     Permanent(String),
     /// Report the cluster's resources lost.
     Lost(String),
+    /// Report the cluster's host removed from the configuration.
+    HostRemoved(String),
 }
 
 /// The scripted driver.
@@ -31,6 +33,9 @@ pub struct FakeDriver {
     calls: Mutex<Vec<String>>,
     managed: Mutex<Vec<ClusterId>>,
     hosts: Mutex<Option<Vec<HostInfo>>>,
+    ensure_delay: Mutex<std::time::Duration>,
+    hosts_delay: Mutex<std::time::Duration>,
+    hosts_calls: std::sync::atomic::AtomicUsize,
 }
 
 impl FakeDriver {
@@ -54,6 +59,21 @@ impl FakeDriver {
         *lock(&self.hosts) = Some(hosts);
     }
 
+    /// Make every `ensure` take this long (a slow create).
+    pub fn set_ensure_delay(&self, delay: std::time::Duration) {
+        *lock(&self.ensure_delay) = delay;
+    }
+
+    /// Make every `hosts` call take this long (a slow host probe).
+    pub fn set_hosts_delay(&self, delay: std::time::Duration) {
+        *lock(&self.hosts_delay) = delay;
+    }
+
+    /// How many times `hosts` was called.
+    pub fn hosts_calls(&self) -> usize {
+        self.hosts_calls.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Pretend the driver holds resources for `id` (for sweeper tests).
     pub fn add_managed(&self, id: ClusterId) {
         lock(&self.managed).push(id);
@@ -65,6 +85,7 @@ impl FakeDriver {
             Outcome::Transient(m) => Err(DriverError::Transient(m)),
             Outcome::Permanent(m) => Err(DriverError::Permanent(m)),
             Outcome::Lost(m) => Err(DriverError::Lost(m)),
+            Outcome::HostRemoved(host) => Err(DriverError::HostRemoved { host }),
         }
     }
 }
@@ -80,6 +101,10 @@ impl Driver for FakeDriver {
     }
 
     async fn hosts(&self) -> Vec<HostInfo> {
+        self.hosts_calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let delay = *lock(&self.hosts_delay);
+        tokio::time::sleep(delay).await;
         lock(&self.hosts).clone().unwrap_or_else(|| {
             vec![HostInfo {
                 name: "local".into(),
@@ -93,6 +118,8 @@ impl Driver for FakeDriver {
 
     async fn ensure(&self, cluster: &Cluster) -> Result<Ensured, DriverError> {
         lock(&self.calls).push(format!("ensure {}", cluster.id));
+        let delay = *lock(&self.ensure_delay);
+        tokio::time::sleep(delay).await;
         self.next(&self.ensure_script)?;
         let mut managed = lock(&self.managed);
         if !managed.contains(&cluster.id) {

@@ -19,13 +19,16 @@ use tokio::sync::Mutex;
 
 use super::{BUILTIN_SIZES, Driver, DriverError, Ensured, HostInfo, LocalSize};
 use crate::controlplane::{
-    ApiServer, ApiServerOptions, Etcd, KubeBins, Kubeconfig, KubeconfigUser, Pki, find_processes,
-    kill_group,
+    ApiServer, ApiServerOptions, Etcd, KubeBins, Kubeconfig, KubeconfigUser, MissingBinary, Pki,
+    find_processes, hold_port, kill_group, release_port,
 };
-use crate::domain::{Cluster, ClusterId};
+use crate::domain::{Cluster, ClusterId, Phase};
 
 /// How long a new API server may take to answer `/readyz`.
 const READY_TIMEOUT: Duration = Duration::from_secs(90);
+/// How long a running API server of a Ready cluster may take to answer its liveness check: it
+/// answered before, so a long silence means it hangs (and it is restarted).
+const LIVENESS_TIMEOUT: Duration = Duration::from_secs(15);
 /// Grace between SIGTERM and SIGKILL when stopping an API server.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
@@ -114,6 +117,11 @@ impl LocalDriver {
                 .find_map(|a| a.strip_prefix("--listen-client-urls=http://127.0.0.1:"))
                 .and_then(|p| p.parse().ok());
             if let Some(port) = port {
+                // A restarted vcm adopts etcd: its ports are ours again.
+                hold_port(port);
+                if let Some(peer) = flag_port(&argv, "--listen-peer-urls=http://127.0.0.1:") {
+                    hold_port(peer);
+                }
                 *known = Some(port);
                 return Ok(port);
             }
@@ -126,11 +134,22 @@ impl LocalDriver {
         });
         std::fs::create_dir_all(self.etcd_dir())
             .map_err(permanent("creating the etcd directory"))?;
+        if let Some((client, peer)) = saved {
+            hold_port(client);
+            hold_port(peer);
+        }
         let etcd = match Etcd::start_on(&self.bins, &self.etcd_dir(), false, saved).await {
             Ok(e) => e,
-            Err(_) if saved.is_some() => Etcd::start_on(&self.bins, &self.etcd_dir(), false, None)
-                .await
-                .map_err(transient("starting etcd"))?,
+            Err(_) if saved.is_some() => {
+                // Taken by someone else meanwhile: new ports, and the old ones are not ours.
+                if let Some((client, peer)) = saved {
+                    release_port(client);
+                    release_port(peer);
+                }
+                Etcd::start_on(&self.bins, &self.etcd_dir(), false, None)
+                    .await
+                    .map_err(transient("starting etcd"))?
+            }
             Err(e) => return Err(transient("starting etcd")(e)),
         };
         let port = etcd.client_port();
@@ -185,6 +204,82 @@ impl LocalDriver {
         Ok(())
     }
 
+    fn apiserver_options(
+        &self,
+        cluster: &Cluster,
+        etcd_port: u16,
+    ) -> Result<ApiServerOptions, DriverError> {
+        let id = &cluster.id;
+        let size = self.sizes.get(&cluster.size).ok_or_else(|| {
+            // Only a record from before a configuration change can get here: sizes are checked
+            // against the configuration at create.
+            DriverError::Permanent(format!(
+                "size {:?} is no longer configured for the local driver (sizes: {})",
+                cluster.size,
+                self.sizes.keys().cloned().collect::<Vec<_>>().join(", ")
+            ))
+        })?;
+        let mut opts = ApiServerOptions::new(
+            self.cluster_dir(id),
+            format!("http://127.0.0.1:{etcd_port}"),
+        );
+        opts.etcd_prefix = format!("/vcm/{id}/registry");
+        opts.ready_timeout = READY_TIMEOUT;
+        opts.extra_args = size.apiserver_args();
+        opts.env = size.apiserver_env();
+        Ok(opts)
+    }
+
+    /// Bring a Ready cluster's dead API server back on its port with its certificates and
+    /// keys, so every kubeconfig and token handed out keeps working; `Lost` if that cannot be.
+    async fn restart(
+        &self,
+        cluster: &Cluster,
+        etcd_port: u16,
+        recorded: Option<u16>,
+    ) -> Result<Ensured, DriverError> {
+        let id = &cluster.id;
+        let dir = self.cluster_dir(id);
+        let lost = |why: String| DriverError::Lost(format!("kube-apiserver died and {why}"));
+        let Some(port) = recorded else {
+            return Err(lost(format!(
+                "its port record {} is gone",
+                dir.join("port").display()
+            )));
+        };
+        hold_port(port);
+        if Pki::existing(&dir).is_none() {
+            return Err(lost(format!(
+                "its certificates under {} are gone",
+                dir.display()
+            )));
+        }
+        let mut opts = self.apiserver_options(cluster, etcd_port)?;
+        opts.port = Some(port);
+        // NB: a failed start here is final (the cluster fails as lost) rather than retried:
+        // etcd answered above and the certificates are there, so what keeps the API server
+        // off its own port (the port taken by another program, a broken binary) does not heal
+        // by itself, and a CI job is better told than left with a dead endpoint.
+        let server = match ApiServer::start(&self.bins, &opts).await {
+            Ok(server) => server,
+            Err(e) => {
+                return Err(lost(format!(
+                    "could not be restarted on port {port}: {e:#}"
+                )));
+            }
+        };
+        let endpoint = server.endpoint();
+        let pid = server.detach();
+        tracing::warn!(pid, %endpoint, "kube-apiserver was down; restarted on its port");
+        Ok(Ensured::Restarted {
+            endpoint,
+            message: format!(
+                "kube-apiserver was not running; restarted on port {port} (pid {pid}) with the \
+                 same certificates and issuer, so issued kubeconfigs keep working"
+            ),
+        })
+    }
+
     /// Number of keys under the cluster's prefix (for leak checks).
     pub async fn etcd_key_count(&self, id: &ClusterId) -> Result<u64, DriverError> {
         let port = self.ensure_etcd().await?;
@@ -216,8 +311,16 @@ impl LocalDriver {
             return;
         }
         let data_flag = format!("--data-dir={}", self.etcd_dir().join("etcd").display());
-        for (pid, _) in find_processes(&data_flag) {
+        for (pid, argv) in find_processes(&data_flag) {
             stop(pid).await;
+            for flag in [
+                "--listen-client-urls=http://127.0.0.1:",
+                "--listen-peer-urls=http://127.0.0.1:",
+            ] {
+                if let Some(port) = flag_port(&argv, flag) {
+                    release_port(port);
+                }
+            }
         }
         *self.etcd.lock().await = None;
     }
@@ -270,48 +373,50 @@ impl Driver for LocalDriver {
         let etcd_port = self.ensure_etcd().await?;
         let id = &cluster.id;
         let dir = self.cluster_dir(id);
+        // NB: once Ready, kubeconfigs naming the port (and tokens naming the issuer
+        // `https://127.0.0.1:<port>`) are out there: the control plane may only ever come back
+        // on that port, and a cluster that cannot is lost.
+        let handed_out = cluster.phase == Phase::Ready;
         if let Some((pid, port)) = self.apiserver_of(id) {
             // Re-adopt: it runs; is it serving?
+            hold_port(port);
             let pki = Pki::existing(&dir)
                 .ok_or_else(|| DriverError::Transient("cluster PKI missing".into()))?;
             let endpoint = format!("https://127.0.0.1:{port}");
-            return match crate::controlplane::wait_ready(&endpoint, &pki, READY_TIMEOUT, None).await
-            {
+            let timeout = if handed_out {
+                LIVENESS_TIMEOUT
+            } else {
+                READY_TIMEOUT
+            };
+            return match crate::controlplane::wait_ready(&endpoint, &pki, timeout, None).await {
                 Ok(()) => Ok(Ensured::Ready { endpoint }),
                 Err(e) => {
                     tracing::warn!(pid, error = %format!("{e:#}"), "adopted kube-apiserver is not ready; restarting it");
                     stop(pid).await;
                     Err(DriverError::Transient(format!(
-                        "kube-apiserver was not ready and was restarted: {e:#}"
+                        "kube-apiserver was not ready and was stopped to be restarted: {e:#}"
                     )))
                 }
             };
         }
-        let mut opts = ApiServerOptions::new(&dir, format!("http://127.0.0.1:{etcd_port}"));
-        opts.etcd_prefix = format!("/vcm/{id}/registry");
-        let size = self.sizes.get(&cluster.size).ok_or_else(|| {
-            // Only a record from before a configuration change can get here: sizes are checked
-            // against the configuration at create.
-            DriverError::Permanent(format!(
-                "size {:?} is no longer configured for the local driver (sizes: {})",
-                cluster.size,
-                self.sizes.keys().cloned().collect::<Vec<_>>().join(", ")
-            ))
-        })?;
-        opts.extra_args = size.apiserver_args();
-        opts.env = size.apiserver_env();
-        opts.ready_timeout = READY_TIMEOUT;
-        opts.port = self
-            .port_of(id)
-            .filter(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok());
-        let server = ApiServer::start(&self.bins, &opts).await.map_err(|e| {
-            let msg = format!("{e:#}");
-            if msg.contains("not found (looked in") {
-                DriverError::Permanent(msg)
-            } else {
-                DriverError::Transient(msg)
+        let recorded = self.port_of(id);
+        if handed_out {
+            return self.restart(cluster, etcd_port, recorded).await;
+        }
+        let mut opts = self.apiserver_options(cluster, etcd_port)?;
+        opts.port = recorded.filter(|p| {
+            hold_port(*p);
+            let free = std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok();
+            if !free {
+                // Another program took it: not ours any more, and this cluster takes a new one
+                // (nothing was handed out yet).
+                release_port(*p);
             }
-        })?;
+            free
+        });
+        let server = ApiServer::start(&self.bins, &opts)
+            .await
+            .map_err(start_error)?;
         std::fs::write(dir.join("port"), server.port().to_string())
             .map_err(transient("recording the API server port"))?;
         let endpoint = server.endpoint();
@@ -322,7 +427,8 @@ impl Driver for LocalDriver {
 
     #[tracing::instrument(skip_all, err(level = "warn"), fields(cluster.id = %id))]
     async fn delete(&self, id: &ClusterId) -> Result<(), DriverError> {
-        if let Some((pid, _)) = self.apiserver_of(id) {
+        let running = self.apiserver_of(id);
+        if let Some((pid, _)) = running {
             stop(pid).await;
             if self.apiserver_of(id).is_some() {
                 return Err(DriverError::Transient(format!(
@@ -331,15 +437,22 @@ impl Driver for LocalDriver {
             }
         }
         self.delete_etcd_prefix(id).await?;
+        // NB: the port is given back only now: until the cluster is gone for good, a restart
+        // must find it free (see `controlplane::ports`).
+        let ports = [running.map(|(_, port)| port), self.port_of(id)];
         let dir = self.cluster_dir(id);
         match std::fs::remove_dir_all(&dir) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(DriverError::Transient(format!(
-                "removing {}: {e}",
-                dir.display()
-            ))),
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(DriverError::Transient(format!(
+                    "removing {}: {e}",
+                    dir.display()
+                )));
+            }
         }
+        ports.into_iter().flatten().for_each(release_port);
+        Ok(())
     }
 
     async fn admin_kubeconfig(&self, cluster: &Cluster) -> Result<Kubeconfig, DriverError> {
@@ -376,6 +489,24 @@ impl Driver for LocalDriver {
         }
         Ok(ids)
     }
+}
+
+/// A failed API server start: a missing binary is permanent (the message names the build
+/// command), anything else may pass.
+fn start_error(e: anyhow::Error) -> DriverError {
+    let msg = format!("{e:#}");
+    if e.chain().any(|c| c.is::<MissingBinary>()) {
+        DriverError::Permanent(msg)
+    } else {
+        DriverError::Transient(msg)
+    }
+}
+
+/// The port in the argument that starts with `flag` (`--flag=http://127.0.0.1:<port>`).
+fn flag_port(argv: &[String], flag: &str) -> Option<u16> {
+    argv.iter()
+        .find_map(|a| a.strip_prefix(flag))
+        .and_then(|p| p.parse().ok())
 }
 
 /// SIGTERM the process group, then SIGKILL after the grace period.

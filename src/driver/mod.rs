@@ -30,6 +30,17 @@ pub enum DriverError {
     /// The driver has nothing for this cluster.
     #[error("cluster not found on the driver")]
     NotFound,
+    /// The cluster's host is no longer in the configuration: nothing on it can be reached,
+    /// changed or confirmed gone. Add the host back, or have an admin forget the cluster.
+    #[error(
+        "host {host:?} of this cluster is no longer configured, so its namespace there cannot be \
+         deleted or confirmed gone; add the host back to the configuration, or an admin can \
+         forget the cluster (`vcm cluster delete --forget`), leaving whatever is on that host"
+    )]
+    HostRemoved {
+        /// The host's name.
+        host: String,
+    },
     /// The cluster's resources vanished underneath it (its host namespace was deleted by
     /// someone else): the cluster fails with reason `lost`.
     #[error("lost: {0}")]
@@ -44,6 +55,7 @@ impl DriverError {
             DriverError::Permanent(_) => "driver_permanent",
             DriverError::NotFound => "driver_not_found",
             DriverError::Lost(_) => "lost",
+            DriverError::HostRemoved { .. } => "host_removed",
         }
     }
 }
@@ -55,6 +67,14 @@ pub enum Ensured {
     Ready {
         /// `https://…`.
         endpoint: String,
+    },
+    /// Ready again after the driver repaired it (a dead control plane restarted at the same
+    /// endpoint); `message` says what happened, for the cluster's events.
+    Restarted {
+        /// `https://…`.
+        endpoint: String,
+        /// What was repaired.
+        message: String,
     },
     /// Still coming up; call again later.
     InProgress {
@@ -90,8 +110,16 @@ pub trait Driver: Send + Sync + 'static {
     /// Create the cluster's control plane, or continue or confirm an earlier attempt.
     async fn ensure(&self, cluster: &Cluster) -> Result<Ensured, DriverError>;
 
-    /// Remove everything the cluster had. Succeeds if there is nothing.
+    /// Remove everything the cluster with this id had, wherever it is (the orphan sweeper has
+    /// no record to go by). Succeeds if there is nothing.
     async fn delete(&self, id: &ClusterId) -> Result<(), DriverError>;
+
+    /// Remove everything `cluster` had, on its host. Succeeds if there is nothing; fails with
+    /// [`DriverError::HostRemoved`] if its host is no longer configured (then nothing can be
+    /// confirmed gone).
+    async fn delete_cluster(&self, cluster: &Cluster) -> Result<(), DriverError> {
+        self.delete(&cluster.id).await
+    }
 
     /// Admin access to the cluster's API (read on demand, never stored or handed to CI).
     async fn admin_kubeconfig(&self, cluster: &Cluster) -> Result<Kubeconfig, DriverError>;

@@ -34,6 +34,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_cluster, update, delete_cluster))
         .routes(routes!(kubeconfig))
         .routes(routes!(keepalive))
+        .routes(routes!(forget))
         .routes(routes!(events))
 }
 
@@ -197,6 +198,30 @@ async fn delete_cluster(
         .delete(&principal, &id, DeleteReason::Requested)
         .await?;
     Ok((StatusCode::ACCEPTED, Json(ClusterView::from(&cluster))))
+}
+
+/// Forget a cluster stuck in `Deleting` (admins only): it ends `Deleted` without vcm releasing
+/// anything, for a cluster whose host was removed from the configuration. What it had on that
+/// host stays there; an event records who forgot it.
+#[utoipa::path(
+    post, path = "/v1/clusters/{id}/forget", tag = "clusters",
+    params(("id" = String, Path, description = "Cluster id or live name")),
+    responses(
+        (status = 200, description = "Forgotten: the cluster, now Deleted", body = ClusterView),
+        (status = 401, description = "Unauthenticated", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 404, description = "No such cluster", body = ErrorBody),
+        (status = 409, description = "Cluster is not Deleting: delete it first", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+async fn forget(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<ClusterView>, ApiError> {
+    let cluster = state.service.forget(&principal, &id).await?;
+    Ok(Json(ClusterView::from(&cluster)))
 }
 
 /// A kubeconfig with a short-lived token: YAML, or JSON with `Accept: application/json`.

@@ -5,7 +5,7 @@
 
 mod step;
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,15 +13,39 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::domain::{ClusterId, Timestamp};
+use crate::domain::{Cluster, ClusterId, Phase, Timestamp};
 use crate::service::ClusterService;
 
-pub use step::{Action, MAX_PROVISION_ATTEMPTS, backoff, reconcile_one};
+pub use step::{
+    Action, HEALTH_CHECK_EVERY, MAX_PROVISION_ATTEMPTS, Settings, backoff, reconcile_one,
+};
 
 /// How often the store is polled when nothing wakes the reconciler.
 const POLL_INTERVAL: Duration = Duration::from_millis(500);
-/// Clusters claimed per poll.
-const BATCH: usize = 64;
+/// Clusters read per poll.
+/// NB: well above both slot counts, so the deletions due are seen even when many creates are
+/// due (and in flight) ahead of them.
+const BATCH: usize = 256;
+/// Steps at once for deletions and clean-ups unless configured otherwise.
+pub const DEFAULT_DELETE_PARALLEL: usize = 2;
+
+/// Which slots a step takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Lane {
+    /// Creating clusters and checking Ready ones.
+    Build,
+    /// Deleting clusters and cleaning up failed ones.
+    Teardown,
+}
+
+impl Lane {
+    fn of(c: &Cluster) -> Self {
+        match c.phase {
+            Phase::Deleting | Phase::Failed => Lane::Teardown,
+            _ => Lane::Build,
+        }
+    }
+}
 
 /// Drives clusters towards their desired phase.
 #[derive(Clone)]
@@ -29,13 +53,17 @@ pub struct Reconciler {
     service: ClusterService,
     wake: Arc<Notify>,
     max_parallel: usize,
-    in_flight: Arc<Mutex<HashSet<ClusterId>>>,
+    delete_parallel: usize,
+    settings: Arc<Settings>,
+    in_flight: Arc<Mutex<HashMap<ClusterId, Lane>>>,
 }
 
 impl std::fmt::Debug for Reconciler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Reconciler")
             .field("max_parallel", &self.max_parallel)
+            .field("delete_parallel", &self.delete_parallel)
+            .field("settings", &self.settings)
             .finish_non_exhaustive()
     }
 }
@@ -44,18 +72,36 @@ impl std::fmt::Debug for Reconciler {
 
 impl Reconciler {
     /// A reconciler over `service`; `wake` is the notifier the service pings on new work.
+    /// `max_parallel` steps for creates and health checks at once; deletions have
+    /// [`DEFAULT_DELETE_PARALLEL`] slots of their own (see [`Reconciler::with_delete_parallel`]).
     pub fn new(service: ClusterService, wake: Arc<Notify>, max_parallel: usize) -> Self {
         Self {
             service,
             wake,
             max_parallel: max_parallel.max(1),
-            in_flight: Arc::new(Mutex::new(HashSet::new())),
+            delete_parallel: DEFAULT_DELETE_PARALLEL,
+            settings: Arc::new(Settings::default()),
+            in_flight: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
+    /// Slots for deleting clusters and cleaning up failed ones, apart from the create slots
+    /// so expiry and deletion are never starved by slow creates.
+    pub fn with_delete_parallel(mut self, n: usize) -> Self {
+        self.delete_parallel = n.max(1);
+        self
+    }
+
+    /// How often a Ready cluster's control plane is checked (default [`HEALTH_CHECK_EVERY`]).
+    pub fn with_health_check_interval(mut self, every: Duration) -> Self {
+        Arc::make_mut(&mut self.settings).health_check_interval = every;
+        self
+    }
+
     /// Run until `shutdown` is cancelled. Steps run concurrently (one at a time per cluster, at
-    /// most `max_parallel` in all). On shutdown, steps in flight are dropped: every step
-    /// persisted its intent first, so the next start resumes them.
+    /// most `max_parallel` creates and `delete_parallel` deletions). On shutdown, steps in
+    /// flight are dropped: every step persisted its intent first, so the next start resumes
+    /// them.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let mut tasks = JoinSet::new();
         loop {
@@ -77,11 +123,15 @@ impl Reconciler {
         Ok(())
     }
 
+    fn room(&self, busy: &HashMap<ClusterId, Lane>, lane: Lane) -> usize {
+        let cap = match lane {
+            Lane::Build => self.max_parallel,
+            Lane::Teardown => self.delete_parallel,
+        };
+        cap.saturating_sub(busy.values().filter(|l| **l == lane).count())
+    }
+
     async fn dispatch(&self, tasks: &mut JoinSet<()>) {
-        let room = self.max_parallel.saturating_sub(tasks.len());
-        if room == 0 {
-            return;
-        }
         let due = match self
             .service
             .store()
@@ -94,21 +144,24 @@ impl Reconciler {
                 return;
             }
         };
-        for cluster in due.into_iter().take(room) {
+        for cluster in due {
+            let lane = Lane::of(&cluster);
             {
                 let mut busy = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-                if !busy.insert(cluster.id.clone()) {
+                if busy.contains_key(&cluster.id) || self.room(&busy, lane) == 0 {
                     continue;
                 }
+                busy.insert(cluster.id.clone(), lane);
             }
-            let (service, in_flight, wake) = (
+            let (service, settings, in_flight, wake) = (
                 self.service.clone(),
+                self.settings.clone(),
                 self.in_flight.clone(),
                 self.wake.clone(),
             );
             tasks.spawn(async move {
                 let id = cluster.id.clone();
-                let action = reconcile_one(&service, cluster).await;
+                let action = reconcile_one(&service, &settings, cluster).await;
                 in_flight
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
@@ -135,7 +188,7 @@ impl Reconciler {
                 break;
             }
             for cluster in due {
-                reconcile_one(&self.service, cluster).await;
+                reconcile_one(&self.service, &self.settings, cluster).await;
                 steps += 1;
             }
         }

@@ -8,8 +8,9 @@ use crate::error::{Error, Result};
 use crate::service::ClusterService;
 use crate::store::StoreError;
 
-/// A Ready cluster's control plane is checked (and re-adopted or restarted) this often.
-const HEALTH_CHECK_EVERY: Duration = Duration::from_secs(30);
+/// A Ready cluster's control plane is checked (and re-adopted or restarted) this often, unless
+/// configured otherwise ([`Settings::health_check_interval`]).
+pub const HEALTH_CHECK_EVERY: Duration = Duration::from_secs(30);
 /// While the driver reports progress, look again after this long.
 const IN_PROGRESS_RECHECK: Duration = Duration::from_secs(1);
 /// Transient failures while provisioning are retried this many times, then the cluster fails:
@@ -17,6 +18,22 @@ const IN_PROGRESS_RECHECK: Duration = Duration::from_secs(1);
 pub const MAX_PROVISION_ATTEMPTS: u32 = 8;
 /// Backoff ceiling.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// How steps are taken.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// How often a Ready cluster's control plane is checked (the driver restarts a dead one
+    /// or reports it lost).
+    pub health_check_interval: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            health_check_interval: HEALTH_CHECK_EVERY,
+        }
+    }
+}
 
 /// What to do after a step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,15 +53,19 @@ pub fn backoff(attempts: u32) -> Duration {
 /// Take one step for `cluster` (as read from the store) and persist its outcome. Never fails:
 /// errors go through [`error_policy`] into the cluster's record.
 #[tracing::instrument(skip_all, fields(cluster.id = %cluster.id, phase = %cluster.phase))]
-pub async fn reconcile_one(service: &ClusterService, cluster: Cluster) -> Action {
-    match step(service, &cluster).await {
+pub async fn reconcile_one(
+    service: &ClusterService,
+    settings: &Settings,
+    cluster: Cluster,
+) -> Action {
+    match step(service, settings, &cluster).await {
         Ok(action) => action,
         Err(Error::Store(StoreError::Conflict(_))) => Action::Now, // someone wrote first: re-read
         Err(e) => error_policy(service, cluster, e).await,
     }
 }
 
-async fn step(service: &ClusterService, c: &Cluster) -> Result<Action> {
+async fn step(service: &ClusterService, settings: &Settings, c: &Cluster) -> Result<Action> {
     let store = service.store();
     let driver = service.driver();
     let now = now();
@@ -58,46 +79,54 @@ async fn step(service: &ClusterService, c: &Cluster) -> Result<Action> {
             store.update_cluster(&next, &[ev]).await?;
             Ok(Action::Now)
         }
-        Phase::Provisioning | Phase::Ready => match driver.ensure(c).await? {
-            Ensured::Ready { endpoint } => {
-                let now = self::now(); // after the driver call, which may take seconds
-                let mut next = c.clone();
-                let mut events = vec![];
-                if c.phase == Phase::Provisioning {
-                    next.phase = c.phase.transition(PhaseEvent::BecameReady)?;
-                    let took = now.duration_since(c.created_at).as_secs_f64();
-                    next.message = format!("ready in {took:.1}s");
-                    next.ready_at = Some(now);
-                    events.push(NewEvent::phase(
-                        c.phase,
-                        next.phase,
-                        None,
-                        next.message.clone(),
-                    ));
-                } else if c.endpoint.as_deref() != Some(endpoint.as_str()) {
-                    events.push(NewEvent::new(
-                        "endpoint_changed",
-                        format!("control plane restarted at {endpoint}"),
-                    ));
+        Phase::Provisioning | Phase::Ready => {
+            let (endpoint, repaired) = match driver.ensure(c).await? {
+                Ensured::Ready { endpoint } => (endpoint, None),
+                Ensured::Restarted { endpoint, message } => (endpoint, Some(message)),
+                Ensured::InProgress { message } => {
+                    let mut next = c.clone();
+                    next.message = message;
+                    next.next_reconcile_at = now + IN_PROGRESS_RECHECK;
+                    store.update_cluster(&next, &[]).await?;
+                    return Ok(Action::Later);
                 }
-                next.endpoint = Some(endpoint);
-                next.attempts = 0;
-                next.next_reconcile_at = now + HEALTH_CHECK_EVERY;
-                if next != *c {
-                    store.update_cluster(&next, &events).await?;
-                }
-                Ok(Action::Later)
+            };
+            let now = self::now(); // after the driver call, which may take seconds
+            let mut next = c.clone();
+            let mut events = vec![];
+            if let Some(message) = repaired {
+                events.push(NewEvent::new("control_plane_restarted", message));
+                next.message = format!("ready; control plane restarted at {now}");
+            } else if c.phase == Phase::Ready && c.attempts > 0 {
+                next.message = "ready".into(); // the error it recovered from is over
             }
-            Ensured::InProgress { message } => {
-                let mut next = c.clone();
-                next.message = message;
-                next.next_reconcile_at = now + IN_PROGRESS_RECHECK;
-                store.update_cluster(&next, &[]).await?;
-                Ok(Action::Later)
+            if c.phase == Phase::Provisioning {
+                next.phase = c.phase.transition(PhaseEvent::BecameReady)?;
+                let took = now.duration_since(c.created_at).as_secs_f64();
+                next.message = format!("ready in {took:.1}s");
+                next.ready_at = Some(now);
+                events.push(NewEvent::phase(
+                    c.phase,
+                    next.phase,
+                    None,
+                    next.message.clone(),
+                ));
+            } else if c.endpoint.as_deref() != Some(endpoint.as_str()) {
+                events.push(NewEvent::new(
+                    "endpoint_changed",
+                    format!("control plane restarted at {endpoint}"),
+                ));
             }
-        },
+            next.endpoint = Some(endpoint);
+            next.attempts = 0;
+            next.next_reconcile_at = now + settings.health_check_interval;
+            if next != *c {
+                store.update_cluster(&next, &events).await?;
+            }
+            Ok(Action::Later)
+        }
         Phase::Deleting => {
-            driver.delete(&c.id).await?;
+            driver.delete_cluster(c).await?;
             let now = self::now();
             let mut next = c.clone();
             next.phase = c.phase.transition(PhaseEvent::ConfirmDeleted)?;
@@ -110,7 +139,7 @@ async fn step(service: &ClusterService, c: &Cluster) -> Result<Action> {
             Ok(Action::Later)
         }
         Phase::Failed if !c.cleaned_up => {
-            driver.delete(&c.id).await?;
+            driver.delete_cluster(c).await?;
             let mut next = c.clone();
             next.cleaned_up = true;
             next.attempts = 0;

@@ -13,6 +13,7 @@ use crate::store::SqliteStore;
 use crate::workers::{Pruner, PrunerConfig};
 
 async fn mk_service() -> (ClusterService, Arc<FakeDriver>, Reconciler) {
+    crate::telemetry::init_for_tests();
     let store = Arc::new(SqliteStore::open("sqlite::memory:").await.unwrap());
     let driver = Arc::new(FakeDriver::default());
     let wake = Arc::new(Notify::new());
@@ -219,8 +220,7 @@ async fn the_pruner_deletes_expired_and_idle_clusters_with_their_reasons() {
     // Act
     let report = Pruner::new(service.clone(), PrunerConfig::default())
         .pass()
-        .await
-        .unwrap();
+        .await;
 
     // Assert
     assert_eq!(report.expired, vec![expired.id.clone()]);
@@ -253,8 +253,7 @@ async fn the_sweeper_deletes_only_resources_without_a_live_record() {
     driver.add_managed(orphan.clone());
     let report = Pruner::new(service.clone(), PrunerConfig::default())
         .pass()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(report.orphans, vec![orphan.clone()]);
     assert!(driver.calls().contains(&format!("delete {orphan}")));
     assert!(!driver.calls().contains(&format!("delete {}", kept.id)));
@@ -286,5 +285,156 @@ async fn a_ready_cluster_whose_resources_vanished_fails_as_lost() {
     assert!(
         events.iter().any(|e| e.reason.as_deref() == Some("lost")),
         "{events:?}"
+    );
+}
+
+#[tokio::test]
+async fn one_orphan_that_cannot_be_deleted_does_not_stop_the_rest_of_the_pruner_pass() {
+    // Arrange: a stuck orphan (its Deleted record still readable), a second orphan, a
+    // record past retention and an expired cluster.
+    let (service, driver, reconciler) = mk_service().await;
+    let stuck = mk_cluster(&service, "stuck").await;
+    let old = mk_cluster(&service, "old").await;
+    let expired = mk_cluster(&service, "expired").await;
+    reconciler.reconcile_until_idle(20).await;
+    for c in [&stuck, &old] {
+        service
+            .delete(&who(), c.id.as_str(), DeleteReason::Requested)
+            .await
+            .unwrap();
+    }
+    reconciler.reconcile_until_idle(20).await;
+    let long_ago = crate::domain::Timestamp::now() - jiff::SignedDuration::from_secs(7200);
+    let mut o = phase_of(&service, &old.id).await;
+    o.deleted_at = Some(long_ago);
+    service.store().update_cluster(&o, &[]).await.unwrap();
+    let mut e = phase_of(&service, &expired.id).await;
+    e.expires_at = long_ago;
+    service.store().update_cluster(&e, &[]).await.unwrap();
+    let other = ClusterId::generate();
+    driver.add_managed(stuck.id.clone());
+    driver.add_managed(other.clone());
+    driver.script_delete([Outcome::Transient("etcd timed out".into())]);
+    let pruner = Pruner::new(
+        service.clone(),
+        PrunerConfig {
+            retention: std::time::Duration::from_secs(3600),
+            ..PrunerConfig::default()
+        },
+    );
+
+    // Act
+    let first = pruner.pass().await;
+
+    // Assert: everything but the stuck orphan was done, and its failure is on record.
+    assert_eq!(first.expired, vec![expired.id.clone()]);
+    assert_eq!(first.orphans, vec![other.clone()]);
+    assert_eq!(first.purged, 1, "the record past retention is purged");
+    assert_eq!(first.failures.len(), 1, "{:?}", first.failures);
+    assert_eq!(first.failures[0].cluster.as_ref(), Some(&stuck.id));
+    assert!(first.failures[0].error.contains("etcd timed out"));
+    let events = service.store().list_events(&stuck.id).await.unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|ev| ev.kind == "prune_failed" && ev.message.contains("etcd timed out")),
+        "{events:?}"
+    );
+
+    // Act / Assert: the next pass retries it.
+    let second = pruner.pass().await;
+    assert_eq!(second.orphans, vec![stuck.id.clone()]);
+    assert!(second.failures.is_empty(), "{:?}", second.failures);
+}
+
+#[tokio::test]
+async fn a_cluster_whose_host_was_removed_stays_deleting_until_an_admin_forgets_it() {
+    // Arrange: a Ready cluster whose host is no longer configured.
+    let (service, driver, reconciler) = mk_service().await;
+    let c = mk_cluster(&service, "web").await;
+    reconciler.reconcile_until_idle(20).await;
+    driver.script_delete([Outcome::HostRemoved("eks-old".into())]);
+
+    // Act
+    service
+        .delete(&who(), "web", DeleteReason::Requested)
+        .await
+        .unwrap();
+    reconciler.reconcile_until_idle(20).await;
+
+    // Assert: still Deleting, saying which host and what to do.
+    let stuck = phase_of(&service, &c.id).await;
+    assert_eq!(stuck.phase, Phase::Deleting, "{}", stuck.message);
+    assert!(
+        stuck.message.contains("\"eks-old\"") && stuck.message.contains("forget"),
+        "{}",
+        stuck.message
+    );
+
+    // Act / Assert: only an admin may forget it; then it is Deleted and the events say who.
+    let ci = Principal::token("pipeline", "ci", None);
+    let denied = service.forget(&ci, "web").await.unwrap_err();
+    assert_eq!(denied.kind(), crate::error::ErrorKind::Forbidden);
+    let admin = Principal::token("ops", "admin", None);
+    let forgotten = service.forget(&admin, "web").await.unwrap();
+    assert_eq!(forgotten.phase, Phase::Deleted);
+    assert!(forgotten.deleted_at.is_some());
+    let events = service.store().list_events(&c.id).await.unwrap();
+    assert!(
+        events.iter().any(|e| e.kind == crate::service::FORGOTTEN
+            && e.message.contains("token:ops")
+            && e.message.contains(&format!("{:?}", c.host))),
+        "{events:?}"
+    );
+    // Repeating is harmless; a live cluster must be deleted first.
+    service.forget(&admin, c.id.as_str()).await.unwrap();
+    mk_cluster(&service, "live").await;
+    let live = service.forget(&admin, "live").await.unwrap_err();
+    assert_eq!(live.kind(), crate::error::ErrorKind::Conflict);
+}
+
+#[tokio::test]
+async fn deletions_have_their_own_slots_and_are_not_starved_by_slow_creates() {
+    // Arrange: one create slot, taken by a create that needs three seconds.
+    let (service, driver, reconciler) = mk_service().await;
+    let reconciler = Reconciler::new(service.clone(), reconciler.wake.clone(), 1);
+    let done = mk_cluster(&service, "done").await;
+    reconciler.reconcile_until_idle(20).await;
+    driver.set_ensure_delay(std::time::Duration::from_secs(3));
+    let slow = mk_cluster(&service, "slow").await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn(reconciler.clone().run(stop.clone()));
+    let ensuring = format!("ensure {}", slow.id);
+    for _ in 0..100 {
+        if driver.calls().contains(&ensuring) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(
+        driver.calls().contains(&ensuring),
+        "the slow create is in flight"
+    );
+
+    // Act: delete the other cluster while the create holds its slot.
+    let started = std::time::Instant::now();
+    service
+        .delete(&who(), "done", DeleteReason::Requested)
+        .await
+        .unwrap();
+    while phase_of(&service, &done.id).await.phase != Phase::Deleted
+        && started.elapsed() < std::time::Duration::from_secs(5)
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let took = started.elapsed();
+    stop.cancel();
+    running.await.unwrap().unwrap();
+
+    // Assert: deleted well before the create finished.
+    assert_eq!(phase_of(&service, &done.id).await.phase, Phase::Deleted);
+    assert!(
+        took < std::time::Duration::from_secs(2),
+        "deletion waited {took:?}"
     );
 }

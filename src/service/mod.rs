@@ -3,6 +3,8 @@
 
 mod clusters;
 mod credentials;
+mod forget;
+mod host_cache;
 mod placement;
 
 use std::sync::Arc;
@@ -15,6 +17,8 @@ use crate::store::Store;
 
 pub use clusters::IdempotencyKey;
 pub use credentials::{CI_NAMESPACE, CI_SERVICE_ACCOUNT, mint_ci_kubeconfig};
+pub use forget::FORGOTTEN;
+pub use host_cache::HOST_VIEW_MAX_AGE;
 
 /// Defaults and bounds for new clusters (from configuration).
 #[derive(Debug, Clone)]
@@ -63,6 +67,8 @@ pub struct ClusterService {
     /// concurrent creates cannot both take a host's last slot (one vcm replica; several
     /// replicas will need the store to arbitrate).
     placing: Arc<tokio::sync::Mutex<()>>,
+    /// Hosts as last probed: placement reads this instead of probing under the lock.
+    hosts: Arc<host_cache::HostCache>,
 }
 
 impl std::fmt::Debug for ClusterService {
@@ -90,7 +96,15 @@ impl ClusterService {
             policy: Arc::new(policy),
             wake,
             placing: Arc::new(tokio::sync::Mutex::new(())),
+            hosts: Arc::new(host_cache::HostCache::new(HOST_VIEW_MAX_AGE)),
         }
+    }
+
+    /// Use host probes up to `max_age` old for placement (default [`HOST_VIEW_MAX_AGE`]);
+    /// older ones are refreshed in the background.
+    pub fn with_host_view_max_age(mut self, max_age: std::time::Duration) -> Self {
+        self.hosts = Arc::new(host_cache::HostCache::new(max_age));
+        self
     }
 
     /// The store.

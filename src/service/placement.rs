@@ -22,8 +22,8 @@ impl ClusterService {
     pub async fn hosts(&self) -> Result<Vec<HostView>> {
         let load = self.load().await?;
         Ok(self
-            .driver
-            .hosts()
+            .hosts
+            .probe(&self.driver)
             .await
             .into_iter()
             .map(|h| HostView {
@@ -49,13 +49,14 @@ impl ClusterService {
         Ok(load)
     }
 
-    /// Choose a host. Callers hold `self.placing` until the cluster is inserted.
+    /// Choose a host from the cached view of the hosts (never a network probe; see
+    /// `host_cache`). Callers hold `self.placing` until the cluster is inserted.
     pub(super) async fn place(
         &self,
         host: Option<&str>,
         selector: Option<&BTreeMap<String, String>>,
     ) -> Result<String> {
-        let hosts = self.driver.hosts().await;
+        let hosts = self.hosts.get(&self.driver).await;
         let names = || {
             hosts
                 .iter()
@@ -284,6 +285,48 @@ mod tests {
         let err = service.create(&who(), pinned, None).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Unavailable);
         assert!(err.to_string().contains("connection refused"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn creates_do_not_wait_on_a_slow_host_probe_once_the_hosts_are_known() {
+        // Arrange: probing the hosts takes a second; the view is known and already stale.
+        let store = Arc::new(SqliteStore::open("sqlite::memory:").await.unwrap());
+        let driver = Arc::new(FakeDriver::default());
+        driver.set_hosts(vec![mk_host("a", "eu", 100, true)]);
+        let service = ClusterService::new(
+            store,
+            driver.clone(),
+            ClusterPolicy::default(),
+            Arc::new(Notify::new()),
+        )
+        .with_host_view_max_age(std::time::Duration::from_millis(1));
+        service.hosts().await.unwrap();
+        driver.set_hosts_delay(std::time::Duration::from_secs(1));
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+
+        // Act: four creates at once.
+        let started = std::time::Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..4 {
+            let service = service.clone();
+            tasks.spawn(async move { service.create(&who(), req(), None).await.is_ok() });
+        }
+        let created = tasks.join_all().await;
+        let took = started.elapsed();
+
+        // Assert: none waited on the probe (before: one second each, one after the other),
+        // and the stale view is refreshed once in the background.
+        assert_eq!(created, vec![true; 4]);
+        assert!(
+            took < std::time::Duration::from_millis(500),
+            "took {took:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+        assert_eq!(
+            driver.hosts_calls(),
+            2,
+            "one refresh, not one probe per create"
+        );
     }
 
     #[tokio::test]

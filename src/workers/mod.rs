@@ -3,4 +3,4 @@
 
 mod pruner;
 
-pub use pruner::{Pruner, PrunerConfig, SweepReport};
+pub use pruner::{PruneFailure, Pruner, PrunerConfig, SweepReport};

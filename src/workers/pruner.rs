@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::domain::{ClusterId, DeleteReason, Phase, Principal, Timestamp};
+use crate::domain::{Cluster, ClusterId, DeleteReason, NewEvent, Phase, Principal, Timestamp};
 use crate::service::ClusterService;
 
 /// Pruner settings.
@@ -39,6 +39,19 @@ pub struct SweepReport {
     pub orphans: Vec<ClusterId>,
     /// Ended records purged.
     pub purged: u64,
+    /// What failed this pass (retried next pass); the rest of the pass went on.
+    pub failures: Vec<PruneFailure>,
+}
+
+/// One item the pruner could not handle this pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PruneFailure {
+    /// What it was doing: `expire`, `idle`, `list_live`, `list_managed`, `orphan`, `purge`.
+    pub task: &'static str,
+    /// The cluster concerned, if any.
+    pub cluster: Option<ClusterId>,
+    /// The error, for logs and events.
+    pub error: String,
 }
 
 /// The pruner worker.
@@ -59,16 +72,16 @@ impl Pruner {
     /// Run a pass every `interval` until `shutdown`. A failing pass is logged and retried.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         loop {
-            match self.pass().await {
-                Ok(r) if r != SweepReport::default() => tracing::info!(
+            let r = self.pass().await;
+            if r != SweepReport::default() {
+                tracing::info!(
                     expired = r.expired.len(),
                     idle = r.idle.len(),
                     orphans = r.orphans.len(),
                     purged = r.purged,
+                    failures = r.failures.len(),
                     "pruner pass"
-                ),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %format!("{e:#}"), "pruner pass failed"),
+                );
             }
             tokio::select! {
                 () = shutdown.cancelled() => return Ok(()),
@@ -77,14 +90,28 @@ impl Pruner {
         }
     }
 
-    /// One pass: expiry, idleness, orphans, purge.
-    pub async fn pass(&self) -> anyhow::Result<SweepReport> {
-        let store = self.service.store();
+    /// One pass: expiry, idleness, orphans, purge. Each item is handled on its own: a failure
+    /// is logged, recorded as an event where a record exists, reported, and retried next pass;
+    /// it never stops the rest of the pass.
+    pub async fn pass(&self) -> SweepReport {
+        let mut report = SweepReport::default();
+        match self.service.store().live_clusters().await {
+            Ok(live) => {
+                self.expire(&live, &mut report).await;
+                self.sweep_orphans(&live, &mut report).await;
+            }
+            // NB: without the live records no orphan can be told apart from a live cluster,
+            // so the sweep waits for the next pass; purging needs no such list.
+            Err(e) => report.fail("list_live", None, &e),
+        }
+        self.purge(&mut report).await;
+        report
+    }
+
+    async fn expire(&self, live: &[Cluster], report: &mut SweepReport) {
         let system = Principal::system();
         let now = Timestamp::now();
-        let mut report = SweepReport::default();
-        let live = store.live_clusters().await?;
-        for c in &live {
+        for c in live {
             let deletable = matches!(
                 c.phase,
                 Phase::Pending | Phase::Provisioning | Phase::Ready | Phase::Failed
@@ -92,12 +119,9 @@ impl Pruner {
             if !deletable {
                 continue;
             }
-            if c.expires_at <= now {
+            let (task, reason, why) = if c.expires_at <= now {
                 let why = format!("expired: its ttl of {} ran out at {}", c.ttl, c.expires_at);
-                self.service
-                    .request_delete(&system, &c.id, DeleteReason::Expired, Some(why))
-                    .await?;
-                report.expired.push(c.id.clone());
+                ("expire", DeleteReason::Expired, why)
             } else if let Some(idle) = c.idle_timeout
                 && c.phase == Phase::Ready
                 && c.last_activity_at + idle.as_span() <= now
@@ -106,31 +130,102 @@ impl Pruner {
                     "idle: no activity for {idle} (last at {})",
                     c.last_activity_at
                 );
-                self.service
-                    .request_delete(&system, &c.id, DeleteReason::Idle, Some(why))
-                    .await?;
-                report.idle.push(c.id.clone());
+                ("idle", DeleteReason::Idle, why)
+            } else {
+                continue;
+            };
+            match self
+                .service
+                .request_delete(&system, &c.id, reason, Some(why))
+                .await
+            {
+                Ok(_) if reason == DeleteReason::Expired => report.expired.push(c.id.clone()),
+                Ok(_) => report.idle.push(c.id.clone()),
+                Err(e) => {
+                    report.fail(task, Some(&c.id), &e);
+                    self.record(&c.id, task, &e).await;
+                }
             }
         }
-        // Orphans: driver resources that no record holds. A Failed cluster not yet cleaned up
-        // and every non-Deleted cluster still owns its resources.
+    }
+
+    /// Orphans: driver resources that no record holds. A Failed cluster not yet cleaned up
+    /// and every non-Deleted cluster still owns its resources.
+    async fn sweep_orphans(&self, live: &[Cluster], report: &mut SweepReport) {
+        let store = self.service.store();
+        let managed = match self.service.driver().list_managed().await {
+            Ok(ids) => ids,
+            Err(e) => return report.fail("list_managed", None, &e),
+        };
         let owned: HashSet<&ClusterId> = live.iter().map(|c| &c.id).collect();
-        for id in self.service.driver().list_managed().await? {
+        for id in managed {
             if owned.contains(&id) {
                 continue;
             }
             // Re-read: the cluster may have been created after `live` was read.
-            if let Some(c) = store.get_cluster(&id).await?
-                && c.phase.is_live()
-            {
-                continue;
+            match store.get_cluster(&id).await {
+                Ok(Some(c)) if c.phase.is_live() => continue,
+                Ok(_) => {}
+                Err(e) => {
+                    report.fail("orphan", Some(&id), &e);
+                    continue;
+                }
             }
             tracing::warn!(cluster.id = %id, "deleting orphaned control plane");
-            self.service.driver().delete(&id).await?;
-            report.orphans.push(id);
+            match self.service.driver().delete(&id).await {
+                Ok(()) => report.orphans.push(id),
+                Err(e) => {
+                    report.fail("orphan", Some(&id), &e);
+                    self.record(&id, "orphan", &e).await;
+                }
+            }
         }
-        let retention = jiff::SignedDuration::try_from(self.config.retention)?;
-        report.purged = store.purge_ended(now - retention).await?;
-        Ok(report)
+    }
+
+    async fn purge(&self, report: &mut SweepReport) {
+        let before = match jiff::SignedDuration::try_from(self.config.retention) {
+            Ok(retention) => Timestamp::now() - retention,
+            Err(e) => return report.fail("purge", None, &e),
+        };
+        match self.service.store().purge_ended(before).await {
+            Ok(n) => report.purged = n,
+            Err(e) => report.fail("purge", None, &e),
+        }
+    }
+
+    /// Best effort: an event `prune_failed` on the cluster's record, if there is one (an
+    /// orphan's `Deleted` record, say), so `vcm cluster events` shows why it lingers.
+    async fn record(&self, id: &ClusterId, task: &str, err: &(dyn std::fmt::Display + Sync)) {
+        let store = self.service.store();
+        let Ok(Some(c)) = store.get_cluster(id).await else {
+            return;
+        };
+        let ev = NewEvent::new(
+            "prune_failed",
+            format!("{task} failed; retried on the next pass: {err}"),
+        )
+        .with_reason(task);
+        if let Err(e) = store.update_cluster(&c, &[ev]).await {
+            tracing::debug!(cluster.id = %id, error = %e, "prune failure not recorded");
+        }
+    }
+}
+
+// === impl SweepReport ===
+
+impl SweepReport {
+    fn fail(
+        &mut self,
+        task: &'static str,
+        cluster: Option<&ClusterId>,
+        err: &dyn std::fmt::Display,
+    ) {
+        let error = err.to_string();
+        tracing::warn!(task, cluster.id = ?cluster.map(ClusterId::as_str), %error, "pruner item failed; retrying next pass");
+        self.failures.push(PruneFailure {
+            task,
+            cluster: cluster.cloned(),
+            error,
+        });
     }
 }

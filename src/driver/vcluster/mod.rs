@@ -126,12 +126,8 @@ impl VclusterDriver {
         self.hosts
             .iter()
             .find(|h| h.config.name == name)
-            .ok_or_else(|| {
-                let known: Vec<&str> = self.hosts.iter().map(Host::name).collect();
-                DriverError::Permanent(format!(
-                    "unknown host {name:?} (configured: {})",
-                    known.join(", ")
-                ))
+            .ok_or_else(|| DriverError::HostRemoved {
+                host: name.to_owned(),
             })
     }
 }
@@ -196,6 +192,16 @@ impl Driver for VclusterDriver {
                 host.name()
             )));
         }
+        // NB: a Ready cluster whose release is gone is lost, not re-installed: a fresh install
+        // would be an empty cluster behind the same name, and its users' work silently gone.
+        if cluster.phase == Phase::Ready
+            && !release::deployed(host, &ns, id, self.config.cli_timeout).await?
+        {
+            return Err(DriverError::Lost(format!(
+                "the vCluster release {id} in namespace {ns} on host {} is gone",
+                host.name()
+            )));
+        }
         let deadline_passed = || {
             cluster.ready_at.is_none()
                 && Timestamp::now().duration_since(cluster.created_at)
@@ -242,6 +248,13 @@ impl Driver for VclusterDriver {
                 "cannot confirm that namespace {name} is gone: {e}"
             ))),
         }
+    }
+
+    async fn delete_cluster(&self, cluster: &Cluster) -> Result<(), DriverError> {
+        // NB: without its host, `delete` would find the namespace on no configured host and
+        // report it gone: the cluster would end `Deleted` while its namespace lives on.
+        self.host(&cluster.host)?;
+        self.delete(&cluster.id).await
     }
 
     async fn admin_kubeconfig(&self, cluster: &Cluster) -> Result<Kubeconfig, DriverError> {

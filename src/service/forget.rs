@@ -1,0 +1,60 @@
+//! Forgetting a cluster vcm cannot delete: the way out for a cluster stuck in `Deleting`
+//! because its host was removed from the configuration.
+//!
+//! NB: a separate, admin-only use-case rather than a flag on delete: it is the one operation
+//! that ends a record while resources may live on, so it must be deliberate, distinct in the
+//! audit trail, and never reachable by a CI token retrying a delete.
+
+use super::ClusterService;
+use crate::domain::{Cluster, NewEvent, Phase, PhaseEvent, Principal, now_ms};
+use crate::error::{Error, Result};
+
+/// Event kind and reason of a forgotten cluster.
+pub const FORGOTTEN: &str = "forgotten";
+
+// === impl ClusterService ===
+
+impl ClusterService {
+    /// End a `Deleting` cluster as `Deleted` without asking the driver: whatever it had on
+    /// its host stays there, and the events say so and who decided it. Admins only; a
+    /// `Deleted` cluster is left as it is (repeating is harmless).
+    pub async fn forget(&self, principal: &Principal, id_or_name: &str) -> Result<Cluster> {
+        if principal.role != "admin" {
+            return Err(Error::Forbidden(
+                "only an admin may forget a cluster: vcm then stops tracking resources it could \
+                 not release"
+                    .into(),
+            ));
+        }
+        self.modify(id_or_name, |c| {
+            match c.phase {
+                Phase::Deleted => return Ok(vec![]),
+                Phase::Deleting => {}
+                phase => {
+                    return Err(Error::conflict(
+                        "cluster_not_deleting",
+                        format!(
+                            "cluster {} is {phase}; delete it first, and forget it only if the \
+                             deletion cannot finish",
+                            c.name
+                        ),
+                    ));
+                }
+            }
+            let from = c.phase;
+            c.phase = from.transition(PhaseEvent::ConfirmDeleted)?;
+            c.deleted_at = Some(now_ms());
+            c.attempts = 0;
+            c.message = format!(
+                "forgotten by {}: nothing was released on host {:?}; whatever the cluster had \
+                 there is no longer tracked by vcm",
+                principal.subject, c.host
+            );
+            Ok(vec![
+                NewEvent::new(FORGOTTEN, c.message.clone()).with_reason(FORGOTTEN),
+                NewEvent::phase(from, c.phase, Some(FORGOTTEN), c.message.clone()),
+            ])
+        })
+        .await
+    }
+}
