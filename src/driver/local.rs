@@ -8,6 +8,11 @@
 //!
 //! Processes are found by their command line (`--cert-dir=<root>/clusters/<id>`), not by pid
 //! files, so after a vcm crash or restart they are re-adopted or killed from what really runs.
+//!
+//! Once a cluster is Ready, its port is part of every kubeconfig and of its service-account
+//! issuer (`https://127.0.0.1:<port>`). A Ready cluster's API server that died is restarted on
+//! that port with the same certificates and keys, or the cluster is reported lost; the port
+//! stays held by this process (`controlplane::ports`) until the cluster is deleted.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -254,10 +259,13 @@ impl LocalDriver {
                 dir.display()
             )));
         }
+        // An etcd that runs but does not answer is worth waiting for; it is not this cluster's
+        // loss.
+        etcd_healthy(etcd_port).await?;
         let mut opts = self.apiserver_options(cluster, etcd_port)?;
         opts.port = Some(port);
         // NB: a failed start here is final (the cluster fails as lost) rather than retried:
-        // etcd answered above and the certificates are there, so what keeps the API server
+        // etcd is healthy and the certificates are there, so what keeps the API server
         // off its own port (the port taken by another program, a broken binary) does not heal
         // by itself, and a CI job is better told than left with a dead endpoint.
         let server = match ApiServer::start(&self.bins, &opts).await {
@@ -489,6 +497,23 @@ impl Driver for LocalDriver {
         }
         Ok(ids)
     }
+}
+
+/// `Transient` unless etcd on `port` answers `/health` with 200.
+async fn etcd_healthy(port: u16) -> Result<(), DriverError> {
+    let resp = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{port}/health"))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .map_err(transient("checking etcd's health"))?;
+    if !resp.status().is_success() {
+        return Err(DriverError::Transient(format!(
+            "etcd answered /health with {}",
+            resp.status()
+        )));
+    }
+    Ok(())
 }
 
 /// A failed API server start: a missing binary is permanent (the message names the build

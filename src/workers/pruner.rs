@@ -69,7 +69,8 @@ impl Pruner {
         Self { service, config }
     }
 
-    /// Run a pass every `interval` until `shutdown`. A failing pass is logged and retried.
+    /// Run a pass every `interval` until `shutdown`. What fails in a pass is logged and retried
+    /// on the next one.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         loop {
             let r = self.pass().await;

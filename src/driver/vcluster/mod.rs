@@ -126,8 +126,12 @@ impl VclusterDriver {
         self.hosts
             .iter()
             .find(|h| h.config.name == name)
-            .ok_or_else(|| DriverError::HostRemoved {
-                host: name.to_owned(),
+            .ok_or_else(|| {
+                let known: Vec<&str> = self.hosts.iter().map(Host::name).collect();
+                DriverError::Permanent(format!(
+                    "unknown host {name:?} (configured: {})",
+                    known.join(", ")
+                ))
             })
     }
 }
@@ -253,7 +257,11 @@ impl Driver for VclusterDriver {
     async fn delete_cluster(&self, cluster: &Cluster) -> Result<(), DriverError> {
         // NB: without its host, `delete` would find the namespace on no configured host and
         // report it gone: the cluster would end `Deleted` while its namespace lives on.
-        self.host(&cluster.host)?;
+        if !self.hosts.iter().any(|h| h.name() == cluster.host) {
+            return Err(DriverError::HostRemoved {
+                host: cluster.host.clone(),
+            });
+        }
         self.delete(&cluster.id).await
     }
 

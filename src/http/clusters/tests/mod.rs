@@ -2,6 +2,7 @@
 
 mod errors;
 mod flows;
+mod forget;
 
 use axum::{
     Router,

@@ -1,0 +1,68 @@
+//! `POST /v1/clusters/{id}/forget`: the admin's way out for a deletion that cannot finish.
+#![allow(clippy::unwrap_used)]
+
+use axum::{
+    body::Body,
+    http::{Method, Request, StatusCode},
+};
+use serde_json::json;
+
+use super::*;
+
+#[tokio::test]
+async fn forget_ends_a_deleting_cluster_as_deleted_and_refuses_a_live_one() {
+    // Arrange: a cluster whose deletion the driver cannot finish, and a live one.
+    let app = mk_app().await;
+    let stuck = mk_cluster(&app, json!({"name": "stuck"})).await;
+    let id = stuck["id"].as_str().unwrap().to_owned();
+    mk_call(
+        app.clone(),
+        mk_req(Method::DELETE, "/v1/clusters/stuck", None),
+    )
+    .await;
+    mk_cluster(&app, json!({"name": "live"})).await;
+
+    // Act
+    let path = format!("/v1/clusters/{id}/forget");
+    let (first, _, view) = mk_call(app.clone(), mk_req(Method::POST, &path, None)).await;
+    let (again, _, _) = mk_call(app.clone(), mk_req(Method::POST, &path, None)).await;
+    let live = mk_call(
+        app.clone(),
+        mk_req(Method::POST, "/v1/clusters/live/forget", None),
+    )
+    .await;
+    let (_, _, events) = mk_call(
+        app.clone(),
+        mk_req(Method::GET, &format!("/v1/clusters/{id}/events"), None),
+    )
+    .await;
+    let (_, _, openapi) = mk_call(
+        app,
+        Request::get("/openapi.json").body(Body::empty()).unwrap(),
+    )
+    .await;
+
+    // Assert
+    assert_eq!(first, StatusCode::OK, "{view}");
+    assert_eq!(view["phase"], "Deleted");
+    assert_eq!(again, StatusCode::OK, "repeating is harmless");
+    let message = assert_error(live, StatusCode::CONFLICT, "cluster_not_deleting");
+    assert!(message.contains("delete it first"), "{message}");
+    let forgotten = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "forgotten")
+        .unwrap_or_else(|| panic!("no forgotten event: {events}"));
+    assert!(
+        forgotten["message"]
+            .as_str()
+            .unwrap()
+            .contains("token:tester"),
+        "{forgotten}"
+    );
+    assert!(
+        openapi["paths"]["/v1/clusters/{id}/forget"]["post"].is_object(),
+        "documented in /openapi.json"
+    );
+}
