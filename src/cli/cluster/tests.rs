@@ -191,3 +191,13 @@ fn kubeconfig_files_are_private() {
     assert_eq!(mode, 0o600);
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "apiVersion: v1\n");
 }
+
+#[test]
+fn a_timeout_ending_in_a_multibyte_character_is_a_usage_error_not_a_panic() {
+    // Act
+    let result = mk_parse(&["create", "--wait", "--timeout", "1µ"]);
+
+    // Assert
+    let err = result.expect_err("1µ is not a duration");
+    assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+}
