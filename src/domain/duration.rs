@@ -14,44 +14,72 @@ pub struct Ttl {
 /// Upper bound on any duration (a year): larger numbers are typos, and this keeps timestamp
 /// arithmetic far from overflow.
 const MAX_SECS: u64 = 366 * 24 * 3600;
+/// Units and their length in seconds.
+const UNITS: [(char, u64); 4] = [('s', 1), ('m', 60), ('h', 3600), ('d', 86_400)];
+/// Input longer than this is cut short when echoed in an error message.
+const ECHO_MAX_CHARS: usize = 40;
 
 // === impl Ttl ===
 
 impl Ttl {
-    /// Parse `"<n><unit>"` with unit `s`, `m`, `h` or `d`; `field` names the field in errors.
+    /// Parse `"<n><unit>"` with unit `s`, `m`, `h` or `d` and `n` a whole number without
+    /// leading zeros; `field` names the field in errors. Exactly the strings [`Ttl::pattern`]
+    /// describes (for the longest duration) parse.
     pub fn parse(field: &str, s: &str) -> Result<Self, InvalidField> {
         let bad = || {
             InvalidField::new(
                 field,
                 format!(
-                    "{s:?} is not a duration; write a whole number and a unit, e.g. \"90s\", \"30m\", \"2h\" or \"7d\""
+                    "{} is not a duration; write a whole number and a unit, e.g. \"90s\", \"30m\", \"2h\" or \"7d\"",
+                    quoted(s)
                 ),
             )
         };
-        let s = s.trim();
-        let (num, unit) = s.split_at(s.len().checked_sub(1).ok_or_else(bad)?);
+        // NB: split on the last *character*: a multibyte one (`5é`) must be refused, not split
+        // inside (which panics).
+        let mut chars = s.chars();
+        let unit = chars.next_back().ok_or_else(bad)?;
+        let num = chars.as_str();
+        let mult = unit_secs(unit).ok_or_else(bad)?;
         if num.is_empty() || !num.bytes().all(|b| b.is_ascii_digit()) {
             return Err(bad());
         }
-        let n: u64 = num.parse().map_err(|_| bad())?;
-        let mult = match unit {
-            "s" => 1,
-            "m" => 60,
-            "h" => 3600,
-            "d" => 86_400,
-            _ => return Err(bad()),
-        };
-        let secs = n.checked_mul(mult).ok_or_else(bad)?;
-        if secs == 0 {
-            return Err(InvalidField::new(field, "must be greater than zero"));
+        if num.starts_with('0') {
+            return Err(InvalidField::new(
+                field,
+                format!(
+                    "{} must be greater than zero, without leading zeros",
+                    quoted(s)
+                ),
+            ));
         }
+        // Overflow only happens far beyond the bound, so it is reported as too long.
+        let secs = num
+            .parse::<u64>()
+            .ok()
+            .and_then(|n| n.checked_mul(mult))
+            .unwrap_or(u64::MAX);
         if secs > MAX_SECS {
             return Err(InvalidField::new(
                 field,
-                format!("{s:?} is longer than a year"),
+                format!("{} is longer than a year", quoted(s)),
             ));
         }
         Ok(Self { secs })
+    }
+
+    /// The longest duration any field takes (a year).
+    pub const MAX: Ttl = Ttl { secs: MAX_SECS };
+
+    /// A regular expression (ECMA-262 and Rust syntax alike) matching exactly the strings
+    /// [`Ttl::parse`] accepts that are at most `max`: the API document states bounds with it.
+    pub fn pattern(max: Ttl) -> String {
+        let alternatives: Vec<String> = UNITS
+            .iter()
+            .filter(|(_, mult)| max.secs >= *mult)
+            .map(|(unit, mult)| format!("(?:{}){unit}", range_pattern(max.secs / mult)))
+            .collect();
+        format!("^(?:{})$", alternatives.join("|"))
     }
 
     /// From whole seconds (at least 1).
@@ -80,6 +108,56 @@ impl Ttl {
     pub fn as_span(self) -> jiff::SignedDuration {
         jiff::SignedDuration::from_secs(self.secs as i64)
     }
+}
+
+fn unit_secs(unit: char) -> Option<u64> {
+    UNITS
+        .iter()
+        .find(|(u, _)| *u == unit)
+        .map(|(_, mult)| *mult)
+}
+
+/// `s` quoted for an error message, cut short so a huge input is not echoed whole.
+fn quoted(s: &str) -> String {
+    if s.chars().count() <= ECHO_MAX_CHARS {
+        format!("{s:?}")
+    } else {
+        let head: String = s.chars().take(ECHO_MAX_CHARS).collect();
+        format!("{head:?}…")
+    }
+}
+
+/// A regular expression for the whole numbers 1 to `max` written without leading zeros (empty
+/// alternatives are never produced; `max` is at least 1).
+fn range_pattern(max: u64) -> String {
+    let digits: Vec<u32> = max
+        .to_string()
+        .chars()
+        .filter_map(|c| c.to_digit(10))
+        .collect();
+    let len = digits.len();
+    let mut alternatives = Vec::new();
+    // Every number with fewer digits than `max`.
+    if len > 1 {
+        alternatives.push(format!("[1-9][0-9]{{0,{}}}", len - 2));
+    }
+    // Numbers with as many digits: equal to `max` up to position i, smaller there.
+    for i in 0..len {
+        let low = if i == 0 { 1 } else { 0 };
+        if digits[i] == 0 || digits[i] - 1 < low {
+            continue;
+        }
+        let prefix: String = digits[..i].iter().map(u32::to_string).collect();
+        let rest = len - i - 1;
+        let tail = if rest == 0 {
+            String::new()
+        } else {
+            format!("[0-9]{{{rest}}}")
+        };
+        alternatives.push(format!("{prefix}[{low}-{}]{tail}", digits[i] - 1));
+    }
+    alternatives.push(max.to_string());
+    alternatives.join("|")
 }
 
 impl fmt::Display for Ttl {
@@ -112,8 +190,57 @@ impl<'de> serde::Deserialize<'de> for Ttl {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+    use crate::domain::testkit::{matches, mk_matching};
+
+    #[test]
+    fn range_patterns_cover_exactly_one_to_max() {
+        // Table: (max, pattern).
+        let cases = [
+            (1, "1"),
+            (7, "[1-6]|7"),
+            (10, "[1-9][0-9]{0,0}|10"),
+            (168, "[1-9][0-9]{0,1}|1[0-5][0-9]{1}|16[0-7]|168"),
+        ];
+        for (max, pattern) in cases {
+            assert_eq!(range_pattern(max), pattern, "{max}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_string_parses_or_is_refused_naming_the_field(s in any::<String>()) {
+            match Ttl::parse("ttl", &s) {
+                Ok(ttl) => prop_assert!((1..=MAX_SECS).contains(&ttl.as_secs())),
+                Err(e) => prop_assert_eq!(e.field, "ttl"),
+            }
+        }
+
+        #[test]
+        fn every_string_the_pattern_allows_parses_within_the_bound(
+            (max, s) in (1..=MAX_SECS).prop_flat_map(|max| {
+                let pattern = Ttl::pattern(Ttl::from_secs(max));
+                (Just(max), mk_matching(&pattern))
+            }),
+        ) {
+            let ttl = Ttl::parse("ttl", &s).unwrap_or_else(|e| panic!("{s:?}: {e}"));
+            prop_assert!(ttl.as_secs() <= max, "{} > {}", s, max);
+        }
+
+        #[test]
+        fn the_pattern_allows_every_string_that_parses_within_the_bound(
+            max in 1..=MAX_SECS,
+            s in "[0-9]{0,9}[smhdµé ]?",
+        ) {
+            let pattern = Ttl::pattern(Ttl::from_secs(max));
+            let accepted = Ttl::parse("ttl", &s).is_ok_and(|t| t.as_secs() <= max);
+            prop_assert_eq!(accepted, matches(&pattern, &s), "{:?} against {}", s, pattern);
+        }
+    }
 
     #[test]
     fn durations_parse_in_every_unit_and_print_canonically() {
@@ -145,6 +272,11 @@ mod tests {
             ("0s", "zero"),
             ("400d", "more than a year"),
             ("99999999999999999999d", "overflow"),
+            ("5é", "multibyte unit"),
+            ("1µ", "micro sign"),
+            ("é", "only a multibyte character"),
+            (" 5m", "leading space"),
+            ("05m", "leading zero"),
         ];
         for (input, why) in cases {
             let err = Ttl::parse("idle_timeout", input).expect_err(why);

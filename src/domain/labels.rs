@@ -5,7 +5,11 @@ use std::collections::BTreeMap;
 use super::InvalidField;
 
 /// At most this many labels on one cluster: they are indexed and shown in tables.
-const MAX_LABELS: usize = 64;
+pub const MAX_LABELS: usize = 64;
+/// At most this many `key=value` requirements in one selector. Each costs the store a
+/// subquery (SQLite's expression limit is reached near a thousand), and a cluster has at most
+/// [`MAX_LABELS`] labels, so more distinct requirements could never match anyway.
+pub const MAX_SELECTOR_REQUIREMENTS: usize = MAX_LABELS;
 
 /// A cluster's labels, each key and value valid Kubernetes label syntax.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -67,6 +71,12 @@ impl LabelSelector {
     pub fn parse<'a>(items: impl IntoIterator<Item = &'a str>) -> Result<Self, InvalidField> {
         let mut reqs = Vec::new();
         for item in items {
+            if reqs.len() == MAX_SELECTOR_REQUIREMENTS {
+                return Err(InvalidField::new(
+                    "label",
+                    format!("at most {MAX_SELECTOR_REQUIREMENTS} label selectors"),
+                ));
+            }
             let (k, v) = item
                 .split_once('=')
                 .ok_or_else(|| InvalidField::new("label", format!("{item:?} is not key=value")))?;

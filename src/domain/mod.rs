@@ -12,7 +12,7 @@ mod token;
 pub use cluster::{Cluster, ClusterEvent, ClusterId, ClusterName, DeleteReason, NewEvent};
 pub use duration::Ttl;
 pub use error::InvalidField;
-pub use labels::{LabelSelector, Labels};
+pub use labels::{LabelSelector, Labels, MAX_LABELS, MAX_SELECTOR_REQUIREMENTS};
 pub use phase::{InvalidTransition, Phase, PhaseEvent};
 pub use principal::Principal;
 pub use token::{ApiToken, TokenSecret};
@@ -25,4 +25,25 @@ pub type Timestamp = jiff::Timestamp;
 pub fn now_ms() -> Timestamp {
     let ms = Timestamp::now().as_millisecond();
     Timestamp::from_millisecond(ms).unwrap_or_else(|_| Timestamp::now())
+}
+
+/// Test support: strings drawn from a documented pattern, and a pattern matcher.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) mod testkit {
+    use proptest::strategy::Strategy;
+
+    /// Strings matching `pattern` (an anchored `^…$` regular expression of the API document).
+    pub(crate) fn mk_matching(pattern: &str) -> impl Strategy<Value = String> + use<> {
+        let inner = pattern
+            .strip_prefix('^')
+            .and_then(|p| p.strip_suffix('$'))
+            .unwrap_or_else(|| panic!("{pattern} is not anchored"));
+        proptest::string::string_regex(inner).unwrap()
+    }
+
+    /// Whether `s` matches `pattern` (as JSON Schema's `pattern` reads it).
+    pub(crate) fn matches(pattern: &str, s: &str) -> bool {
+        regex::Regex::new(pattern).unwrap().is_match(s)
+    }
 }

@@ -199,3 +199,13 @@ fn generated_idempotency_keys_are_fresh_and_valid_header_values() {
         "{a}"
     );
 }
+
+#[test]
+fn a_timeout_ending_in_a_multibyte_character_is_a_usage_error_not_a_panic() {
+    // Act
+    let result = mk_parse(&["create", "--wait", "--timeout", "1µ"]);
+
+    // Assert
+    let err = result.expect_err("1µ is not a duration");
+    assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+}

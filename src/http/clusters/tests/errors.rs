@@ -267,3 +267,60 @@ async fn bad_list_parameters_answer_422_naming_the_parameter() {
         assert!(message.starts_with(parameter), "{query}: {message}");
     }
 }
+
+#[tokio::test]
+async fn a_duration_ending_in_a_multibyte_character_answers_422_naming_the_field() {
+    // Arrange
+    let app = mk_app().await;
+    mk_cluster(&app, json!({"name": "web"})).await;
+    // Table: (method, path, body, field named).
+    let cases = [
+        (Method::POST, "/v1/clusters", json!({"ttl": "5é"}), "ttl"),
+        (
+            Method::POST,
+            "/v1/clusters",
+            json!({"idle_timeout": "1µ"}),
+            "idle_timeout",
+        ),
+        (Method::PUT, "/v1/clusters/web", json!({"ttl": "5é"}), "ttl"),
+        (
+            Method::POST,
+            "/v1/clusters/web/kubeconfig",
+            json!({"ttl": "5é"}),
+            "ttl",
+        ),
+    ];
+
+    for (method, path, body, field) in cases {
+        // Act
+        let got = mk_call(app.clone(), mk_req(method, path, Some(body))).await;
+
+        // Assert
+        let message = assert_error(got, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field");
+        assert!(message.starts_with(field), "{path}: {message}");
+    }
+}
+
+#[tokio::test]
+async fn too_many_label_selectors_answer_422_naming_the_limit() {
+    // Arrange
+    let app = mk_app().await;
+    let query = (0..1500)
+        .map(|i| format!("label=k{i}=v"))
+        .collect::<Vec<_>>()
+        .join("&");
+
+    for method in [Method::GET, Method::DELETE] {
+        // Act
+        let got = mk_call(
+            app.clone(),
+            mk_req(method.clone(), &format!("/v1/clusters?{query}"), None),
+        )
+        .await;
+
+        // Assert
+        let message = assert_error(got, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field");
+        assert!(message.starts_with("label"), "{method}: {message}");
+        assert!(message.contains("at most 64"), "{method}: {message}");
+    }
+}
