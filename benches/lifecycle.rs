@@ -46,15 +46,19 @@ async fn main() -> anyhow::Result<()> {
     let data = work.path().join("vcm");
     std::fs::create_dir_all(&data)?;
     {
-        let store = vcm::store::open(&format!("sqlite://{}", data.join("vcm.db").display())).await?;
+        let store =
+            vcm::store::open(&format!("sqlite://{}", data.join("vcm.db").display())).await?;
         for i in 0..stored {
             let mut c = vcm::store::conformance::mk_cluster("stored");
             c.name = ClusterName::parse(&format!("stored-{i}"))?;
             c.phase = Phase::Deleted;
             c.deleted_at = Some(now_ms());
             c.labels = vcm::domain::Labels::parse(
-                [("repo".to_string(), "web".to_string()), ("pr".to_string(), i.to_string())]
-                    .into(),
+                [
+                    ("repo".to_string(), "web".to_string()),
+                    ("pr".to_string(), i.to_string()),
+                ]
+                .into(),
             )?;
             store
                 .insert_cluster(&c, &NewEvent::new("created", "bench"), None)
@@ -135,7 +139,7 @@ async fn main() -> anyhow::Result<()> {
         get_rows.push((conns, health, get));
     }
     let list_health = wrk(&health_url, None, 200, secs)?;
-    let list = wrk(&list_url, Some(TOKEN), 200, secs)?;
+    let listed = wrk(&list_url, Some(TOKEN), 200, secs)?;
 
     // --- clean up -------------------------------------------------------------------------
     for id in &ids {
@@ -185,7 +189,10 @@ async fn main() -> anyhow::Result<()> {
     println!("| connections | endpoint | req/s | p50 | p99 | ratio |");
     println!("|---|---|---|---|---|---|");
     for (conns, health, get) in &get_rows {
-        println!("| {conns} | GET /healthz (baseline) | {:.0} | {:.2}ms | {:.2}ms | |", health.rps, health.p50_ms, health.p99_ms);
+        println!(
+            "| {conns} | GET /healthz (baseline) | {:.0} | {:.2}ms | {:.2}ms | |",
+            health.rps, health.p50_ms, health.p99_ms
+        );
         println!(
             "| {conns} | GET /v1/clusters/{{id}} | {:.0} | {:.2}ms | {:.2}ms | **{:.2}** |",
             get.rps,
@@ -195,15 +202,23 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     println!("\ngoal: throughput ratio >= 0.9\n");
-    println!("## GET /v1/clusters?limit=100 with {stored} clusters stored (wrk, 200 connections)\n");
+    println!(
+        "## GET /v1/clusters?limit=100 with {stored} clusters stored (wrk, 200 connections)\n"
+    );
     println!("| endpoint | req/s | p50 | p99 |");
     println!("|---|---|---|---|");
-    println!("| GET /healthz (baseline) | {:.0} | {:.2}ms | {:.2}ms |", list_health.rps, list_health.p50_ms, list_health.p99_ms);
-    println!("| GET /v1/clusters?limit=100 | {:.0} | {:.2}ms | {:.2}ms |", list.rps, list.p50_ms, list.p99_ms);
+    println!(
+        "| GET /healthz (baseline) | {:.0} | {:.2}ms | {:.2}ms |",
+        list_health.rps, list_health.p50_ms, list_health.p99_ms
+    );
+    println!(
+        "| GET /v1/clusters?limit=100 | {:.0} | {:.2}ms | {:.2}ms |",
+        listed.rps, listed.p50_ms, listed.p99_ms
+    );
     println!(
         "\n**list p99 {:.2} ms** (goal < 5 ms); p99 ratio to /healthz {:.1}",
-        list.p99_ms,
-        list.p99_ms / list_health.p99_ms
+        listed.p99_ms,
+        listed.p99_ms / list_health.p99_ms
     );
     Ok(())
 }
@@ -264,7 +279,11 @@ fn wrk(url: &str, token: Option<&str>, conns: usize, secs: u64) -> anyhow::Resul
     }
     let out = cmd.arg(url).output().context("running wrk")?;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    anyhow::ensure!(out.status.success(), "wrk failed: {text}{}", String::from_utf8_lossy(&out.stderr));
+    anyhow::ensure!(
+        out.status.success(),
+        "wrk failed: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     anyhow::ensure!(
         !text.contains("Non-2xx") && !text.contains("Socket errors"),
         "{url}: errors under load:\n{text}"

@@ -431,7 +431,10 @@ mod tests {
         let cfg = VclusterConfig::default();
         let v = serde_json::to_value(&cfg).expect("serialisable");
         assert_eq!(v["cli_timeout_secs"], 300);
-        assert!(v.get("sizes").is_none(), "sizes live in [clusters.sizes], not here");
+        assert!(
+            v.get("sizes").is_none(),
+            "sizes live in [clusters.sizes], not here"
+        );
         let back: VclusterConfig = serde_json::from_value(v).expect("deserialisable");
         assert_eq!(back, cfg);
     }
