@@ -1,0 +1,235 @@
+//! Contract cases: idempotency records, purging, tokens and concurrent writers.
+
+use std::sync::Arc;
+
+use super::*;
+use crate::domain::{ApiToken, Cluster, Phase};
+use crate::store::{IdempotencyRecord, Store, StoreError};
+
+pub(super) async fn idempotency_records_round_trip_and_keys_are_unique_per_principal(
+    store: Arc<dyn Store>,
+) {
+    let rec = |principal: &str, c: &Cluster| IdempotencyRecord {
+        principal: principal.into(),
+        key: "k1".into(),
+        request_hash: format!("sha256-of-{}", c.name),
+        cluster_id: c.id.clone(),
+    };
+    let a = mk_cluster("a");
+    let ra = rec("token:alice", &a);
+    store
+        .insert_cluster(&a, &mk_event("created"), Some(&ra))
+        .await
+        .expect("insert with key");
+
+    let got = store
+        .get_idempotency("token:alice", "k1")
+        .await
+        .expect("lookup");
+    assert_eq!(got, Some(ra), "the record round-trips");
+    let other = store
+        .get_idempotency("token:bob", "k1")
+        .await
+        .expect("lookup");
+    assert_eq!(other, None, "keys are per principal");
+
+    let b = mk_cluster("b");
+    let r = store
+        .insert_cluster(&b, &mk_event("created"), Some(&rec("token:alice", &b)))
+        .await;
+    expect_conflict(r, "the same principal reusing a key");
+    assert_eq!(
+        find(&store, &b.id).await,
+        None,
+        "the whole insert rolled back"
+    );
+    assert!(
+        events(&store, &b.id).await.is_empty(),
+        "its event rolled back too"
+    );
+
+    let rb = rec("token:bob", &b);
+    store
+        .insert_cluster(&b, &mk_event("created"), Some(&rb))
+        .await
+        .expect("another principal");
+    assert_eq!(
+        store
+            .get_idempotency("token:bob", "k1")
+            .await
+            .expect("lookup"),
+        Some(rb)
+    );
+}
+
+pub(super) async fn purge_ended_removes_only_old_ended_clusters_with_their_events(
+    store: Arc<dyn Store>,
+) {
+    let now = now_ms();
+    let hours_ago = |h: i64| secs_after(now, -h * 3600);
+    let ended = |name: &str, phase, created_h: i64, deleted_h: Option<i64>, cleaned| Cluster {
+        phase,
+        created_at: hours_ago(created_h),
+        deleted_at: deleted_h.map(hours_ago),
+        cleaned_up: cleaned,
+        ..mk_cluster(name)
+    };
+    let old_deleted = ended("old-deleted", Phase::Deleted, 5, Some(2), false);
+    let new_deleted = ended("new-deleted", Phase::Deleted, 5, Some(0), false);
+    let old_failed = ended("old-failed", Phase::Failed, 3, None, true);
+    let dirty_failed = ended("dirty-failed", Phase::Failed, 3, None, false);
+    let old_ready = ended("old-ready", Phase::Ready, 3, None, false);
+    let key = IdempotencyRecord {
+        principal: "token:test".into(),
+        key: "purged".into(),
+        request_hash: "h".into(),
+        cluster_id: old_deleted.id.clone(),
+    };
+    store
+        .insert_cluster(&old_deleted, &mk_event("created"), Some(&key))
+        .await
+        .expect("insert");
+    for c in [&new_deleted, &old_failed, &dirty_failed, &old_ready] {
+        insert(&store, c).await;
+    }
+
+    let purged = store.purge_ended(hours_ago(1)).await.expect("purge");
+
+    assert_eq!(
+        purged, 2,
+        "the old Deleted and the old cleaned-up Failed cluster go"
+    );
+    for gone in [&old_deleted, &old_failed] {
+        assert_eq!(find(&store, &gone.id).await, None, "{} purged", gone.name);
+        assert!(events(&store, &gone.id).await.is_empty(), "its events too");
+    }
+    let key_left = store
+        .get_idempotency("token:test", "purged")
+        .await
+        .expect("lookup");
+    assert_eq!(key_left, None, "idempotency keys of purged clusters go");
+    for kept in [&new_deleted, &dirty_failed, &old_ready] {
+        assert_eq!(get(&store, &kept.id).await, *kept, "{} is kept", kept.name);
+        assert_eq!(events(&store, &kept.id).await.len(), 1, "with its events");
+    }
+    assert_eq!(
+        store.purge_ended(hours_ago(1)).await.expect("purge"),
+        0,
+        "purging is idempotent"
+    );
+}
+
+pub(super) async fn tokens_insert_look_up_list_and_revoke(store: Arc<dyn Store>) {
+    let now = now_ms();
+    let older = ApiToken {
+        created_at: secs_after(now, -7200),
+        ..mk_token("older")
+    };
+    let newer = ApiToken {
+        team: Some("web".into()),
+        role: "developer".into(),
+        expires_at: Some(secs_after(now, 3600)),
+        created_at: secs_after(now, -3600),
+        ..mk_token("newer")
+    };
+    store.insert_token(&older).await.expect("insert token");
+    store.insert_token(&newer).await.expect("insert token");
+
+    assert_eq!(
+        store.token_by_hash(&older.hash).await.expect("lookup"),
+        Some(older.clone())
+    );
+    assert_eq!(
+        store.token_by_hash("no-such-hash").await.expect("lookup"),
+        None
+    );
+    let listed = store.list_tokens().await.expect("list tokens");
+    assert_eq!(
+        listed,
+        [newer.clone(), older.clone()],
+        "tokens are listed newest first"
+    );
+
+    let same_hash = ApiToken {
+        id: "t-other".into(),
+        ..older.clone()
+    };
+    expect_conflict(
+        store.insert_token(&same_hash).await,
+        "a second token with the same hash",
+    );
+    let same_id = ApiToken {
+        hash: "another-hash".into(),
+        ..older.clone()
+    };
+    expect_conflict(
+        store.insert_token(&same_id).await,
+        "a second token with the same id",
+    );
+
+    store.revoke_token(&older.id, now).await.expect("revoke");
+    let revoked = store.token_by_hash(&older.hash).await.expect("lookup");
+    assert_eq!(
+        revoked.and_then(|t| t.revoked_at),
+        Some(now),
+        "revocation time is stored"
+    );
+    let r = store.revoke_token("t-unknown", now).await;
+    assert!(
+        matches!(r, Err(StoreError::NotFound)),
+        "revoking an unknown token: {r:?}"
+    );
+}
+
+pub(super) async fn concurrent_updates_from_the_same_version_have_exactly_one_winner(
+    store: Arc<dyn Store>,
+) {
+    const WRITERS: usize = 8;
+    let c = mk_cluster("contended");
+    insert(&store, &c).await;
+    let read = get(&store, &c.id).await;
+    let start = Arc::new(tokio::sync::Barrier::new(WRITERS));
+
+    let tasks: Vec<_> = (0..WRITERS)
+        .map(|i| {
+            let (store, start) = (store.clone(), start.clone());
+            let mine = Cluster {
+                message: format!("writer {i}"),
+                ..read.clone()
+            };
+            tokio::spawn(async move {
+                start.wait().await;
+                store
+                    .update_cluster(&mine, &[mk_event(&format!("write_{i}"))])
+                    .await
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for (i, t) in tasks.into_iter().enumerate() {
+        match t.await.expect("writer task panicked") {
+            Ok(won) => winners.push(won),
+            Err(StoreError::Conflict(_)) => {}
+            Err(e) => panic!("writer {i} failed with {e:?}; only Conflict is acceptable"),
+        }
+    }
+
+    assert_eq!(
+        winners.len(),
+        1,
+        "exactly one of {WRITERS} writers with the same version wins"
+    );
+    let stored = get(&store, &c.id).await;
+    assert_eq!(stored, winners[0], "the stored record is the winner's");
+    assert_eq!(
+        stored.version,
+        read.version + 1,
+        "one update, one version step"
+    );
+    let events = events(&store, &c.id).await;
+    assert_eq!(
+        events.len(),
+        2,
+        "the insert event and the winner's only: {events:?}"
+    );
+}
