@@ -223,6 +223,16 @@ async fn a_cluster_is_installed_by_the_real_cli_becomes_ready_serves_ci_and_is_d
             endpoint: server.clone()
         }
     );
+    // The health check of the Ready cluster finds its release and control plane in place.
+    let healthy = driver
+        .ensure(&Cluster {
+            phase: Phase::Ready,
+            ready_at: Some(Timestamp::now()),
+            ..cluster.clone()
+        })
+        .await
+        .unwrap();
+    assert!(matches!(healthy, Ensured::Ready { .. }), "{healthy:?}");
     let admin = driver.admin_kubeconfig(&cluster).await.unwrap();
     assert_eq!(admin.server, server);
     let ci = vcm::service::mint_ci_kubeconfig(&admin, "pr-42-web", 600)
@@ -593,6 +603,48 @@ async fn a_ready_cluster_whose_release_is_gone_is_reported_lost_not_reinstalled(
             .is_empty(),
         "no install step ran"
     );
+}
+
+#[tokio::test]
+async fn a_ready_cluster_whose_control_plane_workload_is_gone_is_reported_lost() {
+    // Arrange: namespace and deployed Helm release are there, but the chart's StatefulSet
+    // (or Deployment) was deleted, so no control-plane pod will ever come back.
+    let host = TestBed::tier_a().await;
+    let driver = VclusterDriver::new(vec![mk_host(&host, "https://x")], mk_config())
+        .await
+        .unwrap();
+    let cluster = Cluster {
+        phase: Phase::Ready,
+        ready_at: Some(Timestamp::now()),
+        ..mk_cluster()
+    };
+    let ns_name = ns_of(&cluster);
+    let nss: Api<Namespace> = Api::all(host.client());
+    let ns: Namespace =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": ns_name}})).unwrap();
+    nss.create(&Default::default(), &ns).await.unwrap();
+    let release: k8s_openapi::api::core::v1::Secret = serde_json::from_value(serde_json::json!({
+        "metadata": {
+            "name": format!("sh.helm.release.v1.{}.v1", cluster.id),
+            "labels": {"owner": "helm", "name": cluster.id.as_str(), "status": "deployed"},
+        },
+        "type": "helm.sh/release.v1",
+    }))
+    .unwrap();
+    Api::<k8s_openapi::api::core::v1::Secret>::namespaced(host.client(), &ns_name)
+        .create(&Default::default(), &release)
+        .await
+        .unwrap();
+
+    // Act
+    let err = driver
+        .ensure(&cluster)
+        .await
+        .expect_err("a Ready cluster without its control plane is an error");
+
+    // Assert
+    assert!(matches!(err, DriverError::Lost(_)), "{err:?}");
+    assert!(err.to_string().contains("control plane"), "{err}");
 }
 
 #[tokio::test]

@@ -14,17 +14,19 @@
 //! that port with the same certificates and keys, or the cluster is reported lost; the port
 //! stays held by this process (`controlplane::ports`) until the cluster is deleted.
 
+mod etcd;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as B64;
 use tokio::sync::Mutex;
+
+use self::etcd::etcd_healthy;
 
 use super::{BUILTIN_SIZES, Driver, DriverError, Ensured, HostInfo, LocalSize};
 use crate::controlplane::{
-    ApiServer, ApiServerOptions, Etcd, KubeBins, Kubeconfig, KubeconfigUser, MissingBinary, Pki,
+    ApiServer, ApiServerOptions, KubeBins, Kubeconfig, KubeconfigUser, MissingBinary, Pki,
     find_processes, hold_port, kill_group, release_port,
 };
 use crate::domain::{Cluster, ClusterId, Phase};
@@ -81,10 +83,6 @@ impl LocalDriver {
         self.root.join("clusters").join(id.as_str())
     }
 
-    fn etcd_dir(&self) -> PathBuf {
-        self.root.join("etcd")
-    }
-
     /// The API server process of cluster `id` and the port it serves on (read from its own
     /// command line, so it is right even if vcm died before recording anything). Extra copies
     /// (which only a bug could start) are killed.
@@ -109,62 +107,6 @@ impl LocalDriver {
         found.pop()
     }
 
-    /// Start etcd, or adopt the one already running from our data directory; returns its port.
-    async fn ensure_etcd(&self) -> Result<u16, DriverError> {
-        let mut known = self.etcd.lock().await;
-        let data_flag = format!("--data-dir={}", self.etcd_dir().join("etcd").display());
-        let running = find_processes(&data_flag)
-            .into_iter()
-            .find(|(_, argv)| argv.contains(&data_flag));
-        if let Some((_, argv)) = running {
-            let port = argv
-                .iter()
-                .find_map(|a| a.strip_prefix("--listen-client-urls=http://127.0.0.1:"))
-                .and_then(|p| p.parse().ok());
-            if let Some(port) = port {
-                // A restarted vcm adopts etcd: its ports are ours again.
-                hold_port(port);
-                if let Some(peer) = flag_port(&argv, "--listen-peer-urls=http://127.0.0.1:") {
-                    hold_port(peer);
-                }
-                *known = Some(port);
-                return Ok(port);
-            }
-        }
-        // Reuse the last port when possible: API servers have it in their `--etcd-servers`.
-        let port_file = self.etcd_dir().join("ports");
-        let saved = std::fs::read_to_string(&port_file).ok().and_then(|s| {
-            let (c, p) = s.trim().split_once(' ')?;
-            Some((c.parse().ok()?, p.parse().ok()?))
-        });
-        std::fs::create_dir_all(self.etcd_dir())
-            .map_err(permanent("creating the etcd directory"))?;
-        if let Some((client, peer)) = saved {
-            hold_port(client);
-            hold_port(peer);
-        }
-        let etcd = match Etcd::start_on(&self.bins, &self.etcd_dir(), false, saved).await {
-            Ok(e) => e,
-            Err(_) if saved.is_some() => {
-                // Taken by someone else meanwhile: new ports, and the old ones are not ours.
-                if let Some((client, peer)) = saved {
-                    release_port(client);
-                    release_port(peer);
-                }
-                Etcd::start_on(&self.bins, &self.etcd_dir(), false, None)
-                    .await
-                    .map_err(transient("starting etcd"))?
-            }
-            Err(e) => return Err(transient("starting etcd")(e)),
-        };
-        let port = etcd.client_port();
-        let _ = std::fs::write(&port_file, format!("{port} {}", etcd.peer_port()));
-        tracing::info!(port, pid = etcd.pid(), "started etcd for local clusters");
-        etcd.detach();
-        *known = Some(port);
-        Ok(port)
-    }
-
     fn admin_kubeconfig_of(&self, id: &ClusterId, port: u16) -> Result<Kubeconfig, DriverError> {
         let dir = self.cluster_dir(id);
         let pki = Pki::existing(&dir).ok_or(DriverError::NotFound)?;
@@ -186,27 +128,6 @@ impl LocalDriver {
             .trim()
             .parse()
             .ok()
-    }
-
-    async fn delete_etcd_prefix(&self, id: &ClusterId) -> Result<(), DriverError> {
-        let port = self.ensure_etcd().await?;
-        let prefix = format!("/vcm/{id}/");
-        let end = format!("/vcm/{id}0"); // '0' is the byte after '/': the end of the prefix range
-        let body = serde_json::json!({"key": B64.encode(&prefix), "range_end": B64.encode(&end)});
-        let resp = reqwest::Client::new()
-            .post(format!("http://127.0.0.1:{port}/v3/kv/deleterange"))
-            .json(&body)
-            .timeout(Duration::from_secs(10))
-            .send()
-            .await
-            .map_err(transient("deleting the cluster's etcd keys"))?;
-        if !resp.status().is_success() {
-            return Err(DriverError::Transient(format!(
-                "etcd refused to delete {prefix}: {}",
-                resp.status()
-            )));
-        }
-        Ok(())
     }
 
     fn apiserver_options(
@@ -286,51 +207,6 @@ impl LocalDriver {
                  same certificates and issuer, so issued kubeconfigs keep working"
             ),
         })
-    }
-
-    /// Number of keys under the cluster's prefix (for leak checks).
-    pub async fn etcd_key_count(&self, id: &ClusterId) -> Result<u64, DriverError> {
-        let port = self.ensure_etcd().await?;
-        let body = serde_json::json!({
-            "key": B64.encode(format!("/vcm/{id}/")),
-            "range_end": B64.encode(format!("/vcm/{id}0")),
-            "count_only": true,
-        });
-        let resp: serde_json::Value = reqwest::Client::new()
-            .post(format!("http://127.0.0.1:{port}/v3/kv/range"))
-            .json(&body)
-            .send()
-            .await
-            .map_err(transient("counting etcd keys"))?
-            .json()
-            .await
-            .map_err(transient("counting etcd keys"))?;
-        Ok(resp["count"]
-            .as_str()
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0))
-    }
-
-    /// Stop the shared etcd if no cluster's API server runs any more (a graceful `vcm server`
-    /// shutdown with no live clusters leaves nothing running).
-    pub async fn stop_etcd_if_unused(&self) {
-        let prefix = format!("--cert-dir={}/", self.root.join("clusters").display());
-        if !find_processes(&prefix).is_empty() {
-            return;
-        }
-        let data_flag = format!("--data-dir={}", self.etcd_dir().join("etcd").display());
-        for (pid, argv) in find_processes(&data_flag) {
-            stop(pid).await;
-            for flag in [
-                "--listen-client-urls=http://127.0.0.1:",
-                "--listen-peer-urls=http://127.0.0.1:",
-            ] {
-                if let Some(port) = flag_port(&argv, flag) {
-                    release_port(port);
-                }
-            }
-        }
-        *self.etcd.lock().await = None;
     }
 
     /// Kill every process this driver started under its root (API servers and etcd), without
@@ -499,23 +375,6 @@ impl Driver for LocalDriver {
     }
 }
 
-/// `Transient` unless etcd on `port` answers `/health` with 200.
-async fn etcd_healthy(port: u16) -> Result<(), DriverError> {
-    let resp = reqwest::Client::new()
-        .get(format!("http://127.0.0.1:{port}/health"))
-        .timeout(Duration::from_secs(5))
-        .send()
-        .await
-        .map_err(transient("checking etcd's health"))?;
-    if !resp.status().is_success() {
-        return Err(DriverError::Transient(format!(
-            "etcd answered /health with {}",
-            resp.status()
-        )));
-    }
-    Ok(())
-}
-
 /// A failed API server start: a missing binary is permanent (the message names the build
 /// command), anything else may pass.
 fn start_error(e: anyhow::Error) -> DriverError {
@@ -525,13 +384,6 @@ fn start_error(e: anyhow::Error) -> DriverError {
     } else {
         DriverError::Transient(msg)
     }
-}
-
-/// The port in the argument that starts with `flag` (`--flag=http://127.0.0.1:<port>`).
-fn flag_port(argv: &[String], flag: &str) -> Option<u16> {
-    argv.iter()
-        .find_map(|a| a.strip_prefix(flag))
-        .and_then(|p| p.parse().ok())
 }
 
 /// SIGTERM the process group, then SIGKILL after the grace period.

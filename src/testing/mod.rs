@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
-use crate::controlplane::{ApiServer, ApiServerOptions, Etcd, KubeBins, Kubeconfig, Supervised};
+use crate::controlplane::{
+    ApiServer, ApiServerOptions, Etcd, KubeBins, Kubeconfig, PortLease, Supervised,
+};
 
 /// Which components a [`TestBed`] runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +34,8 @@ pub enum Tier {
 /// then etcd, and the temp directory last.
 pub struct TestBed {
     helpers: Vec<Supervised>,
+    /// Ports of the helpers, given back once they are stopped.
+    ports: Vec<PortLease>,
     apiserver: ApiServer,
     etcd: Etcd,
     client: kube::Client,
@@ -97,6 +101,7 @@ impl TestBed {
 
         let mut bed = Self {
             helpers: vec![],
+            ports: vec![],
             apiserver,
             etcd,
             client,
@@ -106,7 +111,7 @@ impl TestBed {
             dir,
         };
         if tier == Tier::B {
-            bed.helpers = tier_b::start(&bed).await?;
+            (bed.helpers, bed.ports) = tier_b::start(&bed).await?;
         }
         bed.started_in = started.elapsed();
         eprintln!(

@@ -8,7 +8,7 @@ use kube::Api;
 use kube::api::PostParams;
 
 use super::{TestBed, eventually};
-use crate::controlplane::{Supervised, SupervisedOptions, free_port};
+use crate::controlplane::{PortLease, Supervised, SupervisedOptions};
 
 /// The fake node's name.
 pub const NODE_NAME: &str = "kwok-node-0";
@@ -17,7 +17,7 @@ pub const NODE_NAME: &str = "kwok-node-0";
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Start the three helpers and wait until each has done observable work.
-pub(super) async fn start(bed: &TestBed) -> anyhow::Result<Vec<Supervised>> {
+pub(super) async fn start(bed: &TestBed) -> anyhow::Result<(Vec<Supervised>, Vec<PortLease>)> {
     let pki = bed.apiserver.pki();
     let kubeconfig = bed.kubeconfig_path().display().to_string();
     let spawn = |name: &str, args: Vec<String>| {
@@ -29,13 +29,13 @@ pub(super) async fn start(bed: &TestBed) -> anyhow::Result<Vec<Supervised>> {
         Supervised::spawn(name, &bed.bins.get(name)?, &args, &opts)
     };
 
-    let kcm_port = free_port()?;
+    let kcm_port = PortLease::free()?;
     let kcm = spawn(
         "kube-controller-manager",
         vec![
             format!("--kubeconfig={kubeconfig}"),
             "--bind-address=127.0.0.1".into(),
-            format!("--secure-port={kcm_port}"),
+            format!("--secure-port={}", kcm_port.port()),
             format!("--root-ca-file={}", pki.ca_cert().display()),
             format!(
                 "--service-account-private-key-file={}",
@@ -49,13 +49,13 @@ pub(super) async fn start(bed: &TestBed) -> anyhow::Result<Vec<Supervised>> {
             "--kube-api-burst=400".into(),
         ],
     )?;
-    let sched_port = free_port()?;
+    let sched_port = PortLease::free()?;
     let scheduler = spawn(
         "kube-scheduler",
         vec![
             format!("--kubeconfig={kubeconfig}"),
             "--bind-address=127.0.0.1".into(),
-            format!("--secure-port={sched_port}"),
+            format!("--secure-port={}", sched_port.port()),
             "--leader-elect=false".into(),
         ],
     )?;
@@ -95,8 +95,8 @@ pub(super) async fn start(bed: &TestBed) -> anyhow::Result<Vec<Supervised>> {
         .build()
         .context("building an HTTP client")?;
     for (name, port) in [
-        ("kube-controller-manager", kcm_port),
-        ("kube-scheduler", sched_port),
+        ("kube-controller-manager", kcm_port.port()),
+        ("kube-scheduler", sched_port.port()),
     ] {
         let url = format!("https://127.0.0.1:{port}/healthz");
         let res = eventually(name, READY_TIMEOUT, || async {
@@ -138,7 +138,7 @@ pub(super) async fn start(bed: &TestBed) -> anyhow::Result<Vec<Supervised>> {
     if let Err(e) = sa {
         return Err(failure(&mut helpers, "kube-controller-manager", e));
     }
-    Ok(helpers)
+    Ok((helpers, vec![kcm_port, sched_port]))
 }
 
 /// Attach the failing helper's log (and exit status) to the error.

@@ -198,13 +198,20 @@ impl Driver for VclusterDriver {
         }
         // NB: a Ready cluster whose release is gone is lost, not re-installed: a fresh install
         // would be an empty cluster behind the same name, and its users' work silently gone.
-        if cluster.phase == Phase::Ready
-            && !release::deployed(host, &ns, id, self.config.cli_timeout).await?
-        {
-            return Err(DriverError::Lost(format!(
-                "the vCluster release {id} in namespace {ns} on host {} is gone",
-                host.name()
-            )));
+        if cluster.phase == Phase::Ready {
+            if !release::deployed(host, &ns, id, self.config.cli_timeout).await? {
+                return Err(DriverError::Lost(format!(
+                    "the vCluster release {id} in namespace {ns} on host {} is gone",
+                    host.name()
+                )));
+            }
+            if !readiness::workload_exists(host, &ns, id).await? {
+                return Err(DriverError::Lost(format!(
+                    "the vCluster control plane (StatefulSet or Deployment {id}) in namespace \
+                     {ns} on host {} is gone",
+                    host.name()
+                )));
+            }
         }
         let deadline_passed = || {
             cluster.ready_at.is_none()

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::Api;
 use kube::api::ListParams;
@@ -84,6 +85,30 @@ async fn pod_waiting(
         pod.metadata.name.as_deref().unwrap_or("?"),
         pod_state(pod)
     )))
+}
+
+/// Whether the chart's control-plane workload (StatefulSet, or Deployment for sizes without a
+/// volume, named after the release) exists. A Ready cluster without one has lost its control
+/// plane: nothing would ever recreate its pod.
+pub async fn workload_exists(
+    host: &Host,
+    namespace: &str,
+    release: &str,
+) -> Result<bool, DriverError> {
+    let sets: Api<StatefulSet> = Api::namespaced(host.client.clone(), namespace);
+    let set = sets
+        .get_metadata_opt(release)
+        .await
+        .map_err(|e| host.error("reading the control-plane StatefulSet", e))?;
+    if set.is_some() {
+        return Ok(true);
+    }
+    let deployments: Api<Deployment> = Api::namespaced(host.client.clone(), namespace);
+    let deployment = deployments
+        .get_metadata_opt(release)
+        .await
+        .map_err(|e| host.error("reading the control-plane Deployment", e))?;
+    Ok(deployment.is_some())
 }
 
 fn is_ready(pod: &Pod) -> bool {
