@@ -49,6 +49,7 @@ impl Vcm {
             .arg(format!("--listen=127.0.0.1:{}", self.port))
             .arg(format!("--data-dir={}", self.data.display()))
             .env("VCM_PRUNE_INTERVAL_SECS", "1")
+            .env("VCM_HEALTH_CHECK_INTERVAL_SECS", "1")
             .stdout(std::process::Stdio::null())
             .stderr(self.log_file())
             .spawn()
@@ -322,4 +323,52 @@ fn sigkill_while_provisioning_and_while_deleting_converges_after_restart_without
         left.is_empty(),
         "processes left after a graceful stop: {left:?}"
     );
+}
+
+#[test]
+fn a_ready_clusters_dead_api_server_comes_back_on_its_port_and_the_issued_kubeconfig_works() {
+    // Arrange
+    let vcm = Vcm::start();
+    let created: serde_json::Value = serde_json::from_str(&vcm.cli_ok(&[
+        "cluster", "create", "--name", "phoenix", "--wait", "--output", "json",
+    ]))
+    .unwrap();
+    let kubeconfig = vcm.data.parent().unwrap().join("phoenix.yaml");
+    vcm.cli_ok(&[
+        "cluster",
+        "kubeconfig",
+        "phoenix",
+        "--output-file",
+        kubeconfig.to_str().unwrap(),
+    ]);
+    let before = vcm.apiserver_pids();
+    assert_eq!(before.len(), 1, "one cluster, one API server");
+
+    // Act: the API server dies under the cluster.
+    kill_group(before[0]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let events = loop {
+        let events = vcm.cli_ok(&["cluster", "events", "phoenix", "--output", "json"]);
+        if events.contains("control_plane_restarted") {
+            break events;
+        }
+        assert!(Instant::now() < deadline, "no restart event: {events}");
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let after = vcm.cluster("phoenix");
+    let used = kubectl(&kubeconfig, &["get", "namespaces", "-o", "name"]);
+
+    // Assert
+    assert_eq!(after["phase"], "Ready", "{after}");
+    assert_eq!(
+        after["endpoint"], created["endpoint"],
+        "same port: kubeconfigs keep working"
+    );
+    assert!(events.contains("restarted on port"), "{events}");
+    assert!(
+        used.status.success(),
+        "the kubeconfig issued before the crash works: {}",
+        String::from_utf8_lossy(&used.stderr)
+    );
+    assert_ne!(vcm.apiserver_pids(), before, "a new process serves it");
 }

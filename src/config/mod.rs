@@ -64,6 +64,15 @@ pub struct Config {
     pub clusters: ClustersConfig,
     /// Reconcile steps run at once (each waits for a control plane to start).
     pub reconcile_parallelism: usize,
+    /// Deletion steps run at once, apart from `reconcile_parallelism`, so expiry and deletes
+    /// never queue behind slow creates.
+    pub delete_parallelism: usize,
+    /// Seconds between liveness checks of a Ready cluster's control plane (a dead local API
+    /// server is restarted on its port; a vanished one makes the cluster fail as `lost`).
+    pub health_check_interval_secs: u64,
+    /// Seconds placement trusts its view of the hosts' reachability before refreshing it in the
+    /// background (creates never wait on a probe).
+    pub host_probe_max_age_secs: u64,
     /// Seconds between pruner passes (TTL expiry, idleness, orphans, purge).
     pub prune_interval_secs: u64,
     /// Which driver makes clusters: `local` (processes on this machine, the default) or
@@ -195,6 +204,9 @@ impl Default for Config {
             store_url: None,
             clusters: ClustersConfig::default(),
             reconcile_parallelism: 4,
+            delete_parallelism: 2,
+            health_check_interval_secs: 30,
+            host_probe_max_age_secs: 10,
             prune_interval_secs: 5,
             driver: DriverKind::Local,
             hosts: vec![],

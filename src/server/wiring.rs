@@ -49,11 +49,14 @@ pub async fn assemble(config: &Config) -> anyhow::Result<(AppState, Background)>
         driver,
         cluster_policy(&config.clusters, &sizes, versions)?,
         wake.clone(),
-    );
+    )
+    .with_host_view_max_age(secs(config.host_probe_max_age_secs));
     let retention = Ttl::parse("retention", &config.clusters.retention)
         .context("configuration clusters.retention")?;
     let background = Background {
-        reconciler: Reconciler::new(service.clone(), wake, config.reconcile_parallelism),
+        reconciler: Reconciler::new(service.clone(), wake, config.reconcile_parallelism)
+            .with_delete_parallel(config.delete_parallelism)
+            .with_health_check_interval(secs(config.health_check_interval_secs)),
         pruner: Pruner::new(
             service.clone(),
             PrunerConfig {
@@ -67,6 +70,10 @@ pub async fn assemble(config: &Config) -> anyhow::Result<(AppState, Background)>
         AppState::new(service, Arc::new(Authenticator::new(store))),
         background,
     ))
+}
+
+fn secs(n: u64) -> std::time::Duration {
+    std::time::Duration::from_secs(n.max(1))
 }
 
 /// A production server whose store holds no usable admin credential could never be
