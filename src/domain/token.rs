@@ -1,5 +1,6 @@
 //! API tokens: `vcm_` + 64 hex characters (256 random bits), stored only as a SHA-256 hash.
 
+use secrecy::{ExposeSecret as _, SecretString};
 use sha2::{Digest as _, Sha256};
 
 use super::Timestamp;
@@ -7,15 +8,26 @@ use super::Timestamp;
 /// The prefix that makes a vcm token recognisable (secret scanners, logs).
 pub const TOKEN_PREFIX: &str = "vcm_";
 
-/// A token's secret value. `Debug` never shows it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct TokenSecret(String);
+/// A token's secret value: `Debug` never shows it, and its memory is wiped when dropped
+/// (`secrecy`).
+#[derive(Clone)]
+pub struct TokenSecret(SecretString);
 
 impl std::fmt::Debug for TokenSecret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("TokenSecret(<redacted>)")
     }
 }
+
+impl PartialEq for TokenSecret {
+    /// Compares the hashes: equal secrets have equal hashes, and comparing fixed-size digests
+    /// does not leak how much of a presented secret matched.
+    fn eq(&self, other: &Self) -> bool {
+        self.hash() == other.hash()
+    }
+}
+
+impl Eq for TokenSecret {}
 
 // === impl TokenSecret ===
 
@@ -24,25 +36,25 @@ impl TokenSecret {
     pub fn generate() -> Self {
         let mut bytes = [0u8; 32];
         rand::fill(&mut bytes[..]);
-        Self(format!("{TOKEN_PREFIX}{}", hex::encode(bytes)))
+        Self(format!("{TOKEN_PREFIX}{}", hex::encode(bytes)).into())
     }
 
     /// Parse a presented token; `None` unless it has the vcm shape.
     pub fn parse(s: &str) -> Option<Self> {
         let hexpart = s.strip_prefix(TOKEN_PREFIX)?;
         (hexpart.len() == 64 && hexpart.bytes().all(|b| b.is_ascii_hexdigit()))
-            .then(|| Self(s.to_owned()))
+            .then(|| Self(s.into()))
     }
 
     /// The hash stored and looked up (lowercase hex SHA-256). 256-bit random tokens need no
     /// salt or slow hash: guessing is hopeless, and a plain hash allows an indexed lookup.
     pub fn hash(&self) -> String {
-        hex::encode(Sha256::digest(self.0.as_bytes()))
+        hex::encode(Sha256::digest(self.0.expose_secret().as_bytes()))
     }
 
     /// The secret itself: shown once, at creation.
     pub fn expose(&self) -> &str {
-        &self.0
+        self.0.expose_secret()
     }
 }
 
