@@ -27,6 +27,8 @@ pub mod error;
 pub mod fsutil;
 /// HTTP door: the axum router, health endpoints and error mapping.
 pub mod http;
+/// Waiting for a condition: one poll-until helper.
+pub mod poll;
 /// The reconciler: drives each cluster one persisted step at a time towards its desired phase.
 pub mod reconciler;
 /// `Server::build(config)` and `run_until_stopped(shutdown)`: wiring of every long-running task.

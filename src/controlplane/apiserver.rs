@@ -1,7 +1,7 @@
 //! A kube-apiserver with its own PKI, on a loopback port.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 
@@ -10,6 +10,7 @@ use super::kubeconfig::{Kubeconfig, KubeconfigUser};
 use super::pki::Pki;
 use super::ports::{PortLease, is_port_clash};
 use super::process::{Supervised, SupervisedOptions};
+use crate::poll::Poll;
 
 /// How a kube-apiserver is started.
 #[derive(Debug, Clone)]
@@ -248,25 +249,30 @@ pub async fn wait_ready(
         .timeout(Duration::from_secs(2))
         .build()
         .context("building an HTTP client")?;
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(p) = process.as_deref_mut()
-            && let Some(status) = p.exit_status()
-        {
-            bail!(
+    let what = format!("kube-apiserver at {endpoint}");
+    let waited = crate::poll::until(&what, timeout, Duration::from_millis(50), || {
+        let exited = process.as_deref_mut().and_then(|p| {
+            let status = p.exit_status()?;
+            Some(format!(
                 "kube-apiserver exited ({status}) during start-up:\n{}",
                 p.log_tail(30)
-            );
+            ))
+        });
+        let (http, url) = (http.clone(), format!("{endpoint}/readyz"));
+        async move {
+            if let Some(exited) = exited {
+                bail!(exited);
+            }
+            Ok(match http.get(url).send().await {
+                Ok(resp) if resp.status().is_success() => Poll::Ready(()),
+                Ok(resp) => Poll::Pending(format!("/readyz answered {}", resp.status())),
+                Err(e) => Poll::Pending(format!("{e}")),
+            })
         }
-        let last = match http.get(format!("{endpoint}/readyz")).send().await {
-            Ok(resp) if resp.status().is_success() => return Ok(()),
-            Ok(resp) => format!("/readyz answered {}", resp.status()),
-            Err(e) => format!("{e}"),
-        };
-        if Instant::now() > deadline {
-            let log = process.map(|p| p.log_tail(30)).unwrap_or_default();
-            bail!("kube-apiserver at {endpoint} not ready after {timeout:?} ({last})\n{log}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await;
+    waited.map_err(|e| {
+        let log = process.map(|p| p.log_tail(30)).unwrap_or_default();
+        anyhow::anyhow!("{e:#}\n{log}")
+    })
 }

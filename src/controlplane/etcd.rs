@@ -1,7 +1,7 @@
 //! An etcd server on loopback ports.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 
@@ -90,33 +90,38 @@ impl Etcd {
             .timeout(Duration::from_secs(2))
             .build()
             .context("building an HTTP client")?;
-        let deadline = Instant::now() + READY_TIMEOUT;
-        loop {
-            if let Some(status) = process.exit_status() {
-                bail!(
+        let healthy = crate::poll::until("etcd", READY_TIMEOUT, Duration::from_millis(50), || {
+            let exited = process.exit_status().map(|status| {
+                format!(
                     "etcd exited ({status}) during start-up:\n{}",
                     process.log_tail(20)
-                );
+                )
+            });
+            let (http, url) = (http.clone(), format!("{client_url}/health"));
+            async move {
+                if let Some(exited) = exited {
+                    bail!(exited);
+                }
+                Ok(match http.get(url).send().await {
+                    Ok(resp) if resp.status().is_success() => crate::poll::Poll::Ready(()),
+                    Ok(resp) => {
+                        crate::poll::Poll::Pending(format!("/health answered {}", resp.status()))
+                    }
+                    Err(e) => crate::poll::Poll::Pending(format!("{e}")),
+                })
             }
-            if let Ok(resp) = http.get(format!("{client_url}/health")).send().await
-                && resp.status().is_success()
-            {
-                return Ok(Self {
-                    process,
-                    leases,
-                    client_url,
-                    peer_port: peer,
-                    data_dir,
-                });
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "etcd not healthy after {READY_TIMEOUT:?}:\n{}",
-                    process.log_tail(20)
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        })
+        .await;
+        if let Err(e) = healthy {
+            bail!("{e:#}\n{}", process.log_tail(20));
         }
+        Ok(Self {
+            process,
+            leases,
+            client_url,
+            peer_port: peer,
+            data_dir,
+        })
     }
 
     /// The peer port.

@@ -22,4 +22,6 @@ pub use etcd::Etcd;
 pub use kubeconfig::{Kubeconfig, KubeconfigUser};
 pub use pki::{ClientCert, Pki};
 pub use ports::{PortLease, free_port, hold_port, is_port_held, release_port};
-pub use process::{Supervised, SupervisedOptions, find_processes, is_alive, kill_group, log_tail};
+pub use process::{
+    Supervised, SupervisedOptions, find_processes, is_alive, kill_group, log_tail, terminate_group,
+};

@@ -110,16 +110,7 @@ impl Supervised {
         let Some(mut child) = self.child.take() else {
             return;
         };
-        let pgid = child.id() as i32;
-        let _ = killpg(Pid::from_raw(pgid), Signal::SIGTERM);
-        let deadline = Instant::now() + grace;
-        while Instant::now() < deadline {
-            if matches!(child.try_wait(), Ok(Some(_))) {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        kill_group(pgid as u32);
+        terminate_group(child.id(), grace);
         let _ = child.wait();
     }
 
@@ -157,6 +148,28 @@ pub fn kill_group(pgid: u32) {
     if pgid > 1 {
         let _ = killpg(Pid::from_raw(pgid as i32), Signal::SIGKILL);
     }
+}
+
+/// The one way vcm stops a process group: SIGTERM, up to `grace` for the leader to exit, then
+/// SIGKILL for the whole group, and a short wait until the leader is gone. Blocking: async
+/// callers run it with `spawn_blocking`.
+pub fn terminate_group(pgid: u32, grace: Duration) {
+    /// How long a SIGKILLed leader may take to disappear (the kernel reaps it at once; this
+    /// only covers scheduling).
+    const AFTER_KILL: Duration = Duration::from_secs(2);
+    if pgid <= 1 {
+        return;
+    }
+    let _ = killpg(Pid::from_raw(pgid as i32), Signal::SIGTERM);
+    let wait_gone = |limit: Duration| {
+        let deadline = Instant::now() + limit;
+        while is_alive(pgid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait_gone(grace);
+    kill_group(pgid);
+    wait_gone(AFTER_KILL);
 }
 
 /// Running (non-zombie) processes whose command line contains `needle` as one argument's

@@ -386,22 +386,14 @@ fn start_error(e: anyhow::Error) -> DriverError {
     }
 }
 
-/// SIGTERM the process group, then SIGKILL after the grace period.
+/// Stop an API server's process group (SIGTERM, then SIGKILL after the grace period).
 async fn stop(pid: u32) {
-    let _ = nix::sys::signal::killpg(
-        nix::unistd::Pid::from_raw(pid as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    );
-    let deadline = tokio::time::Instant::now() + STOP_GRACE;
-    while tokio::time::Instant::now() < deadline && crate::controlplane::is_alive(pid) {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    kill_group(pid);
-    for _ in 0..100 {
-        if !crate::controlplane::is_alive(pid) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    let stopped = tokio::task::spawn_blocking(move || {
+        crate::controlplane::terminate_group(pid, STOP_GRACE);
+    });
+    if let Err(e) = stopped.await {
+        tracing::warn!(pid, error = %e, "stopping the process group failed; killing it");
+        kill_group(pid);
     }
 }
 

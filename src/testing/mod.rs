@@ -204,23 +204,21 @@ fn remove_stale_dirs() {
 }
 
 /// Poll `f` every 100 ms until it returns `Ok(Some(v))`, or fail after `timeout` with the last
-/// error or `what`.
+/// error or `what`. (Errors are retried here: in tests, "not yet" often looks like one.)
 pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> anyhow::Result<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<Option<T>>>,
 {
-    let deadline = Instant::now() + timeout;
-    let mut last = String::from("condition not met");
-    loop {
-        match f().await {
-            Ok(Some(v)) => return Ok(v),
-            Ok(None) => {}
-            Err(e) => last = format!("{e:#}"),
+    crate::poll::until(what, timeout, Duration::from_millis(100), || {
+        let fut = f();
+        async move {
+            Ok(match fut.await {
+                Ok(Some(v)) => crate::poll::Poll::Ready(v),
+                Ok(None) => crate::poll::Poll::Pending("condition not met".into()),
+                Err(e) => crate::poll::Poll::Pending(format!("{e:#}")),
+            })
         }
-        if Instant::now() > deadline {
-            anyhow::bail!("{what}: not done after {timeout:?} ({last})");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await
 }
