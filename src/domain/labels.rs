@@ -11,6 +11,36 @@ pub const MAX_LABELS: usize = 64;
 /// [`MAX_LABELS`] labels, so more distinct requirements could never match anyway.
 pub const MAX_SELECTOR_REQUIREMENTS: usize = MAX_LABELS;
 
+/// A label key's name part (after the optional `prefix/`), or a non-empty value.
+const SEGMENT: &str = "[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?";
+/// A DNS subdomain: dot-separated labels of lowercase letters, digits and inner dashes.
+const SUBDOMAIN: &str = "[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*";
+
+/// Label keys as the API document states them: the syntax, and (next pattern) the length of
+/// the prefix, which one regular expression without look-ahead cannot state along with it.
+pub fn key_patterns() -> [String; 2] {
+    [
+        format!("^(?:{SUBDOMAIN}/)?{SEGMENT}$"),
+        PREFIX_LENGTH.to_owned(),
+    ]
+}
+
+/// Label values as the API document states them (empty is allowed).
+pub fn value_pattern() -> String {
+    format!("^(?:{SEGMENT})?$")
+}
+
+/// `key=value` selector items as the API document states them, with [`PREFIX_LENGTH`].
+pub fn selector_patterns() -> [String; 2] {
+    [
+        format!("^(?:{SUBDOMAIN}/)?{SEGMENT}=(?:{SEGMENT})?$"),
+        PREFIX_LENGTH.to_owned(),
+    ]
+}
+
+/// A key prefix is at most 253 characters (and a selector's value holds no `/`).
+const PREFIX_LENGTH: &str = "^(?:[^/]{1,253}/)?[^/]*$";
+
 /// A cluster's labels, each key and value valid Kubernetes label syntax.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(transparent)]
@@ -151,8 +181,66 @@ fn check_value(v: &str) -> Result<(), String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+    use crate::domain::testkit::{matches, mk_matching};
+
+    /// Keys and values near the rules' edges: prefixes, dots, dashes, case, length.
+    const NEAR_MISS: &str = "(?:[a-zA-Z0-9.-]{0,70}/)?[-a-zA-Z0-9_./é]{0,66}";
+
+    fn key_ok(k: &str) -> bool {
+        key_patterns().iter().all(|p| matches(p, k))
+    }
+
+    proptest! {
+        #[test]
+        fn any_map_parses_or_is_refused_naming_the_label(
+            map in proptest::collection::btree_map(any::<String>(), any::<String>(), 0..70),
+        ) {
+            if let Err(e) = Labels::parse(map) {
+                prop_assert!(e.field.starts_with("labels"), "{}", e.field);
+            }
+        }
+
+        #[test]
+        fn any_selector_parses_or_is_refused_naming_the_parameter(
+            items in proptest::collection::vec(any::<String>(), 0..80),
+        ) {
+            if let Err(e) = LabelSelector::parse(items.iter().map(String::as_str)) {
+                prop_assert_eq!(e.field, "label");
+            }
+        }
+
+        #[test]
+        fn the_key_patterns_allow_exactly_the_keys_that_parse(
+            k in prop_oneof![NEAR_MISS, "[a-z]{250,256}/[a-z]{1,3}", mk_matching(&key_patterns()[0])],
+        ) {
+            prop_assert_eq!(check_key(&k).is_ok(), key_ok(&k), "{:?}", k);
+        }
+
+        #[test]
+        fn the_value_pattern_allows_exactly_the_values_that_parse(
+            v in prop_oneof!["[-a-zA-Z0-9_./é]{0,66}", mk_matching(&value_pattern())],
+        ) {
+            prop_assert_eq!(check_value(&v).is_ok(), matches(&value_pattern(), &v), "{:?}", v);
+        }
+
+        #[test]
+        fn the_selector_patterns_allow_exactly_the_items_that_parse(
+            item in prop_oneof![
+                proptest::string::string_regex(&format!("{NEAR_MISS}=?[-a-zA-Z0-9_.=é]{{0,66}}"))
+                    .unwrap(),
+                mk_matching(&selector_patterns()[0]),
+            ],
+        ) {
+            let parses = LabelSelector::parse([item.as_str()]).is_ok();
+            let allowed = selector_patterns().iter().all(|p| matches(p, &item));
+            prop_assert_eq!(parses, allowed, "{:?}", item);
+        }
+    }
 
     fn labels(pairs: &[(&str, &str)]) -> Result<Labels, InvalidField> {
         Labels::parse(

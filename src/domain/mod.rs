@@ -4,7 +4,8 @@
 mod cluster;
 mod duration;
 mod error;
-mod labels;
+/// Labels with Kubernetes label syntax, selectors over them, and the patterns that state both.
+pub mod labels;
 mod phase;
 mod principal;
 mod token;

@@ -5,6 +5,7 @@ use std::{sync::Arc, time::Instant};
 use axum::{
     Json, Router,
     body::Body,
+    extract::State,
     http::Request,
     http::header,
     response::{IntoResponse as _, Response},
@@ -87,17 +88,23 @@ pub fn router(state: AppState) -> Router {
     let doc = Arc::new(doc);
     let routes = Router::new().merge(health::router()).merge(api).route(
         "/openapi.json",
-        get(move || {
+        get(move |State(state): State<AppState>| {
             let doc = doc.clone();
-            async move { serve_openapi(&doc) }
+            async move { serve_openapi(&doc, &state).await }
         }),
     );
     with_middleware(routes, state)
 }
 
-/// `GET /openapi.json`: public, like the health endpoints.
-fn serve_openapi(doc: &utoipa::openapi::OpenApi) -> Response {
-    Json(doc).into_response()
+/// `GET /openapi.json`: public, like the health endpoints. Built per request, because what it
+/// states depends on configuration and on the hosts the driver knows.
+async fn serve_openapi(
+    doc: &utoipa::openapi::OpenApi,
+    state: &AppState,
+) -> Result<Response, ApiError> {
+    let hosts = state.service.hosts().await?;
+    let served = openapi::served(doc, state.service.policy(), &hosts);
+    Ok(Json(served).into_response())
 }
 
 /// Adds the JSON fallbacks and the middleware stack to `routes`.

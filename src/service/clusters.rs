@@ -26,6 +26,9 @@ const DEFAULT_KUBECONFIG_TTL: Ttl = Ttl::from_secs_const(3600);
 pub struct IdempotencyKey(String);
 
 impl IdempotencyKey {
+    /// The keys [`IdempotencyKey::parse`] accepts, as the API document states them.
+    pub const PATTERN: &str = "^[!-~]{1,255}$";
+
     /// Parse the header value.
     pub fn parse(s: &str) -> std::result::Result<Self, InvalidField> {
         if s.is_empty() || s.len() > 255 || !s.bytes().all(|b| b.is_ascii_graphic()) {
@@ -115,7 +118,9 @@ impl ClusterService {
             return Ok(None);
         };
         if rec.request_hash != request_hash {
-            return Err(Error::unprocessable(
+            // NB: 409, as for a taken name: the request is valid, the key is bound to another
+            // (crate::error::Error::Conflict lists this case; a 422 contradicted the document).
+            return Err(Error::conflict(
                 "idempotency_key_reused",
                 "this Idempotency-Key was already used with a different request body; use a new key for a new request",
             ));
@@ -511,4 +516,33 @@ fn name_taken(name: &ClusterName, holder: &ClusterId) -> Error {
             name.as_str()
         ),
     )
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::domain::testkit::{matches, mk_matching};
+
+    proptest! {
+        #[test]
+        fn any_header_value_is_a_key_or_refused_naming_the_header(s in any::<String>()) {
+            if let Err(e) = IdempotencyKey::parse(&s) {
+                prop_assert_eq!(e.field, "Idempotency-Key");
+            }
+        }
+
+        #[test]
+        fn the_key_pattern_allows_exactly_the_keys_that_parse(
+            s in prop_oneof![
+                "[ -~é\t]{0,260}",
+                mk_matching(IdempotencyKey::PATTERN),
+            ],
+        ) {
+            let parses = IdempotencyKey::parse(&s).is_ok();
+            prop_assert_eq!(parses, matches(IdempotencyKey::PATTERN, &s), "{:?}", s);
+        }
+    }
 }
