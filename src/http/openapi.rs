@@ -178,7 +178,7 @@ fn edits(policy: &ClusterPolicy, hosts: &[HostView]) -> Vec<Edit> {
         ),
         Edit::Set(
             schema("CreateClusterRequest", "host_selector"),
-            json!({ "anyOf": host_selectors }),
+            json!({ "anyOf": host_selectors, "maxProperties": MAX_LABELS }),
         ),
         Edit::Set(schema("CreateClusterRequest", "labels"), labels.clone()),
         // `host` and `host_selector` exclude each other (a null counts as left out).

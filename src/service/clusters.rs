@@ -7,7 +7,7 @@ use crate::api::{CreateClusterRequest, UpdateClusterRequest};
 use crate::controlplane::Kubeconfig;
 use crate::domain::{
     Cluster, ClusterEvent, ClusterId, ClusterName, DeleteReason, InvalidField, LabelSelector,
-    Labels, NewEvent, Phase, PhaseEvent, Principal, Timestamp, Ttl, now_ms,
+    Labels, MAX_LABELS, NewEvent, Phase, PhaseEvent, Principal, Timestamp, Ttl, now_ms,
 };
 use crate::error::{Error, Result};
 use crate::store::{ClusterFilter, IdempotencyRecord, Page, StoreError};
@@ -135,6 +135,16 @@ impl ClusterService {
     /// placement to fill in.
     fn new_cluster(&self, principal: &Principal, req: CreateClusterRequest) -> Result<Cluster> {
         let p = &self.policy;
+        // A selector longer than any host's labels never matches, and would be echoed whole.
+        if req
+            .host_selector
+            .as_ref()
+            .is_some_and(|s| s.len() > MAX_LABELS)
+        {
+            return Err(
+                InvalidField::new("host_selector", format!("at most {MAX_LABELS} labels")).into(),
+            );
+        }
         let id = ClusterId::generate();
         let name = match req.name.as_deref() {
             Some(n) => ClusterName::parse(n)?,

@@ -324,3 +324,27 @@ async fn too_many_label_selectors_answer_422_naming_the_limit() {
         assert!(message.contains("at most 64"), "{method}: {message}");
     }
 }
+
+#[tokio::test]
+async fn a_host_selector_of_more_labels_than_a_host_has_answers_422_naming_the_limit() {
+    // Arrange
+    let app = mk_app().await;
+    let selector: serde_json::Map<String, Value> =
+        (0..65).map(|i| (format!("k{i}"), json!("v"))).collect();
+
+    // Act
+    let got = mk_call(
+        app,
+        mk_req(
+            Method::POST,
+            "/v1/clusters",
+            Some(json!({ "host_selector": selector })),
+        ),
+    )
+    .await;
+
+    // Assert
+    let message = assert_error(got, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field");
+    assert!(message.starts_with("host_selector"), "{message}");
+    assert!(message.contains("at most 64"), "{message}");
+}

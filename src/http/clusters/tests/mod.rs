@@ -2,6 +2,7 @@
 
 mod errors;
 mod flows;
+mod inputs;
 
 use axum::{
     Router,
