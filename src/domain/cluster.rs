@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use super::{InvalidField, Labels, Phase, Timestamp, Ttl};
+use super::{InvalidField, Labels, Phase, Timestamp, Ttl, quoted};
 
 /// Random part of a cluster id: 10 characters of `[a-z0-9]` is ~51 bits, so ids never repeat
 /// in practice and are still short enough to type.
@@ -71,7 +71,8 @@ impl ClusterName {
             InvalidField::new(
                 "name",
                 format!(
-                    "{s:?} {why}; use 1-{MAX_NAME_LEN} lowercase letters, digits and '-', starting and ending with a letter or digit"
+                    "{} {why}; use 1-{MAX_NAME_LEN} lowercase letters, digits and '-', starting and ending with a letter or digit",
+                    quoted(s)
                 ),
             )
         };

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::InvalidField;
+use super::{InvalidField, quoted};
 
 /// At most this many labels on one cluster: they are indexed and shown in tables.
 pub const MAX_LABELS: usize = 64;
@@ -11,6 +11,8 @@ pub const MAX_LABELS: usize = 64;
 /// [`MAX_LABELS`] labels, so more distinct requirements could never match anyway.
 pub const MAX_SELECTOR_REQUIREMENTS: usize = MAX_LABELS;
 
+/// The longest valid key: a 253-character prefix, `/`, a 63-character name.
+const MAX_KEY_BYTES: usize = 253 + 1 + 63;
 /// A label key's name part (after the optional `prefix/`), or a non-empty value.
 const SEGMENT: &str = "[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?";
 /// A DNS subdomain: dot-separated labels of lowercase letters, digits and inner dashes.
@@ -58,8 +60,14 @@ impl Labels {
             ));
         }
         for (k, v) in &map {
-            check_key(k).map_err(|r| InvalidField::new(format!("labels.{k}"), r))?;
-            check_value(v).map_err(|r| InvalidField::new(format!("labels.{k}"), r))?;
+            // A key too long to be valid is named by the map, not echoed whole as a field.
+            let field = if k.len() > MAX_KEY_BYTES {
+                "labels".to_owned()
+            } else {
+                format!("labels.{k}")
+            };
+            check_key(k).map_err(|r| InvalidField::new(field.clone(), r))?;
+            check_value(v).map_err(|r| InvalidField::new(field.clone(), r))?;
         }
         Ok(Self(map))
     }
@@ -107,9 +115,9 @@ impl LabelSelector {
                     format!("at most {MAX_SELECTOR_REQUIREMENTS} label selectors"),
                 ));
             }
-            let (k, v) = item
-                .split_once('=')
-                .ok_or_else(|| InvalidField::new("label", format!("{item:?} is not key=value")))?;
+            let (k, v) = item.split_once('=').ok_or_else(|| {
+                InvalidField::new("label", format!("{} is not key=value", quoted(item)))
+            })?;
             check_key(k).map_err(|r| InvalidField::new("label", r))?;
             check_value(v).map_err(|r| InvalidField::new("label", r))?;
             reqs.push((k.to_owned(), v.to_owned()));
@@ -131,18 +139,22 @@ impl LabelSelector {
 fn is_name_segment(s: &str, max: usize) -> Result<(), String> {
     let b = s.as_bytes();
     if b.is_empty() || b.len() > max {
-        return Err(format!("{s:?} must be 1 to {max} characters"));
+        return Err(format!("{} must be 1 to {max} characters", quoted(s)));
     }
     let alnum = |c: &u8| c.is_ascii_alphanumeric();
     if !alnum(&b[0]) || !alnum(&b[b.len() - 1]) {
-        return Err(format!("{s:?} must start and end with a letter or digit"));
+        return Err(format!(
+            "{} must start and end with a letter or digit",
+            quoted(s)
+        ));
     }
     if !b
         .iter()
         .all(|c| alnum(c) || matches!(c, b'-' | b'_' | b'.'))
     {
         return Err(format!(
-            "{s:?} may contain only letters, digits, '-', '_' and '.'"
+            "{} may contain only letters, digits, '-', '_' and '.'",
+            quoted(s)
         ));
     }
     Ok(())
@@ -166,7 +178,8 @@ fn check_key(k: &str) -> Result<(), String> {
             });
         if !ok {
             return Err(format!(
-                "key prefix {p:?} must be a DNS subdomain (e.g. example.com)"
+                "key prefix {} must be a DNS subdomain (e.g. example.com)",
+                quoted(p)
             ));
         }
     }

@@ -2,7 +2,7 @@
 //! and every bad or unknown parameter is a 422 that names it. Every rule here is stated in the
 //! API document too (`openapi.rs` reads the constants below).
 
-use crate::domain::{InvalidField, LabelSelector, Phase};
+use crate::domain::{InvalidField, LabelSelector, Phase, quoted};
 use crate::store::{ClusterFilter, Cursor};
 
 /// Page size when `limit` is not given.
@@ -121,7 +121,7 @@ fn parse_phase(s: &str) -> Result<Phase, InvalidField> {
         let all: Vec<&str> = Phase::ALL.iter().map(|p| p.as_str()).collect();
         InvalidField::new(
             "phase",
-            format!("unknown phase {s:?}; one of {}", all.join(", ")),
+            format!("unknown phase {}; one of {}", quoted(s), all.join(", ")),
         )
     })
 }
@@ -135,7 +135,7 @@ fn parse_limit(s: &str) -> Result<usize, InvalidField> {
         .ok_or_else(|| {
             InvalidField::new(
                 "limit",
-                format!("{s:?} is not a whole number from 1 to {MAX_LIMIT}"),
+                format!("{} is not a whole number from 1 to {MAX_LIMIT}", quoted(s)),
             )
         })
 }

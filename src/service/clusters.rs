@@ -7,7 +7,7 @@ use crate::api::{CreateClusterRequest, UpdateClusterRequest};
 use crate::controlplane::Kubeconfig;
 use crate::domain::{
     Cluster, ClusterEvent, ClusterId, ClusterName, DeleteReason, InvalidField, LabelSelector,
-    Labels, MAX_LABELS, NewEvent, Phase, PhaseEvent, Principal, Timestamp, Ttl, now_ms,
+    Labels, MAX_LABELS, NewEvent, Phase, PhaseEvent, Principal, Timestamp, Ttl, now_ms, quoted,
 };
 use crate::error::{Error, Result};
 use crate::store::{ClusterFilter, IdempotencyRecord, Page, StoreError};
@@ -155,7 +155,8 @@ impl ClusterService {
             return Err(InvalidField::new(
                 "size",
                 format!(
-                    "unknown size {size:?}; choose one of {}",
+                    "unknown size {}; choose one of {}",
+                    quoted(&size),
                     p.sizes.join(", ")
                 ),
             )
@@ -168,7 +169,8 @@ impl ClusterService {
             return Err(InvalidField::new(
                 "kubernetes_version",
                 format!(
-                    "version {version:?} is not offered here; choose one of {}",
+                    "version {} is not offered here; choose one of {}",
+                    quoted(&version),
                     p.kubernetes_versions.join(", ")
                 ),
             )
@@ -217,7 +219,8 @@ impl ClusterService {
             return Err(InvalidField::new(
                 "ttl",
                 format!(
-                    "{s:?} is longer than the allowed maximum {}",
+                    "{} is longer than the allowed maximum {}",
+                    quoted(s),
                     self.policy.max_ttl
                 ),
             )
