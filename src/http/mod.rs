@@ -71,7 +71,8 @@ impl AppState {
     }
 }
 
-/// The OpenAPI document of every documented route.
+/// The OpenAPI document of every documented route, as generated: `/openapi.json` serves it with
+/// the rules that depend on configuration added (`openapi::served`).
 pub fn openapi() -> utoipa::openapi::OpenApi {
     api_routes().into_openapi()
 }
