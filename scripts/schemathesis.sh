@@ -69,8 +69,10 @@ api() { curl -fsS -H "Authorization: Bearer $token" "$@"; }
 # Every cluster schemathesis made, deleted and gone: each live one is asked to go, then the list is
 # polled until nothing is live (Deleted records stay readable by design).
 delete_all_clusters() {
-  local ids live deadline=$((SECONDS + 90))
-  ids=$(api "$base/v1/clusters?limit=500" | jq -r '.items[] | select(.phase != "Deleted" and .phase != "Deleting") | .id')
+  local all ids live deadline=$((SECONDS + 90))
+  all=$(api "$base/v1/clusters?limit=500")
+  ids=$(jq -r '.items[] | select(.phase != "Deleted" and .phase != "Deleting") | .id' <<<"$all")
+  log "$(jq '.items | length' <<<"$all") clusters created; deleting the $(wc -w <<<"$ids") still live"
   for id in $ids; do
     api -X DELETE "$base/v1/clusters/$id" >/dev/null
   done
