@@ -17,6 +17,8 @@ const MAX_KEY_BYTES: usize = 253 + 1 + 63;
 const SEGMENT: &str = "[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?";
 /// A DNS subdomain: dot-separated labels of lowercase letters, digits and inner dashes.
 const SUBDOMAIN: &str = "[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*";
+/// A key prefix is at most 253 characters (and a selector's value holds no `/`).
+const PREFIX_LENGTH: &str = "^(?:[^/]{1,253}/)?[^/]*$";
 
 /// Label keys as the API document states them: the syntax, and (next pattern) the length of
 /// the prefix, which one regular expression without look-ahead cannot state along with it.
@@ -39,9 +41,6 @@ pub fn selector_patterns() -> [String; 2] {
         PREFIX_LENGTH.to_owned(),
     ]
 }
-
-/// A key prefix is at most 253 characters (and a selector's value holds no `/`).
-const PREFIX_LENGTH: &str = "^(?:[^/]{1,253}/)?[^/]*$";
 
 /// A cluster's labels, each key and value valid Kubernetes label syntax.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
