@@ -141,7 +141,7 @@ async fn a_retried_create_with_the_same_key_returns_the_same_cluster() {
 
     // Assert
     assert_eq!(first.id, second.id);
-    assert_eq!(other.status(), Some(422));
+    assert_eq!(other.status(), Some(409));
     assert_eq!(other.code(), Some("idempotency_key_reused"));
 }
 

@@ -189,6 +189,14 @@ pub enum ConfigError {
         /// The refused address.
         addr: SocketAddr,
     },
+    /// A duration-valued key does not hold a duration (`90s`, `30m`, `2h`, `7d`).
+    #[error("clusters.{key}: {reason}")]
+    InvalidDuration {
+        /// The key under `[clusters]`.
+        key: &'static str,
+        /// What is wrong and what would be accepted.
+        reason: String,
+    },
 }
 
 // === impl Config ===
@@ -272,8 +280,10 @@ impl Config {
         Ok(config)
     }
 
-    /// Checks rules that span fields or depend on the deployment.
+    /// Checks rules that span fields or depend on the deployment, and that every duration
+    /// parses (so a bad one is reported by its key when the configuration loads).
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.clusters.validate_durations()?;
         self.ensure_listen_allowed(self.listen)
     }
 
@@ -305,6 +315,31 @@ impl Config {
     /// How long in-flight requests may take to finish after a shutdown signal.
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_secs)
+    }
+}
+
+// === impl ClustersConfig ===
+
+impl ClustersConfig {
+    /// Every duration-valued key parses (`default_idle_timeout` may also be empty: none).
+    fn validate_durations(&self) -> Result<(), ConfigError> {
+        let keys = [
+            ("default_ttl", &self.default_ttl),
+            ("max_ttl", &self.max_ttl),
+            ("default_idle_timeout", &self.default_idle_timeout),
+            ("max_kubeconfig_ttl", &self.max_kubeconfig_ttl),
+            ("retention", &self.retention),
+        ];
+        for (key, value) in keys {
+            if key == "default_idle_timeout" && value.is_empty() {
+                continue;
+            }
+            crate::domain::Ttl::parse(key, value).map_err(|e| ConfigError::InvalidDuration {
+                key,
+                reason: e.reason,
+            })?;
+        }
+        Ok(())
     }
 }
 

@@ -309,3 +309,59 @@ fn hosts_need_unique_names_and_the_vcluster_driver_needs_a_host() {
         assert!(err.contains(want), "{src}: {err}");
     }
 }
+
+#[test]
+fn a_bad_duration_is_refused_at_load_naming_its_key() {
+    // Table: (variable, value, reason).
+    let cases = [
+        ("VCM_CLUSTERS__MAX_TTL", "1µ", "multibyte unit"),
+        ("VCM_CLUSTERS__DEFAULT_TTL", "soon", "not a duration"),
+        ("VCM_CLUSTERS__RETENTION", "0s", "zero"),
+        ("VCM_CLUSTERS__DEFAULT_IDLE_TIMEOUT", "5 m", "space"),
+    ];
+    for (name, value, reason) in cases {
+        // Act
+        let message = load_err(None, &[(name, value)]);
+
+        // Assert
+        let key = name
+            .trim_start_matches("VCM_")
+            .replace("__", ".")
+            .to_ascii_lowercase();
+        assert!(message.contains(&key), "{reason}: {message}");
+    }
+}
+
+proptest::proptest! {
+    #[test]
+    fn any_value_of_any_key_loads_or_is_refused_naming_the_key(
+        key in proptest::sample::select(vec![
+            "LISTEN",
+            "DATA_DIR",
+            "SHUTDOWN_GRACE_SECS",
+            "CLUSTERS__DEFAULT_TTL",
+            "CLUSTERS__MAX_TTL",
+            "CLUSTERS__DEFAULT_IDLE_TIMEOUT",
+            "CLUSTERS__MAX_KUBECONFIG_TTL",
+            "CLUSTERS__RETENTION",
+            "CLUSTERS__SIZES",
+            "LOG__FORMAT",
+            "DRIVER",
+        ]),
+        value in proptest::prelude::any::<String>(),
+    ) {
+        // Act
+        let result = Config::load_from(None, mk_env(&[(&format!("VCM_{key}"), &value)]), &ConfigOverrides::default());
+
+        // Assert
+        if let Err(err) = result {
+            let message = format!("{err:#}");
+            let dotted = key.replace("__", ".").to_ascii_lowercase();
+            let leaf = dotted.rsplit('.').next().unwrap_or_default();
+            proptest::prop_assert!(
+                message.contains(&dotted) || message.contains(&format!("VCM_{key}")) || message.contains(leaf),
+                "{}", message
+            );
+        }
+    }
+}

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use super::{InvalidField, Labels, Phase, Timestamp, Ttl};
+use super::{InvalidField, Labels, Phase, Timestamp, Ttl, quoted};
 
 /// Random part of a cluster id: 10 characters of `[a-z0-9]` is ~51 bits, so ids never repeat
 /// in practice and are still short enough to type.
@@ -62,13 +62,17 @@ pub struct ClusterName(String);
 // === impl ClusterName ===
 
 impl ClusterName {
+    /// The names [`ClusterName::parse`] accepts, as the API document states them.
+    pub const PATTERN: &str = "^[a-z0-9](?:[-a-z0-9]{0,38}[a-z0-9])?$";
+
     /// Parse a user-given name.
     pub fn parse(s: &str) -> Result<Self, InvalidField> {
         let err = |why: &str| {
             InvalidField::new(
                 "name",
                 format!(
-                    "{s:?} {why}; use 1-{MAX_NAME_LEN} lowercase letters, digits and '-', starting and ending with a letter or digit"
+                    "{} {why}; use 1-{MAX_NAME_LEN} lowercase letters, digits and '-', starting and ending with a letter or digit",
+                    quoted(s)
                 ),
             )
         };
@@ -269,8 +273,31 @@ impl NewEvent {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+    use crate::domain::testkit::{matches, mk_matching};
+
+    proptest! {
+        #[test]
+        fn any_string_is_a_name_or_refused_naming_the_field(s in any::<String>()) {
+            if let Err(e) = ClusterName::parse(&s) {
+                prop_assert_eq!(e.field, "name");
+            }
+            // Ids are only ever recognised, never refused.
+            let _ = ClusterId::parse(&s);
+            let _ = DeleteReason::parse(&s);
+        }
+
+        #[test]
+        fn the_name_pattern_allows_exactly_the_names_that_parse(
+            s in prop_oneof!["[-a-z0-9A-Z_.é]{0,42}", mk_matching(ClusterName::PATTERN)],
+        ) {
+            prop_assert_eq!(ClusterName::parse(&s).is_ok(), matches(ClusterName::PATTERN, &s), "{:?}", s);
+        }
+    }
 
     #[test]
     fn generated_ids_parse_and_differ() {

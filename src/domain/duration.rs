@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use super::InvalidField;
+use super::{InvalidField, quoted};
 
 /// A positive whole number of seconds, minutes, hours or days, kept in the unit the user wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -16,8 +16,6 @@ pub struct Ttl {
 const MAX_SECS: u64 = 366 * 24 * 3600;
 /// Units and their length in seconds.
 const UNITS: [(char, u64); 4] = [('s', 1), ('m', 60), ('h', 3600), ('d', 86_400)];
-/// Input longer than this is cut short when echoed in an error message.
-const ECHO_MAX_CHARS: usize = 40;
 
 // === impl Ttl ===
 
@@ -115,16 +113,6 @@ fn unit_secs(unit: char) -> Option<u64> {
         .iter()
         .find(|(u, _)| *u == unit)
         .map(|(_, mult)| *mult)
-}
-
-/// `s` quoted for an error message, cut short so a huge input is not echoed whole.
-fn quoted(s: &str) -> String {
-    if s.chars().count() <= ECHO_MAX_CHARS {
-        format!("{s:?}")
-    } else {
-        let head: String = s.chars().take(ECHO_MAX_CHARS).collect();
-        format!("{head:?}…")
-    }
 }
 
 /// A regular expression for the whole numbers 1 to `max` written without leading zeros (empty

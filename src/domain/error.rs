@@ -17,3 +17,17 @@ impl InvalidField {
         }
     }
 }
+
+/// Input longer than this is cut short when echoed in an error message: requests carry up to a
+/// megabyte, and an error should not send it back.
+const ECHO_MAX_CHARS: usize = 64;
+
+/// `s` quoted for an error message, cut short (with `…`) beyond [`ECHO_MAX_CHARS`].
+pub(crate) fn quoted(s: &str) -> String {
+    if s.chars().count() <= ECHO_MAX_CHARS {
+        format!("{s:?}")
+    } else {
+        let head: String = s.chars().take(ECHO_MAX_CHARS).collect();
+        format!("{head:?}…")
+    }
+}

@@ -4,7 +4,8 @@
 mod cluster;
 mod duration;
 mod error;
-mod labels;
+/// Labels with Kubernetes label syntax, selectors over them, and the patterns that state both.
+pub mod labels;
 mod phase;
 mod principal;
 mod token;
@@ -12,6 +13,7 @@ mod token;
 pub use cluster::{Cluster, ClusterEvent, ClusterId, ClusterName, DeleteReason, NewEvent};
 pub use duration::Ttl;
 pub use error::InvalidField;
+pub(crate) use error::quoted;
 pub use labels::{LabelSelector, Labels, MAX_LABELS, MAX_SELECTOR_REQUIREMENTS};
 pub use phase::{InvalidTransition, Phase, PhaseEvent};
 pub use principal::Principal;

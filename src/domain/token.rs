@@ -88,7 +88,18 @@ impl ApiToken {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    proptest! {
+        #[test]
+        fn any_presented_string_is_a_token_or_not(s in any::<String>()) {
+            if let Some(token) = TokenSecret::parse(&s) {
+                prop_assert_eq!(token.expose(), s.as_str());
+            }
+        }
+    }
 
     #[test]
     fn tokens_round_trip_and_hash_stably_without_showing_in_debug() {

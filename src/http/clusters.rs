@@ -43,7 +43,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     post, path = "/v1/clusters", tag = "clusters",
     params(("Idempotency-Key" = Option<String>, Header,
         description = "Retrying with the same key and body returns the same cluster")),
-    request_body(content = CreateClusterRequest, content_type = "application/json",
+    request_body(content = Option<CreateClusterRequest>, content_type = "application/json",
         description = "Every field is optional; an empty body takes every default"),
     responses(
         (status = 202, description = "Accepted", body = ClusterView, headers(
@@ -52,8 +52,11 @@ pub fn router() -> OpenApiRouter<AppState> {
                 description = "`true` when an earlier request with this key created it"))),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 401, description = "Unauthenticated", body = ErrorBody),
-        (status = 409, description = "Name taken", body = ErrorBody),
-        (status = 422, description = "Invalid field or reused idempotency key", body = ErrorBody),
+        (status = 409, description = "Name taken, or the idempotency key was used with another body",
+            body = ErrorBody),
+        (status = 413, description = "Body over 1 MiB", body = ErrorBody),
+        (status = 415, description = "A body that is not `application/json`", body = ErrorBody),
+        (status = 422, description = "Invalid field", body = ErrorBody),
         (status = 503, description = "No reachable host with room; retry later", body = ErrorBody),
     ),
     security(("bearer" = [])),
@@ -163,6 +166,8 @@ async fn get_cluster(
         (status = 401, description = "Unauthenticated", body = ErrorBody),
         (status = 404, description = "No such cluster", body = ErrorBody),
         (status = 409, description = "Cluster no longer live", body = ErrorBody),
+        (status = 413, description = "Body over 1 MiB", body = ErrorBody),
+        (status = 415, description = "No `application/json` body", body = ErrorBody),
         (status = 422, description = "Invalid or immutable field", body = ErrorBody),
     ),
     security(("bearer" = [])),
@@ -228,18 +233,24 @@ async fn forget(
 #[utoipa::path(
     post, path = "/v1/clusters/{id}/kubeconfig", tag = "clusters",
     params(("id" = String, Path, description = "Cluster id or live name")),
-    request_body(content = KubeconfigRequest, content_type = "application/json",
+    request_body(content = Option<KubeconfigRequest>, content_type = "application/json",
         description = "Optional; an empty body asks for the default lifetime (1h)"),
     responses(
         (status = 200, description = "The kubeconfig",
             content(
-                (String = "application/yaml"),
+                // The same kubeconfig object, written as YAML.
+                (Object = "application/yaml"),
                 (Object = "application/json"),
             )),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 401, description = "Unauthenticated", body = ErrorBody),
         (status = 404, description = "No such cluster", body = ErrorBody),
         (status = 409, description = "Cluster not Ready", body = ErrorBody),
+        (status = 413, description = "Body over 1 MiB", body = ErrorBody),
+        (status = 415, description = "A body that is not `application/json`", body = ErrorBody),
         (status = 422, description = "Invalid ttl", body = ErrorBody),
+        (status = 503, description = "The cluster's API server did not answer; retry later",
+            body = ErrorBody),
     ),
     security(("bearer" = [])),
 )]

@@ -57,7 +57,8 @@ where
     }
 }
 
-/// Like [`AppJson`], but an empty body stands for `T::default()` (every field left out).
+/// Like [`AppJson`], but an empty body or `null` stands for `T::default()` (every field left
+/// out).
 #[derive(Debug, Clone, Default)]
 pub struct JsonOrEmpty<T>(pub T);
 
@@ -75,6 +76,9 @@ where
             return Ok(Self(T::default()));
         }
         ensure_json(&headers)?;
+        if parse_value(&bytes)?.is_null() {
+            return Ok(Self(T::default()));
+        }
         parse_json(&bytes).map(Self)
     }
 }
@@ -132,26 +136,45 @@ async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Api
     })
 }
 
+/// A JSON object of type `T`: 400 when `bytes` are not JSON, 422 when they do not fit `T`.
 fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    use axum::extract::rejection::JsonRejection;
-
+    // NB: serde reads a struct from an array too (`["1h"]` as `{"ttl":"1h"}`); every body of
+    // this API is an object, as the document says, so anything else is refused first.
+    if !parse_value(bytes)?.is_object() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            "the request body must be a JSON object",
+        ));
+    }
     Json::<T>::from_bytes(bytes)
         .map(|Json(value)| value)
-        .map_err(|rejection| {
-            // NB: the source is serde's error with the field path in front (`size: invalid
-            // type…`); the rejection's own text only adds a generic preamble.
-            let detail = std::error::Error::source(&rejection)
-                .map(ToString::to_string)
-                .unwrap_or_else(|| rejection.body_text());
-            match rejection {
-                JsonRejection::JsonDataError(_) => {
-                    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", detail)
-                }
-                _ => ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "malformed_json",
-                    format!("request body is not valid JSON: {detail}"),
-                ),
-            }
-        })
+        .map_err(rejected)
+}
+
+/// Any JSON value (400 when `bytes` are not JSON).
+fn parse_value(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
+    Json::<serde_json::Value>::from_bytes(bytes)
+        .map(|Json(value)| value)
+        .map_err(rejected)
+}
+
+fn rejected(rejection: axum::extract::rejection::JsonRejection) -> ApiError {
+    use axum::extract::rejection::JsonRejection;
+
+    // NB: the source is serde's error with the field path in front (`size: invalid
+    // type…`); the rejection's own text only adds a generic preamble.
+    let detail = std::error::Error::source(&rejection)
+        .map(ToString::to_string)
+        .unwrap_or_else(|| rejection.body_text());
+    match rejection {
+        JsonRejection::JsonDataError(_) => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", detail)
+        }
+        _ => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            format!("request body is not valid JSON: {detail}"),
+        ),
+    }
 }

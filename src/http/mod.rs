@@ -5,6 +5,7 @@ use std::{sync::Arc, time::Instant};
 use axum::{
     Json, Router,
     body::Body,
+    extract::State,
     http::Request,
     http::header,
     response::{IntoResponse as _, Response},
@@ -70,7 +71,8 @@ impl AppState {
     }
 }
 
-/// The OpenAPI document of every documented route.
+/// The OpenAPI document of every documented route, as generated: `/openapi.json` serves it with
+/// the rules that depend on configuration added (`openapi::served`).
 pub fn openapi() -> utoipa::openapi::OpenApi {
     api_routes().into_openapi()
 }
@@ -85,19 +87,35 @@ fn api_routes() -> OpenApiRouter<AppState> {
 pub fn router(state: AppState) -> Router {
     let (api, doc) = api_routes().split_for_parts();
     let doc = Arc::new(doc);
+    let served = Arc::new(tokio::sync::OnceCell::new());
     let routes = Router::new().merge(health::router()).merge(api).route(
         "/openapi.json",
-        get(move || {
-            let doc = doc.clone();
-            async move { serve_openapi(&doc) }
+        get(move |State(state): State<AppState>| {
+            let (doc, served) = (doc.clone(), served.clone());
+            async move { serve_openapi(&doc, &served, &state).await }
         }),
     );
     with_middleware(routes, state)
 }
 
-/// `GET /openapi.json`: public, like the health endpoints.
-fn serve_openapi(doc: &utoipa::openapi::OpenApi) -> Response {
-    Json(doc).into_response()
+/// `GET /openapi.json`: public, like the health endpoints. What it states depends on
+/// configuration and on the hosts the driver knows, so it is completed on the first request
+/// and kept (neither changes while the process runs).
+///
+/// NB: kept, because listing hosts may ask every host cluster (the vcluster driver checks
+/// reachability), which an unauthenticated endpoint must not trigger on every request.
+async fn serve_openapi(
+    doc: &utoipa::openapi::OpenApi,
+    served: &tokio::sync::OnceCell<serde_json::Value>,
+    state: &AppState,
+) -> Result<Response, ApiError> {
+    let served = served
+        .get_or_try_init(|| async {
+            let hosts = state.service.hosts().await?;
+            Ok::<_, crate::error::Error>(openapi::served(doc, state.service.policy(), &hosts))
+        })
+        .await?;
+    Ok(Json(served).into_response())
 }
 
 /// Adds the JSON fallbacks and the middleware stack to `routes`.

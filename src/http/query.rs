@@ -1,16 +1,23 @@
 //! Query strings of `/v1/clusters`, parsed by hand from the decoded pairs so `label` can repeat
-//! and every bad or unknown parameter is a 422 that names it.
+//! and every bad or unknown parameter is a 422 that names it. Every rule here is stated in the
+//! API document too (`openapi.rs` reads the constants below).
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-
-use crate::domain::{InvalidField, LabelSelector, Phase};
+use crate::domain::{InvalidField, LabelSelector, Phase, quoted};
 use crate::store::{ClusterFilter, Cursor};
 
 /// Page size when `limit` is not given.
 pub const DEFAULT_LIMIT: usize = 100;
 /// Largest `limit`: a page of full cluster records stays well under a megabyte.
 pub const MAX_LIMIT: usize = 500;
+/// Longest `owner` filter: principals are `token:<name>` and the like, far shorter; a bound
+/// keeps a query from carrying megabytes into the store.
+pub const MAX_OWNER_CHARS: usize = 256;
+/// Longest creation time in a cursor (milliseconds; 15 digits reach the year 33658) and its
+/// longest id: both bound what a cursor can carry.
+const CURSOR_MS_DIGITS: usize = 15;
+const CURSOR_ID_CHARS: usize = 63;
+/// The cursors [`decode_cursor`] accepts, as the API document states them.
+pub const CURSOR_PATTERN: &str = "^[0-9]{1,15}\\.[-a-z0-9]{1,63}$";
 
 /// The filter of `GET /v1/clusters?phase=…&owner=…&label=k=v&limit=…&cursor=…`.
 pub fn list_filter(pairs: &[(String, String)]) -> Result<ClusterFilter, InvalidField> {
@@ -29,7 +36,7 @@ pub fn list_filter(pairs: &[(String, String)]) -> Result<ClusterFilter, InvalidF
         }
         match key.as_str() {
             "phase" => filter.phase = Some(parse_phase(value)?),
-            "owner" => filter.owner = Some(value.clone()),
+            "owner" => filter.owner = Some(parse_owner(value)?),
             "label" => labels.push(value.as_str()),
             "limit" => filter.limit = parse_limit(value)?,
             "cursor" => filter.after = Some(decode_cursor(value)?),
@@ -56,9 +63,12 @@ pub fn delete_selector(pairs: &[(String, String)]) -> Result<LabelSelector, Inva
     LabelSelector::parse(pairs.iter().map(|(_, value)| value.as_str()))
 }
 
-/// The opaque `next_cursor`: URL-safe base64 of `<created_ms>:<id>`.
+/// The `next_cursor`: `<created_ms>.<id>`, the position after the page's last cluster.
+///
+/// NB: it was URL-safe base64 of the same; plain text lets the API document state exactly
+/// which cursors are well formed (any well-formed cursor is a position, issued or not).
 pub fn encode_cursor(cursor: &Cursor) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{}:{}", cursor.created_ms, cursor.id))
+    format!("{}.{}", cursor.created_ms, cursor.id)
 }
 
 /// The position a `cursor` parameter names.
@@ -66,40 +76,66 @@ pub fn decode_cursor(s: &str) -> Result<Cursor, InvalidField> {
     let invalid = || {
         InvalidField::new(
             "cursor",
-            "not a cursor this server issued; pass a previous page's next_cursor unchanged",
+            "not a cursor (<created_ms>.<id>); pass a previous page's next_cursor unchanged",
         )
     };
-    let bytes = URL_SAFE_NO_PAD.decode(s).map_err(|_| invalid())?;
-    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
-    let (ms, id) = text.split_once(':').ok_or_else(invalid)?;
-    let created_ms = ms.parse().map_err(|_| invalid())?;
-    if id.is_empty() {
+    let (ms, id) = s.split_once('.').ok_or_else(invalid)?;
+    let ms_ok =
+        (1..=CURSOR_MS_DIGITS).contains(&ms.len()) && ms.bytes().all(|b| b.is_ascii_digit());
+    let id_ok = (1..=CURSOR_ID_CHARS).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !ms_ok || !id_ok {
         return Err(invalid());
     }
     Ok(Cursor {
-        created_ms,
+        created_ms: ms.parse().map_err(|_| invalid())?,
         id: id.to_owned(),
     })
 }
 
+/// The phase names a `phase` filter accepts: as shown, or in lower case.
+pub fn phase_names() -> Vec<String> {
+    Phase::ALL
+        .iter()
+        .flat_map(|p| [p.as_str().to_owned(), p.as_str().to_ascii_lowercase()])
+        .collect()
+}
+
+fn parse_owner(s: &str) -> Result<String, InvalidField> {
+    if s.chars().count() > MAX_OWNER_CHARS {
+        return Err(InvalidField::new(
+            "owner",
+            format!("at most {MAX_OWNER_CHARS} characters"),
+        ));
+    }
+    Ok(s.to_owned())
+}
+
 fn parse_phase(s: &str) -> Result<Phase, InvalidField> {
-    Phase::parse(s).ok_or_else(|| {
+    let exact = Phase::ALL
+        .into_iter()
+        .find(|p| s == p.as_str() || s == p.as_str().to_ascii_lowercase());
+    exact.ok_or_else(|| {
         let all: Vec<&str> = Phase::ALL.iter().map(|p| p.as_str()).collect();
         InvalidField::new(
             "phase",
-            format!("unknown phase {s:?}; one of {}", all.join(", ")),
+            format!("unknown phase {}; one of {}", quoted(s), all.join(", ")),
         )
     })
 }
 
 fn parse_limit(s: &str) -> Result<usize, InvalidField> {
-    s.parse()
-        .ok()
+    // NB: digits only: `usize::from_str` would also take `+5`, which is no JSON Schema integer.
+    Some(s)
+        .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|s| s.parse().ok())
         .filter(|n| (1..=MAX_LIMIT).contains(n))
         .ok_or_else(|| {
             InvalidField::new(
                 "limit",
-                format!("{s:?} is not a whole number from 1 to {MAX_LIMIT}"),
+                format!("{} is not a whole number from 1 to {MAX_LIMIT}", quoted(s)),
             )
         })
 }
@@ -107,7 +143,44 @@ fn parse_limit(s: &str) -> Result<usize, InvalidField> {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+    use crate::domain::testkit::{matches, mk_matching};
+
+    proptest! {
+        #[test]
+        fn any_query_parses_or_is_refused_naming_a_parameter(
+            pairs in proptest::collection::vec(
+                (prop_oneof!["phase|owner|label|limit|cursor", any::<String>()], any::<String>()),
+                0..8,
+            ),
+        ) {
+            let keys: Vec<&str> = pairs.iter().map(|(k, _)| k.as_str()).collect();
+            if let Err(e) = list_filter(&pairs) {
+                prop_assert!(keys.contains(&e.field.as_str()), "{} not in {:?}", e.field, keys);
+            }
+            if let Err(e) = delete_selector(&pairs) {
+                prop_assert!(keys.contains(&e.field.as_str()), "{} not in {:?}", e.field, keys);
+            }
+        }
+
+        #[test]
+        fn the_cursor_pattern_allows_exactly_the_cursors_that_decode(
+            s in prop_oneof!["[0-9]{0,17}[.:]?[-a-z0-9A-Z.]{0,65}", mk_matching(CURSOR_PATTERN)],
+        ) {
+            prop_assert_eq!(decode_cursor(&s).is_ok(), matches(CURSOR_PATTERN, &s), "{:?}", s);
+        }
+
+        #[test]
+        fn issued_cursors_decode_to_their_position(
+            created_ms in 0..999_999_999_999_999i64,
+            id in "c-[a-z0-9]{10}",
+        ) {
+            let cursor = Cursor { created_ms, id };
+            prop_assert_eq!(decode_cursor(&encode_cursor(&cursor)).unwrap(), cursor);
+        }
+    }
 
     fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
         items
@@ -144,6 +217,7 @@ mod tests {
 
     #[test]
     fn bad_parameters_are_named() {
+        let long_owner = "o".repeat(257);
         // Table: (query, field named, reason).
         let cases = [
             (("phase", "Running"), "phase", "unknown phase"),
@@ -151,7 +225,11 @@ mod tests {
             (("limit", "501"), "limit", "above range"),
             (("limit", "x"), "limit", "not a number"),
             (("cursor", "!!"), "cursor", "not base64"),
-            (("cursor", "bm9jb2xvbg"), "cursor", "no colon"),
+            (("cursor", "bm9jb2xvbg"), "cursor", "no dot"),
+            (("cursor", "1.C-ABC"), "cursor", "upper case id"),
+            (("phase", "rEaDy"), "phase", "mixed case"),
+            (("limit", "+5"), "limit", "sign"),
+            (("owner", long_owner.as_str()), "owner", "owner too long"),
             (("label", "novalue"), "label", "not k=v"),
             (("colour", "red"), "colour", "unknown parameter"),
         ];

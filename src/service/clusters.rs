@@ -7,7 +7,7 @@ use crate::api::{CreateClusterRequest, UpdateClusterRequest};
 use crate::controlplane::Kubeconfig;
 use crate::domain::{
     Cluster, ClusterEvent, ClusterId, ClusterName, DeleteReason, InvalidField, LabelSelector,
-    Labels, NewEvent, Phase, PhaseEvent, Principal, Timestamp, Ttl, now_ms,
+    Labels, MAX_LABELS, NewEvent, Phase, PhaseEvent, Principal, Timestamp, Ttl, now_ms, quoted,
 };
 use crate::error::{Error, Result};
 use crate::store::{ClusterFilter, IdempotencyRecord, Page, StoreError};
@@ -26,6 +26,9 @@ const DEFAULT_KUBECONFIG_TTL: Ttl = Ttl::from_secs_const(3600);
 pub struct IdempotencyKey(String);
 
 impl IdempotencyKey {
+    /// The keys [`IdempotencyKey::parse`] accepts, as the API document states them.
+    pub const PATTERN: &str = "^[!-~]{1,255}$";
+
     /// Parse the header value.
     pub fn parse(s: &str) -> std::result::Result<Self, InvalidField> {
         if s.is_empty() || s.len() > 255 || !s.bytes().all(|b| b.is_ascii_graphic()) {
@@ -115,7 +118,9 @@ impl ClusterService {
             return Ok(None);
         };
         if rec.request_hash != request_hash {
-            return Err(Error::unprocessable(
+            // NB: 409, as for a taken name: the request is valid, the key is bound to another
+            // (crate::error::Error::Conflict lists this case; a 422 contradicted the document).
+            return Err(Error::conflict(
                 "idempotency_key_reused",
                 "this Idempotency-Key was already used with a different request body; use a new key for a new request",
             ));
@@ -130,6 +135,16 @@ impl ClusterService {
     /// placement to fill in.
     fn new_cluster(&self, principal: &Principal, req: CreateClusterRequest) -> Result<Cluster> {
         let p = &self.policy;
+        // A selector longer than any host's labels never matches, and would be echoed whole.
+        if req
+            .host_selector
+            .as_ref()
+            .is_some_and(|s| s.len() > MAX_LABELS)
+        {
+            return Err(
+                InvalidField::new("host_selector", format!("at most {MAX_LABELS} labels")).into(),
+            );
+        }
         let id = ClusterId::generate();
         let name = match req.name.as_deref() {
             Some(n) => ClusterName::parse(n)?,
@@ -140,7 +155,8 @@ impl ClusterService {
             return Err(InvalidField::new(
                 "size",
                 format!(
-                    "unknown size {size:?}; choose one of {}",
+                    "unknown size {}; choose one of {}",
+                    quoted(&size),
                     p.sizes.join(", ")
                 ),
             )
@@ -153,7 +169,8 @@ impl ClusterService {
             return Err(InvalidField::new(
                 "kubernetes_version",
                 format!(
-                    "version {version:?} is not offered here; choose one of {}",
+                    "version {} is not offered here; choose one of {}",
+                    quoted(&version),
                     p.kubernetes_versions.join(", ")
                 ),
             )
@@ -202,7 +219,8 @@ impl ClusterService {
             return Err(InvalidField::new(
                 "ttl",
                 format!(
-                    "{s:?} is longer than the allowed maximum {}",
+                    "{} is longer than the allowed maximum {}",
+                    quoted(s),
                     self.policy.max_ttl
                 ),
             )
@@ -513,4 +531,33 @@ fn name_taken(name: &ClusterName, holder: &ClusterId) -> Error {
             name.as_str()
         ),
     )
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::domain::testkit::{matches, mk_matching};
+
+    proptest! {
+        #[test]
+        fn any_header_value_is_a_key_or_refused_naming_the_header(s in any::<String>()) {
+            if let Err(e) = IdempotencyKey::parse(&s) {
+                prop_assert_eq!(e.field, "Idempotency-Key");
+            }
+        }
+
+        #[test]
+        fn the_key_pattern_allows_exactly_the_keys_that_parse(
+            s in prop_oneof![
+                "[ -~é\t]{0,260}",
+                mk_matching(IdempotencyKey::PATTERN),
+            ],
+        ) {
+            let parses = IdempotencyKey::parse(&s).is_ok();
+            prop_assert_eq!(parses, matches(IdempotencyKey::PATTERN, &s), "{:?}", s);
+        }
+    }
 }

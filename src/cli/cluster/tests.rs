@@ -209,3 +209,20 @@ fn a_timeout_ending_in_a_multibyte_character_is_a_usage_error_not_a_panic() {
     let err = result.expect_err("1µ is not a duration");
     assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
 }
+
+proptest::proptest! {
+    #[test]
+    fn any_timeout_or_label_flag_parses_or_is_a_usage_error(value in proptest::prelude::any::<String>()) {
+        // Act: clap calls the value parsers; a panic fails the test.
+        let timeout = mk_parse(&["create", "--wait", "--timeout", &value]);
+        let label = mk_parse(&["create", "--label", &value]);
+
+        // Assert
+        if let Ok(ClusterCmd::Create(args)) = &timeout {
+            proptest::prop_assert!(args.timeout.as_secs() >= 1);
+        }
+        if let Err(e) = label {
+            proptest::prop_assert_ne!(e.kind(), clap::error::ErrorKind::DisplayHelp);
+        }
+    }
+}

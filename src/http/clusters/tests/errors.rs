@@ -324,3 +324,56 @@ async fn too_many_label_selectors_answer_422_naming_the_limit() {
         assert!(message.contains("at most 64"), "{method}: {message}");
     }
 }
+
+#[tokio::test]
+async fn a_host_selector_of_more_labels_than_a_host_has_answers_422_naming_the_limit() {
+    // Arrange
+    let app = mk_app().await;
+    let selector: serde_json::Map<String, Value> =
+        (0..65).map(|i| (format!("k{i}"), json!("v"))).collect();
+
+    // Act
+    let got = mk_call(
+        app,
+        mk_req(
+            Method::POST,
+            "/v1/clusters",
+            Some(json!({ "host_selector": selector })),
+        ),
+    )
+    .await;
+
+    // Assert
+    let message = assert_error(got, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field");
+    assert!(message.starts_with("host_selector"), "{message}");
+    assert!(message.contains("at most 64"), "{message}");
+}
+
+#[tokio::test]
+async fn a_huge_invalid_value_is_not_echoed_whole() {
+    // Arrange
+    let app = mk_app().await;
+    let huge = "A".repeat(500_000);
+    // Table: (body, field named).
+    let cases = [
+        (json!({ "name": huge }), "name"),
+        (json!({ "ttl": huge }), "ttl"),
+        (json!({ "size": huge }), "size"),
+        (json!({ "labels": { "k": huge } }), "labels.k"),
+        (json!({ "labels": { huge.clone(): "v" } }), "labels"),
+    ];
+
+    for (body, field) in cases {
+        // Act
+        let got = mk_call(
+            app.clone(),
+            mk_req(Method::POST, "/v1/clusters", Some(body)),
+        )
+        .await;
+
+        // Assert
+        let message = assert_error(got, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field");
+        assert!(message.starts_with(field), "{field}: {}", &message[..80]);
+        assert!(message.len() < 1000, "{field}: {} bytes", message.len());
+    }
+}

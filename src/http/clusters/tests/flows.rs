@@ -110,11 +110,7 @@ async fn an_idempotent_create_replays_the_same_cluster_and_refuses_another_body(
     assert_eq!(second, StatusCode::ACCEPTED, "{two}");
     assert_eq!(one["id"], two["id"]);
     assert_eq!(headers["idempotent-replayed"], "true");
-    assert_error(
-        other,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "idempotency_key_reused",
-    );
+    assert_error(other, StatusCode::CONFLICT, "idempotency_key_reused");
     let message = assert_error(bad_key, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field");
     assert!(message.contains("Idempotency-Key"), "{message}");
 }
@@ -273,5 +269,105 @@ async fn kubeconfig_content_negotiation_follows_accept() {
             json,
             "{accept}"
         );
+    }
+}
+
+#[tokio::test]
+async fn openapi_document_states_the_rules_and_status_codes_the_server_has() {
+    // Act
+    let (status, _, doc) = mk_call(
+        mk_app().await,
+        Request::get("/openapi.json").body(Body::empty()).unwrap(),
+    )
+    .await;
+
+    // Assert
+    assert_eq!(status, StatusCode::OK);
+    let op = |path: &str, method: &str| doc["paths"][path][method].clone();
+    let param = |path: &str, method: &str, name: &str| {
+        op(path, method)["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{method} {path}: no parameter {name}"))
+    };
+    // Table: (what, the document's statement, reason).
+    let label = param("/v1/clusters", "get", "label");
+    let key = param("/v1/clusters", "post", "Idempotency-Key");
+    let cursor = param("/v1/clusters", "get", "cursor");
+    let update = &doc["components"]["schemas"]["UpdateClusterRequest"]["properties"];
+    let statuses = |path: &str, method: &str| {
+        op(path, method)["responses"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let checks = [
+        (
+            label["schema"]["items"]["pattern"].is_string(),
+            "label pattern",
+        ),
+        (label["schema"]["maxItems"] == 64, "label count bound"),
+        (cursor["schema"]["pattern"].is_string(), "cursor format"),
+        (
+            key["schema"]["pattern"] == "^[!-~]{1,255}$",
+            "Idempotency-Key syntax and length",
+        ),
+        (
+            update.get("size").is_none(),
+            "immutable size not in the PUT schema",
+        ),
+        (
+            update.get("name").is_none(),
+            "immutable name not in the PUT schema",
+        ),
+        (
+            statuses("/v1/clusters/{id}/kubeconfig", "post").contains(&"400".to_owned()),
+            "400 on kubeconfig",
+        ),
+        (
+            statuses("/v1/clusters/{id}", "put").contains(&"415".to_owned()),
+            "415 on PUT",
+        ),
+    ];
+    for (holds, what) in checks {
+        assert!(holds, "{what}");
+    }
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_an_object_answers_422() {
+    // Arrange
+    let app = mk_app().await;
+    mk_cluster(&app, json!({"name": "web"})).await;
+    // Table: (method, path, body, reason).
+    let cases = [
+        (
+            Method::POST,
+            "/v1/clusters/web/kubeconfig",
+            "[\"1h\"]",
+            "array read as a struct",
+        ),
+        (
+            Method::PUT,
+            "/v1/clusters/web",
+            "[\"1h\"]",
+            "array read as a struct",
+        ),
+        (Method::PUT, "/v1/clusters/web", "null", "null"),
+        (Method::POST, "/v1/clusters", "\"web\"", "string"),
+    ];
+
+    for (method, path, body, reason) in cases {
+        // Act
+        let got = mk_call(app.clone(), mk_raw(method, path, body)).await;
+
+        // Assert
+        let message = assert_error(got, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field");
+        assert!(message.contains("object"), "{reason}: {message}");
     }
 }

@@ -3,6 +3,7 @@
 mod errors;
 mod flows;
 mod forget;
+mod inputs;
 
 use axum::{
     Router,
