@@ -66,6 +66,41 @@ pub struct UpdateClusterRequest {
     pub host: Option<String>,
 }
 
+impl From<CreateClusterRequest> for crate::service::ClusterSpec {
+    fn from(r: CreateClusterRequest) -> Self {
+        Self {
+            name: r.name,
+            size: r.size,
+            kubernetes_version: r.kubernetes_version,
+            ttl: r.ttl,
+            idle_timeout: r.idle_timeout,
+            host: r.host,
+            host_selector: r.host_selector,
+            labels: r.labels,
+        }
+    }
+}
+
+impl From<UpdateClusterRequest> for crate::service::ClusterUpdate {
+    fn from(r: UpdateClusterRequest) -> Self {
+        let immutable = [
+            ("size", r.size.is_some()),
+            ("kubernetes_version", r.kubernetes_version.is_some()),
+            ("name", r.name.is_some()),
+            ("host", r.host.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(field, given)| given.then_some(field))
+        .collect();
+        Self {
+            ttl: r.ttl,
+            idle_timeout: r.idle_timeout,
+            labels: r.labels,
+            immutable,
+        }
+    }
+}
+
 /// `POST /v1/clusters/{id}/kubeconfig` body.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -235,6 +270,20 @@ pub struct HostView {
     pub clusters: u32,
     /// Notes, or why it is unreachable.
     pub message: String,
+}
+
+impl From<crate::service::HostUse> for HostView {
+    fn from(u: crate::service::HostUse) -> Self {
+        let h = u.host;
+        Self {
+            name: h.name,
+            labels: h.labels,
+            reachable: h.reachable,
+            max_clusters: h.max_clusters,
+            clusters: u.clusters,
+            message: h.message,
+        }
+    }
 }
 
 /// Every host.

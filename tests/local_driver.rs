@@ -57,11 +57,11 @@ async fn a_local_cluster_serves_the_api_isolated_and_leaves_nothing_after_delete
 
     // Assert: each is a separate API; CI credentials work and see only their own cluster.
     let admin_a = driver.admin_kubeconfig(&a).await.unwrap();
-    let ci_a = vcm::service::mint_ci_kubeconfig(&admin_a, "a", 600)
+    let ci_a = vcm::driver::mint_ci_kubeconfig(&admin_a, "a", 600)
         .await
         .unwrap();
     let ci_b =
-        vcm::service::mint_ci_kubeconfig(&driver.admin_kubeconfig(&b).await.unwrap(), "b", 600)
+        vcm::driver::mint_ci_kubeconfig(&driver.admin_kubeconfig(&b).await.unwrap(), "b", 600)
             .await
             .unwrap();
     let cms_a: Api<ConfigMap> = Api::namespaced(ci_a.client().await.unwrap(), "default");

@@ -235,7 +235,7 @@ async fn a_cluster_is_installed_by_the_real_cli_becomes_ready_serves_ci_and_is_d
     assert!(matches!(healthy, Ensured::Ready { .. }), "{healthy:?}");
     let admin = driver.admin_kubeconfig(&cluster).await.unwrap();
     assert_eq!(admin.server, server);
-    let ci = vcm::service::mint_ci_kubeconfig(&admin, "pr-42-web", 600)
+    let ci = vcm::driver::mint_ci_kubeconfig(&admin, "pr-42-web", 600)
         .await
         .unwrap();
     assert!(matches!(

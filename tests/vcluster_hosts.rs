@@ -93,15 +93,15 @@ async fn placement_follows_labels_and_load_refuses_when_full_and_skips_unreachab
         "{err}"
     );
     let hosts = service.hosts().await.unwrap();
-    assert!(hosts.iter().all(|h| h.reachable), "{hosts:?}");
+    assert!(hosts.iter().all(|h| h.host.reachable), "{hosts:?}");
     assert_eq!(hosts.iter().map(|h| h.clusters).sum::<u32>(), 3);
 
     // An unreachable host is reported and skipped.
     drop(eu);
     let hosts = service.hosts().await.unwrap();
-    let eu_view = hosts.iter().find(|h| h.name == "eu-1").unwrap();
+    let eu_view = hosts.iter().find(|h| h.host.name == "eu-1").unwrap();
     assert!(
-        !eu_view.reachable && !eu_view.message.is_empty(),
+        !eu_view.host.reachable && !eu_view.host.message.is_empty(),
         "{eu_view:?}"
     );
     let err = service

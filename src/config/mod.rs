@@ -414,7 +414,16 @@ impl Provider for EnvSource {
                 return Err(format!("environment variable {name} does not name a key").into());
             }
             // Parsed like figment's `Env` does: `true`, `30` and `[a, b]` get their types.
-            let Ok(value) = value.parse::<Value>();
+            // NB: figment 0.10.19's escape handling indexes bytes by character count and panics
+            // on a backslash after a multibyte character; such a value cannot be a number, bool
+            // or list of ours anyway, so it stays a plain string (and is refused by its key's
+            // type if that wants something else).
+            let value = if value.is_ascii() {
+                let Ok(value) = value.parse::<Value>();
+                value
+            } else {
+                Value::from(value.clone())
+            };
             let nested = figment::util::nest(&key, value)
                 .into_dict()
                 .expect("a non-empty key always nests into a dictionary");

@@ -332,6 +332,19 @@ fn a_bad_duration_is_refused_at_load_naming_its_key() {
     }
 }
 
+#[test]
+fn a_backslash_after_a_multibyte_character_in_an_env_value_is_a_string_not_a_panic() {
+    // Found by the property test below: figment's own value parser panicked on this.
+    let message = load_err(None, &[("VCM_LOG__FORMAT", "𔖸v\\w")]);
+    assert!(message.contains("VCM_LOG__FORMAT"), "{message}");
+    let config = load(
+        None,
+        &[("VCM_DATA_DIR", "/tmp/é\\x")],
+        &ConfigOverrides::default(),
+    );
+    assert_eq!(config.data_dir, PathBuf::from("/tmp/é\\x"));
+}
+
 proptest::proptest! {
     #[test]
     fn any_value_of_any_key_loads_or_is_refused_naming_the_key(

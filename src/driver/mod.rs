@@ -13,8 +13,13 @@ pub mod vcluster;
 
 use async_trait::async_trait;
 
+/// CI credentials minted inside a cluster (TokenRequest for a ServiceAccount).
+mod credentials;
+
+pub use self::credentials::{CI_NAMESPACE, CI_SERVICE_ACCOUNT, mint_ci_kubeconfig};
 pub use self::sizes::{BUILTIN_SIZES, LocalSize};
-use crate::controlplane::Kubeconfig;
+/// A kubeconfig: what drivers hand out (admin access in memory, CI credentials to callers).
+pub use crate::controlplane::Kubeconfig;
 use crate::domain::{Cluster, ClusterId};
 
 /// A driver failure. `Transient` is retried with backoff; `Permanent` fails the cluster with the
@@ -123,6 +128,13 @@ pub trait Driver: Send + Sync + 'static {
 
     /// Admin access to the cluster's API (read on demand, never stored or handed to CI).
     async fn admin_kubeconfig(&self, cluster: &Cluster) -> Result<Kubeconfig, DriverError>;
+
+    /// A kubeconfig for CI: a ServiceAccount token minted in the cluster, valid for `secs`
+    /// seconds (never the admin credential). The default mints it through the admin kubeconfig.
+    async fn ci_kubeconfig(&self, cluster: &Cluster, secs: u64) -> Result<Kubeconfig, DriverError> {
+        let admin = self.admin_kubeconfig(cluster).await?;
+        mint_ci_kubeconfig(&admin, cluster.name.as_str(), secs).await
+    }
 
     /// Ids of every cluster the driver holds resources for (for the orphan sweeper).
     async fn list_managed(&self) -> Result<Vec<ClusterId>, DriverError>;

@@ -25,6 +25,12 @@ async fn list_hosts(
     Authenticated(_principal): Authenticated,
 ) -> Result<Json<HostList>, ApiError> {
     Ok(Json(HostList {
-        items: state.service.hosts().await?,
+        items: state
+            .service
+            .hosts()
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect(),
     }))
 }

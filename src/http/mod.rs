@@ -111,7 +111,13 @@ async fn serve_openapi(
 ) -> Result<Response, ApiError> {
     let served = served
         .get_or_try_init(|| async {
-            let hosts = state.service.hosts().await?;
+            let hosts: Vec<crate::api::HostView> = state
+                .service
+                .hosts()
+                .await?
+                .into_iter()
+                .map(Into::into)
+                .collect();
             Ok::<_, crate::error::Error>(openapi::served(doc, state.service.policy(), &hosts))
         })
         .await?;

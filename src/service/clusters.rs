@@ -3,12 +3,12 @@
 use sha2::{Digest as _, Sha256};
 
 use super::ClusterService;
-use crate::api::{CreateClusterRequest, UpdateClusterRequest};
-use crate::controlplane::Kubeconfig;
+use super::{ClusterSpec, ClusterUpdate};
 use crate::domain::{
     Cluster, ClusterEvent, ClusterId, ClusterName, DeleteReason, InvalidField, LabelSelector,
     Labels, MAX_LABELS, NewEvent, Phase, PhaseEvent, Principal, Timestamp, Ttl, now_ms, quoted,
 };
+use crate::driver::Kubeconfig;
 use crate::error::{Error, Result};
 use crate::store::{ClusterFilter, IdempotencyRecord, Page, StoreError};
 
@@ -50,9 +50,10 @@ impl ClusterService {
     pub async fn create(
         &self,
         principal: &Principal,
-        req: CreateClusterRequest,
+        req: impl Into<ClusterSpec>,
         key: Option<IdempotencyKey>,
     ) -> Result<(Cluster, bool)> {
+        let req = req.into();
         let request_hash = hex::encode(Sha256::digest(
             serde_json::to_vec(&req).map_err(|e| Error::Other(e.into()))?,
         ));
@@ -133,7 +134,7 @@ impl ClusterService {
 
     /// The cluster a request describes, every field checked; `host` is left empty for
     /// placement to fill in.
-    fn new_cluster(&self, principal: &Principal, req: CreateClusterRequest) -> Result<Cluster> {
+    fn new_cluster(&self, principal: &Principal, req: ClusterSpec) -> Result<Cluster> {
         let p = &self.policy;
         // A selector longer than any host's labels never matches, and would be echoed whole.
         if req
@@ -258,15 +259,10 @@ impl ClusterService {
         &self,
         principal: &Principal,
         id_or_name: &str,
-        req: UpdateClusterRequest,
+        req: impl Into<ClusterUpdate>,
     ) -> Result<Cluster> {
-        let immutable = [
-            ("size", req.size.is_some()),
-            ("kubernetes_version", req.kubernetes_version.is_some()),
-            ("name", req.name.is_some()),
-            ("host", req.host.is_some()),
-        ];
-        if let Some((field, _)) = immutable.iter().find(|(_, present)| *present) {
+        let req = req.into();
+        if let Some(field) = req.immutable.first() {
             return Err(Error::unprocessable(
                 "immutable_field",
                 format!(
@@ -437,8 +433,7 @@ impl ClusterService {
             .as_secs()
             .max(0) as u64;
         let secs = ttl.as_secs().min(remaining);
-        let admin = self.driver.admin_kubeconfig(&cluster).await?;
-        let kubeconfig = super::mint_ci_kubeconfig(&admin, cluster.name.as_str(), secs).await?;
+        let kubeconfig = self.driver.ci_kubeconfig(&cluster, secs).await?;
         let msg = format!(
             "kubeconfig issued to {} for {}",
             principal.subject,

@@ -2,10 +2,10 @@
 //! defaults, policy bounds, idempotency and events happen here, once.
 
 mod clusters;
-mod credentials;
 mod forget;
 mod host_cache;
 mod placement;
+mod requests;
 
 use std::sync::Arc;
 
@@ -16,9 +16,9 @@ use crate::driver::Driver;
 use crate::store::Store;
 
 pub use clusters::IdempotencyKey;
-pub use credentials::{CI_NAMESPACE, CI_SERVICE_ACCOUNT, mint_ci_kubeconfig};
 pub use forget::FORGOTTEN;
 pub use host_cache::HOST_VIEW_MAX_AGE;
+pub use requests::{ClusterSpec, ClusterUpdate, HostUse};
 
 /// Defaults and bounds for new clusters (from configuration).
 #[derive(Debug, Clone)]

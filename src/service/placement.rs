@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::ClusterService;
-use crate::api::HostView;
+use super::HostUse;
 use crate::domain::{InvalidField, Phase};
 use crate::driver::HostInfo;
 use crate::error::{Error, Result};
@@ -19,20 +19,16 @@ const UNREACHABLE_RETRY_AFTER: std::time::Duration = std::time::Duration::from_s
 
 impl ClusterService {
     /// Every host with its live cluster count.
-    pub async fn hosts(&self) -> Result<Vec<HostView>> {
+    pub async fn hosts(&self) -> Result<Vec<HostUse>> {
         let load = self.load().await?;
         Ok(self
             .hosts
             .probe(&self.driver)
             .await
             .into_iter()
-            .map(|h| HostView {
-                clusters: load.get(&h.name).copied().unwrap_or(0),
-                name: h.name,
-                labels: h.labels,
-                reachable: h.reachable,
-                max_clusters: h.max_clusters,
-                message: h.message,
+            .map(|host| HostUse {
+                clusters: load.get(&host.name).copied().unwrap_or(0),
+                host,
             })
             .collect())
     }

@@ -7,8 +7,8 @@ use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
 use kube::Api;
 use kube::api::PostParams;
 
+use super::DriverError;
 use crate::controlplane::{Kubeconfig, KubeconfigUser};
-use crate::error::{Error, Result};
 
 /// Namespace of the CI ServiceAccount inside each virtual cluster.
 pub const CI_NAMESPACE: &str = "kube-system";
@@ -19,14 +19,21 @@ const MIN_TOKEN_SECS: u64 = 600;
 
 /// Mint a kubeconfig for the CI ServiceAccount of the cluster `admin` reaches, with a token
 /// valid for `secs` seconds (at least ten minutes, the API server's floor).
-pub async fn mint_ci_kubeconfig(admin: &Kubeconfig, name: &str, secs: u64) -> Result<Kubeconfig> {
-    let client = admin.client().await.map_err(Error::Other)?;
+pub async fn mint_ci_kubeconfig(
+    admin: &Kubeconfig,
+    name: &str,
+    secs: u64,
+) -> Result<Kubeconfig, DriverError> {
+    let client = admin
+        .client()
+        .await
+        .map_err(|e| DriverError::Transient(format!("connecting to the cluster: {e:#}")))?;
     let pp = PostParams::default();
     let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), CI_NAMESPACE);
     let sa: ServiceAccount = serde_json::from_value(serde_json::json!({
         "metadata": {"name": CI_SERVICE_ACCOUNT, "labels": {"app.kubernetes.io/managed-by": "vcm"}},
     }))
-    .map_err(|e| Error::Other(e.into()))?;
+    .map_err(fixture)?;
     create_if_missing(sas.create(&pp, &sa).await)?;
     let crbs: Api<ClusterRoleBinding> = Api::all(client.clone());
     let crb: ClusterRoleBinding = serde_json::from_value(serde_json::json!({
@@ -34,12 +41,12 @@ pub async fn mint_ci_kubeconfig(admin: &Kubeconfig, name: &str, secs: u64) -> Re
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
         "subjects": [{"kind": "ServiceAccount", "name": CI_SERVICE_ACCOUNT, "namespace": CI_NAMESPACE}],
     }))
-    .map_err(|e| Error::Other(e.into()))?;
+    .map_err(fixture)?;
     create_if_missing(crbs.create(&pp, &crb).await)?;
     let req: TokenRequest = serde_json::from_value(serde_json::json!({
         "spec": {"audiences": [], "expirationSeconds": secs.max(MIN_TOKEN_SECS)},
     }))
-    .map_err(|e| Error::Other(e.into()))?;
+    .map_err(fixture)?;
     let minted = sas
         .create_token_request(CI_SERVICE_ACCOUNT, &pp, &req)
         .await
@@ -47,7 +54,7 @@ pub async fn mint_ci_kubeconfig(admin: &Kubeconfig, name: &str, secs: u64) -> Re
     let token = minted
         .status
         .map(|s| s.token)
-        .ok_or_else(|| Error::Unavailable("the API server returned no token".into()))?;
+        .ok_or_else(|| DriverError::Transient("the API server returned no token".into()))?;
     Ok(Kubeconfig {
         name: name.to_owned(),
         server: admin.server.clone(),
@@ -57,7 +64,7 @@ pub async fn mint_ci_kubeconfig(admin: &Kubeconfig, name: &str, secs: u64) -> Re
     })
 }
 
-fn create_if_missing<T>(res: std::result::Result<T, kube::Error>) -> Result<()> {
+fn create_if_missing<T>(res: Result<T, kube::Error>) -> Result<(), DriverError> {
     match res {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
@@ -65,7 +72,11 @@ fn create_if_missing<T>(res: std::result::Result<T, kube::Error>) -> Result<()> 
     }
 }
 
-fn unavailable(what: &str, e: kube::Error) -> Error {
-    tracing::warn!(error = %e, "{what} failed");
-    Error::Unavailable(format!("{what} in the cluster failed; retry shortly"))
+fn unavailable(what: &str, e: kube::Error) -> DriverError {
+    DriverError::Transient(format!("{what} in the cluster failed: {e}"))
+}
+
+/// The fixed objects above always deserialise; if one ever did not, that is a bug, not a retry.
+fn fixture(e: serde_json::Error) -> DriverError {
+    DriverError::Permanent(format!("building a Kubernetes object: {e}"))
 }
