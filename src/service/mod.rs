@@ -2,6 +2,7 @@
 //! defaults, policy bounds, idempotency and events happen here, once.
 
 mod clusters;
+mod create;
 mod forget;
 mod host_cache;
 mod placement;
@@ -15,7 +16,7 @@ use crate::domain::Ttl;
 use crate::driver::Driver;
 use crate::store::Store;
 
-pub use clusters::IdempotencyKey;
+pub use create::IdempotencyKey;
 pub use forget::FORGOTTEN;
 pub use host_cache::HOST_VIEW_MAX_AGE;
 pub use requests::{ClusterSpec, ClusterUpdate, HostUse};
