@@ -44,31 +44,58 @@ pub struct Kubeconfig {
 // === impl Kubeconfig ===
 
 impl Kubeconfig {
+    /// The document, as kube's own kubeconfig type: one cluster, one user, one context.
+    pub fn to_kube(&self) -> kube::config::Kubeconfig {
+        use kube::config::{
+            AuthInfo, Cluster, Context, Kubeconfig as File, NamedAuthInfo, NamedCluster,
+            NamedContext,
+        };
+        let auth_info = match &self.user {
+            KubeconfigUser::ClientCert(c) => AuthInfo {
+                client_certificate_data: Some(B64.encode(&c.cert_pem)),
+                client_key_data: Some(B64.encode(&c.key_pem).into()),
+                ..AuthInfo::default()
+            },
+            KubeconfigUser::Token(t) => AuthInfo {
+                token: Some(t.clone().into()),
+                ..AuthInfo::default()
+            },
+        };
+        File {
+            api_version: Some("v1".into()),
+            kind: Some("Config".into()),
+            clusters: vec![NamedCluster {
+                name: self.name.clone(),
+                cluster: Some(Cluster {
+                    server: Some(self.server.clone()),
+                    certificate_authority_data: Some(B64.encode(&self.ca_pem)),
+                    ..Cluster::default()
+                }),
+                ..NamedCluster::default()
+            }],
+            auth_infos: vec![NamedAuthInfo {
+                name: self.name.clone(),
+                auth_info: Some(auth_info),
+                ..NamedAuthInfo::default()
+            }],
+            contexts: vec![NamedContext {
+                name: self.name.clone(),
+                context: Some(Context {
+                    cluster: self.name.clone(),
+                    user: Some(self.name.clone()),
+                    namespace: self.namespace.clone(),
+                    ..Context::default()
+                }),
+                ..NamedContext::default()
+            }],
+            current_context: Some(self.name.clone()),
+            ..File::default()
+        }
+    }
+
     /// The document as a JSON value (kubectl reads JSON as well as YAML).
     pub fn to_value(&self) -> serde_json::Value {
-        let user = match &self.user {
-            KubeconfigUser::ClientCert(c) => serde_json::json!({
-                "client-certificate-data": B64.encode(&c.cert_pem),
-                "client-key-data": B64.encode(&c.key_pem),
-            }),
-            KubeconfigUser::Token(t) => serde_json::json!({ "token": t }),
-        };
-        let mut context = serde_json::json!({ "cluster": self.name, "user": self.name });
-        if let Some(ns) = &self.namespace {
-            context["namespace"] = serde_json::Value::String(ns.clone());
-        }
-        serde_json::json!({
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [{ "name": self.name, "cluster": {
-                "server": self.server,
-                "certificate-authority-data": B64.encode(&self.ca_pem),
-            }}],
-            "users": [{ "name": self.name, "user": user }],
-            "contexts": [{ "name": self.name, "context": context }],
-            "current-context": self.name,
-            "preferences": {},
-        })
+        serde_json::to_value(self.to_kube()).expect("a kubeconfig serialises to JSON")
     }
 
     /// The document as YAML.
@@ -83,12 +110,52 @@ impl Kubeconfig {
 
     /// A `kube::Client` for this kubeconfig.
     pub async fn client(&self) -> anyhow::Result<kube::Client> {
-        let kc = kube::config::Kubeconfig::from_yaml(&self.to_yaml()?)
-            .context("parsing the generated kubeconfig")?;
-        let mut config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        let mut config = kube::Config::from_custom_kubeconfig(self.to_kube(), &Default::default())
             .await
             .context("loading the generated kubeconfig")?;
         config.connect_timeout = Some(std::time::Duration::from_secs(5));
         kube::Client::try_from(config).context("building a Kubernetes client")
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_kubeconfig_has_the_shape_kubectl_reads_and_round_trips_through_kube() {
+        // Arrange
+        let kc = Kubeconfig {
+            name: "web".into(),
+            server: "https://127.0.0.1:6443".into(),
+            ca_pem: "-----BEGIN CERTIFICATE-----\n".into(),
+            user: KubeconfigUser::Token("t0k3n".into()),
+            namespace: Some("default".into()),
+        };
+
+        // Act
+        let value = kc.to_value();
+        let parsed = kube::config::Kubeconfig::from_yaml(&kc.to_yaml().unwrap()).unwrap();
+
+        // Assert
+        assert_eq!(value["apiVersion"], "v1");
+        assert_eq!(value["kind"], "Config");
+        assert_eq!(value["current-context"], "web");
+        assert_eq!(
+            value["clusters"][0]["cluster"]["server"],
+            "https://127.0.0.1:6443"
+        );
+        assert_eq!(
+            value["clusters"][0]["cluster"]["certificate-authority-data"],
+            B64.encode("-----BEGIN CERTIFICATE-----\n")
+        );
+        assert_eq!(value["users"][0]["user"]["token"], "t0k3n");
+        assert_eq!(value["contexts"][0]["context"]["namespace"], "default");
+        assert_eq!(parsed.current_context.as_deref(), Some("web"));
+        assert!(
+            !format!("{kc:?}").contains("t0k3n"),
+            "Debug redacts the token"
+        );
     }
 }
