@@ -39,6 +39,7 @@ mod cli;
 mod config;
 mod host;
 mod objects;
+mod output;
 mod readiness;
 mod release;
 mod steps;
