@@ -349,8 +349,30 @@ async fn cli_create_waits_out_a_full_host_and_makes_exactly_one_cluster() {
     .spawn()
     .unwrap();
 
-    // Act: the CLI is refused (503, Retry-After 30 s) until the first cluster is gone.
-    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    // Act: the CLI is refused (503, Retry-After 30 s) until the first cluster is gone; free
+    // the host only once it has said so, however slowly it started.
+    let mut cli = cli;
+    let mut stderr_pipe = cli.stderr.take().unwrap();
+    let mut said = Vec::new();
+    let waited = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        use tokio::io::AsyncReadExt as _;
+        let mut buf = [0u8; 1024];
+        while !String::from_utf8_lossy(&said).contains("retrying in") {
+            let n = stderr_pipe.read(&mut buf).await.unwrap();
+            assert!(
+                n > 0,
+                "the CLI ended without retrying: {}",
+                String::from_utf8_lossy(&said)
+            );
+            said.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await;
+    assert!(
+        waited.is_ok(),
+        "no retry message: {}",
+        String::from_utf8_lossy(&said)
+    );
     app.client.delete(&first.id).await.unwrap();
     app.reconciler.reconcile_until_idle(20).await;
     let out = tokio::time::timeout(std::time::Duration::from_secs(60), cli.wait_with_output())
@@ -359,7 +381,7 @@ async fn cli_create_waits_out_a_full_host_and_makes_exactly_one_cluster() {
         .unwrap();
 
     // Assert
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = String::from_utf8_lossy(&said);
     assert!(out.status.success(), "{stderr}");
     assert!(
         stderr.contains("no host has room") && stderr.contains("retrying in 30s"),

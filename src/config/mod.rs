@@ -73,7 +73,9 @@ pub struct Config {
     pub vcluster: VclusterConfig,
     /// Development mode (`vcm server --dev`): always the embedded SQLite store under `data_dir`
     /// and the local driver, whatever `store_url` and `driver` say, and an admin token kept in
-    /// `<data_dir>/dev-token`.
+    /// `<data_dir>/dev-token`. NB: the flag only, never a config file or `VCM_DEV`: a stray
+    /// variable must not turn a production server into one with a generated admin token.
+    #[serde(skip)]
     pub dev: bool,
     /// The token `--dev-token` asks a dev server to accept (flag only, never from a file).
     #[serde(skip)]
@@ -241,6 +243,7 @@ impl Config {
             .apply(figment.merge(EnvSource::new(env)))
             .extract()
             .context("invalid configuration")?;
+        config.dev = overrides.dev;
         if config.dev {
             // NB: `--dev` is exactly the embedded default the README promises, so a config file
             // meant for production cannot turn a dev server into one that touches real hosts.
@@ -357,7 +360,6 @@ impl ConfigOverrides {
         let figment = set(figment, "listen", self.listen.as_ref());
         let figment = set(figment, "data_dir", self.data_dir.as_ref());
         let figment = set(figment, "log.format", self.log_format.as_ref());
-        let figment = set(figment, "dev", self.dev.then_some(&true));
         set(figment, "log.level", self.log_level.as_ref())
     }
 }

@@ -295,6 +295,23 @@ fn dev_mode_is_the_embedded_default_whatever_the_file_says() {
 }
 
 #[test]
+fn dev_mode_is_the_flag_only_never_a_file_or_the_environment() {
+    // Arrange
+    let file = mk_toml("dev = true\n");
+
+    // Act
+    let from_file = load_err(Some(file.path()), &[]);
+    let from_env = load_err(None, &[("VCM_DEV", "true")]);
+
+    // Assert
+    assert!(
+        from_file.contains("unknown field") && from_file.contains("dev"),
+        "{from_file}"
+    );
+    assert!(from_env.contains("VCM_DEV"), "{from_env}");
+}
+
+#[test]
 fn hosts_need_unique_names_and_the_vcluster_driver_needs_a_host() {
     for (src, want) in [
         ("driver = \"vcluster\"\n", "at least one [[hosts]]"),

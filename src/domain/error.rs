@@ -11,8 +11,14 @@ pub struct InvalidField {
 impl InvalidField {
     /// An error for `field`.
     pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        // NB: the field can come from the request (an unknown query parameter's name): cut it
+        // short like any echoed input.
+        let mut field = field.into();
+        if field.chars().count() > ECHO_MAX_CHARS {
+            field = field.chars().take(ECHO_MAX_CHARS).chain(['…']).collect();
+        }
         Self {
-            field: field.into(),
+            field,
             reason: reason.into(),
         }
     }
@@ -29,5 +35,17 @@ pub(crate) fn quoted(s: &str) -> String {
     } else {
         let head: String = s.chars().take(ECHO_MAX_CHARS).collect();
         format!("{head:?}…")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_field_name_taken_from_the_request_is_cut_short() {
+        let long = "x".repeat(60_000);
+        let err = InvalidField::new(long, "unknown query parameter");
+        assert!(err.to_string().chars().count() < 200, "{err}");
     }
 }

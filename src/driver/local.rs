@@ -62,6 +62,19 @@ impl LocalDriver {
         std::fs::create_dir_all(root.join("clusters"))?;
         // NB: the command-line match below relies on an absolute, canonical root.
         let root = root.canonicalize()?;
+        // NB: every port a cluster recorded was handed out in a kubeconfig and must only ever
+        // serve that cluster again: hold them all now, before any create can be handed one,
+        // even for clusters whose API server died while vcm was down.
+        if let Ok(dirs) = std::fs::read_dir(root.join("clusters")) {
+            for dir in dirs.flatten() {
+                let port = std::fs::read_to_string(dir.path().join("port"))
+                    .ok()
+                    .and_then(|p| p.trim().parse::<u16>().ok());
+                if let Some(port) = port {
+                    hold_port(port);
+                }
+            }
+        }
         Ok(Self {
             root,
             bins,
@@ -275,6 +288,10 @@ impl Driver for LocalDriver {
             return match crate::controlplane::wait_ready(&endpoint, &pki, timeout, None).await {
                 Ok(()) => Ok(Ensured::Ready { endpoint }),
                 Err(e) => {
+                    // NB: /readyz includes the API server's own etcd check: when the shared
+                    // etcd is what is slow, every cluster would fail it, and restarting them all
+                    // would not help. Wait for etcd instead.
+                    etcd_healthy(etcd_port).await?;
                     tracing::warn!(pid, error = %format!("{e:#}"), "adopted kube-apiserver is not ready; restarting it");
                     stop(pid).await;
                     Err(DriverError::Transient(format!(

@@ -70,6 +70,11 @@ fn unavailable() -> DriverError {
 
 /// A state over a fresh in-memory store, accepting [`TOKEN`].
 pub(crate) async fn mk_state() -> AppState {
+    mk_state_with(Arc::new(UnavailableDriver)).await
+}
+
+/// Like [`mk_state`], over `driver`.
+pub(crate) async fn mk_state_with(driver: Arc<dyn Driver>) -> AppState {
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open("sqlite::memory:").await.unwrap());
     let secret = TokenSecret::parse(TOKEN).unwrap();
     bootstrap_token(store.as_ref(), "tester", "admin", &secret)
@@ -77,7 +82,7 @@ pub(crate) async fn mk_state() -> AppState {
         .unwrap();
     let service = ClusterService::new(
         store.clone(),
-        Arc::new(UnavailableDriver),
+        driver,
         ClusterPolicy::default(),
         Arc::new(Notify::new()),
     );

@@ -160,12 +160,13 @@ impl Reconciler {
                 self.wake.clone(),
             );
             tasks.spawn(async move {
-                let id = cluster.id.clone();
+                // NB: released on drop, so a step that panics (or is aborted) frees its cluster
+                // and its lane's slot instead of holding them until a restart.
+                let _slot = InFlight {
+                    set: in_flight,
+                    id: cluster.id.clone(),
+                };
                 let action = reconcile_one(&service, &settings, cluster).await;
-                in_flight
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&id);
                 if matches!(action, Action::Now) {
                     wake.notify_one();
                 }
@@ -193,6 +194,21 @@ impl Reconciler {
             }
         }
         steps
+    }
+}
+
+/// A cluster's claim on a reconciler slot, released when dropped.
+struct InFlight<T> {
+    set: Arc<Mutex<HashMap<ClusterId, T>>>,
+    id: ClusterId,
+}
+
+impl<T> Drop for InFlight<T> {
+    fn drop(&mut self) {
+        self.set
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id);
     }
 }
 

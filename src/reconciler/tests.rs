@@ -12,6 +12,16 @@ use crate::service::{ClusterPolicy, ClusterService};
 use crate::store::SqliteStore;
 use crate::workers::{Pruner, PrunerConfig};
 
+fn mk_local_host() -> crate::driver::HostInfo {
+    crate::driver::HostInfo {
+        name: "local".into(),
+        labels: Default::default(),
+        max_clusters: None,
+        reachable: true,
+        message: String::new(),
+    }
+}
+
 async fn mk_service() -> (ClusterService, Arc<FakeDriver>, Reconciler) {
     crate::telemetry::init_for_tests();
     let store = Arc::new(SqliteStore::open("sqlite::memory:").await.unwrap());
@@ -376,6 +386,13 @@ async fn a_cluster_whose_host_was_removed_stays_deleting_until_an_admin_forgets_
     let denied = service.forget(&ci, "web").await.unwrap_err();
     assert_eq!(denied.kind(), crate::error::ErrorKind::Forbidden);
     let admin = Principal::token("ops", "admin", None);
+    let configured = service.forget(&admin, "web").await.unwrap_err();
+    assert_eq!(
+        configured.code(),
+        "host_still_configured",
+        "forgetting is only for a host that is gone"
+    );
+    driver.set_hosts(vec![]);
     let forgotten = service.forget(&admin, "web").await.unwrap();
     assert_eq!(forgotten.phase, Phase::Deleted);
     assert!(forgotten.deleted_at.is_some());
@@ -388,6 +405,7 @@ async fn a_cluster_whose_host_was_removed_stays_deleting_until_an_admin_forgets_
     );
     // Repeating is harmless; a live cluster must be deleted first.
     service.forget(&admin, c.id.as_str()).await.unwrap();
+    driver.set_hosts(vec![mk_local_host()]);
     mk_cluster(&service, "live").await;
     let live = service.forget(&admin, "live").await.unwrap_err();
     assert_eq!(live.kind(), crate::error::ErrorKind::Conflict);

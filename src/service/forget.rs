@@ -26,7 +26,21 @@ impl ClusterService {
                     .into(),
             ));
         }
-        self.modify(id_or_name, |c| {
+        // NB: only a cluster whose host is gone: on a configured host the reconciler deletes it
+        // for real, and forgetting would race that and end the record while its resources
+        // are still being released.
+        let cluster = self.resolve(id_or_name).await?;
+        let configured = self.driver.hosts().await;
+        if cluster.phase == Phase::Deleting && configured.iter().any(|h| h.name == cluster.host) {
+            return Err(Error::conflict(
+                "host_still_configured",
+                format!(
+                    "cluster {} is on host {:?}, which is still configured: its deletion will finish there (forget is only for clusters whose host was removed)",
+                    cluster.name, cluster.host
+                ),
+            ));
+        }
+        self.modify(cluster.id.as_str(), |c| {
             match c.phase {
                 Phase::Deleted => return Ok(vec![]),
                 Phase::Deleting => {}

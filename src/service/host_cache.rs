@@ -72,10 +72,18 @@ impl HostCache {
         // NB: a detached task, bounded by the driver's own probe timeouts; it only writes the
         // view, so losing it at shutdown loses nothing.
         tokio::spawn(async move {
+            // NB: cleared on drop, so a probe that panics or is cancelled does not stop every
+            // later refresh.
+            struct Done(Arc<HostCache>);
+            impl Drop for Done {
+                fn drop(&mut self) {
+                    self.0.refreshing.store(false, Ordering::Release);
+                }
+            }
+            let _done = Done(cache.clone());
             let hosts = cache.probe(&driver).await;
             let down = hosts.iter().filter(|h| !h.reachable).count();
             tracing::debug!(hosts = hosts.len(), down, "host view refreshed");
-            cache.refreshing.store(false, Ordering::Release);
         });
     }
 }

@@ -98,13 +98,18 @@ impl ClusterService {
         let reachable: Vec<&HostInfo> =
             candidates.iter().copied().filter(|h| h.reachable).collect();
         if reachable.is_empty() {
-            let why: Vec<String> = candidates
-                .iter()
-                .map(|h| format!("{}: {}", h.name, h.message))
-                .collect();
+            // NB: names only: why a host is unreachable (addresses, TLS errors) is for operators,
+            // in the log and `GET /v1/hosts`, not for every caller of a 503.
+            for h in &candidates {
+                tracing::warn!(host = %h.name, reason = %h.message, "host unreachable at placement");
+            }
+            let names: Vec<&str> = candidates.iter().map(|h| h.name.as_str()).collect();
             return Err(Error::try_later(
                 "no_reachable_host",
-                format!("no reachable host ({}); retry later", why.join("; ")),
+                format!(
+                    "no reachable host (unreachable: {}); retry later, or see GET /v1/hosts",
+                    names.join(", ")
+                ),
                 UNREACHABLE_RETRY_AFTER,
             ));
         }
@@ -280,7 +285,11 @@ mod tests {
         };
         let err = service.create(&who(), pinned, None).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Unavailable);
-        assert!(err.to_string().contains("connection refused"), "{err}");
+        assert!(err.to_string().contains("unreachable: a"), "{err}");
+        assert!(
+            !err.to_string().contains("connection refused"),
+            "the cause stays out of the 503: {err}"
+        );
     }
 
     #[tokio::test]

@@ -122,7 +122,9 @@ pub trait Store: Send + Sync + 'static {
     async fn list_events(&self, id: &ClusterId) -> Result<Vec<ClusterEvent>, StoreError>;
 
     /// Clusters the reconciler should look at now: not `Deleted`, not a cleaned-up `Failed`,
-    /// and `next_reconcile_at <= now`; at most `limit`, most overdue first.
+    /// and `next_reconcile_at <= now`; at most `limit`: teardown (`Deleting`, `Failed`) first,
+    /// so deletions are never crowded out by overdue creates and health checks, then most
+    /// overdue first.
     async fn due_clusters(&self, now: Timestamp, limit: usize) -> Result<Vec<Cluster>, StoreError>;
 
     /// Every cluster that is not `Deleted` (for the sweeper and start-up adoption).

@@ -201,11 +201,19 @@ impl Pruner {
         let Ok(Some(c)) = store.get_cluster(id).await else {
             return;
         };
-        let ev = NewEvent::new(
-            "prune_failed",
-            format!("{task} failed; retried on the next pass: {err}"),
-        )
-        .with_reason(task);
+        // NB: a stuck item fails on every pass (every few seconds): record the first failure
+        // and then only a changed reason, so the events stay readable and bounded.
+        let message = format!("{task} failed; retried on the next pass: {err}");
+        if let Ok(events) = store.list_events(id).await
+            && events
+                .iter()
+                .rev()
+                .find(|e| e.kind == "prune_failed")
+                .is_some_and(|last| last.message == message)
+        {
+            return;
+        }
+        let ev = NewEvent::new("prune_failed", message).with_reason(task);
         if let Err(e) = store.update_cluster(&c, &[ev]).await {
             tracing::debug!(cluster.id = %id, error = %e, "prune failure not recorded");
         }

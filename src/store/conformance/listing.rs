@@ -194,9 +194,14 @@ pub(super) async fn due_clusters_respects_next_reconcile_at_and_skips_ended(stor
     let due = store.due_clusters(now, 10).await.expect("due clusters");
     assert_eq!(
         ids(&due),
-        ids(&[b.clone(), a.clone(), f, g]),
-        "due = next_reconcile_at <= now, most overdue first, without Deleted or cleaned-up Failed"
+        ids(&[f.clone(), g.clone(), b, a]),
+        "due = next_reconcile_at <= now, teardown (Failed, Deleting) first, then most overdue \
+         first, without Deleted or cleaned-up Failed"
     );
     let two = store.due_clusters(now, 2).await.expect("due clusters");
-    assert_eq!(ids(&two), ids(&[b, a]), "at most `limit`, the most overdue");
+    assert_eq!(
+        ids(&two),
+        ids(&[f, g]),
+        "at most `limit`: a deletion is never crowded out by overdue health checks"
+    );
 }

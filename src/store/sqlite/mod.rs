@@ -296,7 +296,8 @@ impl Store for SqliteStore {
     async fn due_clusters(&self, now: Timestamp, limit: usize) -> Result<Vec<Cluster>, StoreError> {
         let sql = select_clusters!(
             "WHERE phase <> 'Deleted' AND NOT (phase = 'Failed' AND cleaned_up = 1) \
-             AND next_reconcile_ms <= ? ORDER BY next_reconcile_ms, id LIMIT ?"
+             AND next_reconcile_ms <= ? \
+             ORDER BY phase IN ('Deleting', 'Failed') DESC, next_reconcile_ms, id LIMIT ?"
         );
         let q = sqlx::query(sql)
             .bind(now.as_millisecond())

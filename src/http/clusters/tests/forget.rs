@@ -11,8 +11,17 @@ use super::*;
 
 #[tokio::test]
 async fn forget_ends_a_deleting_cluster_as_deleted_and_refuses_a_live_one() {
-    // Arrange: a cluster whose deletion the driver cannot finish, and a live one.
-    let app = mk_app().await;
+    // Arrange: a cluster whose deletion cannot finish (its host is removed after it was
+    // placed), and a live one.
+    let driver = std::sync::Arc::new(crate::driver::fake::FakeDriver::default());
+    driver.set_hosts(vec![crate::driver::HostInfo {
+        name: "gone-soon".into(),
+        labels: Default::default(),
+        max_clusters: None,
+        reachable: true,
+        message: String::new(),
+    }]);
+    let app = router(crate::http::testkit::mk_state_with(driver.clone()).await);
     let stuck = mk_cluster(&app, json!({"name": "stuck"})).await;
     let id = stuck["id"].as_str().unwrap().to_owned();
     mk_call(
@@ -21,9 +30,12 @@ async fn forget_ends_a_deleting_cluster_as_deleted_and_refuses_a_live_one() {
     )
     .await;
     mk_cluster(&app, json!({"name": "live"})).await;
+    let path = format!("/v1/clusters/{id}/forget");
+    let (while_configured, _, refused) =
+        mk_call(app.clone(), mk_req(Method::POST, &path, None)).await;
+    driver.set_hosts(vec![]);
 
     // Act
-    let path = format!("/v1/clusters/{id}/forget");
     let (first, _, view) = mk_call(app.clone(), mk_req(Method::POST, &path, None)).await;
     let (again, _, _) = mk_call(app.clone(), mk_req(Method::POST, &path, None)).await;
     let live = mk_call(
@@ -43,6 +55,8 @@ async fn forget_ends_a_deleting_cluster_as_deleted_and_refuses_a_live_one() {
     .await;
 
     // Assert
+    assert_eq!(while_configured, StatusCode::CONFLICT, "{refused}");
+    assert_eq!(refused["error"]["code"], "host_still_configured");
     assert_eq!(first, StatusCode::OK, "{view}");
     assert_eq!(view["phase"], "Deleted");
     assert_eq!(again, StatusCode::OK, "repeating is harmless");
