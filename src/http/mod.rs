@@ -148,6 +148,24 @@ fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
         .with_state(state)
 }
 
+/// A `200 application/json` response of `value`, serialized into one buffer of about
+/// `capacity` bytes (axum's `Json` starts at 128 bytes and grows by copying).
+pub(crate) fn json_response<T: serde::Serialize>(
+    value: &T,
+    capacity: usize,
+) -> Result<Response, ApiError> {
+    let mut body = Vec::with_capacity(capacity);
+    serde_json::to_writer(&mut body, value).map_err(|e| ApiError::internal(e.into()))?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response())
+}
+
 /// The span of one request. The path only: a query string may carry secrets.
 fn make_span(request: &Request<Body>) -> Span {
     let request_id = request
