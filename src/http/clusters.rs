@@ -15,18 +15,14 @@ use super::{
     query,
 };
 use crate::api::{
-    ClusterJson, ClusterList, ClusterListJson, ClusterView, CreateClusterRequest, DeletedClusters,
-    ErrorBody, EventList, EventView, KubeconfigRequest, UpdateClusterRequest,
+    ClusterJson, ClusterList, ClusterView, CreateClusterRequest, DeletedClusters, ErrorBody,
+    EventList, EventView, KubeconfigRequest, UpdateClusterRequest,
 };
 use crate::domain::DeleteReason;
 use crate::error::Error;
 
 /// Set to `true` on a create answered from an earlier request with the same `Idempotency-Key`.
 pub const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
-
-/// About the size of one cluster's JSON (~480 bytes with two labels), so a response is
-/// serialized into one buffer without regrowing.
-const CLUSTER_JSON_BYTES: usize = 640;
 
 /// Decoded query pairs, in order (so `label` can repeat).
 type QueryPairs = Query<Vec<(String, String)>>;
@@ -112,11 +108,7 @@ async fn list(
     let filter = query::list_filter(&pairs).map_err(Error::from)?;
     let page = state.service.list(&principal, &filter).await?;
     let next_cursor = page.next.as_ref().map(query::encode_cursor);
-    let list = ClusterListJson {
-        items: &page.items,
-        next_cursor: next_cursor.as_deref(),
-    };
-    super::json_response(&list, CLUSTER_JSON_BYTES * (page.items.len() + 1))
+    state.list_bodies.response(page.items, next_cursor)
 }
 
 /// Delete every live cluster matching all the given labels.
@@ -158,7 +150,7 @@ async fn get_cluster(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let cluster = state.service.get(&principal, &id).await?;
-    super::json_response(&ClusterJson(&cluster), CLUSTER_JSON_BYTES)
+    super::json_response(&ClusterJson(&cluster), super::CLUSTER_JSON_BYTES)
 }
 
 /// Change `ttl`, `idle_timeout` or `labels`; what the body leaves out stays as it is.
