@@ -7,8 +7,12 @@
 //! 2. `GET /v1/clusters/{id}` throughput and p99 against `GET /healthz`, at 16 and at 200
 //!    connections. Load comes from `wrk`, a separate process (a generator inside this process
 //!    would share the runtime and the cores with what it measures). Goal: >= 0.9 of /healthz.
-//! 3. `GET /v1/clusters?limit=100` with 1,000 clusters stored, at 200 connections. Goal: p99
-//!    under 5 ms, against /healthz's p99 under the same load.
+//! 3. `GET /v1/clusters?limit=100` with 1,000 clusters stored, at 16 and 200 connections.
+//!    Goal: p99 under 5 ms at 200, against /healthz's p99 under the same load.
+//!
+//! Every load row also says how much CPU the server and wrk spent per request (from
+//! `/proc/<pid>/stat` and the shell's `times`): with both on the same cores, a closed loop's
+//! throughput is bounded by their sum, and its p99 by connections / throughput.
 //!
 //! The server is the release build of the real binary (`cargo bench` builds it). Environment:
 //! `BENCH_ROUNDS` (default 5), `BENCH_SECS` per load phase (default 5), `BENCH_STORED`
@@ -132,14 +136,28 @@ async fn main() -> anyhow::Result<()> {
     let one = format!("{addr}/v1/clusters/{}", ids[0]);
     let health_url = format!("{addr}/healthz");
     let list_url = format!("{addr}/v1/clusters?limit=100");
+    let page_bytes = http
+        .get(&list_url)
+        .bearer_auth(TOKEN)
+        .send()
+        .await?
+        .error_for_status()?
+        .bytes()
+        .await?
+        .len();
+    let pid = server.id();
     let mut get_rows = vec![];
     for conns in [16, 200] {
-        let health = wrk(&health_url, None, conns, secs)?;
-        let get = wrk(&one, Some(TOKEN), conns, secs)?;
+        let health = wrk(&health_url, None, conns, secs, pid)?;
+        let get = wrk(&one, Some(TOKEN), conns, secs, pid)?;
         get_rows.push((conns, health, get));
     }
-    let list_health = wrk(&health_url, None, 200, secs)?;
-    let listed = wrk(&list_url, Some(TOKEN), 200, secs)?;
+    let mut list_rows = vec![];
+    for conns in [16, 200] {
+        let health = wrk(&health_url, None, conns, secs, pid)?;
+        let listed = wrk(&list_url, Some(TOKEN), conns, secs, pid)?;
+        list_rows.push((conns, health, listed));
+    }
 
     // --- clean up -------------------------------------------------------------------------
     for id in &ids {
@@ -186,39 +204,39 @@ async fn main() -> anyhow::Result<()> {
         vcm_med / bare_med
     );
     println!("## GET /v1/clusters/{{id}} against GET /healthz (wrk, {secs}s each)\n");
-    println!("| connections | endpoint | req/s | p50 | p99 | ratio |");
-    println!("|---|---|---|---|---|---|");
+    let header =
+        "| connections | endpoint | req/s | p50 | p99 | server CPU/req | wrk CPU/req | ratio |";
+    println!("{header}\n|---|---|---|---|---|---|---|---|");
     for (conns, health, get) in &get_rows {
+        println!("| {conns} | GET /healthz (baseline) | {health} | |");
         println!(
-            "| {conns} | GET /healthz (baseline) | {:.0} | {:.2}ms | {:.2}ms | |",
-            health.rps, health.p50_ms, health.p99_ms
-        );
-        println!(
-            "| {conns} | GET /v1/clusters/{{id}} | {:.0} | {:.2}ms | {:.2}ms | **{:.2}** |",
-            get.rps,
-            get.p50_ms,
-            get.p99_ms,
+            "| {conns} | GET /v1/clusters/{{id}} | {get} | **{:.2}** |",
             get.rps / health.rps
         );
     }
     println!("\ngoal: throughput ratio >= 0.9\n");
     println!(
-        "## GET /v1/clusters?limit=100 with {stored} clusters stored (wrk, 200 connections)\n"
+        "## GET /v1/clusters?limit=100 with {stored} clusters stored ({page_bytes} bytes a page)\n"
     );
-    println!("| endpoint | req/s | p50 | p99 |");
-    println!("|---|---|---|---|");
+    println!("{header}\n|---|---|---|---|---|---|---|---|");
+    for (conns, health, listed) in &list_rows {
+        println!("| {conns} | GET /healthz (baseline) | {health} | |");
+        println!(
+            "| {conns} | GET /v1/clusters?limit=100 | {listed} | {:.2} |",
+            listed.rps / health.rps
+        );
+    }
+    let (_, _, at200) = &list_rows[1];
+    let cpu_us = at200.server_us + at200.wrk_us;
     println!(
-        "| GET /healthz (baseline) | {:.0} | {:.2}ms | {:.2}ms |",
-        list_health.rps, list_health.p50_ms, list_health.p99_ms
-    );
-    println!(
-        "| GET /v1/clusters?limit=100 | {:.0} | {:.2}ms | {:.2}ms |",
-        listed.rps, listed.p50_ms, listed.p99_ms
-    );
-    println!(
-        "\n**list p99 {:.2} ms** (goal < 5 ms); p99 ratio to /healthz {:.1}",
-        listed.p99_ms,
-        listed.p99_ms / list_health.p99_ms
+        "\n**list p99 {:.2} ms at 200 connections** (goal < 5 ms). A p99 under 5 ms at 200 \
+         connections needs at least 200 / 5 ms = 40,000 pages/s ({:.1} GB/s); server and wrk \
+         together spent {cpu_us:.0} µs of CPU per page, so these cores serve at most {:.0} \
+         pages/s, whose closed-loop latency is at least {:.1} ms.",
+        at200.p99_ms,
+        40_000.0 * page_bytes as f64 / 1e9,
+        available_cores() * 1e6 / cpu_us,
+        200.0 / (available_cores() * 1e6 / cpu_us) * 1e3,
     );
     Ok(())
 }
@@ -252,6 +270,35 @@ struct Load {
     rps: f64,
     p50_ms: f64,
     p99_ms: f64,
+    /// CPU time the server spent per request, in microseconds.
+    server_us: f64,
+    /// CPU time wrk spent per request, in microseconds.
+    wrk_us: f64,
+}
+
+impl std::fmt::Display for Load {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:.0} | {:.2}ms | {:.2}ms | {:.1}µs | {:.1}µs",
+            self.rps, self.p50_ms, self.p99_ms, self.server_us, self.wrk_us
+        )
+    }
+}
+
+fn available_cores() -> f64 {
+    std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64)
+}
+
+/// User plus system CPU seconds of process `pid` so far (`/proc/<pid>/stat`, fields 14 and 15,
+/// in clock ticks of 1/100 s, Linux's `USER_HZ` on every architecture it exposes to user space).
+fn cpu_secs(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name, in parentheses, may hold spaces: count fields after its `)`.
+    let after = stat.rsplit_once(')').context("odd /proc stat")?.1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
+    Ok(ticks / 100.0)
 }
 
 fn which_wrk() -> anyhow::Result<()> {
@@ -268,16 +315,26 @@ fn which_wrk() -> anyhow::Result<()> {
 }
 
 /// `wrk` against `url` for `secs` seconds over `conns` keep-alive connections (one thread: the
-/// server keeps the other core). Fails on any non-2xx answer.
-fn wrk(url: &str, token: Option<&str>, conns: usize, secs: u64) -> anyhow::Result<Load> {
-    let mut cmd = std::process::Command::new("wrk");
-    cmd.args(["-t1", "--latency"])
+/// server keeps the other core), with the CPU time it and the server (`server_pid`) used. Fails
+/// on any non-2xx answer.
+fn wrk(
+    url: &str,
+    token: Option<&str>,
+    conns: usize,
+    secs: u64,
+    server_pid: u32,
+) -> anyhow::Result<Load> {
+    // NB: through bash, whose `times` then prints wrk's CPU time (its children's) last.
+    let mut cmd = std::process::Command::new("bash");
+    cmd.args(["-c", r#"wrk "$@" && times"#, "wrk", "-t1", "--latency"])
         .arg(format!("-c{conns}"))
         .arg(format!("-d{secs}s"));
     if let Some(token) = token {
         cmd.args(["-H", &format!("Authorization: Bearer {token}")]);
     }
+    let server_before = cpu_secs(server_pid)?;
     let out = cmd.arg(url).output().context("running wrk")?;
+    let server_cpu = cpu_secs(server_pid)? - server_before;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     anyhow::ensure!(
         out.status.success(),
@@ -295,10 +352,26 @@ fn wrk(url: &str, token: Option<&str>, conns: usize, secs: u64) -> anyhow::Resul
             .map(str::trim)
             .with_context(|| format!("no {prefix:?} in wrk output:\n{text}"))
     };
+    let rps: f64 = field("Requests/sec:")?.parse()?;
+    // `times`: the shell's user and system time, then its children's (`0m1.234s 0m0.567s`).
+    let children = text.lines().last().unwrap_or_default();
+    let wrk_cpu = children
+        .split_whitespace()
+        .map(|t| -> anyhow::Result<f64> {
+            let (m, s) = t
+                .strip_suffix('s')
+                .and_then(|t| t.split_once('m'))
+                .with_context(|| format!("odd `times` output {children:?}"))?;
+            Ok(m.parse::<f64>()? * 60.0 + s.parse::<f64>()?)
+        })
+        .sum::<anyhow::Result<f64>>()?;
+    let requests = rps * secs as f64;
     Ok(Load {
-        rps: field("Requests/sec:")?.parse()?,
+        rps,
         p50_ms: millis(field("50%")?)?,
         p99_ms: millis(field("99%")?)?,
+        server_us: server_cpu * 1e6 / requests,
+        wrk_us: wrk_cpu * 1e6 / requests,
     })
 }
 

@@ -15,8 +15,8 @@ use super::{
     query,
 };
 use crate::api::{
-    ClusterList, ClusterView, CreateClusterRequest, DeletedClusters, ErrorBody, EventList,
-    EventView, KubeconfigRequest, UpdateClusterRequest,
+    ClusterJson, ClusterList, ClusterView, CreateClusterRequest, DeletedClusters, ErrorBody,
+    EventList, EventView, KubeconfigRequest, UpdateClusterRequest,
 };
 use crate::domain::DeleteReason;
 use crate::error::Error;
@@ -104,13 +104,11 @@ async fn list(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
     Query(pairs): QueryPairs,
-) -> Result<Json<ClusterList>, ApiError> {
+) -> Result<Response, ApiError> {
     let filter = query::list_filter(&pairs).map_err(Error::from)?;
     let page = state.service.list(&principal, &filter).await?;
-    Ok(Json(ClusterList {
-        items: page.items.iter().map(ClusterView::from).collect(),
-        next_cursor: page.next.as_ref().map(query::encode_cursor),
-    }))
+    let next_cursor = page.next.as_ref().map(query::encode_cursor);
+    state.list_bodies.response(page.items, next_cursor)
 }
 
 /// Delete every live cluster matching all the given labels.
@@ -150,9 +148,9 @@ async fn get_cluster(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
     Path(id): Path<String>,
-) -> Result<Json<ClusterView>, ApiError> {
+) -> Result<Response, ApiError> {
     let cluster = state.service.get(&principal, &id).await?;
-    Ok(Json(ClusterView::from(&cluster)))
+    super::json_response(&ClusterJson(&cluster), super::CLUSTER_JSON_BYTES)
 }
 
 /// Change `ttl`, `idle_timeout` or `labels`; what the body leaves out stays as it is.

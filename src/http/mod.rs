@@ -1,10 +1,13 @@
 //! The HTTP door: the axum router, its middleware stack, health endpoints and error mapping.
 
-use std::{sync::Arc, time::Instant};
+use std::{
+    sync::{Arc, Mutex},
+    time::Instant,
+};
 
 use axum::{
     Json, Router,
-    body::Body,
+    body::{Body, Bytes},
     extract::State,
     http::Request,
     http::header,
@@ -23,7 +26,7 @@ use tracing::{Level, Span};
 use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::{auth::Authenticator, service::ClusterService};
+use crate::{auth::Authenticator, domain::Cluster, service::ClusterService};
 
 pub mod clusters;
 pub mod error;
@@ -55,6 +58,8 @@ pub struct AppState {
     pub service: ClusterService,
     /// Resolves `Authorization` headers to principals.
     pub auth: Arc<Authenticator>,
+    /// The JSON of the latest listing pages, by content.
+    pub(crate) list_bodies: Arc<ListBodies>,
 }
 
 // === impl AppState ===
@@ -67,7 +72,69 @@ impl AppState {
             readiness: Readiness::default(),
             service,
             auth,
+            list_bodies: Arc::default(),
         }
+    }
+}
+
+/// The JSON bodies of the last few listing pages, each with the page it was written from: a
+/// page equal to one of them, item for item, gets the same bytes without serializing 100
+/// clusters again (comparing them costs a fraction of writing them). Keyed by content, so it
+/// cannot answer anything but what serializing the page would.
+#[derive(Default)]
+pub(crate) struct ListBodies(Mutex<Vec<Arc<ListBody>>>);
+
+struct ListBody {
+    items: Vec<Cluster>,
+    next_cursor: Option<String>,
+    json: Bytes,
+}
+
+impl std::fmt::Debug for ListBodies {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListBodies").finish_non_exhaustive()
+    }
+}
+
+// === impl ListBodies ===
+
+impl ListBodies {
+    /// How many bodies are kept: the first page and a few filters in use.
+    const KEEP: usize = 4;
+
+    /// The `200 application/json` answer for a page of `items`.
+    pub(crate) fn response(
+        &self,
+        items: Vec<Cluster>,
+        next_cursor: Option<String>,
+    ) -> Result<Response, ApiError> {
+        let recent = self.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let hit = recent
+            .iter()
+            .find(|b| b.next_cursor == next_cursor && b.items == items);
+        let json = match hit {
+            Some(body) => body.json.clone(),
+            None => {
+                let list = crate::api::ClusterListJson {
+                    items: &items,
+                    next_cursor: next_cursor.as_deref(),
+                };
+                let mut json = Vec::with_capacity(CLUSTER_JSON_BYTES * (items.len() + 1));
+                serde_json::to_writer(&mut json, &list)
+                    .map_err(|e| ApiError::internal(e.into()))?;
+                let json = Bytes::from(json);
+                let body = Arc::new(ListBody {
+                    items,
+                    next_cursor,
+                    json: json.clone(),
+                });
+                let mut kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
+                kept.insert(0, body);
+                kept.truncate(Self::KEEP);
+                json
+            }
+        };
+        Ok(([(header::CONTENT_TYPE, JSON)], json).into_response())
     }
 }
 
@@ -154,6 +221,23 @@ fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
         .with_state(state)
 }
 
+/// A `200 application/json` response of `value`, serialized into one buffer of about
+/// `capacity` bytes (axum's `Json` starts at 128 bytes and grows by copying).
+pub(crate) fn json_response<T: serde::Serialize>(
+    value: &T,
+    capacity: usize,
+) -> Result<Response, ApiError> {
+    let mut body = Vec::with_capacity(capacity);
+    serde_json::to_writer(&mut body, value).map_err(|e| ApiError::internal(e.into()))?;
+    Ok(([(header::CONTENT_TYPE, JSON)], body).into_response())
+}
+
+const JSON: header::HeaderValue = header::HeaderValue::from_static("application/json");
+
+/// About the size of one cluster's JSON (~480 bytes with two labels), so a response is
+/// serialized into one buffer without regrowing.
+pub(crate) const CLUSTER_JSON_BYTES: usize = 640;
+
 /// The span of one request. The path only: a query string may carry secrets.
 fn make_span(request: &Request<Body>) -> Span {
     let request_id = request
@@ -171,3 +255,46 @@ fn make_span(request: &Request<Body>) -> Span {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod list_bodies_tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::store::conformance::mk_cluster;
+
+    async fn body_of(bodies: &ListBodies, items: Vec<Cluster>, cursor: Option<&str>) -> Bytes {
+        let response = bodies.response(items, cursor.map(str::to_owned)).unwrap();
+        axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_listing_body_is_reused_only_for_an_equal_page() {
+        // Arrange
+        let bodies = ListBodies::default();
+        let page = vec![mk_cluster("one"), mk_cluster("two")];
+        let mut changed = page.clone();
+        changed[1].message = "changed".into();
+        let json = |items: &[Cluster], next_cursor| {
+            serde_json::to_vec(&crate::api::ClusterListJson { items, next_cursor }).unwrap()
+        };
+
+        // Act
+        let first = body_of(&bodies, page.clone(), None).await;
+        let again = body_of(&bodies, page.clone(), None).await;
+        let other_cursor = body_of(&bodies, page.clone(), Some("c")).await;
+        let after_change = body_of(&bodies, changed.clone(), None).await;
+
+        // Assert
+        assert_eq!(first, json(&page, None));
+        assert_eq!(
+            again.as_ptr(),
+            first.as_ptr(),
+            "the same page reuses its body"
+        );
+        assert_eq!(other_cursor, json(&page, Some("c")));
+        assert_eq!(after_change, json(&changed, None));
+    }
+}

@@ -1,6 +1,6 @@
 //! A read-through cache in front of a store that this process alone writes (the embedded SQLite
-//! store): clusters by id and tokens by hash are served from memory, and every write through
-//! the cache updates or drops what it holds, so reads are never stale.
+//! store): clusters by id, tokens by hash and listing pages are served from memory, and every
+//! write through the cache updates or drops what it holds, so reads are never stale.
 //!
 //! NB: correct only with a single writer. SQLite is the embedded, single-replica store, so
 //! `store::open` wraps it; a store shared by several replicas (PostgreSQL) must not be wrapped.
@@ -12,13 +12,50 @@ use std::sync::{Arc, RwLock};
 use async_trait::async_trait;
 
 use super::{ClusterFilter, IdempotencyRecord, Page, Store, StoreError};
-use crate::domain::{ApiToken, Cluster, ClusterEvent, ClusterId, NewEvent, Timestamp};
+use crate::domain::{ApiToken, Cluster, ClusterEvent, ClusterId, NewEvent, Phase, Timestamp};
+
+/// Most listing pages kept at once; a new one beyond that drops them all. Listings repeat the
+/// same few queries (the first page, a CI job's label filter), and a page of 500 clusters is
+/// about half a megabyte.
+const MAX_PAGES: usize = 16;
 
 /// The caching wrapper.
 pub struct CachedStore {
     inner: Arc<dyn Store>,
     clusters: RwLock<HashMap<ClusterId, Cluster>>,
     tokens: RwLock<HashMap<String, ApiToken>>,
+    pages: RwLock<Pages>,
+}
+
+/// Listing pages by the filter that produced them. Any write to a cluster drops them all and
+/// bumps `generation`: a listing that read the database before the write and finishes after it
+/// sees another generation and does not keep its (possibly older) page.
+#[derive(Default)]
+struct Pages {
+    generation: u64,
+    by_filter: HashMap<PageKey, Page<Cluster>>,
+}
+
+/// Everything in a [`ClusterFilter`], hashable.
+#[derive(PartialEq, Eq, Hash)]
+struct PageKey {
+    phase: Option<Phase>,
+    owner: Option<String>,
+    labels: Vec<(String, String)>,
+    limit: usize,
+    after: Option<(i64, String)>,
+}
+
+impl PageKey {
+    fn of(f: &ClusterFilter) -> Self {
+        Self {
+            phase: f.phase,
+            owner: f.owner.clone(),
+            labels: f.labels.requirements().to_vec(),
+            limit: f.limit,
+            after: f.after.as_ref().map(|a| (a.created_ms, a.id.clone())),
+        }
+    }
 }
 
 impl std::fmt::Debug for CachedStore {
@@ -57,7 +94,16 @@ impl CachedStore {
             inner,
             clusters: RwLock::default(),
             tokens: RwLock::default(),
+            pages: RwLock::default(),
         }
+    }
+
+    /// Drop every listing page: called after each cluster write, whatever its outcome (a
+    /// failed commit may still have changed the database).
+    fn forget_pages(&self) {
+        let mut pages = write(&self.pages);
+        pages.generation += 1;
+        pages.by_filter.clear();
     }
 }
 
@@ -73,9 +119,9 @@ impl Store for CachedStore {
         event: &NewEvent,
         idempotency: Option<&IdempotencyRecord>,
     ) -> Result<(), StoreError> {
-        self.inner
-            .insert_cluster(cluster, event, idempotency)
-            .await?;
+        let res = self.inner.insert_cluster(cluster, event, idempotency).await;
+        self.forget_pages();
+        res?;
         // NB: not cached here: the stored row may differ in precision from `cluster`.
         write(&self.clusters).remove(&cluster.id);
         Ok(())
@@ -97,7 +143,23 @@ impl Store for CachedStore {
     }
 
     async fn list_clusters(&self, filter: &ClusterFilter) -> Result<Page<Cluster>, StoreError> {
-        self.inner.list_clusters(filter).await
+        let key = PageKey::of(filter);
+        let generation = {
+            let pages = read(&self.pages);
+            if let Some(page) = pages.by_filter.get(&key) {
+                return Ok(page.clone());
+            }
+            pages.generation
+        };
+        let page = self.inner.list_clusters(filter).await?;
+        let mut pages = write(&self.pages);
+        if pages.generation == generation {
+            if pages.by_filter.len() >= MAX_PAGES {
+                pages.by_filter.clear();
+            }
+            pages.by_filter.insert(key, page.clone());
+        }
+        Ok(page)
     }
 
     async fn update_cluster(
@@ -105,7 +167,9 @@ impl Store for CachedStore {
         cluster: &Cluster,
         events: &[NewEvent],
     ) -> Result<Cluster, StoreError> {
-        match self.inner.update_cluster(cluster, events).await {
+        let res = self.inner.update_cluster(cluster, events).await;
+        self.forget_pages();
+        match res {
             Ok(updated) => {
                 remember(&self.clusters, &updated);
                 Ok(updated)
@@ -138,7 +202,9 @@ impl Store for CachedStore {
     }
 
     async fn purge_ended(&self, before: Timestamp) -> Result<u64, StoreError> {
-        let n = self.inner.purge_ended(before).await?;
+        let res = self.inner.purge_ended(before).await;
+        self.forget_pages();
+        let n = res?;
         if n > 0 {
             write(&self.clusters).clear();
         }
