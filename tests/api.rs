@@ -380,6 +380,11 @@ async fn cli_create_waits_out_a_full_host_and_makes_exactly_one_cluster() {
         .expect("the CLI retries within the server's Retry-After")
         .unwrap();
 
+    {
+        use tokio::io::AsyncReadExt as _;
+        stderr_pipe.read_to_end(&mut said).await.unwrap(); // the rest of what it said
+    }
+
     // Assert
     let stderr = String::from_utf8_lossy(&said);
     assert!(out.status.success(), "{stderr}");
