@@ -10,7 +10,7 @@ use vcm::api::{CreateClusterRequest, UpdateClusterRequest};
 use vcm::auth::{Authenticator, bootstrap_token};
 use vcm::client::{Client, ClientError, ListQuery};
 use vcm::config::Config;
-use vcm::domain::TokenSecret;
+use vcm::domain::{Role, TokenSecret};
 use vcm::driver::fake::FakeDriver;
 use vcm::http::AppState;
 use vcm::reconciler::Reconciler;
@@ -38,7 +38,7 @@ async fn spawn_app_with(driver: Arc<FakeDriver>) -> TestApp {
     bootstrap_token(
         store.as_ref(),
         "ci",
-        "admin",
+        Role::Admin,
         &TokenSecret::parse(TOKEN).unwrap(),
     )
     .await

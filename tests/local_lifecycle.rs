@@ -13,7 +13,9 @@ use kube::api::ListParams;
 use tokio::sync::Notify;
 use vcm::api::CreateClusterRequest;
 use vcm::controlplane::{KubeBins, Pki, find_processes, is_alive, is_port_held, kill_group};
-use vcm::domain::{Cluster, ClusterId, ClusterName, DeleteReason, Phase, Principal, Timestamp};
+use vcm::domain::{
+    Cluster, ClusterId, ClusterName, DeleteReason, Phase, Principal, Role, Timestamp,
+};
 use vcm::driver::local::LocalDriver;
 use vcm::driver::{Driver, Ensured};
 use vcm::reconciler::{MAX_PROVISION_ATTEMPTS, Reconciler};
@@ -68,7 +70,7 @@ async fn mk_app() -> App {
 }
 
 fn who() -> Principal {
-    Principal::token("ci", "admin", None)
+    Principal::token("t-ci", "ci", Role::Admin, None)
 }
 
 impl App {

@@ -12,7 +12,7 @@ use kube::api::PostParams;
 use tokio::sync::Notify;
 use vcm::api::CreateClusterRequest;
 use vcm::controlplane::KubeBins;
-use vcm::domain::Principal;
+use vcm::domain::{Principal, Role};
 use vcm::driver::vcluster::{HostConfig, VclusterConfig, VclusterDriver};
 use vcm::error::ErrorKind;
 use vcm::service::{ClusterPolicy, ClusterService};
@@ -42,7 +42,7 @@ async fn mk_service(hosts: Vec<HostConfig>, orphan_grace: Duration) -> ClusterSe
 }
 
 fn who() -> Principal {
-    Principal::token("ci", "admin", None)
+    Principal::token("t-ci", "ci", Role::Admin, None)
 }
 
 fn with_region(region: &str) -> CreateClusterRequest {
@@ -284,7 +284,10 @@ async fn deleting_a_cluster_whose_host_was_removed_stays_deleting_until_an_admin
 
     // Act / Assert: an admin forgets it; the events say who, and the namespace is left alone.
     let forgotten = service
-        .forget(&Principal::token("ops", "admin", None), cluster.id.as_str())
+        .forget(
+            &Principal::token("t-ops", "ops", Role::Admin, None),
+            cluster.id.as_str(),
+        )
         .await
         .unwrap();
     assert_eq!(forgotten.phase, vcm::domain::Phase::Deleted);

@@ -3,11 +3,12 @@
 //!
 //! Error messages say what to do and never echo the presented token.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
 
-use crate::domain::{ApiToken, Principal, Timestamp, TokenSecret};
+use crate::domain::{ApiToken, Principal, Role, Timestamp, TokenSecret};
 use crate::error::{Error, Result};
 use crate::store::Store;
 
@@ -15,10 +16,16 @@ use crate::store::Store;
 const MISSING_TOKEN: &str =
     "missing bearer token: send Authorization: Bearer <token> (vcm token create / --dev-token)";
 
+/// How often a token's `last_used_at` is written at most: a write per request would make
+/// every GET a store write.
+const LAST_USED_RESOLUTION_MS: i64 = 60_000;
+
 /// Resolves `Authorization` headers to principals.
 #[derive(Clone)]
 pub struct Authenticator {
     store: Arc<dyn Store>,
+    /// Token id -> when its use was last written (ms since the epoch).
+    used: Arc<Mutex<HashMap<String, i64>>>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -32,7 +39,10 @@ impl std::fmt::Debug for Authenticator {
 impl Authenticator {
     /// An authenticator looking tokens up in `store`.
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
+        Self {
+            store,
+            used: Arc::default(),
+        }
     }
 
     /// The principal behind an `Authorization` header value; `Unauthenticated` when it is
@@ -47,8 +57,40 @@ impl Authenticator {
                 "invalid bearer token: no such token (it may have been mistyped or deleted)".into(),
             ));
         };
-        check_active(&token, Timestamp::now())?;
-        Ok(Principal::token(&token.name, &token.role, token.team))
+        let now = Timestamp::now();
+        check_active(&token, now)?;
+        self.note_use(&token.id, now);
+        Ok(Principal::token(
+            &token.id,
+            &token.name,
+            token.role,
+            token.team,
+        ))
+    }
+
+    /// Write `last_used_at` of token `id`, in the background and at most once a minute.
+    fn note_use(&self, id: &str, now: Timestamp) {
+        let now_ms = now.as_millisecond();
+        {
+            let mut used = self
+                .used
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match used.get_mut(id) {
+                Some(at) if now_ms - *at < LAST_USED_RESOLUTION_MS => return,
+                Some(at) => *at = now_ms,
+                None => {
+                    used.insert(id.to_owned(), now_ms);
+                }
+            }
+        }
+        let store = self.store.clone();
+        let id = id.to_owned();
+        tokio::spawn(async move {
+            if let Err(e) = store.token_used(&id, now).await {
+                tracing::warn!(token.id = %id, error = %e, "could not record a token's use");
+            }
+        });
     }
 }
 
@@ -88,7 +130,7 @@ fn check_active(token: &ApiToken, now: Timestamp) -> Result<()> {
 pub async fn bootstrap_token(
     store: &dyn Store,
     name: &str,
-    role: &str,
+    role: Role,
     secret: &TokenSecret,
 ) -> anyhow::Result<()> {
     let hash = secret.hash();
@@ -100,17 +142,9 @@ pub async fn bootstrap_token(
     {
         return Ok(());
     }
-    let mut id = [0u8; 6];
-    rand::fill(&mut id[..]);
     let token = ApiToken {
-        id: format!("t-{}", hex::encode(id)),
-        name: name.to_owned(),
         hash,
-        role: role.to_owned(),
-        team: None,
-        created_at: Timestamp::now(),
-        expires_at: None,
-        revoked_at: None,
+        ..ApiToken::new(name, role, None, None)
     };
     store
         .insert_token(&token)
@@ -118,7 +152,7 @@ pub async fn bootstrap_token(
         .with_context(|| format!("storing the bootstrap token {name:?}"))?;
     tracing::info!(
         token.name = name,
-        token.role = role,
+        token.role = %role,
         "bootstrap token stored"
     );
     Ok(())

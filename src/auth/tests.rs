@@ -18,7 +18,7 @@ async fn a_bootstrapped_token_authenticates_as_its_principal() {
     // Arrange
     let (auth, store) = mk_auth().await;
     let secret = TokenSecret::generate();
-    bootstrap_token(store.as_ref(), "dev", "admin", &secret)
+    bootstrap_token(store.as_ref(), "dev", Role::Admin, &secret)
         .await
         .unwrap();
 
@@ -30,7 +30,8 @@ async fn a_bootstrapped_token_authenticates_as_its_principal() {
         .unwrap();
 
     // Assert
-    assert_eq!(principal, Principal::token("dev", "admin", None));
+    let id = store.list_tokens().await.unwrap()[0].id.clone();
+    assert_eq!(principal, Principal::token(&id, "dev", Role::Admin, None));
     assert_eq!(lowercase, principal);
 }
 
@@ -41,10 +42,10 @@ async fn bootstrap_is_idempotent_across_restarts() {
     let secret = TokenSecret::generate();
 
     // Act
-    bootstrap_token(store.as_ref(), "dev", "admin", &secret)
+    bootstrap_token(store.as_ref(), "dev", Role::Admin, &secret)
         .await
         .unwrap();
-    bootstrap_token(store.as_ref(), "dev", "admin", &secret)
+    bootstrap_token(store.as_ref(), "dev", Role::Admin, &secret)
         .await
         .unwrap();
 
@@ -57,7 +58,7 @@ async fn bad_credentials_are_unauthenticated_without_echoing_the_token() {
     // Arrange
     let (auth, store) = mk_auth().await;
     let revoked = TokenSecret::generate();
-    bootstrap_token(store.as_ref(), "old", "ci", &revoked)
+    bootstrap_token(store.as_ref(), "old", Role::Ci, &revoked)
         .await
         .unwrap();
     let id = store.list_tokens().await.unwrap()[0].id.clone();
@@ -68,11 +69,12 @@ async fn bad_credentials_are_unauthenticated_without_echoing_the_token() {
             id: "t-expired".into(),
             name: "expired".into(),
             hash: expired.hash(),
-            role: "ci".into(),
+            role: Role::Ci,
             team: None,
             created_at: Timestamp::UNIX_EPOCH,
             expires_at: Some(Timestamp::UNIX_EPOCH),
             revoked_at: None,
+            last_used_at: None,
         })
         .await
         .unwrap();

@@ -10,7 +10,7 @@ use super::OutputFormat;
 use crate::{
     auth::bootstrap_token,
     config::{Config, ConfigOverrides},
-    domain::TokenSecret,
+    domain::{Role, TokenSecret},
     store,
 };
 
@@ -63,7 +63,7 @@ async fn create(args: CreateArgs, output: OutputFormat) -> anyhow::Result<ExitCo
         .with_context(|| format!("creating {}", config.data_dir.display()))?;
     let store = store::open(&config.store_url()).await?;
     let secret = TokenSecret::generate();
-    bootstrap_token(store.as_ref(), &args.name, "admin", &secret).await?;
+    bootstrap_token(store.as_ref(), &args.name, Role::Admin, &secret).await?;
     match output {
         OutputFormat::Table => {
             eprintln!(

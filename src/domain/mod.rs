@@ -16,7 +16,7 @@ pub use error::InvalidField;
 pub(crate) use error::quoted;
 pub use labels::{LabelSelector, Labels, MAX_LABELS, MAX_SELECTOR_REQUIREMENTS};
 pub use phase::{InvalidTransition, Phase, PhaseEvent};
-pub use principal::Principal;
+pub use principal::{Principal, ROLES, Role};
 pub use token::{ApiToken, TokenSecret};
 
 /// Timestamps everywhere are UTC instants.

@@ -3,7 +3,7 @@
 use secrecy::{ExposeSecret as _, SecretString};
 use sha2::{Digest as _, Sha256};
 
-use super::Timestamp;
+use super::{Role, Timestamp};
 
 /// The prefix that makes a vcm token recognisable (secret scanners, logs).
 pub const TOKEN_PREFIX: &str = "vcm_";
@@ -63,12 +63,12 @@ impl TokenSecret {
 pub struct ApiToken {
     /// Public id (`t-…`).
     pub id: String,
-    /// Human name (`github-ci`); the principal is `token:<name>`.
+    /// Human name (`github-ci`), not unique; the principal is `token:<id>`.
     pub name: String,
     /// SHA-256 of the secret.
     pub hash: String,
-    /// `admin`, `developer`, `ci`, `viewer`.
-    pub role: String,
+    /// What it may do.
+    pub role: Role,
     /// Team, if any.
     pub team: Option<String>,
     /// Created at.
@@ -77,9 +77,33 @@ pub struct ApiToken {
     pub expires_at: Option<Timestamp>,
     /// Revoked at, if revoked.
     pub revoked_at: Option<Timestamp>,
+    /// Last authenticated a request at (written at most once a minute), if ever.
+    pub last_used_at: Option<Timestamp>,
 }
 
 impl ApiToken {
+    /// A new record (fresh id, created now) for a token whose hash is still to be set.
+    pub fn new(
+        name: &str,
+        role: Role,
+        team: Option<String>,
+        expires_at: Option<Timestamp>,
+    ) -> Self {
+        let mut id = [0u8; 6];
+        rand::fill(&mut id[..]);
+        Self {
+            id: format!("t-{}", hex::encode(id)),
+            name: name.to_owned(),
+            hash: String::new(),
+            role,
+            team,
+            created_at: super::now_ms(),
+            expires_at,
+            revoked_at: None,
+            last_used_at: None,
+        }
+    }
+
     /// Usable now: not revoked, not expired.
     pub fn is_active(&self, now: Timestamp) -> bool {
         self.revoked_at.is_none() && self.expires_at.is_none_or(|e| e > now)

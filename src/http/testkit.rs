@@ -77,9 +77,14 @@ pub(crate) async fn mk_state() -> AppState {
 pub(crate) async fn mk_state_with(driver: Arc<dyn Driver>) -> AppState {
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open("sqlite::memory:").await.unwrap());
     let secret = TokenSecret::parse(TOKEN).unwrap();
-    bootstrap_token(store.as_ref(), "tester", "admin", &secret)
-        .await
-        .unwrap();
+    bootstrap_token(
+        store.as_ref(),
+        "tester",
+        crate::domain::Role::Admin,
+        &secret,
+    )
+    .await
+    .unwrap();
     let service = ClusterService::new(
         store.clone(),
         driver,

@@ -6,7 +6,7 @@ use tokio::sync::Notify;
 
 use super::*;
 use crate::api::CreateClusterRequest;
-use crate::domain::{Cluster, DeleteReason, Phase, Principal};
+use crate::domain::{Cluster, DeleteReason, Phase, Principal, Role};
 use crate::driver::fake::{FakeDriver, Outcome};
 use crate::service::{ClusterPolicy, ClusterService};
 use crate::store::SqliteStore;
@@ -38,7 +38,7 @@ async fn mk_service() -> (ClusterService, Arc<FakeDriver>, Reconciler) {
 }
 
 fn who() -> Principal {
-    Principal::token("ci", "admin", None)
+    Principal::token("t-ci", "ci", Role::Admin, None)
 }
 
 async fn mk_cluster(service: &ClusterService, name: &str) -> Cluster {
@@ -382,10 +382,10 @@ async fn a_cluster_whose_host_was_removed_stays_deleting_until_an_admin_forgets_
     );
 
     // Act / Assert: only an admin may forget it; then it is Deleted and the events say who.
-    let ci = Principal::token("pipeline", "ci", None);
+    let ci = Principal::token("t-pipeline", "pipeline", Role::Ci, None);
     let denied = service.forget(&ci, "web").await.unwrap_err();
     assert_eq!(denied.kind(), crate::error::ErrorKind::Forbidden);
-    let admin = Principal::token("ops", "admin", None);
+    let admin = Principal::token("t-ops", "ops", Role::Admin, None);
     let configured = service.forget(&admin, "web").await.unwrap_err();
     assert_eq!(
         configured.code(),
@@ -399,7 +399,7 @@ async fn a_cluster_whose_host_was_removed_stays_deleting_until_an_admin_forgets_
     let events = service.store().list_events(&c.id).await.unwrap();
     assert!(
         events.iter().any(|e| e.kind == crate::service::FORGOTTEN
-            && e.message.contains("token:ops")
+            && e.message.contains("ops (token:t-ops)")
             && e.message.contains(&format!("{:?}", c.host))),
         "{events:?}"
     );

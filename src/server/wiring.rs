@@ -12,7 +12,7 @@ use crate::{
     auth::{Authenticator, bootstrap_token},
     config::{ClustersConfig, Config, DriverKind, Sizes},
     controlplane::{KubeBins, pinned_kubernetes_minor},
-    domain::{Timestamp, TokenSecret, Ttl},
+    domain::{Role, Timestamp, TokenSecret, Ttl},
     driver::{Driver, local::LocalDriver, vcluster::VclusterDriver},
     http::AppState,
     reconciler::Reconciler,
@@ -23,7 +23,7 @@ use crate::{
 
 /// Name and role of the token `--dev` accepts.
 const DEV_TOKEN_NAME: &str = "dev";
-const DEV_TOKEN_ROLE: &str = "admin";
+const DEV_TOKEN_ROLE: Role = Role::Admin;
 /// The file a dev server keeps its token in, under the data directory.
 pub const DEV_TOKEN_FILE: &str = "dev-token";
 
@@ -85,7 +85,7 @@ async fn ensure_an_admin_can_sign_in(store: &dyn Store, config: &Config) -> anyh
         .await
         .context("looking for an admin token")?
         .into_iter()
-        .filter(|t| t.role == "admin" && t.is_active(now))
+        .filter(|t| t.role == Role::Admin && t.is_active(now))
         .count();
     anyhow::ensure!(
         admins > 0,

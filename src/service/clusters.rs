@@ -98,7 +98,7 @@ impl ClusterService {
                 changes.push("labels".into());
             }
             c.last_activity_at = now_ms();
-            let msg = format!("updated by {}: {}", principal.subject, changes.join(", "));
+            let msg = format!("updated by {principal}: {}", changes.join(", "));
             Ok(vec![NewEvent::new("updated", msg)])
         })
         .await
@@ -141,7 +141,7 @@ impl ClusterService {
                     from,
                     c.phase,
                     Some(reason.as_str()),
-                    format!("{} by {}", c.message, principal.subject),
+                    format!("{} by {principal}", c.message),
                 )])
             })
             .await?;
@@ -228,7 +228,7 @@ impl ClusterService {
         let kubeconfig = self.driver.ci_kubeconfig(&cluster, secs).await?;
         let msg = format!(
             "kubeconfig issued to {} for {}",
-            principal.subject,
+            principal,
             Ttl::from_secs(secs)
         );
         self.modify(cluster.id.as_str(), |c| {

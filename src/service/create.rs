@@ -66,7 +66,7 @@ impl ClusterService {
             request_hash: request_hash.clone(),
             cluster_id: cluster.id.clone(),
         });
-        let event = NewEvent::new("created", format!("created by {}", principal.subject));
+        let event = NewEvent::new("created", format!("created by {principal}"));
         match self
             .store
             .insert_cluster(&cluster, &event, idem.as_ref())

@@ -19,7 +19,7 @@ impl ClusterService {
     /// its host stays there, and the events say so and who decided it. Admins only; a
     /// `Deleted` cluster is left as it is (repeating is harmless).
     pub async fn forget(&self, principal: &Principal, id_or_name: &str) -> Result<Cluster> {
-        if principal.role != "admin" {
+        if !principal.is_admin() {
             return Err(Error::Forbidden(
                 "only an admin may forget a cluster: vcm then stops tracking resources it could \
                  not release"
@@ -62,7 +62,7 @@ impl ClusterService {
             c.message = format!(
                 "forgotten by {}: nothing was released on host {:?}; whatever the cluster had \
                  there is no longer tracked by vcm",
-                principal.subject, c.host
+                principal, c.host
             );
             Ok(vec![
                 NewEvent::new(FORGOTTEN, c.message.clone()).with_reason(FORGOTTEN),

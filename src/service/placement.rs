@@ -157,7 +157,7 @@ mod tests {
 
     use super::*;
     use crate::api::CreateClusterRequest;
-    use crate::domain::Principal;
+    use crate::domain::{Principal, Role};
     use crate::driver::fake::FakeDriver;
     use crate::error::ErrorKind;
     use crate::service::ClusterPolicy;
@@ -194,7 +194,7 @@ mod tests {
     }
 
     fn who() -> Principal {
-        Principal::token("ci", "admin", None)
+        Principal::token("t-ci", "ci", Role::Admin, None)
     }
 
     #[tokio::test]

@@ -235,6 +235,12 @@ impl Store for CachedStore {
         write(&self.tokens).clear();
         res
     }
+
+    async fn token_used(&self, id: &str, at: Timestamp) -> Result<(), StoreError> {
+        let res = self.inner.token_used(id, at).await;
+        write(&self.tokens).retain(|_, t| t.id != id);
+        res
+    }
 }
 
 #[cfg(test)]

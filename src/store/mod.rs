@@ -152,6 +152,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Mark a token revoked; `NotFound` if there is no such id.
     async fn revoke_token(&self, id: &str, at: Timestamp) -> Result<(), StoreError>;
+
+    /// Record that token `id` authenticated a request at `at` (a later time wins; an unknown
+    /// id is not an error: the token may have been purged meanwhile).
+    async fn token_used(&self, id: &str, at: Timestamp) -> Result<(), StoreError>;
 }
 
 /// Open the store a URL names: `sqlite://<path>` (created if missing) or `sqlite::memory:`.

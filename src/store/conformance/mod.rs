@@ -22,7 +22,7 @@ use self::listing::*;
 use self::records::*;
 use crate::domain::{
     ApiToken, Cluster, ClusterEvent, ClusterId, ClusterName, LabelSelector, Labels, NewEvent,
-    Phase, Timestamp, Ttl,
+    Phase, Role, Timestamp, Ttl,
 };
 
 /// Run every contract case, each against a new empty store from `make`.
@@ -114,11 +114,12 @@ pub fn mk_token(name: &str) -> ApiToken {
         id: format!("t-{name}"),
         name: name.into(),
         hash: format!("hash-of-{name}"),
-        role: "ci".into(),
+        role: Role::Ci,
         team: None,
         created_at: now_ms(),
         expires_at: None,
         revoked_at: None,
+        last_used_at: None,
     }
 }
 

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::domain::{ApiToken, Cluster, Phase};
+use crate::domain::{ApiToken, Cluster, Phase, Role};
 use crate::store::{IdempotencyRecord, Store, StoreError};
 
 pub(super) async fn idempotency_records_round_trip_and_keys_are_unique_per_principal(
@@ -127,7 +127,7 @@ pub(super) async fn tokens_insert_look_up_list_and_revoke(store: Arc<dyn Store>)
     };
     let newer = ApiToken {
         team: Some("web".into()),
-        role: "developer".into(),
+        role: Role::Developer,
         expires_at: Some(secs_after(now, 3600)),
         created_at: secs_after(now, -3600),
         ..mk_token("newer")
@@ -178,6 +178,22 @@ pub(super) async fn tokens_insert_look_up_list_and_revoke(store: Arc<dyn Store>)
     assert!(
         matches!(r, Err(StoreError::NotFound)),
         "revoking an unknown token: {r:?}"
+    );
+
+    store.token_used(&newer.id, now).await.expect("record use");
+    store
+        .token_used(&newer.id, secs_after(now, -60))
+        .await
+        .expect("record an older use");
+    store
+        .token_used("t-unknown", now)
+        .await
+        .expect("unknown id is no error");
+    let used = store.token_by_hash(&newer.hash).await.expect("lookup");
+    assert_eq!(
+        used.and_then(|t| t.last_used_at),
+        Some(now),
+        "the latest use is kept"
     );
 }
 

@@ -43,7 +43,8 @@ macro_rules! cluster_cols {
 macro_rules! select_tokens {
     ($tail:literal) => {
         concat!(
-            "SELECT id, name, hash, role, team, created_ms, expires_ms, revoked_ms FROM api_tokens ",
+            "SELECT id, name, hash, role, team, created_ms, expires_ms, revoked_ms, last_used_ms \
+             FROM api_tokens ",
             $tail
         )
     };
@@ -353,7 +354,7 @@ impl Store for SqliteStore {
             .bind(&token.id)
             .bind(&token.name)
             .bind(&token.hash)
-            .bind(&token.role)
+            .bind(token.role.as_str())
             .bind(&token.team)
             .bind(token.created_at.as_millisecond())
             .bind(token.expires_at.map(|t| t.as_millisecond()))
@@ -381,6 +382,13 @@ impl Store for SqliteStore {
             0 => Err(StoreError::NotFound),
             _ => Ok(()),
         }
+    }
+
+    async fn token_used(&self, id: &str, at: Timestamp) -> Result<(), StoreError> {
+        let sql =
+            "UPDATE api_tokens SET last_used_ms = MAX(COALESCE(last_used_ms, 0), ?) WHERE id = ?";
+        let q = sqlx::query(sql).bind(at.as_millisecond()).bind(id);
+        self.exec(q, "recording a token's use").await.map(drop)
     }
 }
 

@@ -7,7 +7,7 @@ use sqlx::sqlite::SqliteRow;
 use super::Query;
 use crate::domain::{
     ApiToken, Cluster, ClusterEvent, ClusterId, ClusterName, DeleteReason, Labels, NewEvent, Phase,
-    Timestamp, Ttl,
+    Role, Timestamp, Ttl,
 };
 use crate::store::{IdempotencyRecord, StoreError};
 
@@ -103,11 +103,12 @@ pub(super) fn token_from_row(r: &SqliteRow) -> Result<ApiToken, StoreError> {
         id: get(r, "id")?,
         name: get(r, "name")?,
         hash: get(r, "hash")?,
-        role: get(r, "role")?,
+        role: role(get(r, "role")?)?,
         team: get(r, "team")?,
         created_at: ts(get(r, "created_ms")?)?,
         expires_at: opt_ts(get(r, "expires_ms")?)?,
         revoked_at: opt_ts(get(r, "revoked_ms")?)?,
+        last_used_at: opt_ts(get(r, "last_used_ms")?)?,
     })
 }
 
@@ -138,6 +139,10 @@ where
     T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
 {
     r.try_get(col).doing("decoding a row")
+}
+
+pub(super) fn role(s: String) -> Result<Role, StoreError> {
+    Role::parse(&s).ok_or_else(|| StoreError::Other(anyhow::anyhow!("unknown stored role {s:?}")))
 }
 
 pub(super) fn phase(s: String) -> Result<Phase, StoreError> {

@@ -58,7 +58,7 @@ async fn data_survives_a_restart_and_migrations_run_once() {
         .fetch_one(&again.pool)
         .await
         .unwrap();
-    assert_eq!(applied, 1, "each migration is recorded once");
+    assert_eq!(applied, 2, "each of the two migrations is recorded once");
     let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
         .fetch_one(&again.pool)
         .await

@@ -72,7 +72,7 @@ async fn forget_ends_a_deleting_cluster_as_deleted_and_refuses_a_live_one() {
         forgotten["message"]
             .as_str()
             .unwrap()
-            .contains("token:tester"),
+            .contains("tester (token:t-"),
         "{forgotten}"
     );
     assert!(
