@@ -43,5 +43,8 @@ pub mod telemetry;
 /// kube-apiserver; tier B: + controller-manager, scheduler and a kwok node).
 #[cfg(feature = "testing")]
 pub mod testing;
+/// TLS for the API listener: rustls with HTTP/1.1 and HTTP/2, certificate hot reload, and
+/// mutual TLS (client certificates mapped to principals by configuration).
+pub mod tls;
 /// Background workers: TTL and idle pruning, record purging, orphan sweeping.
 pub mod workers;

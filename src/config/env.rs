@@ -17,6 +17,9 @@ const ENV_NOT_CONFIG: &[&str] = &[
     "VCM_OUTPUT",
     "VCM_K8S_BIN_DIR",
     "VCM_CONFIG",
+    "VCM_CACERT",
+    "VCM_CLIENT_CERT",
+    "VCM_CLIENT_KEY",
 ];
 
 /// `VCM_*` variables as a figment provider.

@@ -19,6 +19,7 @@ use figment::{
 use serde::{Deserialize, Serialize};
 
 pub use self::sizes::{BUILTIN_SIZES, SizeConfig, Sizes};
+pub use self::tls::{ClientCertRule, TlsConfig};
 use crate::domain::TokenSecret;
 pub use crate::driver::vcluster::{HostConfig, VclusterConfig};
 
@@ -26,6 +27,8 @@ pub use crate::driver::vcluster::{HostConfig, VclusterConfig};
 mod env;
 /// Size profiles: `[clusters.sizes.<name>.<driver>]`, resolved and checked at start-up.
 pub mod sizes;
+/// `[tls]`: server certificate, client CA and client-certificate rules.
+pub mod tls;
 
 use self::env::EnvSource;
 
@@ -47,6 +50,8 @@ pub struct Config {
     pub shutdown_grace_secs: u64,
     /// Allow plain HTTP on a non-loopback `listen` address (e.g. behind a TLS-terminating proxy).
     pub allow_plain_http_non_loopback: bool,
+    /// TLS and mutual TLS for the API listener (`[tls]`); none configured: plain HTTP.
+    pub tls: TlsConfig,
     /// Store URL; default `sqlite://<data_dir>/vcm.db`.
     pub store_url: Option<String>,
     /// Defaults and bounds for clusters.
@@ -170,10 +175,10 @@ pub struct ConfigOverrides {
 pub enum ConfigError {
     /// `listen` is not a loopback address and plain HTTP there was not allowed explicitly.
     #[error(
-        "refusing to serve plain HTTP on non-loopback address {addr} (TLS is not supported yet): \
-         listen on a loopback address (e.g. --listen 127.0.0.1:{port}), or set \
-         allow_plain_http_non_loopback = true (VCM_ALLOW_PLAIN_HTTP_NON_LOOPBACK=true) when a \
-         TLS-terminating proxy is in front",
+        "refusing to serve plain HTTP on non-loopback address {addr}: configure TLS \
+         ([tls] cert_file and key_file), listen on a loopback address (e.g. --listen \
+         127.0.0.1:{port}), or set allow_plain_http_non_loopback = true \
+         (VCM_ALLOW_PLAIN_HTTP_NON_LOOPBACK=true) when a TLS-terminating proxy is in front",
         port = addr.port()
     )]
     PlainHttpOnNonLoopback {
@@ -188,6 +193,9 @@ pub enum ConfigError {
         /// What is wrong and what would be accepted.
         reason: String,
     },
+    /// The `[tls]` section is incomplete or inconsistent.
+    #[error("{0}")]
+    InvalidTls(String),
 }
 
 // === impl Config ===
@@ -200,6 +208,7 @@ impl Default for Config {
             log: LogConfig::default(),
             shutdown_grace_secs: 30,
             allow_plain_http_non_loopback: false,
+            tls: TlsConfig::default(),
             store_url: None,
             clusters: ClustersConfig::default(),
             reconcile_parallelism: 4,
@@ -276,12 +285,19 @@ impl Config {
     /// parses (so a bad one is reported by its key when the configuration loads).
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.clusters.validate_durations()?;
+        self.tls.validate().map_err(ConfigError::InvalidTls)?;
+        if self.dev {
+            // NB: a dev server on a non-loopback address without [tls] gets a generated
+            // self-signed certificate when it is built (`Server::build`), which checks again.
+            return Ok(());
+        }
         self.ensure_listen_allowed(self.listen)
     }
 
-    /// Refuses plain HTTP on `addr` unless it is loopback or explicitly allowed.
+    /// Refuses plain HTTP on `addr` unless it is loopback or explicitly allowed; with TLS
+    /// configured every address is allowed.
     pub fn ensure_listen_allowed(&self, addr: SocketAddr) -> Result<(), ConfigError> {
-        if addr.ip().is_loopback() || self.allow_plain_http_non_loopback {
+        if addr.ip().is_loopback() || self.allow_plain_http_non_loopback || self.tls.enabled() {
             Ok(())
         } else {
             Err(ConfigError::PlainHttpOnNonLoopback { addr })

@@ -13,11 +13,13 @@ use super::{AppState, MAX_REQUEST_BODY_BYTES, error::ApiError};
 use crate::domain::Principal;
 use crate::error::Error;
 use crate::service::IdempotencyKey;
+use crate::tls::ClientCertAuth;
 
 /// The header carrying an idempotency key on `POST /v1/clusters`.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
-/// The caller, authenticated from its `Authorization` header (401 otherwise).
+/// The caller, authenticated from its `Authorization` header, or without one from the TLS
+/// connection's verified client certificate (401 otherwise).
 #[derive(Debug, Clone)]
 pub struct Authenticated(pub Principal);
 
@@ -25,6 +27,13 @@ impl FromRequestParts<AppState> for Authenticated {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        // NB: an Authorization header, when sent, always decides; a client certificate speaks
+        // only for requests that carry none.
+        if !parts.headers.contains_key(header::AUTHORIZATION)
+            && let Some(cert) = parts.extensions.get::<ClientCertAuth>()
+        {
+            return Ok(Self(cert.principal()?));
+        }
         let value = match parts.headers.get(header::AUTHORIZATION) {
             None => None,
             Some(value) => Some(value.to_str().map_err(|_| {

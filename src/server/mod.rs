@@ -4,7 +4,7 @@
 /// Store, driver, service, authenticator and workers, built from the configuration.
 pub mod wiring;
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, pin::Pin, time::Duration};
 
 use anyhow::Context as _;
 use tokio::net::TcpListener;
@@ -15,6 +15,7 @@ use crate::{
     driver::local::LocalDriver,
     http::{self, AppState},
     reconciler::Reconciler,
+    tls::{self, TlsListener, TlsMakeService, TlsServer},
     workers::Pruner,
 };
 
@@ -37,15 +38,20 @@ pub struct Server {
     state: AppState,
     shutdown_grace: Duration,
     background: Option<Background>,
+    /// TLS for the listener, when `[tls]` is configured (or made for a non-loopback dev server).
+    tls: Option<TlsServer>,
 }
 
 // === impl Server ===
 
 impl Server {
     /// The whole application from `config`: store, driver, service, authenticator, reconciler
-    /// and pruner, listening on `config.listen` (port 0 picks a free port).
-    pub async fn build(config: Config) -> anyhow::Result<Self> {
+    /// and pruner, listening on `config.listen` (port 0 picks a free port), over TLS when
+    /// `[tls]` says so.
+    pub async fn build(mut config: Config) -> anyhow::Result<Self> {
         // NB: checked before anything is opened or started, so a refused address changes nothing.
+        let listen = config.listen;
+        tls::dev::ensure_certificate(&mut config, listen)?;
         config.ensure_listen_allowed(config.listen)?;
         let (state, background) = wiring::assemble(&config).await?;
         let listener = TcpListener::bind(config.listen)
@@ -57,22 +63,25 @@ impl Server {
     /// A server of a given `state` (no background tasks unless added with
     /// [`Server::with_background`]) on a listener the caller bound already: for tests that
     /// assemble their own state. `config.listen` is ignored, but the listener's address must
-    /// pass the same plain-HTTP rule.
+    /// pass the same plain-HTTP rule. `config.tls` applies: with it the listener speaks TLS.
     pub fn build_with_listener(
-        config: Config,
+        mut config: Config,
         listener: TcpListener,
         state: AppState,
     ) -> anyhow::Result<Self> {
         let addr = listener
             .local_addr()
             .context("reading the listener's address")?;
+        tls::dev::ensure_certificate(&mut config, addr)?;
         config.ensure_listen_allowed(addr)?;
+        let tls = TlsServer::from_config(&config.tls).context("setting up TLS")?;
         Ok(Self {
             listener,
             addr,
             state,
             shutdown_grace: config.shutdown_grace(),
             background: None,
+            tls,
         })
     }
 
@@ -88,6 +97,11 @@ impl Server {
         self.addr
     }
 
+    /// `https` when the listener speaks TLS, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
+
     /// Serves until `shutdown` resolves, then stops accepting, turns `/readyz` to 503, and
     /// lets in-flight requests finish for at most `shutdown_grace`; connections still open
     /// after that are dropped.
@@ -95,12 +109,14 @@ impl Server {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let scheme = self.scheme();
         let Self {
             listener,
             addr,
             state,
             shutdown_grace,
             background,
+            tls,
         } = self;
         let workers_stop = CancellationToken::new();
         let mut workers = tokio::task::JoinSet::new();
@@ -121,14 +137,36 @@ impl Server {
                 draining.cancel();
             }
         };
-        let serve = axum::serve(listener, http::router(state)).with_graceful_shutdown(signal);
+        let router = http::router(state);
+        // NB: both listeners give every request `ConnectInfo<SocketAddr>` (limits per client
+        // address read it); the TLS one adds the verified client certificate.
+        let serve: Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>> = match tls {
+            None => Box::pin(
+                axum::serve(
+                    listener,
+                    router.into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .with_graceful_shutdown(signal)
+                .into_future(),
+            ),
+            Some(tls) => {
+                workers.spawn(tls.reloader.clone().run(workers_stop.clone()));
+                let listener = TlsListener::new(listener, tls.acceptor())
+                    .context("starting the TLS listener")?;
+                Box::pin(
+                    axum::serve(listener, TlsMakeService::new(router, tls.rules.clone()))
+                        .with_graceful_shutdown(signal)
+                        .into_future(),
+                )
+            }
+        };
 
         // NB: ready before the serve loop starts is fine: the socket is bound, so early
         // connections wait in the backlog instead of being refused.
         readiness.set_ready();
-        tracing::info!(%addr, "listening");
+        tracing::info!(%addr, tls = scheme == "https", "listening");
         let outcome = tokio::select! {
-            served = serve.into_future() => served.context("serving HTTP"),
+            served = serve => served.context("serving HTTP"),
             () = async {
                 draining.cancelled().await;
                 tokio::time::sleep(shutdown_grace).await;

@@ -1,0 +1,166 @@
+//! The server certificate, reloaded when its files change.
+//!
+//! NB: rustls asks a [`ResolvesServerCert`] for the certificate on every handshake, so
+//! swapping the one it holds changes what new connections get, while connections already
+//! established keep the session they negotiated. The files are polled (content, not mtime:
+//! a rotation that keeps the mtime, or a `cp -p`, is still seen); a pair that does not load
+//! (half-written, garbage, key of another certificate) is logged once and the previous pair
+//! stays in service.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex, PoisonError, RwLock},
+    time::Duration,
+};
+
+use rustls::{
+    crypto::CryptoProvider,
+    pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject as _},
+    server::{ClientHello, ResolvesServerCert},
+    sign::CertifiedKey,
+};
+use sha2::{Digest as _, Sha256};
+use tokio_util::sync::CancellationToken;
+
+/// Serves the latest good certificate/key pair read from two PEM files.
+#[derive(Debug)]
+pub struct CertReloader {
+    cert_file: PathBuf,
+    key_file: PathBuf,
+    provider: Arc<CryptoProvider>,
+    interval: Duration,
+    current: RwLock<Arc<CertifiedKey>>,
+    /// What the files held at the last look (a digest of their bytes, or of the read error),
+    /// so an unchanged pair is neither parsed nor reported again.
+    last_seen: Mutex<[u8; 32]>,
+}
+
+// === impl CertReloader ===
+
+impl CertReloader {
+    /// Loads the pair now (an error names the files and what is wrong with them) and keeps
+    /// looking at them every `interval` once [`CertReloader::run`] runs.
+    pub fn load(
+        cert_file: &Path,
+        key_file: &Path,
+        provider: Arc<CryptoProvider>,
+        interval: Duration,
+    ) -> anyhow::Result<Self> {
+        let (digest, read) = read_pair(cert_file, key_file);
+        let key = read
+            .and_then(|(cert, key)| certified_key(&cert, &key, &provider))
+            .map_err(|why| anyhow::anyhow!("tls.cert_file / tls.key_file: {why}"))?;
+        Ok(Self {
+            cert_file: cert_file.to_path_buf(),
+            key_file: key_file.to_path_buf(),
+            provider,
+            interval,
+            current: RwLock::new(Arc::new(key)),
+            last_seen: Mutex::new(digest),
+        })
+    }
+
+    /// Looks at the files every interval until `stop` is cancelled; never fails (a bad pair is
+    /// logged and skipped), so it returns only when stopped.
+    pub async fn run(self: Arc<Self>, stop: CancellationToken) -> anyhow::Result<()> {
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return Ok(()),
+                () = tokio::time::sleep(self.interval) => {}
+            }
+            let this = self.clone();
+            // NB: file reads and key parsing are blocking work; keep them off the workers
+            // that run connections.
+            let _ = tokio::task::spawn_blocking(move || this.reload_if_changed()).await;
+        }
+    }
+
+    /// Reads the files; when they changed since the last look, serve them if they load, or
+    /// log why not and keep serving the previous pair. True when a new pair was taken.
+    pub fn reload_if_changed(&self) -> bool {
+        let (digest, read) = read_pair(&self.cert_file, &self.key_file);
+        {
+            let mut last = self
+                .last_seen
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if *last == digest {
+                return false;
+            }
+            *last = digest;
+        }
+        match read.and_then(|(cert, key)| certified_key(&cert, &key, &self.provider)) {
+            Ok(key) => {
+                *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(key);
+                tracing::info!(
+                    cert_file = %self.cert_file.display(),
+                    "loaded a new TLS certificate; new connections get it"
+                );
+                true
+            }
+            Err(why) => {
+                tracing::error!(
+                    cert_file = %self.cert_file.display(),
+                    key_file = %self.key_file.display(),
+                    error = %why,
+                    "the TLS certificate files changed but do not load; still serving the \
+                     previous certificate (fix or replace both files)"
+                );
+                false
+            }
+        }
+    }
+
+    /// The pair new handshakes get.
+    pub fn current(&self) -> Arc<CertifiedKey> {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+impl ResolvesServerCert for CertReloader {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current())
+    }
+}
+
+type Pair = (Vec<u8>, Vec<u8>);
+
+/// Both files' bytes, with a digest of what was read (or of why it could not be).
+fn read_pair(cert_file: &Path, key_file: &Path) -> ([u8; 32], Result<Pair, String>) {
+    let read = |path: &Path| {
+        std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    };
+    let pair = read(cert_file).and_then(|cert| Ok((cert, read(key_file)?)));
+    let mut hasher = Sha256::new();
+    match &pair {
+        Ok((cert, key)) => {
+            hasher.update((cert.len() as u64).to_be_bytes());
+            hasher.update(cert);
+            hasher.update(key);
+        }
+        Err(why) => hasher.update(why.as_bytes()),
+    }
+    (hasher.finalize().into(), pair)
+}
+
+/// A chain and its matching key from PEM bytes; the error says which part is wrong.
+fn certified_key(
+    cert: &[u8],
+    key: &[u8],
+    provider: &CryptoProvider,
+) -> Result<CertifiedKey, String> {
+    let chain = CertificateDer::pem_slice_iter(cert)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("the certificate file is not PEM: {e}"))?;
+    if chain.is_empty() {
+        return Err("the certificate file holds no PEM CERTIFICATE block".into());
+    }
+    let key = PrivateKeyDer::from_pem_slice(key)
+        .map_err(|e| format!("the key file holds no PEM private key: {e}"))?;
+    CertifiedKey::from_der(chain, key, provider).map_err(|e| {
+        format!("the key does not fit the certificate, or the certificate does not parse: {e}")
+    })
+}
