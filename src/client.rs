@@ -8,10 +8,14 @@ use std::time::Duration;
 use reqwest::{Method, RequestBuilder, Response, StatusCode, Url, header};
 use serde::de::DeserializeOwned;
 
+pub use self::tls::TlsOptions;
 use crate::api::{
     ClusterList, ClusterView, CreateClusterRequest, DeletedClusters, EventList, KubeconfigRequest,
     UpdateClusterRequest,
 };
+
+/// An extra CA to trust and a client certificate (`VCM_CACERT`, `VCM_CLIENT_CERT/KEY`).
+pub mod tls;
 
 /// Time to open a connection: a server that does not accept within this is not there.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -134,17 +138,24 @@ impl std::fmt::Debug for Client {
 
 impl Client {
     /// A client of the server at `addr` (e.g. `http://127.0.0.1:8080`), sending `token` as a
-    /// bearer token when given.
+    /// bearer token when given, trusting the system's CAs.
     pub fn new(addr: Url, token: Option<String>) -> Result<Self> {
+        Self::with_tls(addr, token, &TlsOptions::default())
+    }
+
+    /// Like [`Client::new`], with an extra CA to trust and a client certificate to present.
+    pub fn with_tls(addr: Url, token: Option<String>, tls: &TlsOptions) -> Result<Self> {
         if addr.cannot_be_a_base() {
             return Err(ClientError::Other(format!(
                 "{addr} is not a server address; use e.g. http://127.0.0.1:8080"
             )));
         }
-        let http = reqwest::Client::builder()
+        let builder = reqwest::Client::builder()
             .user_agent(concat!("vcm/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(REQUEST_TIMEOUT)
+            .timeout(REQUEST_TIMEOUT);
+        let http = tls
+            .apply(builder)?
             .build()
             .map_err(|e| ClientError::Other(format!("building the HTTP client: {e}")))?;
         Ok(Self { http, addr, token })

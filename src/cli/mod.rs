@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use reqwest::Url;
 
 use crate::{
-    client::Client,
+    client::{Client, TlsOptions},
     config::{ConfigOverrides, LogFormat},
 };
 
@@ -52,9 +52,18 @@ pub struct GlobalOpts {
         default_value = "http://127.0.0.1:8080"
     )]
     pub addr: Url,
-    /// API token for the vcm server.
+    /// API token for the vcm server (not needed with a client certificate the server maps).
     #[arg(long, global = true, env = "VCM_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// PEM CA certificate(s) to trust for an https `--addr`, besides the system's.
+    #[arg(long, global = true, env = "VCM_CACERT", value_name = "PEM")]
+    pub cacert: Option<PathBuf>,
+    /// PEM client certificate to present (mutual TLS); needs `--client-key`.
+    #[arg(long, global = true, env = "VCM_CLIENT_CERT", value_name = "PEM")]
+    pub client_cert: Option<PathBuf>,
+    /// PEM private key of `--client-cert`.
+    #[arg(long, global = true, env = "VCM_CLIENT_KEY", value_name = "PEM")]
+    pub client_key: Option<PathBuf>,
 }
 
 /// How command output is rendered on stdout.
@@ -90,7 +99,8 @@ pub struct ServerArgs {
     /// TOML configuration file.
     #[arg(long, env = "VCM_CONFIG", value_name = "PATH")]
     pub config: Option<PathBuf>,
-    /// Address to listen on (plain HTTP: loopback only unless allowed in the configuration).
+    /// Address to listen on (plain HTTP: loopback only unless allowed in the configuration;
+    /// with `[tls]`, or `--dev` and a self-signed certificate, any address).
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
     /// Directory for the embedded store and local clusters.
@@ -134,15 +144,23 @@ fn print_version(output: OutputFormat) -> anyhow::Result<ExitCode> {
 // === impl GlobalOpts ===
 
 impl GlobalOpts {
-    /// A client of the server at `--addr`, authenticated with `--token`.
+    /// A client of the server at `--addr`, authenticated with `--token`, or with
+    /// `--client-cert` alone (mutual TLS).
     pub fn client(&self) -> anyhow::Result<Client> {
-        let Some(token) = self.token.clone().filter(|t| !t.trim().is_empty()) else {
+        let tls = TlsOptions {
+            ca_cert: self.cacert.clone(),
+            client_cert: self.client_cert.clone(),
+            client_key: self.client_key.clone(),
+        };
+        let token = self.token.clone().filter(|t| !t.trim().is_empty());
+        if token.is_none() && !tls.has_client_cert() {
             anyhow::bail!(
                 "no API token: set VCM_TOKEN or pass --token (an admin issues tokens; \
-                 `vcm server --dev` prints or takes one with --dev-token)"
+                 `vcm server --dev` prints or takes one with --dev-token), or present a client \
+                 certificate the server maps (VCM_CLIENT_CERT and VCM_CLIENT_KEY)"
             );
-        };
-        Ok(Client::new(self.addr.clone(), Some(token))?)
+        }
+        Ok(Client::with_tls(self.addr.clone(), token, &tls)?)
     }
 }
 
@@ -152,6 +170,9 @@ impl fmt::Debug for GlobalOpts {
             .field("output", &self.output)
             .field("addr", &self.addr.as_str())
             .field("token", &self.token.as_ref().map(|_| "[redacted]"))
+            .field("cacert", &self.cacert)
+            .field("client_cert", &self.client_cert)
+            .field("client_key", &self.client_key)
             .finish()
     }
 }
