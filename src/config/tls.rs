@@ -136,6 +136,18 @@ impl ClientCertRule {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::config::{Config, ConfigOverrides};
+
+    fn mk_toml(contents: &str) -> tempfile::NamedTempFile {
+        let file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+        std::fs::write(file.path(), contents).unwrap();
+        file
+    }
+
+    fn load(file: Option<&std::path::Path>, env: &[(&str, &str)]) -> anyhow::Result<Config> {
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        Config::load_from(file, env, &ConfigOverrides::default())
+    }
 
     fn rule() -> ClientCertRule {
         ClientCertRule {
@@ -225,5 +237,63 @@ mod tests {
         // Assert
         assert_eq!(result, Ok(()));
         assert!(TlsConfig::default().validate().is_ok());
+    }
+
+    #[test]
+    fn the_readme_tls_block_loads_as_written_and_allows_a_non_loopback_listen() {
+        // Arrange: the ```toml block of the README's "TLS and mutual TLS" section.
+        let readme = include_str!("../../README.md");
+        let section = &readme[readme.find("## TLS and mutual TLS").unwrap()..];
+        let start = section.find("```toml\n").unwrap() + "```toml\n".len();
+        let block = &section[start..start + section[start..].find("```").unwrap()];
+        let file = mk_toml(block);
+
+        // Act
+        let config = load(Some(file.path()), &[]).unwrap();
+
+        // Assert
+        assert_eq!(config.listen, "0.0.0.0:8443".parse().unwrap());
+        assert!(config.tls.enabled());
+        assert_eq!(config.tls.client_rules.len(), 2);
+        let ci = &config.tls.client_rules[0];
+        assert_eq!(ci.o.as_deref(), Some("ci-bots"));
+        assert_eq!(ci.uri_san.as_deref(), Some("spiffe://acme/ci/web"));
+        assert_eq!(ci.role, crate::domain::Role::Ci);
+        assert_eq!(ci.team.as_deref(), Some("web"));
+        assert_eq!(config.tls.client_rules[1].role, crate::domain::Role::Admin);
+    }
+
+    #[test]
+    fn tls_keys_come_from_the_environment_and_a_bad_role_or_unknown_key_is_named() {
+        // Act
+        let from_env = load(
+            None,
+            &[
+                ("VCM_LISTEN", "0.0.0.0:8443"),
+                ("VCM_TLS__CERT_FILE", "/tls/server.pem"),
+                ("VCM_TLS__KEY_FILE", "/tls/server.key"),
+            ],
+        )
+        .unwrap();
+        let rules = "[tls]\ncert_file = \"c\"\nkey_file = \"k\"\nclient_ca_file = \"ca\"\n\n\
+                     [[tls.client_rules]]\ncn = \"x\"\nrole = \"root\"\n";
+        let bad_role = load(Some(mk_toml(rules).path()), &[]);
+        let unknown = load(Some(mk_toml("[tls]\ncert = \"c\"\n").path()), &[]);
+        let half = load(None, &[("VCM_TLS__CERT_FILE", "c")]);
+
+        // Assert
+        assert_eq!(from_env.tls.key_file, Some("/tls/server.key".into()));
+        let bad_role = format!("{:#}", bad_role.unwrap_err());
+        assert!(
+            bad_role.contains("root") && bad_role.contains("admin"),
+            "{bad_role}"
+        );
+        let unknown = format!("{:#}", unknown.unwrap_err());
+        assert!(
+            unknown.contains("unknown field") && unknown.contains("cert"),
+            "{unknown}"
+        );
+        let half = format!("{:#}", half.unwrap_err());
+        assert!(half.contains("tls.key_file"), "{half}");
     }
 }

@@ -164,3 +164,105 @@ fn certified_key(
         format!("the key does not fit the certificate, or the certificate does not parse: {e}")
     })
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// A self-signed pair for `name`, PEM.
+    fn mk_pair(name: &str) -> (String, String) {
+        let c = rcgen::generate_simple_self_signed(vec![name.to_owned()]).unwrap();
+        (c.cert.pem(), c.signing_key.serialize_pem())
+    }
+
+    fn mk_reloader(dir: &Path, pair: &(String, String)) -> CertReloader {
+        std::fs::write(dir.join("c.pem"), &pair.0).unwrap();
+        std::fs::write(dir.join("k.pem"), &pair.1).unwrap();
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        CertReloader::load(
+            &dir.join("c.pem"),
+            &dir.join("k.pem"),
+            provider,
+            Duration::from_secs(1),
+        )
+        .unwrap()
+    }
+
+    fn leaf(r: &CertReloader) -> Vec<u8> {
+        r.current().cert[0].to_vec()
+    }
+
+    #[test]
+    fn a_changed_good_pair_is_taken_and_an_unchanged_one_is_not_reloaded() {
+        // Arrange
+        let dir = tempfile::tempdir().unwrap();
+        let reloader = mk_reloader(dir.path(), &mk_pair("one"));
+        let before = leaf(&reloader);
+        let two = mk_pair("two");
+
+        // Act
+        let unchanged = reloader.reload_if_changed();
+        std::fs::write(dir.path().join("c.pem"), &two.0).unwrap();
+        std::fs::write(dir.path().join("k.pem"), &two.1).unwrap();
+        let changed = reloader.reload_if_changed();
+
+        // Assert
+        assert!(!unchanged);
+        assert!(changed);
+        assert_ne!(leaf(&reloader), before);
+    }
+
+    #[test]
+    fn garbage_a_missing_file_or_a_foreign_key_keep_the_previous_pair() {
+        // Arrange
+        let dir = tempfile::tempdir().unwrap();
+        let one = mk_pair("one");
+        let reloader = mk_reloader(dir.path(), &one);
+        let before = leaf(&reloader);
+        let other = mk_pair("other");
+        let cases: [(&str, &str, &str); 3] = [
+            ("garbage\n", &one.1, "a certificate file that is not PEM"),
+            (&one.0, &other.1, "the key of another certificate"),
+            (&one.0, "", "an empty key file"),
+        ];
+        for (cert, key, why) in cases {
+            // Act
+            std::fs::write(dir.path().join("c.pem"), cert).unwrap();
+            std::fs::write(dir.path().join("k.pem"), key).unwrap();
+            let taken = reloader.reload_if_changed();
+
+            // Assert
+            assert!(!taken, "{why}");
+            assert_eq!(leaf(&reloader), before, "{why}");
+        }
+        std::fs::remove_file(dir.path().join("c.pem")).unwrap();
+        assert!(!reloader.reload_if_changed(), "a missing file");
+        assert_eq!(leaf(&reloader), before, "a missing file");
+    }
+
+    #[test]
+    fn a_pair_that_does_not_load_at_start_is_an_error_naming_the_keys() {
+        // Arrange
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("c.pem"), "garbage").unwrap();
+        std::fs::write(dir.path().join("k.pem"), "garbage").unwrap();
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+
+        // Act
+        let err = CertReloader::load(
+            &dir.path().join("c.pem"),
+            &dir.path().join("k.pem"),
+            provider,
+            Duration::from_secs(1),
+        )
+        .unwrap_err();
+
+        // Assert
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains("tls.cert_file") && msg.contains("no PEM CERTIFICATE"),
+            "{msg}"
+        );
+    }
+}
