@@ -49,18 +49,12 @@ impl CertNames {
         let (_, cert) = X509Certificate::from_der(der)
             .map_err(|e| format!("the client certificate does not parse: {e}"))?;
         let subject = cert.subject();
-        let text = |attr: &x509_parser::x509::AttributeTypeAndValue<'_>| {
-            attr.as_str().ok().map(str::to_owned)
-        };
         let mut names = Self {
-            cn: subject.iter_common_name().find_map(|a| text(a)),
-            o: subject
-                .iter_organization()
-                .filter_map(|a| text(a))
-                .collect(),
+            cn: subject.iter_common_name().find_map(attr_text),
+            o: subject.iter_organization().filter_map(attr_text).collect(),
             ou: subject
                 .iter_organizational_unit()
-                .filter_map(|a| text(a))
+                .filter_map(attr_text)
                 .collect(),
             ..Self::default()
         };
@@ -138,6 +132,11 @@ impl ClientRules {
             Err(why) => ClientCertAuth::Refused(why),
         }
     }
+}
+
+/// A name attribute's text (`None` when it is not a string type).
+fn attr_text(attr: &x509_parser::x509::AttributeTypeAndValue<'_>) -> Option<String> {
+    attr.as_str().ok().map(str::to_owned)
 }
 
 /// Every matcher the rule gives fits the certificate (exact comparison).
