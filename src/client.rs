@@ -298,6 +298,9 @@ impl Client {
     }
 
     fn transport_error(&self, err: reqwest::Error) -> ClientError {
+        if let Some(hint) = tls::failure_hint(&err) {
+            return ClientError::Other(format!("TLS with {} failed: {hint}", self.addr));
+        }
         let detail = std::iter::successors(Some(&err as &(dyn std::error::Error + 'static)), |e| {
             e.source()
         })

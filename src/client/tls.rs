@@ -104,6 +104,57 @@ impl TlsOptions {
     }
 }
 
+/// When `err` is a TLS failure, what went wrong and the setting that fixes it: the server's
+/// certificate not trusted (`VCM_CACERT`), or the client certificate refused
+/// (`VCM_CLIENT_CERT`).
+pub(super) fn failure_hint(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut next = Some(err);
+    while let Some(mut e) = next {
+        // NB: rustls errors reach reqwest inside (nested) io::Errors, whose `source()` skips
+        // the error they wrap.
+        while let Some(inner) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            e = inner;
+        }
+        if let Some(rustls::Error::InvalidCertificate(why)) = e.downcast_ref::<rustls::Error>() {
+            return Some(format!(
+                "the server's certificate is not trusted ({why:?}): trust its CA with \
+                 {ENV_CACERT} or --cacert (a dev server logs where its certificate is)"
+            ));
+        }
+        let alert = match e.downcast_ref::<rustls::Error>() {
+            Some(rustls::Error::AlertReceived(alert)) => Some(*alert),
+            // NB: a fatal alert read after the handshake (TLS 1.3 reports a refused client
+            // certificate that way) comes as rustls's own text, not as the typed error.
+            _ => CLIENT_CERT_ALERTS
+                .into_iter()
+                .find(|a| e.to_string() == rustls::Error::AlertReceived(*a).to_string()),
+        };
+        if let Some(alert) = alert.filter(|a| CLIENT_CERT_ALERTS.contains(a)) {
+            return Some(format!(
+                "the server refused the client certificate ({alert:?}): check \
+                 {ENV_CLIENT_CERT} (expired, not yet valid, or not signed by the CA the server \
+                 trusts for clients)"
+            ));
+        }
+        next = e.source();
+    }
+    None
+}
+
+/// Alerts a server sends when it refuses a client certificate.
+const CLIENT_CERT_ALERTS: [rustls::AlertDescription; 7] = [
+    rustls::AlertDescription::BadCertificate,
+    rustls::AlertDescription::UnsupportedCertificate,
+    rustls::AlertDescription::CertificateRevoked,
+    rustls::AlertDescription::CertificateExpired,
+    rustls::AlertDescription::CertificateUnknown,
+    rustls::AlertDescription::UnknownCA,
+    rustls::AlertDescription::CertificateRequired,
+];
+
 fn read(path: &Path, var: &str) -> Result<Vec<u8>> {
     std::fs::read(path)
         .map_err(|e| ClientError::Other(format!("{var} {}: cannot read it: {e}", path.display())))
