@@ -178,3 +178,64 @@ impl tower::Service<Request> for WithConnection {
         self.inner.call(req)
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use axum::{Extension, body::Body, routing::get};
+    use tower::ServiceExt as _;
+
+    use super::*;
+    use crate::domain::Principal;
+
+    /// A route answering with the connection facts it finds in its request.
+    fn mk_router() -> Router {
+        Router::new().route(
+            "/",
+            get(
+                |ConnectInfo(remote): ConnectInfo<SocketAddr>,
+                 cert: Option<Extension<ClientCertAuth>>| async move {
+                    let who = match cert {
+                        Some(Extension(ClientCertAuth::Principal(p))) => p.subject,
+                        Some(Extension(ClientCertAuth::Refused(_))) => "refused".into(),
+                        None => "none".into(),
+                    };
+                    format!("{remote} {who}")
+                },
+            ),
+        )
+    }
+
+    async fn mk_call(client_cert: Option<ClientCertAuth>) -> String {
+        let service = WithConnection {
+            inner: mk_router(),
+            remote: "192.0.2.1:4242".parse().unwrap(),
+            client_cert,
+        };
+        let response = service
+            .oneshot(Request::builder().uri("/").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let body = axum::body::to_bytes(response.into_body(), 1024)
+            .await
+            .unwrap();
+        String::from_utf8(body.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn every_request_carries_the_peer_address_and_the_certificate_principal() {
+        // Arrange
+        let principal = Principal::system();
+
+        // Act
+        let with_cert = mk_call(Some(ClientCertAuth::Principal(principal.clone()))).await;
+        let without = mk_call(None).await;
+
+        // Assert
+        assert_eq!(with_cert, format!("192.0.2.1:4242 {}", principal.subject));
+        assert_eq!(
+            without, "192.0.2.1:4242 none",
+            "ConnectInfo is there without a client certificate too"
+        );
+    }
+}

@@ -34,7 +34,8 @@ struct TestApp {
     dir: tempfile::TempDir,
     cert_file: PathBuf,
     key_file: PathBuf,
-    _stop: oneshot::Sender<()>,
+    stop: oneshot::Sender<()>,
+    running: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
 /// How the server under test is made.
@@ -114,7 +115,7 @@ async fn spawn_app(kind: Kind) -> TestApp {
     assert_eq!(server.scheme(), "https");
     let addr = server.addr();
     let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(server.run_until_stopped(async move {
+    let running = tokio::spawn(server.run_until_stopped(async move {
         let _ = stopped.await;
     }));
     TestApp {
@@ -123,7 +124,8 @@ async fn spawn_app(kind: Kind) -> TestApp {
         dir,
         cert_file,
         key_file,
-        _stop: stop,
+        stop,
+        running,
     }
 }
 
@@ -155,6 +157,15 @@ fn write_pair(cert_file: &std::path::Path, key_file: &std::path::Path, pem: &Pem
 // === impl TestApp ===
 
 impl TestApp {
+    /// Signals the server to stop; what `run_until_stopped` returned, if it did within 10 s.
+    async fn stop(self) -> Option<anyhow::Result<()>> {
+        let _ = self.stop.send(());
+        let outcome = tokio::time::timeout(Duration::from_secs(10), self.running).await;
+        outcome
+            .ok()
+            .map(|joined| joined.expect("the server task does not panic"))
+    }
+
     fn url(&self, path: &str) -> String {
         format!("https://{}{path}", self.addr)
     }

@@ -152,3 +152,24 @@ async fn a_garbage_certificate_file_keeps_the_previous_certificate_in_service() 
         "a good pair written after the garbage is taken (the watcher was looking)"
     );
 }
+
+#[tokio::test]
+async fn a_tls_server_with_open_connections_stops_when_signalled_and_releases_its_port() {
+    // Arrange
+    let app = spawn_app(Kind::Dev).await;
+    let addr = app.addr;
+    let h1 = app.https().http1_only().build().unwrap();
+    let h2 = app.https().build().unwrap();
+    let _ = h1.get(app.url("/healthz")).send().await.unwrap();
+    let _ = h2.get(app.url("/healthz")).send().await.unwrap();
+
+    // Act
+    let outcome = app.stop().await;
+    let connect = tokio::net::TcpStream::connect(addr).await;
+
+    // Assert
+    outcome
+        .expect("the server stops within 10 s although idle connections are open")
+        .unwrap();
+    assert!(connect.is_err(), "the port is released once stopped");
+}
