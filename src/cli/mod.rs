@@ -252,6 +252,40 @@ mod tests {
     }
 
     #[test]
+    fn a_client_certificate_stands_in_for_the_token_and_neither_is_an_error_naming_both() {
+        // Arrange
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.pem");
+        let missing = missing.to_str().unwrap();
+        let with_cert = Cli::try_parse_from([
+            "vcm",
+            "--token",
+            "",
+            "--client-cert",
+            missing,
+            "--client-key",
+            missing,
+            "version",
+        ])
+        .unwrap();
+        let with_nothing = Cli::try_parse_from(["vcm", "--token", "", "version"]).unwrap();
+
+        // Act
+        let cert_err = with_cert.global.client().unwrap_err().to_string();
+        let none_err = with_nothing.global.client().unwrap_err().to_string();
+
+        // Assert
+        assert!(
+            cert_err.contains("VCM_CLIENT_CERT") && cert_err.contains("cannot read"),
+            "with a certificate the token is not asked for; the file is: {cert_err}"
+        );
+        assert!(
+            none_err.contains("VCM_TOKEN") && none_err.contains("VCM_CLIENT_CERT"),
+            "{none_err}"
+        );
+    }
+
+    #[test]
     fn debug_output_redacts_tokens() {
         // Arrange
         let cli = Cli::try_parse_from([

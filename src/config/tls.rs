@@ -272,6 +272,10 @@ mod tests {
                 ("VCM_LISTEN", "0.0.0.0:8443"),
                 ("VCM_TLS__CERT_FILE", "/tls/server.pem"),
                 ("VCM_TLS__KEY_FILE", "/tls/server.key"),
+                // The client's variables share the prefix and are not configuration.
+                ("VCM_CACERT", "/tls/ca.pem"),
+                ("VCM_CLIENT_CERT", "/tls/client.pem"),
+                ("VCM_CLIENT_KEY", "/tls/client.key"),
             ],
         )
         .unwrap();
