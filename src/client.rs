@@ -9,8 +9,8 @@ use reqwest::{Method, RequestBuilder, Response, StatusCode, Url, header};
 use serde::de::DeserializeOwned;
 
 use crate::api::{
-    ClusterList, ClusterView, CreateClusterRequest, DeletedClusters, EventList, KubeconfigRequest,
-    UpdateClusterRequest,
+    ClusterList, ClusterView, CreateClusterRequest, CreateTokenRequest, CreatedToken,
+    DeletedClusters, EventList, KubeconfigRequest, TokenList, TokenView, UpdateClusterRequest,
 };
 
 /// Time to open a connection: a server that does not accept within this is not there.
@@ -251,6 +251,24 @@ impl Client {
     pub async fn events(&self, id: &str) -> Result<EventList> {
         let path = ["v1", "clusters", id, "events"];
         self.json(self.request(Method::GET, &path)?).await
+    }
+
+    /// `POST /v1/tokens` (admins): the new token and its secret, shown this once.
+    pub async fn create_token(&self, req: &CreateTokenRequest) -> Result<CreatedToken> {
+        self.json(self.request(Method::POST, &["v1", "tokens"])?.json(req))
+            .await
+    }
+
+    /// `GET /v1/tokens` (admins).
+    pub async fn list_tokens(&self) -> Result<TokenList> {
+        self.json(self.request(Method::GET, &["v1", "tokens"])?)
+            .await
+    }
+
+    /// `DELETE /v1/tokens/{id}` (admins): revoke it.
+    pub async fn revoke_token(&self, id: &str) -> Result<TokenView> {
+        self.json(self.request(Method::DELETE, &["v1", "tokens", id])?)
+            .await
     }
 
     /// A request to `segments` under the server address; each segment is percent-encoded, so

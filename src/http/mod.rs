@@ -26,7 +26,11 @@ use tracing::{Level, Span};
 use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::{auth::Authenticator, domain::Cluster, service::ClusterService};
+use crate::{
+    auth::Authenticator,
+    domain::Cluster,
+    service::{ClusterService, TokenService},
+};
 
 pub mod clusters;
 pub mod error;
@@ -38,6 +42,8 @@ mod openapi;
 mod query;
 #[cfg(test)]
 pub(crate) mod testkit;
+/// `/v1/tokens`.
+pub mod tokens;
 
 pub use error::ApiError;
 pub use health::Readiness;
@@ -58,6 +64,8 @@ pub struct AppState {
     pub service: ClusterService,
     /// Resolves `Authorization` headers to principals.
     pub auth: Arc<Authenticator>,
+    /// The token use-cases.
+    pub tokens: TokenService,
     /// The JSON of the latest listing pages, by content.
     pub(crate) list_bodies: Arc<ListBodies>,
 }
@@ -70,6 +78,7 @@ impl AppState {
         Self {
             started_at: Instant::now(),
             readiness: Readiness::default(),
+            tokens: TokenService::new(service.store().clone()),
             service,
             auth,
             list_bodies: Arc::default(),
@@ -148,6 +157,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(clusters::router())
         .merge(hosts::router())
+        .merge(tokens::router())
 }
 
 /// The whole HTTP API: every resource router, JSON fallbacks and the middleware stack.
