@@ -40,6 +40,8 @@ mod health;
 pub mod hosts;
 mod openapi;
 mod query;
+/// Request budgets: 429 with `Retry-After`.
+pub mod ratelimit;
 #[cfg(test)]
 pub(crate) mod testkit;
 /// `/v1/tokens`.
@@ -48,6 +50,7 @@ pub mod tokens;
 pub use error::ApiError;
 pub use health::Readiness;
 pub use openapi::ApiDoc;
+pub use ratelimit::{RateLimitConfig, RateLimiter};
 
 /// Largest request body accepted (the API contract's default): cluster specs are tiny, and a
 /// bound keeps a single request from holding memory hostage.
@@ -66,6 +69,8 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     /// The token use-cases.
     pub tokens: TokenService,
+    /// Request budgets per principal and per client address.
+    pub limits: Arc<RateLimiter>,
     /// The JSON of the latest listing pages, by content.
     pub(crate) list_bodies: Arc<ListBodies>,
 }
@@ -79,10 +84,19 @@ impl AppState {
             started_at: Instant::now(),
             readiness: Readiness::default(),
             tokens: TokenService::new(service.store().clone()),
+            limits: Arc::new(RateLimiter::new(RateLimitConfig::default())),
             service,
             auth,
             list_bodies: Arc::default(),
         }
+    }
+}
+
+impl AppState {
+    /// Use these rate limits instead of the defaults.
+    pub fn with_rate_limits(mut self, config: RateLimitConfig) -> Self {
+        self.limits = Arc::new(RateLimiter::new(config));
+        self
     }
 }
 
@@ -221,6 +235,10 @@ fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
         .layer(axum::middleware::from_fn(error::render_errors))
         // Inside `render_errors`, so a panic's 500 gets the request id and is logged.
         .layer(CatchPanicLayer::custom(error::panic_response))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ratelimit::limit_anonymous,
+        ))
         .layer(RequestBodyLimitLayer::new(MAX_REQUEST_BODY_BYTES));
 
     routes

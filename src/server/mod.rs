@@ -121,7 +121,9 @@ impl Server {
                 draining.cancel();
             }
         };
-        let serve = axum::serve(listener, http::router(state)).with_graceful_shutdown(signal);
+        // NB: with the peer address, which rate limiting reads.
+        let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
+        let serve = axum::serve(listener, app).with_graceful_shutdown(signal);
 
         // NB: ready before the serve loop starts is fine: the socket is bound, so early
         // connections wait in the backlog instead of being refused.

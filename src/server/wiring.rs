@@ -67,7 +67,8 @@ pub async fn assemble(config: &Config) -> anyhow::Result<(AppState, Background)>
         local,
     };
     Ok((
-        AppState::new(service, Arc::new(Authenticator::new(store))),
+        AppState::new(service, Arc::new(Authenticator::new(store)))
+            .with_rate_limits(config.rate_limits.clone()),
         background,
     ))
 }
