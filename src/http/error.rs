@@ -166,7 +166,7 @@ impl IntoResponse for ApiError {
         let report = self.report();
         let mut response = (self.status, report.body(None)).into_response();
         if let Some(retry_after) = self.retry_after {
-            let secs = retry_after.as_secs().max(1);
+            let secs = (retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0)).max(1);
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
