@@ -10,8 +10,8 @@ use serde::de::DeserializeOwned;
 
 pub use self::tls::TlsOptions;
 use crate::api::{
-    ClusterList, ClusterView, CreateClusterRequest, DeletedClusters, EventList, KubeconfigRequest,
-    UpdateClusterRequest,
+    ClusterList, ClusterView, CreateClusterRequest, CreateTokenRequest, CreatedToken,
+    DeletedClusters, EventList, KubeconfigRequest, TokenList, TokenView, UpdateClusterRequest,
 };
 
 /// An extra CA to trust and a client certificate (`VCM_CACERT`, `VCM_CLIENT_CERT/KEY`).
@@ -262,6 +262,24 @@ impl Client {
     pub async fn events(&self, id: &str) -> Result<EventList> {
         let path = ["v1", "clusters", id, "events"];
         self.json(self.request(Method::GET, &path)?).await
+    }
+
+    /// `POST /v1/tokens` (admins): the new token and its secret, shown this once.
+    pub async fn create_token(&self, req: &CreateTokenRequest) -> Result<CreatedToken> {
+        self.json(self.request(Method::POST, &["v1", "tokens"])?.json(req))
+            .await
+    }
+
+    /// `GET /v1/tokens` (admins).
+    pub async fn list_tokens(&self) -> Result<TokenList> {
+        self.json(self.request(Method::GET, &["v1", "tokens"])?)
+            .await
+    }
+
+    /// `DELETE /v1/tokens/{id}` (admins): revoke it.
+    pub async fn revoke_token(&self, id: &str) -> Result<TokenView> {
+        self.json(self.request(Method::DELETE, &["v1", "tokens", id])?)
+            .await
     }
 
     /// A request to `segments` under the server address; each segment is percent-encoded, so

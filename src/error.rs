@@ -21,6 +21,8 @@ pub enum ErrorKind {
     Unauthenticated,
     /// Credentials fine, action not allowed.
     Forbidden,
+    /// Too many requests from this caller; try again after a pause.
+    RateLimited,
     /// Try again later.
     Unavailable,
     /// A bug or an unexpected failure; details are logged, not returned.
@@ -44,6 +46,17 @@ pub enum Error {
     /// The cluster does not exist (or is not visible to the caller).
     #[error("cluster {0:?} not found")]
     ClusterNotFound(String),
+    /// Some other resource (a token) does not exist; the message names it.
+    #[error("{0}")]
+    NotFound(String),
+    /// Too many requests from one principal or address: 429 with `Retry-After`.
+    #[error("{message}")]
+    RateLimited {
+        /// Whose budget ran out and how to raise it.
+        message: String,
+        /// When the budget has room again.
+        retry_after: std::time::Duration,
+    },
     /// A state clash; `code` is stable (`name_taken`, `idempotency_key_reused`…).
     #[error("{message}")]
     Conflict {
@@ -94,7 +107,8 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::Invalid(_) | Error::Unprocessable { .. } => ErrorKind::Invalid,
-            Error::ClusterNotFound(_) => ErrorKind::NotFound,
+            Error::ClusterNotFound(_) | Error::NotFound(_) => ErrorKind::NotFound,
+            Error::RateLimited { .. } => ErrorKind::RateLimited,
             Error::Conflict { .. } => ErrorKind::Conflict,
             Error::Unauthenticated(_) => ErrorKind::Unauthenticated,
             Error::Forbidden(_) => ErrorKind::Forbidden,
@@ -121,6 +135,8 @@ impl Error {
             | Error::Conflict { code, .. }
             | Error::TryLater { code, .. } => code,
             Error::ClusterNotFound(_) => "cluster_not_found",
+            Error::NotFound(_) => "not_found",
+            Error::RateLimited { .. } => "rate_limited",
             Error::Unauthenticated(_) => "unauthenticated",
             Error::Forbidden(_) => "forbidden",
             Error::Unavailable(_) => "unavailable",

@@ -55,6 +55,34 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     written.with_context(|| format!("writing {}", path.display()))
 }
 
+/// Reads a secret (a token) from `path`, trimmed, refusing a file that others could read or
+/// write (any mode bit beyond 0600) or that belongs to another user: a secret in such a file
+/// is not a secret any more, and the refusal says how to fix it.
+pub fn read_private(path: &Path) -> anyhow::Result<String> {
+    use std::os::unix::fs::MetadataExt as _;
+
+    let meta = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
+    let mode = meta.mode() & 0o777;
+    anyhow::ensure!(
+        mode & 0o077 == 0,
+        "{} has mode {mode:04o}: a token file must be readable by its owner only \
+         (chmod 600 {})",
+        path.display(),
+        path.display()
+    );
+    let me = nix::unistd::geteuid().as_raw();
+    anyhow::ensure!(
+        meta.uid() == me,
+        "{} belongs to uid {}, not to this user (uid {me}): a token file must be your own \
+         (chown or copy it)",
+        path.display(),
+        meta.uid()
+    );
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(text.trim().to_owned())
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -82,5 +110,28 @@ mod tests {
             1,
             "no temp file left"
         );
+    }
+
+    #[test]
+    fn a_private_file_is_read_and_a_shared_one_refused_with_the_fix() {
+        // Arrange
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        write_private(&path, b"  vcm_secret\n").unwrap();
+
+        // Act
+        let ok = read_private(&path).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let shared = read_private(&path).unwrap_err().to_string();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o620)).unwrap();
+        let group_writable = read_private(&path).unwrap_err().to_string();
+
+        // Assert
+        assert_eq!(ok, "vcm_secret");
+        assert!(
+            shared.contains("mode 0644") && shared.contains("chmod 600"),
+            "{shared}"
+        );
+        assert!(group_writable.contains("mode 0620"), "{group_writable}");
     }
 }

@@ -97,7 +97,7 @@ fn a_server_without_an_admin_credential_refuses_to_start_and_names_the_bootstrap
     .output()
     .unwrap();
     let token: serde_json::Value = serde_json::from_slice(&bootstrap.stdout).unwrap_or_default();
-    let token = token["token"].as_str().unwrap_or_default().to_owned();
+    let token = token["secret"].as_str().unwrap_or_default().to_owned();
     let server = start(&["server"], &data, port);
     let with_token = get(port, "/v1/clusters", &token);
     let without = get(port, "/v1/clusters", "vcm_nope");

@@ -295,6 +295,10 @@ pub struct HostList {
 
 /// Fast JSON of the cluster resource, written straight from the stored record.
 mod json;
+/// `/v1/tokens` bodies.
+mod tokens;
+
+pub use self::tokens::{CreateTokenRequest, CreatedToken, TokenList, TokenView};
 
 pub use self::json::{ClusterJson, ClusterListJson};
 

@@ -52,9 +52,17 @@ pub struct GlobalOpts {
         default_value = "http://127.0.0.1:8080"
     )]
     pub addr: Url,
-    /// API token for the vcm server (not needed with a client certificate the server maps).
+    /// API token for the vcm server (prefer VCM_TOKEN or --token-file: a flag shows in the
+    /// process list).
     #[arg(long, global = true, env = "VCM_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// File holding the API token (mode 0600, yours); used when no token is given otherwise.
+    #[arg(long, global = true, env = "VCM_TOKEN_FILE", value_name = "PATH")]
+    pub token_file: Option<PathBuf>,
+    /// Send the token over plain HTTP to a server that is not on this machine (it can be read
+    /// on the way; use https:// instead).
+    #[arg(long, global = true, env = "VCM_ALLOW_INSECURE_HTTP")]
+    pub allow_insecure_http: bool,
     /// PEM CA certificate(s) to trust for an https `--addr`, besides the system's.
     #[arg(long, global = true, env = "VCM_CACERT", value_name = "PEM")]
     pub cacert: Option<PathBuf>,
@@ -115,9 +123,18 @@ pub struct ServerArgs {
     /// Development mode, with the embedded defaults: SQLite store and local driver.
     #[arg(long)]
     pub dev: bool,
-    /// API token to accept in development mode.
-    #[arg(long, requires = "dev", value_name = "TOKEN")]
+    /// API token to accept in development mode (visible in the process list: prefer
+    /// --dev-token-file).
+    #[arg(
+        long,
+        requires = "dev",
+        value_name = "TOKEN",
+        conflicts_with = "dev_token_file"
+    )]
     pub dev_token: Option<String>,
+    /// File holding the API token to accept in development mode (mode 0600, yours).
+    #[arg(long, requires = "dev", value_name = "PATH")]
+    pub dev_token_file: Option<PathBuf>,
 }
 
 /// Runs the parsed command; the exit code says how it went.
@@ -125,7 +142,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Server(args) => serve::serve(args).await,
         Command::Cluster(cmd) => cluster::run(cmd, &cli.global).await,
-        Command::Token(cmd) => token::run(cmd, cli.global.output).await,
+        Command::Token(cmd) => token::run(cmd, &cli.global).await,
         Command::Version => print_version(cli.global.output),
     }
 }
@@ -144,24 +161,54 @@ fn print_version(output: OutputFormat) -> anyhow::Result<ExitCode> {
 // === impl GlobalOpts ===
 
 impl GlobalOpts {
-    /// A client of the server at `--addr`, authenticated with `--token`, or with
-    /// `--client-cert` alone (mutual TLS).
+    /// A client of the server at `--addr`, authenticated with `--token` (or `--token-file`),
+    /// or with `--client-cert` alone (mutual TLS). A token is never sent over plain HTTP to
+    /// another machine unless `--allow-insecure-http` says so.
     pub fn client(&self) -> anyhow::Result<Client> {
         let tls = TlsOptions {
             ca_cert: self.cacert.clone(),
             client_cert: self.client_cert.clone(),
             client_key: self.client_key.clone(),
         };
-        let token = self.token.clone().filter(|t| !t.trim().is_empty());
-        if token.is_none() && !tls.has_client_cert() {
-            anyhow::bail!(
-                "no API token: set VCM_TOKEN or pass --token (an admin issues tokens; \
-                 `vcm server --dev` prints or takes one with --dev-token), or present a client \
-                 certificate the server maps (VCM_CLIENT_CERT and VCM_CLIENT_KEY)"
-            );
+        let token = match (
+            self.token.clone().filter(|t| !t.trim().is_empty()),
+            &self.token_file,
+        ) {
+            (Some(token), _) => Some(token),
+            (None, Some(path)) => Some(crate::fsutil::read_private(path)?),
+            (None, None) if tls.has_client_cert() => None,
+            (None, None) => anyhow::bail!(
+                "no API token: set VCM_TOKEN or VCM_TOKEN_FILE (an admin issues tokens with \
+                 `vcm token create`; `vcm server --dev` keeps one in <data-dir>/dev-token), or \
+                 present a client certificate the server maps (VCM_CLIENT_CERT and \
+                 VCM_CLIENT_KEY)"
+            ),
+        };
+        if token.is_some() {
+            ensure_token_stays_private(&self.addr, self.allow_insecure_http)?;
         }
         Ok(Client::with_tls(self.addr.clone(), token, &tls)?)
     }
+}
+
+/// Refuses to send a bearer token in clear text to a host that is not this machine.
+fn ensure_token_stays_private(addr: &Url, allowed: bool) -> anyhow::Result<()> {
+    if addr.scheme() != "http" || allowed {
+        return Ok(());
+    }
+    let host = addr.host_str().unwrap_or_default();
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    anyhow::ensure!(
+        loopback,
+        "refusing to send the API token over plain HTTP to {addr}: anyone on the way could \
+         read it. Use https:// (the server's tls.cert_file), or pass --allow-insecure-http \
+         (VCM_ALLOW_INSECURE_HTTP=true) if the network is private"
+    );
+    Ok(())
 }
 
 impl fmt::Debug for GlobalOpts {
@@ -170,6 +217,8 @@ impl fmt::Debug for GlobalOpts {
             .field("output", &self.output)
             .field("addr", &self.addr.as_str())
             .field("token", &self.token.as_ref().map(|_| "[redacted]"))
+            .field("token_file", &self.token_file)
+            .field("allow_insecure_http", &self.allow_insecure_http)
             .field("cacert", &self.cacert)
             .field("client_cert", &self.client_cert)
             .field("client_key", &self.client_key)
@@ -202,6 +251,7 @@ impl fmt::Debug for ServerArgs {
             .field("log_level", &self.log_level)
             .field("dev", &self.dev)
             .field("dev_token", &self.dev_token.as_ref().map(|_| "[redacted]"))
+            .field("dev_token_file", &self.dev_token_file)
             .finish()
     }
 }

@@ -6,7 +6,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use super::OutputFormat;
-use crate::api::{ClusterList, ClusterView, DeletedClusters, EventList};
+use crate::api::{ClusterList, ClusterView, DeletedClusters, EventList, TokenList};
 
 /// One cluster: every field, one per row.
 pub fn cluster(c: &ClusterView, format: OutputFormat) -> anyhow::Result<String> {
@@ -116,6 +116,47 @@ pub fn deleted(
 }
 
 /// JSON or YAML of `value`; `None` for the table format.
+/// Tokens: one row each (never a secret: the list has none).
+pub fn tokens(list: &TokenList, format: OutputFormat) -> anyhow::Result<String> {
+    structured(list, format).unwrap_or_else(|| {
+        if list.items.is_empty() {
+            return Ok("no tokens\n".to_owned());
+        }
+        let now = Timestamp::now();
+        let mut table = mk_table();
+        table.set_header(vec![
+            "NAME",
+            "ID",
+            "ROLE",
+            "TEAM",
+            "AGE",
+            "EXPIRES",
+            "LAST USED",
+            "STATE",
+        ]);
+        for t in &list.items {
+            let state = match (&t.revoked_at, &t.expires_at) {
+                (Some(_), _) => "revoked",
+                (None, Some(e)) if e.parse::<Timestamp>().is_ok_and(|e| e <= now) => "expired",
+                _ => "active",
+            };
+            table.add_row(vec![
+                t.name.clone(),
+                t.id.clone(),
+                t.role.clone(),
+                t.team.clone().unwrap_or_else(dash),
+                age(&t.created_at, now),
+                t.expires_at.clone().unwrap_or_else(|| "never".into()),
+                t.last_used_at
+                    .as_deref()
+                    .map_or_else(|| "never".into(), |at| format!("{} ago", age(at, now))),
+                state.to_owned(),
+            ]);
+        }
+        Ok(format!("{table}\n"))
+    })
+}
+
 fn structured<T: Serialize>(value: &T, format: OutputFormat) -> Option<anyhow::Result<String>> {
     match format {
         OutputFormat::Table => None,

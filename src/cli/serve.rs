@@ -16,11 +16,16 @@ use crate::{
 pub async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let mut config = Config::load(args.config.as_deref(), &args.overrides())
         .context("loading the configuration")?;
-    if let Some(token) = &args.dev_token {
-        config.dev_token = Some(
-            TokenSecret::parse(token)
-                .context("--dev-token must be a vcm token: `vcm_` followed by 64 hex characters")?,
-        );
+    let given = match (&args.dev_token, &args.dev_token_file) {
+        (Some(token), _) => Some(token.clone()),
+        (None, Some(path)) => Some(crate::fsutil::read_private(path)?),
+        (None, None) => None,
+    };
+    if let Some(token) = given {
+        config.dev_token =
+            Some(TokenSecret::parse(&token).context(
+                "the dev token must be a vcm token: `vcm_` followed by 64 hex characters",
+            )?);
     }
     telemetry::init(config.log.format, &config.log.level)?;
     if config.dev {

@@ -22,6 +22,7 @@ pub use self::sizes::{BUILTIN_SIZES, SizeConfig, Sizes};
 pub use self::tls::{ClientCertRule, TlsConfig};
 use crate::domain::TokenSecret;
 pub use crate::driver::vcluster::{HostConfig, VclusterConfig};
+pub use crate::http::RateLimitConfig;
 
 /// `VCM_*` environment variables as a configuration source.
 mod env;
@@ -56,6 +57,8 @@ pub struct Config {
     pub store_url: Option<String>,
     /// Defaults and bounds for clusters.
     pub clusters: ClustersConfig,
+    /// Request budgets per principal and per client address.
+    pub rate_limits: RateLimitConfig,
     /// Reconcile steps run at once (each waits for a control plane to start).
     pub reconcile_parallelism: usize,
     /// Deletion steps run at once, apart from `reconcile_parallelism`, so expiry and deletes
@@ -211,6 +214,7 @@ impl Default for Config {
             tls: TlsConfig::default(),
             store_url: None,
             clusters: ClustersConfig::default(),
+            rate_limits: RateLimitConfig::default(),
             reconcile_parallelism: 4,
             delete_parallelism: 2,
             health_check_interval_secs: 30,

@@ -166,7 +166,7 @@ impl IntoResponse for ApiError {
         let report = self.report();
         let mut response = (self.status, report.body(None)).into_response();
         if let Some(retry_after) = self.retry_after {
-            let secs = retry_after.as_secs().max(1);
+            let secs = (retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0)).max(1);
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
@@ -189,6 +189,7 @@ impl From<crate::error::Error> for ApiError {
             ErrorKind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
             ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+            ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         };
@@ -201,6 +202,13 @@ impl From<crate::error::Error> for ApiError {
             let mut api = Self::new(status, code, message).with_retry_after(retry_after);
             api.public = true;
             return api;
+        }
+        if let crate::error::Error::RateLimited {
+            message,
+            retry_after,
+        } = err
+        {
+            return Self::new(status, "rate_limited", message).with_retry_after(retry_after);
         }
         let message = if status.is_server_error() {
             cause_chain(&err)

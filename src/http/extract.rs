@@ -26,23 +26,40 @@ pub struct Authenticated(pub Principal);
 impl FromRequestParts<AppState> for Authenticated {
     type Rejection = ApiError;
 
+    /// A request with credentials first checks that its address has not failed too often
+    /// (429 then, before any lookup); a failure spends the address's budget, a success the
+    /// principal's.
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        // NB: an Authorization header, when sent, always decides; a client certificate speaks
-        // only for requests that carry none.
-        if !parts.headers.contains_key(header::AUTHORIZATION)
-            && let Some(cert) = parts.extensions.get::<ClientCertAuth>()
-        {
-            return Ok(Self(cert.principal()?));
+        let addr = super::ratelimit::client_ip(&parts.extensions);
+        let header = parts.headers.get(header::AUTHORIZATION);
+        if header.is_some() {
+            state.limits.charge_address(addr, false)?;
         }
-        let value = match parts.headers.get(header::AUTHORIZATION) {
-            None => None,
-            Some(value) => Some(value.to_str().map_err(|_| {
-                Error::Unauthenticated(
-                    "malformed Authorization header: send Authorization: Bearer <token>".into(),
-                )
-            })?),
+        let authenticated = match header.map(|v| v.to_str()) {
+            Some(Err(_)) => Err(Error::Unauthenticated(
+                "malformed Authorization header: send Authorization: Bearer <token>".into(),
+            )),
+            Some(Ok(value)) => state.auth.authenticate(Some(value)).await,
+            // NB: an Authorization header, when sent, always decides; a client certificate
+            // speaks only for requests that carry none.
+            None => match parts.extensions.get::<ClientCertAuth>() {
+                Some(cert) => cert.principal(),
+                None => state.auth.authenticate(None).await,
+            },
         };
-        Ok(Self(state.auth.authenticate(value).await?))
+        match authenticated {
+            Ok(principal) => {
+                state.limits.charge_principal(&principal.subject)?;
+                Ok(Self(principal))
+            }
+            Err(e) => {
+                if header.is_some() {
+                    // NB: the 401 is the answer either way; the spent budget slows the next try.
+                    let _ = state.limits.charge_address(addr, true);
+                }
+                Err(e.into())
+            }
+        }
     }
 }
 

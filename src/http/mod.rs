@@ -26,7 +26,11 @@ use tracing::{Level, Span};
 use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::{auth::Authenticator, domain::Cluster, service::ClusterService};
+use crate::{
+    auth::Authenticator,
+    domain::Cluster,
+    service::{ClusterService, TokenService},
+};
 
 pub mod clusters;
 pub mod error;
@@ -36,12 +40,17 @@ mod health;
 pub mod hosts;
 mod openapi;
 mod query;
+/// Request budgets: 429 with `Retry-After`.
+pub mod ratelimit;
 #[cfg(test)]
 pub(crate) mod testkit;
+/// `/v1/tokens`.
+pub mod tokens;
 
 pub use error::ApiError;
 pub use health::Readiness;
 pub use openapi::ApiDoc;
+pub use ratelimit::{RateLimitConfig, RateLimiter};
 
 /// Largest request body accepted (the API contract's default): cluster specs are tiny, and a
 /// bound keeps a single request from holding memory hostage.
@@ -58,6 +67,10 @@ pub struct AppState {
     pub service: ClusterService,
     /// Resolves `Authorization` headers to principals.
     pub auth: Arc<Authenticator>,
+    /// The token use-cases.
+    pub tokens: TokenService,
+    /// Request budgets per principal and per client address.
+    pub limits: Arc<RateLimiter>,
     /// The JSON of the latest listing pages, by content.
     pub(crate) list_bodies: Arc<ListBodies>,
 }
@@ -70,10 +83,20 @@ impl AppState {
         Self {
             started_at: Instant::now(),
             readiness: Readiness::default(),
+            tokens: TokenService::new(service.store().clone()),
+            limits: Arc::new(RateLimiter::new(RateLimitConfig::default())),
             service,
             auth,
             list_bodies: Arc::default(),
         }
+    }
+}
+
+impl AppState {
+    /// Use these rate limits instead of the defaults.
+    pub fn with_rate_limits(mut self, config: RateLimitConfig) -> Self {
+        self.limits = Arc::new(RateLimiter::new(config));
+        self
     }
 }
 
@@ -148,6 +171,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(clusters::router())
         .merge(hosts::router())
+        .merge(tokens::router())
 }
 
 /// The whole HTTP API: every resource router, JSON fallbacks and the middleware stack.
@@ -211,6 +235,10 @@ fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
         .layer(axum::middleware::from_fn(error::render_errors))
         // Inside `render_errors`, so a panic's 500 gets the request id and is logged.
         .layer(CatchPanicLayer::custom(error::panic_response))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ratelimit::limit_anonymous,
+        ))
         .layer(RequestBodyLimitLayer::new(MAX_REQUEST_BODY_BYTES));
 
     routes

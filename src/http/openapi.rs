@@ -50,11 +50,50 @@ impl Modify for BearerAuth {
 /// way round (up to state: a taken name, a missing cluster).
 pub fn served(doc: &utoipa::openapi::OpenApi, policy: &ClusterPolicy, hosts: &[HostView]) -> Value {
     let mut doc = serde_json::to_value(doc).expect("the OpenAPI document serialises to JSON");
+    add_access_statuses(&mut doc);
     for missing in apply(&mut doc, &edits(policy, hosts)) {
         // NB: a renamed field or parameter; the unit tests fail on this first.
         tracing::warn!(target = %missing, "OpenAPI rule has nothing to apply to");
     }
     doc
+}
+
+/// Every authenticated operation may answer 429 (rate limits), and every one that acts on a
+/// resource 403 (the caller's role lacks the right); lists show only what the caller may see.
+fn add_access_statuses(doc: &mut Value) {
+    let error = |description: &str| {
+        json!({
+            "description": description,
+            "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ErrorBody" } } },
+        })
+    };
+    let Some(paths) = doc.pointer_mut("/paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for (path, item) in paths.iter_mut() {
+        let Some(item) = item.as_object_mut() else {
+            continue;
+        };
+        for (method, op) in item.iter_mut() {
+            if op.get("security").is_none() {
+                continue;
+            }
+            let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else {
+                continue;
+            };
+            let lists = method == "get" && (path == "/v1/clusters" || path == "/v1/hosts");
+            if !lists {
+                responses
+                    .entry("403")
+                    .or_insert_with(|| error("The caller's role lacks the right"));
+            }
+            responses.entry("429").or_insert_with(|| {
+                let mut e = error("Rate limited; retry after `Retry-After` seconds");
+                e["headers"] = json!({ "Retry-After": { "schema": { "type": "integer" } } });
+                e
+            });
+        }
+    }
 }
 
 /// One statement added to the generated document.
@@ -188,6 +227,10 @@ fn edits(policy: &ClusterPolicy, hosts: &[HostView]) -> Vec<Edit> {
                 "required": ["host", "host_selector"],
                 "properties": { "host": { "type": "string" }, "host_selector": { "type": "object" } },
             }}),
+        ),
+        Edit::Set(
+            schema("CreateTokenRequest", "ttl"),
+            json!({ "pattern": Ttl::pattern(Ttl::MAX) }),
         ),
         Edit::Set(schema("UpdateClusterRequest", "ttl"), ttl),
         Edit::Set(schema("UpdateClusterRequest", "idle_timeout"), idle_timeout),

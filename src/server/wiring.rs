@@ -67,7 +67,8 @@ pub async fn assemble(config: &Config) -> anyhow::Result<(AppState, Background)>
         local,
     };
     Ok((
-        AppState::new(service, Arc::new(Authenticator::new(store))),
+        AppState::new(service, Arc::new(Authenticator::new(store)))
+            .with_rate_limits(config.rate_limits.clone()),
         background,
     ))
 }
@@ -101,27 +102,24 @@ async fn ensure_an_admin_can_sign_in(store: &dyn Store, config: &Config) -> anyh
     Ok(())
 }
 
-/// The generated dev token: created once, kept in `<data-dir>/dev-token` (mode 0600) so a
-/// restarted dev server accepts the same token. Shown on the terminal when created, like
-/// `vault server -dev`, never in the log.
+/// The generated dev token: created once, kept in `<data-dir>/dev-token` (mode 0600, checked
+/// when read back) so a restarted dev server accepts the same token. The secret itself is
+/// never printed: the terminal and the log show only where it is.
 fn dev_token(data_dir: &std::path::Path) -> anyhow::Result<TokenSecret> {
     let path = data_dir.join(DEV_TOKEN_FILE);
-    if let Ok(saved) = std::fs::read_to_string(&path)
-        && let Some(secret) = TokenSecret::parse(saved.trim())
-    {
-        eprintln!(
-            "dev token: in {} (export VCM_TOKEN=$(cat {}))",
-            path.display(),
-            path.display()
-        );
-        return Ok(secret);
+    if path.exists() {
+        let saved = crate::fsutil::read_private(&path)?;
+        if let Some(secret) = TokenSecret::parse(&saved) {
+            tracing::info!(path = %path.display(), "dev token: export VCM_TOKEN=$(cat {})", path.display());
+            return Ok(secret);
+        }
     }
     let secret = TokenSecret::generate();
     crate::fsutil::write_private(&path, format!("{}\n", secret.expose()).as_bytes())?;
-    eprintln!(
-        "dev token (shown once; also in {}):\n\n    export VCM_TOKEN={}\n",
-        path.display(),
-        secret.expose()
+    tracing::info!(
+        path = %path.display(),
+        "dev token created: export VCM_TOKEN=$(cat {})",
+        path.display()
     );
     Ok(secret)
 }

@@ -2,6 +2,7 @@
 
 use super::ClusterService;
 use super::ClusterUpdate;
+use super::access::{self, Action};
 use crate::domain::{
     Cluster, ClusterEvent, ClusterId, DeleteReason, InvalidField, LabelSelector, Labels, NewEvent,
     Phase, PhaseEvent, Principal, Timestamp, Ttl, now_ms,
@@ -23,9 +24,24 @@ const DEFAULT_KUBECONFIG_TTL: Ttl = Ttl::from_secs_const(3600);
 
 impl ClusterService {
     /// One cluster by id or live name. Counts as activity.
-    pub async fn get(&self, _principal: &Principal, id_or_name: &str) -> Result<Cluster> {
-        let cluster = self.resolve(id_or_name).await?;
+    pub async fn get(&self, principal: &Principal, id_or_name: &str) -> Result<Cluster> {
+        let cluster = self
+            .resolve_for(principal, id_or_name, Action::Read)
+            .await?;
         Ok(self.touch(cluster, false).await)
+    }
+
+    /// Resolve an id or a live name that `principal` may do `action` to: not found when it may
+    /// not see the cluster, forbidden when it may see but not do it.
+    pub(crate) async fn resolve_for(
+        &self,
+        principal: &Principal,
+        id_or_name: &str,
+        action: Action,
+    ) -> Result<Cluster> {
+        let cluster = self.resolve(id_or_name).await?;
+        access::authorize(principal, &cluster, action, id_or_name)?;
+        Ok(cluster)
     }
 
     /// Resolve an id or a live name, without side effects.
@@ -37,13 +53,17 @@ impl ClusterService {
         found.ok_or_else(|| Error::ClusterNotFound(id_or_name.to_owned()))
     }
 
-    /// A page of clusters.
+    /// A page of the clusters `principal` may see.
     pub async fn list(
         &self,
-        _principal: &Principal,
+        principal: &Principal,
         filter: &ClusterFilter,
     ) -> Result<Page<Cluster>> {
-        Ok(self.store.list_clusters(filter).await?)
+        let visible = ClusterFilter {
+            visible_to: access::visibility(principal),
+            ..filter.clone()
+        };
+        Ok(self.store.list_clusters(&visible).await?)
     }
 
     /// Change `ttl`, `idle_timeout` or `labels`; the rest is immutable (422).
@@ -73,7 +93,10 @@ impl ClusterService {
             .map(|t| Ttl::parse("idle_timeout", t))
             .transpose()?;
         let labels = req.labels.map(Labels::parse).transpose()?;
-        self.modify(id_or_name, |c| {
+        let cluster = self
+            .resolve_for(principal, id_or_name, Action::Update)
+            .await?;
+        self.modify(cluster.id.as_str(), |c| {
             if !matches!(c.phase, Phase::Pending | Phase::Provisioning | Phase::Ready) {
                 return Err(Error::conflict(
                     "cluster_not_live",
@@ -111,7 +134,9 @@ impl ClusterService {
         id_or_name: &str,
         reason: DeleteReason,
     ) -> Result<Cluster> {
-        let cluster = self.resolve(id_or_name).await?;
+        let cluster = self
+            .resolve_for(principal, id_or_name, Action::Delete)
+            .await?;
         self.request_delete(principal, &cluster.id, reason, None)
             .await
     }
@@ -149,7 +174,8 @@ impl ClusterService {
         Ok(updated)
     }
 
-    /// Delete every live cluster matching `selector` (which must not be empty).
+    /// Delete every live cluster matching `selector` (which must not be empty) that
+    /// `principal` may delete; those it may not see or not delete are left alone.
     pub async fn delete_by_labels(
         &self,
         principal: &Principal,
@@ -163,9 +189,16 @@ impl ClusterService {
             .into());
         }
         let mut ids = vec![];
+        if principal.role == crate::domain::Role::Viewer {
+            return Err(Error::Forbidden(
+                "the viewer role may not delete clusters; ask an admin for a developer or ci token"
+                    .into(),
+            ));
+        }
         let mut filter = ClusterFilter {
             labels: selector,
             limit: 500,
+            visible_to: access::visibility(principal),
             ..Default::default()
         };
         loop {
@@ -174,7 +207,8 @@ impl ClusterService {
                 if matches!(
                     c.phase,
                     Phase::Pending | Phase::Provisioning | Phase::Ready | Phase::Failed
-                ) {
+                ) && access::authorize(principal, c, Action::Delete, c.id.as_str()).is_ok()
+                {
                     self.request_delete(principal, &c.id, DeleteReason::Requested, None)
                         .await?;
                     ids.push(c.id.clone());
@@ -209,7 +243,9 @@ impl ClusterService {
             )
             .into());
         }
-        let cluster = self.resolve(id_or_name).await?;
+        let cluster = self
+            .resolve_for(principal, id_or_name, Action::Credentials)
+            .await?;
         if cluster.phase != Phase::Ready {
             return Err(Error::conflict(
                 "cluster_not_ready",
@@ -240,8 +276,10 @@ impl ClusterService {
     }
 
     /// Mark activity now (resets the idle clock).
-    pub async fn keepalive(&self, _principal: &Principal, id_or_name: &str) -> Result<Cluster> {
-        let cluster = self.resolve(id_or_name).await?;
+    pub async fn keepalive(&self, principal: &Principal, id_or_name: &str) -> Result<Cluster> {
+        let cluster = self
+            .resolve_for(principal, id_or_name, Action::Keepalive)
+            .await?;
         if !cluster.phase.is_live() {
             return Err(Error::conflict(
                 "cluster_not_live",
@@ -254,10 +292,12 @@ impl ClusterService {
     /// Events of a cluster, oldest first.
     pub async fn events(
         &self,
-        _principal: &Principal,
+        principal: &Principal,
         id_or_name: &str,
     ) -> Result<Vec<ClusterEvent>> {
-        let cluster = self.resolve(id_or_name).await?;
+        let cluster = self
+            .resolve_for(principal, id_or_name, Action::Read)
+            .await?;
         Ok(self.store.list_events(&cluster.id).await?)
     }
 

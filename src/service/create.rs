@@ -52,13 +52,19 @@ impl ClusterService {
         {
             return Ok((existing, false));
         }
+        super::access::authorize_create(principal)?;
         let (host, selector) = (req.host.clone(), req.host_selector.clone());
         // Validate everything before placing, so a bad request never waits on the lock.
         let mut cluster = self.new_cluster(principal, req)?;
         let _placing = self.placing.lock().await;
         cluster.host = self.place(host.as_deref(), selector.as_ref()).await?;
-        if let Some(other) = self.store.get_live_by_name(cluster.name.as_str()).await? {
-            return Err(name_taken(&cluster.name, &other.id));
+        if self
+            .store
+            .get_live_by_name(cluster.name.as_str())
+            .await?
+            .is_some()
+        {
+            return Err(name_taken(&cluster.name));
         }
         let idem = key.as_ref().map(|k| IdempotencyRecord {
             principal: principal.subject.clone(),
@@ -80,13 +86,8 @@ impl ClusterService {
                 {
                     return Ok((existing, false));
                 }
-                return Err(Error::conflict(
-                    "name_taken",
-                    format!(
-                        "cluster name {:?} is taken ({what}); pick another name",
-                        cluster.name.as_str()
-                    ),
-                ));
+                tracing::debug!(cause = what, "create lost a race");
+                return Err(name_taken(&cluster.name));
             }
             Err(e) => return Err(e.into()),
         }
@@ -221,11 +222,13 @@ impl ClusterService {
     }
 }
 
-fn name_taken(name: &ClusterName, holder: &ClusterId) -> Error {
+/// NB: says only that the name is taken: the holder may belong to another team, whose cluster
+/// names, ids and owners are none of the caller's business.
+fn name_taken(name: &ClusterName) -> Error {
     Error::conflict(
         "name_taken",
         format!(
-            "a live cluster named {:?} already exists ({holder}); pick another name or delete that cluster first",
+            "cluster name {:?} is taken; pick another name",
             name.as_str()
         ),
     )

@@ -19,13 +19,10 @@ impl ClusterService {
     /// its host stays there, and the events say so and who decided it. Admins only; a
     /// `Deleted` cluster is left as it is (repeating is harmless).
     pub async fn forget(&self, principal: &Principal, id_or_name: &str) -> Result<Cluster> {
-        if !principal.is_admin() {
-            return Err(Error::Forbidden(
-                "only an admin may forget a cluster: vcm then stops tracking resources it could \
-                 not release"
-                    .into(),
-            ));
-        }
+        super::access::authorize_admin(
+            principal,
+            "forget a cluster (vcm then stops tracking resources it could not release)",
+        )?;
         // NB: only a cluster whose host is gone: on a configured host the reconciler deletes it
         // for real, and forgetting would race that and end the record while its resources
         // are still being released.

@@ -1,12 +1,14 @@
 //! The use-cases every door calls (HTTP today; webhooks and the CRD controller later). Parsing,
 //! defaults, policy bounds, idempotency and events happen here, once.
 
+pub mod access;
 mod clusters;
 mod create;
 mod forget;
 mod host_cache;
 mod placement;
 mod requests;
+mod tokens;
 
 use std::sync::Arc;
 
@@ -20,6 +22,7 @@ pub use create::IdempotencyKey;
 pub use forget::FORGOTTEN;
 pub use host_cache::HOST_VIEW_MAX_AGE;
 pub use requests::{ClusterSpec, ClusterUpdate, HostUse};
+pub use tokens::{TokenService, TokenSpec, team_name};
 
 /// Defaults and bounds for new clusters (from configuration).
 #[derive(Debug, Clone)]

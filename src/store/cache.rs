@@ -11,7 +11,7 @@ use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 
-use super::{ClusterFilter, IdempotencyRecord, Page, Store, StoreError};
+use super::{ClusterFilter, IdempotencyRecord, Page, Store, StoreError, Visibility};
 use crate::domain::{ApiToken, Cluster, ClusterEvent, ClusterId, NewEvent, Phase, Timestamp};
 
 /// Most listing pages kept at once; a new one beyond that drops them all. Listings repeat the
@@ -41,6 +41,7 @@ struct Pages {
 struct PageKey {
     phase: Option<Phase>,
     owner: Option<String>,
+    visible_to: Option<Visibility>,
     labels: Vec<(String, String)>,
     limit: usize,
     after: Option<(i64, String)>,
@@ -51,6 +52,7 @@ impl PageKey {
         Self {
             phase: f.phase,
             owner: f.owner.clone(),
+            visible_to: f.visible_to.clone(),
             labels: f.labels.requirements().to_vec(),
             limit: f.limit,
             after: f.after.as_ref().map(|a| (a.created_ms, a.id.clone())),

@@ -46,12 +46,23 @@ pub struct ClusterFilter {
     pub phase: Option<Phase>,
     /// Only this owner.
     pub owner: Option<String>,
+    /// Only clusters this caller may see (`None`: every cluster).
+    pub visible_to: Option<Visibility>,
     /// Every label requirement must hold.
     pub labels: LabelSelector,
     /// At most this many (the store caps it).
     pub limit: usize,
     /// Continue after this position (from a previous page's `next_cursor`).
     pub after: Option<Cursor>,
+}
+
+/// The clusters one caller may see: those it owns, and its team's.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Visibility {
+    /// Owned by this subject.
+    pub owner: String,
+    /// Or belonging to this team (`None`: only owned ones).
+    pub team: Option<String>,
 }
 
 /// A position in the cluster listing order (`created_at`, then `id`).

@@ -160,6 +160,7 @@ fn a_missing_token_is_an_error_naming_vcm_token_and_the_flag() {
     let cli = Cli::try_parse_from(["vcm", "cluster", "list"]).unwrap();
     let global = GlobalOpts {
         token: None,
+        token_file: None,
         ..cli.global
     };
 
@@ -168,9 +169,42 @@ fn a_missing_token_is_an_error_naming_vcm_token_and_the_flag() {
 
     // Assert
     assert!(
-        err.contains("VCM_TOKEN") && err.contains("--token"),
+        err.contains("VCM_TOKEN") && err.contains("VCM_TOKEN_FILE"),
         "{err}"
     );
+}
+
+#[test]
+fn a_token_is_not_sent_over_plain_http_to_another_machine_unless_allowed() {
+    // Table: (address, allowed, accepted).
+    let cases = [
+        ("http://127.0.0.1:8080", false, true),
+        ("http://localhost:8080", false, true),
+        ("http://[::1]:8080", false, true),
+        ("https://vcm.example.com", false, true),
+        ("http://vcm.example.com", false, false),
+        ("http://10.0.0.5:8080", false, false),
+        ("http://10.0.0.5:8080", true, true),
+    ];
+    for (addr, allowed, accepted) in cases {
+        // Arrange
+        let cli = Cli::try_parse_from(["vcm", "cluster", "list"]).unwrap();
+        let global = GlobalOpts {
+            addr: addr.parse().unwrap(),
+            token: Some("vcm_x".into()),
+            allow_insecure_http: allowed,
+            ..cli.global
+        };
+
+        // Act
+        let result = global.client();
+
+        // Assert
+        assert_eq!(result.is_ok(), accepted, "{addr} allowed={allowed}");
+        if let Err(e) = result {
+            assert!(e.to_string().contains("--allow-insecure-http"), "{e}");
+        }
+    }
 }
 
 #[test]

@@ -16,7 +16,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{AssertSqlSafe, Sqlite, Transaction};
 
-use super::{ClusterFilter, Cursor, IdempotencyRecord, Page, Store, StoreError};
+use super::{ClusterFilter, Cursor, IdempotencyRecord, Page, Store, StoreError, Visibility};
 use crate::domain::{ApiToken, Cluster, ClusterEvent, ClusterId, NewEvent, Timestamp};
 
 /// How long a statement waits for SQLite's write lock before giving up as `Unavailable`.
@@ -207,6 +207,11 @@ impl Store for SqliteStore {
         if filter.owner.is_some() {
             sql.push_str(" AND owner = ?");
         }
+        match &filter.visible_to {
+            None => {}
+            Some(Visibility { team: None, .. }) => sql.push_str(" AND owner = ?"),
+            Some(Visibility { team: Some(_), .. }) => sql.push_str(" AND (owner = ? OR team = ?)"),
+        }
         for _ in filter.labels.requirements() {
             sql.push_str(
                 " AND EXISTS (SELECT 1 FROM json_each(labels) WHERE key = ? AND value = ?)",
@@ -223,6 +228,12 @@ impl Store for SqliteStore {
         }
         if let Some(owner) = &filter.owner {
             q = q.bind(owner);
+        }
+        if let Some(v) = &filter.visible_to {
+            q = q.bind(&v.owner);
+            if let Some(team) = &v.team {
+                q = q.bind(team);
+            }
         }
         for (k, v) in filter.labels.requirements() {
             q = q.bind(k).bind(v);
