@@ -17,6 +17,8 @@ const ENV_NOT_CONFIG: &[&str] = &[
     "VCM_OUTPUT",
     "VCM_K8S_BIN_DIR",
     "VCM_CONFIG",
+    "VCM_TOKEN_FILE",
+    "VCM_ALLOW_INSECURE_HTTP",
     "VCM_CACERT",
     "VCM_CLIENT_CERT",
     "VCM_CLIENT_KEY",

@@ -32,7 +32,9 @@ impl FromRequestParts<AppState> for Authenticated {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let addr = super::ratelimit::client_ip(&parts.extensions);
         let header = parts.headers.get(header::AUTHORIZATION);
-        if header.is_some() {
+        let cert = parts.extensions.get::<ClientCertAuth>();
+        let credentials = header.is_some() || cert.is_some();
+        if credentials {
             state.limits.charge_address(addr, false)?;
         }
         let authenticated = match header.map(|v| v.to_str()) {
@@ -42,7 +44,7 @@ impl FromRequestParts<AppState> for Authenticated {
             Some(Ok(value)) => state.auth.authenticate(Some(value)).await,
             // NB: an Authorization header, when sent, always decides; a client certificate
             // speaks only for requests that carry none.
-            None => match parts.extensions.get::<ClientCertAuth>() {
+            None => match cert {
                 Some(cert) => cert.principal(),
                 None => state.auth.authenticate(None).await,
             },
@@ -53,7 +55,7 @@ impl FromRequestParts<AppState> for Authenticated {
                 Ok(Self(principal))
             }
             Err(e) => {
-                if header.is_some() {
+                if credentials {
                     // NB: the 401 is the answer either way; the spent budget slows the next try.
                     let _ = state.limits.charge_address(addr, true);
                 }

@@ -187,11 +187,19 @@ pub fn client_ip(req_extensions: &axum::http::Extensions) -> Option<IpAddr> {
         .map(|ConnectInfo(a)| a.ip())
 }
 
-/// Middleware: a request without credentials (no `Authorization` header) spends its address's
-/// budget, except health probes. Requests with credentials are charged in authentication.
+/// Middleware: a request without credentials (no `Authorization` header, no verified client
+/// certificate) spends its address's budget, except health probes. Requests with credentials
+/// are charged in authentication.
 pub async fn limit_anonymous(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let probe = matches!(req.uri().path(), "/healthz" | "/readyz");
-    if !probe && !req.headers().contains_key(header::AUTHORIZATION) {
+    // NB: many CI runners behind one NAT share an address; with certificates they must be
+    // limited per principal, like token holders, not by the anonymous address budget.
+    let credentials = req.headers().contains_key(header::AUTHORIZATION)
+        || req
+            .extensions()
+            .get::<crate::tls::ClientCertAuth>()
+            .is_some();
+    if !probe && !credentials {
         let addr = client_ip(req.extensions());
         if let Err(e) = state.limits.charge_address(addr, true) {
             return ApiError::from(e).into_response();

@@ -12,7 +12,7 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 use tokio::sync::{Notify, oneshot};
 use vcm::{
     auth::{Authenticator, bootstrap_token},
-    config::{ClientCertRule, Config, TlsConfig},
+    config::{ClientCertRule, Config, RateLimitConfig, TlsConfig},
     domain::{Role, TokenSecret},
     driver::fake::FakeDriver,
     http::AppState,
@@ -73,6 +73,11 @@ fn mk_rules() -> Vec<ClientCertRule> {
 }
 
 async fn spawn_app(kind: Kind) -> TestApp {
+    spawn_app_with(kind, RateLimitConfig::default()).await
+}
+
+/// Like [`spawn_app`]; an `Mtls` server gets `limits`.
+async fn spawn_app_with(kind: Kind, limits: RateLimitConfig) -> TestApp {
     vcm::telemetry::init_for_tests();
     let ca = Ca::new("vcm test CA");
     let dir = tempfile::tempdir().unwrap();
@@ -109,7 +114,8 @@ async fn spawn_app(kind: Kind) -> TestApp {
                 ..Config::default()
             };
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            Server::build_with_listener(config, listener, mk_state().await).unwrap()
+            let state = mk_state().await.with_rate_limits(limits);
+            Server::build_with_listener(config, listener, state).unwrap()
         }
     };
     assert_eq!(server.scheme(), "https");

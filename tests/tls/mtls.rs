@@ -5,7 +5,9 @@ use reqwest::{StatusCode, Url};
 use vcm::api::CreateClusterRequest;
 use vcm::client::{Client, ListQuery, TlsOptions};
 
-use super::{Kind, TOKEN, pki::Ca, spawn_app};
+use vcm::config::RateLimitConfig;
+
+use super::{Kind, TOKEN, pki::Ca, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn a_client_certificate_matching_a_rule_authenticates_as_that_principal() {
@@ -232,5 +234,40 @@ async fn the_client_names_the_setting_to_fix_when_tls_fails() {
     assert!(
         refused.to_string().contains("VCM_CLIENT_CERT"),
         "a refused client certificate points at VCM_CLIENT_CERT: {refused}"
+    );
+}
+
+#[tokio::test]
+async fn certificate_callers_spend_their_principal_budget_not_the_anonymous_address_budget() {
+    // Arrange
+    let tight = RateLimitConfig {
+        address_per_minute: 1,
+        address_burst: 3,
+        ..RateLimitConfig::default()
+    };
+    let app = spawn_app_with(Kind::Mtls, tight).await;
+    let with_cert = app.https_as(&app.ca.client("ops", None));
+    let anonymous = app.https().build().unwrap();
+
+    // Act
+    let mut cert_statuses = Vec::new();
+    for _ in 0..6 {
+        let r = with_cert.get(app.url("/v1/clusters")).send().await.unwrap();
+        cert_statuses.push(r.status());
+    }
+    let mut anonymous_statuses = Vec::new();
+    for _ in 0..6 {
+        let r = anonymous.get(app.url("/v1/clusters")).send().await.unwrap();
+        anonymous_statuses.push(r.status());
+    }
+
+    // Assert
+    assert!(
+        cert_statuses.iter().all(|s| *s == StatusCode::OK),
+        "{cert_statuses:?}"
+    );
+    assert!(
+        anonymous_statuses.contains(&StatusCode::TOO_MANY_REQUESTS),
+        "the same address without credentials is limited: {anonymous_statuses:?}"
     );
 }
