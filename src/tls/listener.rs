@@ -103,16 +103,49 @@ async fn accept_loop(
         let (acceptor, tx) = (acceptor.clone(), tx.clone());
         tokio::spawn(async move {
             let _permit = permit;
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(tls)) => {
+            let handshake = async {
+                if !starts_with_tls(&tcp).await {
+                    answer_plain_http(tcp).await;
+                    return None;
+                }
+                Some(acceptor.accept(tcp).await)
+            };
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+                Ok(Some(Ok(tls))) => {
                     let _ = tx.send((tls, remote)).await;
                 }
-                // NB: debug, not warn: scanners and plain-HTTP clients fail here all day.
-                Ok(Err(e)) => tracing::debug!(%remote, error = %e, "TLS handshake failed"),
+                Ok(None) => {
+                    tracing::debug!(%remote, "plain HTTP on the TLS port; told to use https")
+                }
+                // NB: debug, not warn: scanners and broken clients fail here all day.
+                Ok(Some(Err(e))) => tracing::debug!(%remote, error = %e, "TLS handshake failed"),
                 Err(_) => tracing::debug!(%remote, "TLS handshake timed out"),
             }
         });
     }
+}
+
+/// Does the client's first byte open a TLS handshake record? (False also when it closed.)
+async fn starts_with_tls(tcp: &TcpStream) -> bool {
+    /// Content type of a TLS handshake record, the first byte of every ClientHello.
+    const TLS_HANDSHAKE: u8 = 0x16;
+    let mut first = [0u8; 1];
+    matches!(tcp.peek(&mut first).await, Ok(1) if first[0] == TLS_HANDSHAKE)
+}
+
+/// A plain-HTTP client on the TLS port gets a 400 that says what to do, instead of bytes it
+/// cannot read. Nothing it sent is read or echoed.
+async fn answer_plain_http(mut tcp: TcpStream) {
+    use tokio::io::AsyncWriteExt as _;
+
+    let body = "this vcm server speaks HTTPS: use an https:// address (VCM_ADDR=https://...)\n";
+    let response = format!(
+        "HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain; charset=utf-8\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tcp.write_all(response.as_bytes()).await;
+    let _ = tcp.shutdown().await;
 }
 
 /// Makes the per-connection service for `axum::serve` over a [`TlsListener`].

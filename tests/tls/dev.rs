@@ -92,7 +92,11 @@ async fn a_dev_server_on_a_non_loopback_address_serves_https_with_a_generated_ce
 
     // Assert
     assert_eq!(ready, StatusCode::OK);
-    assert!(plain.is_err(), "no plain HTTP off loopback: {plain:?}");
+    assert_eq!(
+        plain.map(|r| r.status()).ok(),
+        Some(StatusCode::BAD_REQUEST),
+        "no plain HTTP off loopback: a plain request is told to use https"
+    );
     let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600, "the key is the owner's only");
     let logged = std::fs::read_to_string(&log).unwrap();

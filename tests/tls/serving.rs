@@ -40,7 +40,7 @@ async fn https_serves_http1_and_http2_to_a_client_trusting_the_ca() {
 }
 
 #[tokio::test]
-async fn a_plain_http_client_gets_no_answer_from_the_tls_port_and_https_still_works() {
+async fn a_plain_http_client_is_told_to_use_https_and_https_still_works() {
     // Arrange
     let app = spawn_app(Kind::Dev).await;
     let plain = reqwest::Client::builder()
@@ -63,9 +63,12 @@ async fn a_plain_http_client_gets_no_answer_from_the_tls_port_and_https_still_wo
         .unwrap();
 
     // Assert
+    let refused = refused.expect("the TLS port answers plain HTTP with a plain 400");
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    let body = refused.text().await.unwrap();
     assert!(
-        refused.is_err(),
-        "plain HTTP to the TLS port must fail: {refused:?}"
+        body.contains("https://"),
+        "the answer names the fix: {body}"
     );
     assert_eq!(after.status(), StatusCode::OK);
 }
