@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 use crate::api::{
     ClusterList, ClusterView, CreateClusterRequest, CreateTokenRequest, CreatedToken,
     DeletedClusters, EventList, KubeconfigRequest, TokenList, TokenView, UpdateClusterRequest,
+    WhoAmI,
 };
 
 /// Time to open a connection: a server that does not accept within this is not there.
@@ -251,6 +252,12 @@ impl Client {
     pub async fn events(&self, id: &str) -> Result<EventList> {
         let path = ["v1", "clusters", id, "events"];
         self.json(self.request(Method::GET, &path)?).await
+    }
+
+    /// `GET /v1/whoami`: the caller as the server sees it.
+    pub async fn whoami(&self) -> Result<WhoAmI> {
+        self.json(self.request(Method::GET, &["v1", "whoami"])?)
+            .await
     }
 
     /// `POST /v1/tokens` (admins): the new token and its secret, shown this once.

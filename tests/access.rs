@@ -169,7 +169,7 @@ fn decide(method: &str, path: &str, who: Who) -> Option<Decision> {
                 Allow
             }
         }
-        ("get", "/v1/clusters") | ("get", "/v1/hosts") => Allow,
+        ("get", "/v1/clusters") | ("get", "/v1/hosts") | ("get", "/v1/whoami") => Allow,
         ("get", "/v1/clusters/{id}") | ("get", "/v1/clusters/{id}/events") => {
             on_cluster(false, true)
         }
