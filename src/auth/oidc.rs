@@ -1,0 +1,173 @@
+//! CI OIDC ID tokens (GitHub Actions, Bitbucket Pipelines): no secret is stored anywhere. A
+//! token is routed by its (unverified) `iss` to a configured issuer, its signature is checked
+//! with the issuer's published keys, then `exp`/`nbf`/`iat` and `aud`, and the first
+//! `[[auth.oidc.rules]]` entry whose claims all match decides role and team.
+//!
+//! Messages name the issuer, the key id and `sub` where that helps; never the token.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::jwks::{IssuerKeys, KeyError};
+use super::jwt::{Alg, UnverifiedJwt, clip};
+use crate::config::{OidcIssuerConfig, OidcRule};
+use crate::domain::Principal;
+use crate::error::{Error, Result};
+
+/// How long connecting to an issuer may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one discovery or JWKS request may take in all: a request waiting for keys holds a
+/// client's request open.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Verifies CI OIDC tokens of the configured issuers.
+#[derive(Debug)]
+pub struct OidcVerifier {
+    issuers: Vec<Issuer>,
+}
+
+#[derive(Debug)]
+struct Issuer {
+    config: OidcIssuerConfig,
+    keys: Arc<IssuerKeys>,
+}
+
+// === impl OidcVerifier ===
+
+impl OidcVerifier {
+    /// A verifier for `issuers` (checked by `AuthConfig::validate`). Keys are fetched on the
+    /// first token, so an issuer that is down at start-up does not stop vcm.
+    pub fn new(issuers: &[OidcIssuerConfig]) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(REQUEST_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::limited(3))
+            .user_agent(concat!("vcm/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| anyhow::anyhow!("building the OIDC HTTP client: {e}"))?;
+        let issuers = issuers
+            .iter()
+            .map(|c| Issuer {
+                keys: Arc::new(IssuerKeys::new(
+                    &c.issuer,
+                    c.jwks_url.clone(),
+                    http.clone(),
+                    Duration::from_secs(c.jwks_min_refetch_secs),
+                )),
+                config: c.clone(),
+            })
+            .collect();
+        Ok(Self { issuers })
+    }
+
+    /// Is `iss` one of the configured issuers?
+    pub fn knows(&self, iss: &str) -> bool {
+        self.issuer(iss).is_some()
+    }
+
+    /// The principal of a token from a configured issuer, or why it is refused.
+    pub async fn verify(&self, jwt: &UnverifiedJwt) -> Result<Principal> {
+        let iss = jwt.claim_str("iss").unwrap_or_default();
+        let Some(issuer) = self.issuer(iss) else {
+            return Err(unauthenticated(format!(
+                "issuer {:?} is not configured (see [[auth.oidc]])",
+                clip(iss)
+            )));
+        };
+        issuer.verify(jwt).await
+    }
+
+    fn issuer(&self, iss: &str) -> Option<&Issuer> {
+        let iss = iss.trim_end_matches('/');
+        self.issuers
+            .iter()
+            .find(|i| i.config.issuer.trim_end_matches('/') == iss)
+    }
+}
+
+// === impl Issuer ===
+
+impl Issuer {
+    async fn verify(&self, jwt: &UnverifiedJwt) -> Result<Principal> {
+        let name = &self.config.issuer;
+        let alg = Alg::parse(&jwt.alg)
+            .map_err(|e| unauthenticated(format!("token of issuer {name}: {e}")))?;
+        let kid = jwt.kid.as_deref();
+        let shown_kid = kid.map_or_else(|| "(none)".to_owned(), |k| format!("{:?}", clip(k)));
+        let keys = match self.keys.candidates(kid, alg).await {
+            Ok(keys) => keys,
+            Err(KeyError::Unreachable(why)) => {
+                return Err(unauthenticated(format!(
+                    "signing key {shown_kid} of issuer {name} is not cached and the issuer \
+                     could not be reached to fetch it ({why}); retry later"
+                )));
+            }
+            Err(KeyError::Unknown) => {
+                return Err(unauthenticated(format!(
+                    "signing key {shown_kid} ({}) is not among the keys issuer {name} publishes",
+                    jwt.alg
+                )));
+            }
+        };
+        if !keys.iter().any(|k| jwt.verify_signature(alg, k)) {
+            return Err(unauthenticated(format!(
+                "the token's signature does not verify with key {shown_kid} of issuer {name}"
+            )));
+        }
+        let now = jiff::Timestamp::now().as_second();
+        let skew = i64::try_from(self.config.clock_skew_secs).unwrap_or(i64::MAX);
+        jwt.check_times(now, skew)
+            .map_err(|e| unauthenticated(format!("token of issuer {name}: {e}")))?;
+        if !jwt.has_audience(&self.config.audience) {
+            return Err(unauthenticated(format!(
+                "token of issuer {name} is not for audience {:?}: request that audience in the \
+                 job (GitHub: core.getIDToken({:?}); Bitbucket: oidc: audiences)",
+                self.config.audience, self.config.audience
+            )));
+        }
+        let Some(sub) = jwt.claim_str("sub").filter(|s| !s.is_empty()) else {
+            return Err(unauthenticated(format!(
+                "token of issuer {name} has no sub"
+            )));
+        };
+        let Some(rule) = self.config.rules.iter().find(|r| matches(r, jwt)) else {
+            return Err(unauthenticated(format!(
+                "token of issuer {name} with sub {:?} matches no rule of [[auth.oidc]] {:?}: \
+                 add an [[auth.oidc.rules]] entry whose claims match it",
+                clip(sub),
+                self.config.name
+            )));
+        };
+        let display = jwt.claim_str("repository").unwrap_or(sub);
+        tracing::debug!(
+            issuer = %name,
+            sub,
+            rule = rule.name.as_deref().unwrap_or_default(),
+            "OIDC token accepted"
+        );
+        Ok(Principal {
+            subject: format!("oidc:{}/{sub}", self.config.name),
+            display: display.to_owned(),
+            role: rule.role,
+            team: rule.team.clone(),
+        })
+    }
+}
+
+/// Every claim of `rule` is in the token with exactly that value (strings; booleans and
+/// numbers by their JSON text, e.g. Bitbucket's `compliant = "true"`).
+fn matches(rule: &OidcRule, jwt: &UnverifiedJwt) -> bool {
+    rule.claims
+        .iter()
+        .all(|(name, want)| match jwt.claims.get(name) {
+            Some(serde_json::Value::String(s)) => s == want,
+            Some(v @ (serde_json::Value::Bool(_) | serde_json::Value::Number(_))) => {
+                v.to_string() == *want
+            }
+            _ => false,
+        })
+}
+
+fn unauthenticated(message: String) -> Error {
+    Error::Unauthenticated(format!("CI OIDC token refused: {message}"))
+}
