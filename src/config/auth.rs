@@ -268,3 +268,6 @@ impl KubernetesAuthConfig {
             .unwrap_or_default()
     }
 }
+
+#[cfg(test)]
+mod tests;
