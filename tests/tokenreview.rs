@@ -175,6 +175,13 @@ async fn service_account_tokens_are_reviewed_by_their_cluster_and_mapped_by_rule
         format!("{}{flipped}{}", &admin[..at], &admin[at + 1..])
     };
     let (forged_status, forged_body) = vcm.list(&forged).await;
+    let github = {
+        use base64::Engine as _;
+        let b64 = |v: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+        let claims = json!({"iss": "https://token.actions.githubusercontent.com", "sub": "x"});
+        format!("{}.{}.c2ln", b64(json!({"alg": "RS256"})), b64(claims))
+    };
+    let (github_status, github_body) = vcm.list(&github).await;
 
     // Assert
     assert_eq!(admin_list, StatusCode::OK, "{admin_body}");
@@ -200,6 +207,11 @@ async fn service_account_tokens_are_reviewed_by_their_cluster_and_mapped_by_rule
     assert!(
         message(&forged_body).contains("did not authenticate"),
         "{forged_body}"
+    );
+    assert_eq!(github_status, StatusCode::UNAUTHORIZED, "{github_body}");
+    assert!(
+        message(&github_body).contains("is not configured"),
+        "not a ServiceAccount token, so not sent to the cluster: {github_body}"
     );
     for (token, body) in [
         (&wrong_audience, &audience_body),

@@ -81,6 +81,8 @@ impl IssuerKeys {
         let (found, stale) = self.lookup(kid, alg);
         if !found.is_empty() {
             if stale && self.may_fetch() {
+                // NB: a one-shot fetch the caller does not wait for: the token verifies with the
+                // cached key now; the fresh set (or the error) lands in `state`.
                 let me = self.clone();
                 tokio::spawn(async move { me.refresh().await });
             }

@@ -110,7 +110,11 @@ impl Authenticator {
         if let Some(oidc) = self.oidc.as_ref().filter(|o| o.knows(iss)) {
             return oidc.verify(&jwt).await;
         }
-        if let Some(kubernetes) = &self.kubernetes {
+        // NB: only what looks like a ServiceAccount token goes to the clusters: a CI token of
+        // an issuer nobody configured is not handed to them, and garbage costs them nothing.
+        if let Some(kubernetes) = &self.kubernetes
+            && tokenreview::looks_like_service_account_token(&jwt)
+        {
             return kubernetes.authenticate(token).await;
         }
         Err(Error::Unauthenticated(format!(

@@ -162,7 +162,7 @@ fn matches(rule: &OidcRule, jwt: &UnverifiedJwt) -> bool {
         .all(|(name, want)| match jwt.claims.get(name) {
             Some(serde_json::Value::String(s)) => s == want,
             Some(v @ (serde_json::Value::Bool(_) | serde_json::Value::Number(_))) => {
-                v.to_string() == *want
+                serde_json::from_str::<serde_json::Value>(want).is_ok_and(|w| w == *v)
             }
             _ => false,
         })

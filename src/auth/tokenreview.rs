@@ -18,6 +18,7 @@ use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
 use kube::api::{Api, PostParams};
 use sha2::{Digest as _, Sha256};
 
+use super::jwt::UnverifiedJwt;
 use crate::config::{HostConfig, KubernetesAuthConfig, ServiceAccountRule};
 use crate::domain::Principal;
 use crate::error::{Error, Result};
@@ -208,6 +209,14 @@ impl Cluster {
             )),
         })
     }
+}
+
+/// Does the (unverified) payload look like a ServiceAccount token? Bound tokens (TokenRequest,
+/// projected volumes) carry a `kubernetes.io` claim; legacy Secret-based tokens have issuer
+/// `kubernetes/serviceaccount`.
+pub fn looks_like_service_account_token(jwt: &UnverifiedJwt) -> bool {
+    jwt.claims.contains_key("kubernetes.io")
+        || jwt.claim_str("iss") == Some("kubernetes/serviceaccount")
 }
 
 /// `text` with every occurrence of `token` (and a long prefix of it) cut out.
