@@ -22,7 +22,10 @@ static RT: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
         .expect("a test runtime")
 });
 
-static AUTH: LazyLock<Authenticator> = LazyLock::new(|| {
+static AUTH: LazyLock<Authenticator> = LazyLock::new(mk_auth);
+
+/// An authenticator with the unreachable issuer configured.
+fn mk_auth() -> Authenticator {
     RT.block_on(async {
         let store: Arc<dyn Store> = Arc::new(
             SqliteStore::open("sqlite::memory:")
@@ -44,7 +47,7 @@ static AUTH: LazyLock<Authenticator> = LazyLock::new(|| {
         .expect("a verifier");
         Authenticator::new(store).with_oidc(oidc)
     })
-});
+}
 
 fn b64(bytes: &[u8]) -> String {
     use base64::Engine as _;
@@ -113,4 +116,64 @@ fn a_64_kib_bearer_value_is_refused_without_decoding() {
         "C".repeat(22_000)
     );
     check(&huge).unwrap();
+}
+
+/// Collects log output.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn refused_tokens_never_reach_the_log() {
+    // Arrange: a well-formed token of the configured (unreachable) issuer, so key fetching
+    // fails and is logged, and a malformed one.
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let header = b64(br#"{"alg":"RS256","kid":"k1"}"#);
+    let claims =
+        b64(format!(r#"{{"iss":"{ISSUER}","sub":"s","aud":"vcm","exp":4000000000}}"#).as_bytes());
+    let signature = b64(&[7u8; 256]);
+    let tokens = [
+        format!("{header}.{claims}.{signature}"),
+        format!("{header}.{claims}.{}", &signature[..100]),
+    ];
+
+    let auth = mk_auth(); // its own key cache, so this test's fetch is the one logged
+
+    // Act
+    let errors: Vec<String> = tracing::subscriber::with_default(subscriber, || {
+        tokens
+            .iter()
+            .map(|t| {
+                let r = RT.block_on(auth.authenticate(Some(&format!("Bearer {t}"))));
+                r.map(|p| p.to_string()).unwrap_err().to_string()
+            })
+            .collect()
+    });
+
+    // Assert
+    let log = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
+    assert!(errors[0].contains("could not be reached"), "{}", errors[0]);
+    assert!(log.contains("cannot fetch OIDC signing keys"), "{log}");
+    for text in [&log, &errors[0], &errors[1]] {
+        assert!(!text.contains(&signature[..40]), "signature in: {text}");
+        assert!(!text.contains(&claims), "payload in: {text}");
+    }
 }
