@@ -90,6 +90,10 @@ impl IssuerKeys {
         }
         if self.may_fetch() {
             self.refresh().await;
+        } else {
+            // A fetch may be in flight (another token with the same new kid started it): wait
+            // for it rather than refuse a key that is arriving.
+            drop(self.fetching.lock().await);
         }
         let (found, _) = self.lookup(kid, alg);
         if !found.is_empty() {

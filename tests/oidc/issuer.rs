@@ -138,6 +138,11 @@ impl Issuer {
         format!("http://{}/github", self.addr)
     }
 
+    /// An issuer without discovery: vcm must use the configured `jwks_url`.
+    pub fn pinned(&self) -> String {
+        format!("http://{}/pinned", self.addr)
+    }
+
     /// The Bitbucket-shaped issuer URL (workspace path as in Bitbucket's).
     pub fn bitbucket(&self) -> String {
         format!(
@@ -168,7 +173,9 @@ async fn serve(State(state): State<Arc<IssuerState>>, uri: Uri) -> Response {
     if state.down.load(Ordering::SeqCst) {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
-    if let Some(prefix) = path.strip_suffix("/.well-known/openid-configuration") {
+    if let Some(prefix) = path.strip_suffix("/.well-known/openid-configuration")
+        && !prefix.ends_with("/pinned")
+    {
         // The issuer is the URL the document is served under, as OIDC discovery requires.
         let issuer = format!("http://{}{prefix}", state.addr.lock().unwrap().unwrap());
         let jwks_uri = if prefix.contains("pipelines-config") {

@@ -154,6 +154,7 @@ fn claims(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// `pinned`: an issuer without discovery, keys from `jwks_url`, octo-org/octo-repo a viewer.
 /// `github`: jobs of octo-org in environment `admin` are admins (the first rule wins, so the
 /// specific one comes first); pushes to main of octo-org/octo-repo are `ci` of team web. `bitbucket`: main of the repository is an admin.
 fn mk_issuers(issuer: &Issuer, min_refetch_secs: u64) -> Vec<OidcIssuerConfig> {
@@ -180,6 +181,20 @@ fn mk_issuers(issuer: &Issuer, min_refetch_secs: u64) -> Vec<OidcIssuerConfig> {
                     team: Some("web".into()),
                 },
             ],
+            ..OidcIssuerConfig::default()
+        },
+        OidcIssuerConfig {
+            name: "pinned".into(),
+            issuer: issuer.pinned(),
+            audience: "vcm".into(),
+            jwks_url: Some(format!("{}/.well-known/jwks", issuer.github())),
+            jwks_min_refetch_secs: min_refetch_secs,
+            rules: vec![OidcRule {
+                name: None,
+                claims: claims(&[("repository", "octo-org/octo-repo")]),
+                role: Role::Viewer,
+                team: None,
+            }],
             ..OidcIssuerConfig::default()
         },
         OidcIssuerConfig {
@@ -229,6 +244,7 @@ async fn rs256_and_es256_tokens_of_github_and_bitbucket_are_accepted_with_their_
         ),
     );
     let bb_admin = bb.sign(json!({}), &bitbucket_claims(&issuer.bitbucket()));
+    let pinned = gh_rsa.sign(json!({"kid": null}), &github_claims(&issuer.pinned()));
 
     // Act
     let (ci_list, _) = vcm.list(&gh_ci).await;
@@ -236,6 +252,8 @@ async fn rs256_and_es256_tokens_of_github_and_bitbucket_are_accepted_with_their_
     let admin_forget = vcm.forget_status(&gh_admin).await;
     let (bb_list, _) = vcm.list(&bb_admin).await;
     let bb_forget = vcm.forget_status(&bb_admin).await;
+    let (pinned_list, pinned_body) = vcm.list(&pinned).await;
+    let pinned_forget = vcm.forget_status(&pinned).await;
 
     // Assert
     assert_eq!(ci_list, StatusCode::OK, "GitHub RS256 token is accepted");
@@ -247,6 +265,12 @@ async fn rs256_and_es256_tokens_of_github_and_bitbucket_are_accepted_with_their_
         "Bitbucket token (keys.json via discovery)"
     );
     assert_eq!(bb_forget, StatusCode::NOT_FOUND, "Bitbucket rule is admin");
+    assert_eq!(
+        pinned_list,
+        StatusCode::OK,
+        "no kid, keys from jwks_url (no discovery): {pinned_body}"
+    );
+    assert_eq!(pinned_forget, StatusCode::FORBIDDEN, "a viewer");
 }
 
 mod refused;

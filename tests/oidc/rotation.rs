@@ -56,3 +56,45 @@ async fn a_down_issuer_leaves_cached_keys_working_and_new_kids_could_not_be_reac
     assert!(msg.contains("could not be reached"), "{msg}");
     assert!(msg.contains("rotated-while-down"), "{msg}");
 }
+
+#[tokio::test]
+async fn concurrent_tokens_with_a_new_kid_share_one_fetch() {
+    // Arrange
+    let issuer = Issuer::start().await;
+    let (old, new) = (Key::rsa("old"), Key::rsa("new"));
+    issuer.publish(&[&old]);
+    let vcm = Vcm::start(mk_issuers(&issuer, 1)).await;
+    let claims = || github_claims(&issuer.github());
+    let (warm, _) = vcm.list(&old.sign(json!({}), &claims())).await;
+    issuer.publish(&[&old, &new]);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let token = new.sign(json!({}), &claims());
+
+    // Act
+    let mut requests = tokio::task::JoinSet::new();
+    for _ in 0..10 {
+        let (http, url) = (vcm.http.clone(), format!("http://{}/v1/clusters", vcm.addr));
+        let token = token.clone();
+        requests.spawn(async move {
+            http.get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        });
+    }
+    let statuses = requests.join_all().await;
+
+    // Assert
+    assert_eq!(warm, StatusCode::OK);
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::OK),
+        "{statuses:?}"
+    );
+    assert_eq!(
+        issuer.jwks_fetches(),
+        2,
+        "one fetch at warm-up, one for the new kid"
+    );
+}
