@@ -117,9 +117,12 @@ impl Authenticator {
         {
             return kubernetes.authenticate(token).await;
         }
+        let issuer = match iss {
+            "" => "it names no issuer (iss)".to_owned(),
+            iss => format!("issuer {:?} is not configured", jwt::clip(iss)),
+        };
         Err(Error::Unauthenticated(format!(
-            "JWT bearer token refused: issuer {:?} is not configured; {}",
-            jwt::clip(iss),
+            "JWT bearer token refused: {issuer}; {}",
             self.accepted_kinds()
         )))
     }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use super::jwks::{IssuerKeys, KeyError};
 use super::jwt::{Alg, UnverifiedJwt, clip};
+use crate::config::auth::check_url;
 use crate::config::{OidcIssuerConfig, OidcRule};
 use crate::domain::Principal;
 use crate::error::{Error, Result};
@@ -19,6 +20,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long one discovery or JWKS request may take in all: a request waiting for keys holds a
 /// client's request open.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Redirects followed to the discovery document or the keys.
+const MAX_REDIRECTS: usize = 3;
 
 /// Verifies CI OIDC tokens of the configured issuers.
 #[derive(Debug)]
@@ -41,7 +44,16 @@ impl OidcVerifier {
         let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(REQUEST_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::limited(3))
+            .redirect(reqwest::redirect::Policy::custom(|attempt| {
+                // NB: the keys decide who gets in: never follow a redirect off https.
+                if attempt.previous().len() >= MAX_REDIRECTS {
+                    attempt.error("too many redirects")
+                } else if let Err(e) = check_url(attempt.url().as_str()) {
+                    attempt.error(format!("refusing redirect: {e}"))
+                } else {
+                    attempt.follow()
+                }
+            }))
             .user_agent(concat!("vcm/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| anyhow::anyhow!("building the OIDC HTTP client: {e}"))?;
@@ -170,4 +182,92 @@ fn matches(rule: &OidcRule, jwt: &UnverifiedJwt) -> bool {
 
 fn unauthenticated(message: String) -> Error {
     Error::Unauthenticated(format!("CI OIDC token refused: {message}"))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::domain::Role;
+
+    fn mk_jwt(claims: serde_json::Value) -> UnverifiedJwt {
+        use base64::Engine as _;
+        let b64 = |s: String| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        let token = format!(
+            "{}.{}.",
+            b64(r#"{"alg":"RS256"}"#.into()),
+            b64(claims.to_string())
+        );
+        UnverifiedJwt::decode(&token).unwrap()
+    }
+
+    fn mk_rule(pairs: &[(&str, &str)]) -> OidcRule {
+        OidcRule {
+            name: None,
+            claims: pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            role: Role::Ci,
+            team: None,
+        }
+    }
+
+    #[test]
+    fn a_rule_matches_only_when_every_claim_has_exactly_its_value() {
+        // Arrange
+        let jwt = mk_jwt(serde_json::json!({
+            "repository": "acme/web", "ref": "refs/heads/main", "compliant": true,
+            "run_number": 10, "environment": null, "aud": ["vcm"],
+        }));
+        // Table: (rule, matches, reason).
+        let cases = [
+            (mk_rule(&[("repository", "acme/web")]), true, "one claim"),
+            (
+                mk_rule(&[("repository", "acme/web"), ("ref", "refs/heads/main")]),
+                true,
+                "two",
+            ),
+            (
+                mk_rule(&[("repository", "acme/web"), ("ref", "refs/heads/dev")]),
+                false,
+                "one off",
+            ),
+            (
+                mk_rule(&[("repository", "acme/we")]),
+                false,
+                "a prefix is not a match",
+            ),
+            (
+                mk_rule(&[("repository", "ACME/web")]),
+                false,
+                "case matters",
+            ),
+            (mk_rule(&[("environment", "")]), false, "null is not empty"),
+            (
+                mk_rule(&[("environment", "null")]),
+                false,
+                "null is not a value",
+            ),
+            (mk_rule(&[("missing", "")]), false, "absent claim"),
+            (
+                mk_rule(&[("compliant", "true")]),
+                true,
+                "boolean by its JSON text",
+            ),
+            (
+                mk_rule(&[("run_number", "10")]),
+                true,
+                "number by its JSON text",
+            ),
+            (mk_rule(&[("aud", "vcm")]), false, "arrays never match"),
+        ];
+        for (rule, want, reason) in cases {
+            // Act
+            let got = matches(&rule, &jwt);
+
+            // Assert
+            assert_eq!(got, want, "{reason}");
+        }
+    }
 }
