@@ -138,6 +138,11 @@ impl Issuer {
         format!("http://{}/github", self.addr)
     }
 
+    /// An issuer whose discovery document names another issuer.
+    pub fn liar(&self) -> String {
+        format!("http://{}/liar", self.addr)
+    }
+
     /// An issuer without discovery: vcm must use the configured `jwks_url`.
     pub fn pinned(&self) -> String {
         format!("http://{}/pinned", self.addr)
@@ -177,7 +182,10 @@ async fn serve(State(state): State<Arc<IssuerState>>, uri: Uri) -> Response {
         && !prefix.ends_with("/pinned")
     {
         // The issuer is the URL the document is served under, as OIDC discovery requires.
-        let issuer = format!("http://{}{prefix}", state.addr.lock().unwrap().unwrap());
+        let mut issuer = format!("http://{}{prefix}", state.addr.lock().unwrap().unwrap());
+        if prefix.ends_with("/liar") {
+            issuer = "https://token.actions.githubusercontent.com".into(); // not who it is
+        }
         let jwks_uri = if prefix.contains("pipelines-config") {
             format!("{issuer}/keys.json")
         } else {

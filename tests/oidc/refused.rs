@@ -272,3 +272,36 @@ async fn garbage_bearer_values_are_401_never_500() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_discovery_document_naming_another_issuer_is_not_trusted() {
+    // Arrange
+    let issuer = Issuer::start().await;
+    let key = Key::rsa("gh-rsa-1");
+    issuer.publish(&[&key]);
+    let liar = OidcIssuerConfig {
+        name: "liar".into(),
+        issuer: issuer.liar(),
+        audience: "vcm".into(),
+        rules: vec![OidcRule {
+            name: None,
+            claims: claims(&[("repository", "octo-org/octo-repo")]),
+            role: Role::Admin,
+            team: None,
+        }],
+        ..OidcIssuerConfig::default()
+    };
+    let vcm = Vcm::start(vec![liar]).await;
+
+    // Act
+    let (status, body) = vcm
+        .list(&key.sign(json!({}), &github_claims(&issuer.liar())))
+        .await;
+
+    // Assert
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    let msg = message(&body);
+    assert!(msg.contains("could not be reached"), "{msg}");
+    assert!(msg.contains("names issuer"), "{msg}");
+    assert_eq!(issuer.jwks_fetches(), 0, "its keys were never fetched");
+}
