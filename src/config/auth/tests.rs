@@ -122,3 +122,35 @@ fn unusable_auth_entries_are_refused_naming_the_key_and_the_fix() {
         assert!(msg.contains(words), "{reason}: {msg}");
     }
 }
+
+#[test]
+fn the_readme_auth_configuration_loads_as_written() {
+    // Arrange: every ```toml block of the README's "CI OIDC and Kubernetes ServiceAccount
+    // tokens" section, with the host its [[auth.kubernetes]] entry names.
+    let readme = include_str!("../../../README.md");
+    let start = readme
+        .find("## CI OIDC and Kubernetes ServiceAccount tokens")
+        .unwrap();
+    let end = start + 3 + readme[start + 3..].find("\n## ").unwrap();
+    let mut toml = "[[hosts]]\nname = \"eks-us-east-1\"\nkubeconfig = \"/k\"\n".to_owned();
+    for block in readme[start..end].split("```toml\n").skip(1) {
+        toml.push_str(&block[..block.find("```").unwrap()]);
+    }
+
+    // Act
+    let config = mk_load(&toml).unwrap();
+
+    // Assert
+    let names: Vec<&str> = config.auth.oidc.iter().map(|o| o.name.as_str()).collect();
+    assert_eq!(names, ["github", "bitbucket"]);
+    assert_eq!(config.auth.oidc[0].rules.len(), 2);
+    assert_eq!(config.auth.oidc[1].rules[0].claims["branchName"], "main");
+    assert_eq!(
+        config.auth.kubernetes[0].host.as_deref(),
+        Some("eks-us-east-1")
+    );
+    assert_eq!(
+        config.auth.kubernetes[0].rules[0].team.as_deref(),
+        Some("platform")
+    );
+}
