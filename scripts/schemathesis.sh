@@ -37,6 +37,9 @@ if [[ -z $vcm_bin ]]; then
   vcm_bin=${CARGO_TARGET_DIR:-target}/debug/vcm
 fi
 
+# NB: absolute: the cleanup runs it from the data directory.
+vcm_bin=$(realpath "$vcm_bin")
+
 data_dir=$(mktemp -d)
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 base=http://127.0.0.1:$port
