@@ -86,7 +86,10 @@ async fn main() -> anyhow::Result<()> {
         .arg(format!("--data-dir={}", data.display()))
         // NB: the limiter still runs on every request (its cost is measured), but one token
         // sending 50,000 requests a second must not be refused.
-        .env("VCM_RATE_LIMITS__PRINCIPAL_PER_MINUTE", u32::MAX.to_string())
+        .env(
+            "VCM_RATE_LIMITS__PRINCIPAL_PER_MINUTE",
+            u32::MAX.to_string(),
+        )
         .env("VCM_RATE_LIMITS__PRINCIPAL_BURST", u32::MAX.to_string())
         .spawn()
         .context("starting vcm")?;
@@ -226,7 +229,9 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     println!("\ngoal: throughput ratio >= 0.9\n");
-    println!("## Authentication: GET /v1/whoami (bearer token, rate limiter, 100-byte JSON) against GET /healthz\n");
+    println!(
+        "## Authentication: GET /v1/whoami (bearer token, rate limiter, 100-byte JSON) against GET /healthz\n"
+    );
     println!("{header}\n|---|---|---|---|---|---|---|---|");
     for (conns, health, whoami) in &auth_rows {
         println!("| {conns} | GET /healthz (baseline) | {health} | |");
