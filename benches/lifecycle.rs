@@ -161,7 +161,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let whoami_url = format!("{addr}/v1/whoami");
     let mut auth_rows = vec![];
-    for conns in [16] {
+    for conns in [16, 200] {
         let health = wrk(&health_url, None, conns, secs, pid)?;
         let whoami = wrk(&whoami_url, Some(TOKEN), conns, secs, pid)?;
         auth_rows.push((conns, health, whoami));
