@@ -16,13 +16,17 @@ readonly SEED=${SCHEMATHESIS_SEED:-20261129}
 # Cases per operation and phase: enough to cross every documented constraint, few enough that
 # the run stays well under a minute on two cores (POST /v1/clusters takes fewer, see the config).
 readonly MAX_EXAMPLES=${SCHEMATHESIS_MAX_EXAMPLES:-50}
-readonly VENV=.cache/venv
+mkdir -p .cache
+# NB: the real path: a venv's scripts name their interpreter by absolute path, so a venv made
+# through a symlinked .cache (a git worktree sharing it) must not record the link's path.
+VENV=$(realpath .cache)/venv
+readonly VENV
 
 log() { printf 'schemathesis.sh: %s\n' "$*" >&2; }
 
 if ! "$VENV/bin/schemathesis" --version 2>/dev/null | grep -qF "version $VERSION"; then
   log "installing schemathesis $VERSION into $VENV"
-  python3 -m venv "$VENV"
+  python3 -m venv --clear "$VENV"
   "$VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$VERSION"
 fi
 
@@ -32,6 +36,9 @@ if [[ -z $vcm_bin ]]; then
   cargo build --quiet --bin vcm
   vcm_bin=${CARGO_TARGET_DIR:-target}/debug/vcm
 fi
+
+# NB: absolute: the cleanup runs it from the data directory.
+vcm_bin=$(realpath "$vcm_bin")
 
 data_dir=$(mktemp -d)
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -70,14 +77,22 @@ api() { curl -fsS -H "Authorization: Bearer $token" "$@"; }
 # polled until nothing is live (Deleted records stay readable by design).
 delete_all_clusters() {
   local all ids live deadline=$((SECONDS + 90))
-  all=$(api "$base/v1/clusters?limit=500")
+  # NB: a fresh admin token, written offline into the running server's SQLite store: the one
+  # schemathesis used may have been revoked by its own DELETE /v1/tokens/{id} cases (once it
+  # has issued other admin tokens, the dev token is not the last one).
+  token=$("$vcm_bin" token create --bootstrap --name cleanup --data-dir "$data_dir" 2>/dev/null) || {
+    log "FAILED: could not make a cleanup token"
+    return 1
+  }
+  all=$(api "$base/v1/clusters?limit=500") || { log "FAILED: listing the clusters to delete"; return 1; }
   ids=$(jq -r '.items[] | select(.phase != "Deleted" and .phase != "Deleting") | .id' <<<"$all")
   log "$(jq '.items | length' <<<"$all") clusters created; deleting the $(wc -w <<<"$ids") still live"
   for id in $ids; do
     api -X DELETE "$base/v1/clusters/$id" >/dev/null
   done
   while ((SECONDS < deadline)); do
-    live=$(api "$base/v1/clusters?limit=500" | jq '[.items[] | select(.phase != "Deleted")] | length')
+    live=$(api "$base/v1/clusters?limit=500" | jq '[.items[] | select(.phase != "Deleted")] | length') ||
+      { log "FAILED: listing the clusters being deleted"; return 1; }
     ((live == 0)) && { log "all clusters deleted"; return 0; }
     sleep 1
   done
@@ -107,7 +122,7 @@ log "schemathesis $VERSION, seed $SEED, at most $MAX_EXAMPLES examples per opera
 # and a run depends on the seed alone (hypothesis would otherwise replay earlier failures first).
 repo=$PWD
 cd "$data_dir"
-"$repo/$VENV/bin/schemathesis" --config-file "$repo/scripts/schemathesis.toml" run "$base/openapi.json" \
+"$VENV/bin/schemathesis" --config-file "$repo/scripts/schemathesis.toml" run "$base/openapi.json" \
   --checks all \
   --exclude-checks use_after_free \
   --generation-database none \

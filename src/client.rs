@@ -12,6 +12,7 @@ pub use self::tls::TlsOptions;
 use crate::api::{
     ClusterList, ClusterView, CreateClusterRequest, CreateTokenRequest, CreatedToken,
     DeletedClusters, EventList, KubeconfigRequest, TokenList, TokenView, UpdateClusterRequest,
+    WhoAmI,
 };
 
 /// An extra CA to trust and a client certificate (`VCM_CACERT`, `VCM_CLIENT_CERT/KEY`).
@@ -262,6 +263,12 @@ impl Client {
     pub async fn events(&self, id: &str) -> Result<EventList> {
         let path = ["v1", "clusters", id, "events"];
         self.json(self.request(Method::GET, &path)?).await
+    }
+
+    /// `GET /v1/whoami`: the caller as the server sees it.
+    pub async fn whoami(&self) -> Result<WhoAmI> {
+        self.json(self.request(Method::GET, &["v1", "whoami"])?)
+            .await
     }
 
     /// `POST /v1/tokens` (admins): the new token and its secret, shown this once.

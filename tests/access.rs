@@ -1,17 +1,22 @@
 //! Who may do what, over real HTTP on a loopback port: every route of the served API document
-//! against every kind of credential, with an expected decision for each; a route the table
-//! has no decision for fails the test. Then rate limits, and token revocation taking effect on
+//! against every kind of credential (API tokens of each role, and a CI OIDC token from a local
+//! issuer), with an expected decision for each; a route the table has no decision for fails
+//! the test. Then rate limits, and token revocation taking effect on
 //! the next request. The store is a real SQLite file; the driver is the scripted fake (access
 //! decisions do not depend on it).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+/// The local CI OIDC issuer of `tests/oidc`.
+#[path = "oidc/issuer.rs"]
+mod issuer;
 
 use std::sync::Arc;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, oneshot};
-use vcm::auth::Authenticator;
-use vcm::config::{Config, RateLimitConfig};
+use vcm::auth::{Authenticator, OidcVerifier};
+use vcm::config::{Config, OidcIssuerConfig, OidcRule, RateLimitConfig};
 use vcm::domain::{ApiToken, Role, Timestamp, TokenSecret};
 use vcm::driver::fake::FakeDriver;
 use vcm::http::AppState;
@@ -24,6 +29,8 @@ struct App {
     base: String,
     http: reqwest::Client,
     store: Arc<dyn Store>,
+    issuer: issuer::Issuer,
+    key: issuer::Key,
     _dir: tempfile::TempDir,
     _stop: oneshot::Sender<()>,
 }
@@ -34,14 +41,33 @@ impl App {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/vcm.db", dir.path().display());
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&url).await.unwrap());
+        // A GitHub-shaped issuer: pushes to main of octo-org/octo-repo are developers of web.
+        let issuer = issuer::Issuer::start().await;
+        let key = issuer::Key::ec("k1");
+        issuer.publish(&[&key]);
+        let oidc = OidcVerifier::new(&[OidcIssuerConfig {
+            name: "github".into(),
+            issuer: issuer.github(),
+            audience: "vcm".into(),
+            jwks_url: None,
+            clock_skew_secs: 60,
+            jwks_min_refetch_secs: 30,
+            rules: vec![OidcRule {
+                name: Some("octo-repo".into()),
+                claims: [("repository".to_owned(), "octo-org/octo-repo".to_owned())].into(),
+                role: Role::Developer,
+                team: Some("web".into()),
+            }],
+        }])
+        .unwrap();
         let service = ClusterService::new(
             store.clone(),
             Arc::new(FakeDriver::default()),
             ClusterPolicy::default(),
             Arc::new(Notify::new()),
         );
-        let state = AppState::new(service, Arc::new(Authenticator::new(store.clone())))
-            .with_rate_limits(limits);
+        let auth = Authenticator::new(store.clone()).with_oidc(oidc);
+        let state = AppState::new(service, Arc::new(auth)).with_rate_limits(limits);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let server = Server::build_with_listener(Config::default(), listener, state).unwrap();
         let base = format!("http://{}", server.addr());
@@ -53,6 +79,8 @@ impl App {
             base,
             http: reqwest::Client::new(),
             store,
+            issuer,
+            key,
             _dir: dir,
             _stop: stop,
         }
@@ -77,6 +105,19 @@ impl App {
         };
         self.store.insert_token(&token).await.unwrap();
         (token.id, secret.expose().to_owned())
+    }
+
+    /// A GitHub Actions ID token of a push to main of octo-org/octo-repo (GitHub's documented
+    /// claims, trimmed), signed by the issuer's key.
+    fn github_token(&self) -> String {
+        let iat = Timestamp::now().as_second();
+        let claims = json!({
+            "iss": self.issuer.github(), "aud": "vcm", "iat": iat, "nbf": iat - 600, "exp": iat + 300,
+            "sub": "repo:octo-org/octo-repo:ref:refs/heads/main", "ref": "refs/heads/main",
+            "repository": "octo-org/octo-repo", "repository_owner": "octo-org",
+            "event_name": "push", "ref_type": "branch",
+        });
+        self.key.sign(json!({}), &claims)
     }
 
     async fn call(
@@ -142,6 +183,8 @@ enum Who {
     CiOther,
     /// Viewer of team `web`.
     Viewer,
+    /// A GitHub Actions job mapped to developer of team `web` by an OIDC rule.
+    OidcTeammate,
 }
 
 /// The access decision for each route; `None` for a route the table does not know.
@@ -152,7 +195,7 @@ fn decide(method: &str, path: &str, who: Who) -> Option<Decision> {
         return Some(Unauthenticated);
     }
     let on_cluster = |write: bool, ci_may: bool| match who {
-        Admin | Teammate => Allow,
+        Admin | Teammate | OidcTeammate => Allow,
         CiOwner if ci_may => Allow,
         CiOwner => Forbidden,
         Viewer if write => Forbidden,
@@ -169,7 +212,7 @@ fn decide(method: &str, path: &str, who: Who) -> Option<Decision> {
                 Allow
             }
         }
-        ("get", "/v1/clusters") | ("get", "/v1/hosts") => Allow,
+        ("get", "/v1/clusters") | ("get", "/v1/hosts") | ("get", "/v1/whoami") => Allow,
         ("get", "/v1/clusters/{id}") | ("get", "/v1/clusters/{id}/events") => {
             on_cluster(false, true)
         }
@@ -233,6 +276,10 @@ async fn every_route_gives_every_kind_of_caller_exactly_its_rights() {
         Some(bearer(&revoked)),
         Some(bearer(&expired)),
         Some(format!("Bearer {}", "a".repeat(60 * 1024))),
+        Some(bearer(&app.key.sign(json!({}), &json!({
+            "iss": app.issuer.github(), "aud": "vcm", "iat": 1, "exp": 2,
+            "repository": "octo-org/octo-repo", "sub": "repo:octo-org/octo-repo:ref:refs/heads/main",
+        })))),
     ];
     let known = [
         (Who::Admin, bearer(&admin)),
@@ -241,6 +288,7 @@ async fn every_route_gives_every_kind_of_caller_exactly_its_rights() {
         (Who::CiOwner, bearer(&ci_owner)),
         (Who::CiOther, bearer(&ci_other)),
         (Who::Viewer, bearer(&viewer)),
+        (Who::OidcTeammate, bearer(&app.github_token())),
     ];
     let (_, _, doc) = app.call(Method::GET, "/openapi.json", None, None).await;
     let mut routes = vec![];

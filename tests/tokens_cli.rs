@@ -137,6 +137,7 @@ fn an_admin_issues_ci_and_developer_tokens_that_do_exactly_their_role_and_no_sec
     );
     let dev_secret = String::from_utf8_lossy(&dev.stdout).trim().to_owned();
     let ci_lists_tokens = vcm(&server, Some(&ci_secret), &["token", "list"]);
+    let ci_whoami = vcm(&server, Some(&ci_secret), &["whoami"]);
     let dev_lists_clusters = vcm(
         &server,
         Some(&dev_secret),
@@ -164,6 +165,13 @@ fn an_admin_issues_ci_and_developer_tokens_that_do_exactly_their_role_and_no_sec
         String::from_utf8_lossy(&dev.stderr).contains("shown once"),
         "{}",
         text(&dev)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&ci_whoami.stdout).trim(),
+        format!(
+            "pipeline (token:{}), role ci, team web",
+            ci["token"]["id"].as_str().unwrap()
+        )
     );
     assert!(!ci_lists_tokens.status.success());
     assert!(

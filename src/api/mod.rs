@@ -298,7 +298,7 @@ mod json;
 /// `/v1/tokens` bodies.
 mod tokens;
 
-pub use self::tokens::{CreateTokenRequest, CreatedToken, TokenList, TokenView};
+pub use self::tokens::{CreateTokenRequest, CreatedToken, TokenList, TokenView, WhoAmI};
 
 pub use self::json::{ClusterJson, ClusterListJson};
 

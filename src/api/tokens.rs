@@ -87,3 +87,16 @@ pub struct TokenList {
     /// Newest first.
     pub items: Vec<TokenView>,
 }
+
+/// `GET /v1/whoami`: the caller as vcm sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct WhoAmI {
+    /// The stable subject clusters record as `owner` (`token:<id>`, `cert:…`, `oidc:…`).
+    pub subject: String,
+    /// A name for people (the token's name, a certificate's CN).
+    pub name: String,
+    /// Role.
+    pub role: String,
+    /// Team, if any.
+    pub team: Option<String>,
+}

@@ -1,5 +1,9 @@
-//! Who is calling: bearer API tokens (`Authorization: Bearer vcm_…`) resolved to a
-//! [`Principal`] through the store, which keeps only the tokens' hashes.
+//! Who is calling. A bearer value is one of:
+//!
+//! * a vcm API token (`vcm_…`), resolved through the store, which keeps only the hashes;
+//! * a JWT whose `iss` is a configured CI OIDC issuer ([`oidc`]), verified with its keys;
+//! * any other JWT, when Kubernetes clusters are configured: a ServiceAccount token checked by
+//!   TokenReview ([`tokenreview`]).
 //!
 //! Error messages say what to do and never echo the presented token.
 
@@ -12,9 +16,24 @@ use crate::domain::{ApiToken, Principal, Role, Timestamp, TokenSecret};
 use crate::error::{Error, Result};
 use crate::store::Store;
 
+/// An OIDC issuer's signing keys: discovery, JWKS fetch and cache.
+pub mod jwks;
+/// Compact JWT decoding and RS256/ES256 verification.
+pub mod jwt;
+/// CI OIDC ID tokens (GitHub Actions, Bitbucket Pipelines) mapped to principals by rules.
+pub mod oidc;
+/// Kubernetes ServiceAccount tokens checked with TokenReview.
+pub mod tokenreview;
+
+pub use self::oidc::OidcVerifier;
+pub use self::tokenreview::TokenReviewer;
+
 /// What a client without a token is told.
 const MISSING_TOKEN: &str =
     "missing bearer token: send Authorization: Bearer <token> (vcm token create / --dev-token)";
+
+/// How vcm API tokens start (`TokenSecret` checks the rest): anything else is a JWT or garbage.
+const API_TOKEN_PREFIX: &str = "vcm_";
 
 /// How often a token's `last_used_at` is written at most: a write per request would make
 /// every GET a store write.
@@ -26,6 +45,10 @@ pub struct Authenticator {
     store: Arc<dyn Store>,
     /// Token id -> when its use was last written (ms since the epoch).
     used: Arc<Mutex<HashMap<String, i64>>>,
+    /// CI OIDC issuers, if configured.
+    oidc: Option<Arc<OidcVerifier>>,
+    /// Clusters whose ServiceAccount tokens are accepted, if configured.
+    kubernetes: Option<Arc<TokenReviewer>>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -42,16 +65,88 @@ impl Authenticator {
         Self {
             store,
             used: Arc::default(),
+            oidc: None,
+            kubernetes: None,
         }
     }
 
+    /// Also accept CI OIDC tokens of these issuers.
+    pub fn with_oidc(mut self, oidc: OidcVerifier) -> Self {
+        self.oidc = Some(Arc::new(oidc));
+        self
+    }
+
+    /// Also accept ServiceAccount tokens of these clusters.
+    pub fn with_kubernetes(mut self, reviewer: TokenReviewer) -> Self {
+        self.kubernetes = Some(Arc::new(reviewer));
+        self
+    }
+
     /// The principal behind an `Authorization` header value; `Unauthenticated` when it is
-    /// missing, not a vcm bearer token, unknown, revoked or expired.
+    /// missing, malformed, unknown, revoked, expired, or refused by its issuer or cluster.
     pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Principal> {
         let Some(value) = authorization else {
             return Err(Error::Unauthenticated(MISSING_TOKEN.into()));
         };
-        let secret = parse_bearer(value)?;
+        let token = bearer_value(value)?;
+        if token.starts_with(API_TOKEN_PREFIX) {
+            return self.authenticate_api_token(token).await;
+        }
+        if token.len() <= jwt::MAX_JWT_BYTES && jwt::looks_like_jwt(token) {
+            return self.authenticate_jwt(token).await;
+        }
+        Err(Error::Unauthenticated(format!(
+            "malformed bearer token: {}",
+            self.accepted_kinds()
+        )))
+    }
+
+    /// A JWT: a CI OIDC token of a configured issuer, else a ServiceAccount token if clusters
+    /// are configured.
+    async fn authenticate_jwt(&self, token: &str) -> Result<Principal> {
+        let jwt = jwt::UnverifiedJwt::decode(token)
+            .map_err(|e| Error::Unauthenticated(format!("malformed JWT bearer token: {e}")))?;
+        let iss = jwt.claim_str("iss").unwrap_or_default();
+        if let Some(oidc) = self.oidc.as_ref().filter(|o| o.knows(iss)) {
+            return oidc.verify(&jwt).await;
+        }
+        // NB: only what looks like a ServiceAccount token goes to the clusters: a CI token of
+        // an issuer nobody configured is not handed to them, and garbage costs them nothing.
+        if let Some(kubernetes) = &self.kubernetes
+            && tokenreview::looks_like_service_account_token(&jwt)
+        {
+            return kubernetes.authenticate(token).await;
+        }
+        let issuer = match iss {
+            "" => "it names no issuer (iss)".to_owned(),
+            iss => format!("issuer {:?} is not configured", jwt::clip(iss)),
+        };
+        Err(Error::Unauthenticated(format!(
+            "JWT bearer token refused: {issuer}; {}",
+            self.accepted_kinds()
+        )))
+    }
+
+    /// What bearer tokens this server accepts, for messages.
+    fn accepted_kinds(&self) -> String {
+        let mut kinds = vec!["vcm API tokens (`vcm_` followed by 64 hex characters)".to_owned()];
+        if self.oidc.is_some() {
+            kinds.push("CI OIDC ID tokens of the issuers in [[auth.oidc]]".into());
+        }
+        if self.kubernetes.is_some() {
+            kinds.push("ServiceAccount tokens of the clusters in [[auth.kubernetes]]".into());
+        }
+        format!("this server accepts {}", kinds.join(", "))
+    }
+
+    /// A `vcm_…` API token.
+    async fn authenticate_api_token(&self, token: &str) -> Result<Principal> {
+        let secret = TokenSecret::parse(token).ok_or_else(|| {
+            Error::Unauthenticated(
+                "malformed bearer token: vcm tokens are `vcm_` followed by 64 hex characters"
+                    .into(),
+            )
+        })?;
         let Some(token) = self.store.token_by_hash(&secret.hash()).await? else {
             return Err(Error::Unauthenticated(
                 "invalid bearer token: no such token (it may have been mistyped or deleted)".into(),
@@ -95,18 +190,14 @@ impl Authenticator {
 }
 
 /// The token of a `Bearer <token>` header value (the scheme is case-insensitive).
-fn parse_bearer(value: &str) -> Result<TokenSecret> {
+fn bearer_value(value: &str) -> Result<&str> {
     let (scheme, rest) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(Error::Unauthenticated(
             "unsupported authorization scheme: send Authorization: Bearer <token>".into(),
         ));
     }
-    TokenSecret::parse(rest.trim()).ok_or_else(|| {
-        Error::Unauthenticated(
-            "malformed bearer token: vcm tokens are `vcm_` followed by 64 hex characters".into(),
-        )
-    })
+    Ok(rest.trim())
 }
 
 fn check_active(token: &ApiToken, now: Timestamp) -> Result<()> {

@@ -111,3 +111,36 @@ async fn bad_credentials_are_unauthenticated_without_echoing_the_token() {
         assert!(!message.contains("nothex"), "{reason}: {message}");
     }
 }
+
+#[tokio::test]
+async fn a_jwt_without_configured_issuers_is_refused_naming_what_vcm_accepts() {
+    // Arrange
+    let (auth, _) = mk_auth().await;
+    let jwt = "eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJodHRwczovL2lzc3Vlci5leGFtcGxlLmNvbSJ9.c2ln";
+
+    // Act
+    let err = auth
+        .authenticate(Some(&format!("Bearer {jwt}")))
+        .await
+        .unwrap_err();
+    let garbage = auth.authenticate(Some("Bearer hello")).await.unwrap_err();
+
+    // Assert
+    assert_eq!(err.kind(), ErrorKind::Unauthenticated);
+    let msg = err.to_string();
+    assert!(
+        msg.contains("\"https://issuer.example.com\" is not configured"),
+        "{msg}"
+    );
+    assert!(msg.contains("vcm API tokens"), "{msg}");
+    assert!(!msg.contains("c2ln"), "{msg}");
+    assert!(
+        garbage.to_string().contains("malformed bearer token"),
+        "{garbage}"
+    );
+}
+
+/// Garbage bearer values (proptest).
+mod garbage;
+/// JWT decoding and the claim checks.
+mod jwt;

@@ -97,6 +97,8 @@ pub enum Command {
     /// API tokens (`vcm token create --bootstrap` makes the first admin token offline).
     #[command(subcommand)]
     Token(TokenCmd),
+    /// Who the server takes you for: subject, role and team of your credential.
+    Whoami,
     /// Print the version of this binary.
     Version,
 }
@@ -143,8 +145,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Server(args) => serve::serve(args).await,
         Command::Cluster(cmd) => cluster::run(cmd, &cli.global).await,
         Command::Token(cmd) => token::run(cmd, &cli.global).await,
+        Command::Whoami => whoami(&cli.global).await,
         Command::Version => print_version(cli.global.output),
     }
+}
+
+async fn whoami(global: &GlobalOpts) -> anyhow::Result<ExitCode> {
+    let me = global.client()?.whoami().await?;
+    match global.output {
+        OutputFormat::Table => println!(
+            "{} ({}), role {}{}",
+            me.name,
+            me.subject,
+            me.role,
+            me.team.map(|t| format!(", team {t}")).unwrap_or_default()
+        ),
+        OutputFormat::Json => println!("{}", serde_json::to_string(&me)?),
+        OutputFormat::Yaml => print!("{}", serde_yaml_ng::to_string(&me)?),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn print_version(output: OutputFormat) -> anyhow::Result<ExitCode> {

@@ -18,12 +18,17 @@ use figment::{
 };
 use serde::{Deserialize, Serialize};
 
+pub use self::auth::{
+    AuthConfig, KubernetesAuthConfig, OidcIssuerConfig, OidcRule, ServiceAccountRule,
+};
 pub use self::sizes::{BUILTIN_SIZES, SizeConfig, Sizes};
 pub use self::tls::{ClientCertRule, TlsConfig};
 use crate::domain::TokenSecret;
 pub use crate::driver::vcluster::{HostConfig, VclusterConfig};
 pub use crate::http::RateLimitConfig;
 
+/// The `[auth]` section: CI OIDC issuers and Kubernetes clusters whose tokens are accepted.
+pub mod auth;
 /// `VCM_*` environment variables as a configuration source.
 mod env;
 /// Size profiles: `[clusters.sizes.<name>.<driver>]`, resolved and checked at start-up.
@@ -79,6 +84,8 @@ pub struct Config {
     pub hosts: Vec<HostConfig>,
     /// How the vcluster CLI and chart are found and run.
     pub vcluster: VclusterConfig,
+    /// Bearer tokens accepted besides vcm API tokens: CI OIDC and Kubernetes ServiceAccounts.
+    pub auth: AuthConfig,
     /// Development mode (`vcm server --dev`): always the embedded SQLite store under `data_dir`
     /// and the local driver, whatever `store_url` and `driver` say, and an admin token kept in
     /// `<data_dir>/dev-token`. NB: the flag only, never a config file or `VCM_DEV`: a stray
@@ -223,6 +230,7 @@ impl Default for Config {
             driver: DriverKind::Local,
             hosts: vec![],
             vcluster: VclusterConfig::default(),
+            auth: AuthConfig::default(),
             dev: false,
             dev_token: None,
         }
@@ -282,6 +290,10 @@ impl Config {
                 host.name
             );
         }
+        config
+            .auth
+            .validate(&config.hosts)
+            .context("invalid configuration")?;
         Ok(config)
     }
 

@@ -49,7 +49,8 @@ impl fmt::Display for Role {
 pub struct Principal {
     /// Stable, unique subject; clusters record it as their `owner`. `token:<token id>` for API
     /// tokens (names are not unique), `cert:<name>` for client certificates, `sa:<host>/<ns>/<sa>`
-    /// for Kubernetes ServiceAccounts, `oidc:<issuer>/<sub>` for CI OIDC tokens.
+    /// for Kubernetes ServiceAccounts, `oidc:<issuer name>/<sub>` for CI OIDC tokens (the
+    /// `name` of its `[[auth.oidc]]` entry).
     pub subject: String,
     /// A name for people (the token's name, the certificate's CN): events and logs show it
     /// next to the subject. Never used to decide anything.

@@ -81,7 +81,8 @@ fn add_access_statuses(doc: &mut Value) {
             let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else {
                 continue;
             };
-            let lists = method == "get" && (path == "/v1/clusters" || path == "/v1/hosts");
+            let lists = method == "get"
+                && matches!(path.as_str(), "/v1/clusters" | "/v1/hosts" | "/v1/whoami");
             if !lists {
                 responses
                     .entry("403")

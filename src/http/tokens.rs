@@ -1,4 +1,4 @@
-//! `/v1/tokens`: API token administration (admins only).
+//! `/v1/tokens`: API token administration (admins only), and `/v1/whoami`.
 
 use axum::{
     Json,
@@ -13,7 +13,7 @@ use super::{
     error::ApiError,
     extract::{AppJson, Authenticated},
 };
-use crate::api::{CreateTokenRequest, CreatedToken, ErrorBody, TokenList, TokenView};
+use crate::api::{CreateTokenRequest, CreatedToken, ErrorBody, TokenList, TokenView, WhoAmI};
 use crate::service::TokenSpec;
 
 /// The token routes.
@@ -21,6 +21,26 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_token, list_tokens))
         .routes(routes!(get_token, revoke_token))
+        .routes(routes!(whoami))
+}
+
+/// The caller as vcm sees it: subject, role and team. Any authenticated caller; useful to
+/// check what a client certificate or CI OIDC token maps to.
+#[utoipa::path(
+    get, path = "/v1/whoami", tag = "tokens",
+    responses(
+        (status = 200, description = "The caller", body = WhoAmI),
+        (status = 401, description = "Unauthenticated", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+async fn whoami(Authenticated(p): Authenticated) -> Json<WhoAmI> {
+    Json(WhoAmI {
+        subject: p.subject,
+        name: p.display,
+        role: p.role.to_string(),
+        team: p.team,
+    })
 }
 
 /// Issue a token. The answer carries its secret, this once: vcm stores only its hash.

@@ -9,7 +9,7 @@ use tokio::sync::Notify;
 
 use super::Background;
 use crate::{
-    auth::{Authenticator, bootstrap_token},
+    auth::{Authenticator, OidcVerifier, TokenReviewer, bootstrap_token},
     config::{ClustersConfig, Config, DriverKind, Sizes},
     controlplane::{KubeBins, pinned_kubernetes_minor},
     domain::{Role, Timestamp, TokenSecret, Ttl},
@@ -67,10 +67,30 @@ pub async fn assemble(config: &Config) -> anyhow::Result<(AppState, Background)>
         local,
     };
     Ok((
-        AppState::new(service, Arc::new(Authenticator::new(store)))
+        AppState::new(service, Arc::new(authenticator(store, config).await?))
             .with_rate_limits(config.rate_limits.clone()),
         background,
     ))
+}
+
+/// API tokens from the store, plus the CI OIDC issuers and Kubernetes clusters of `[auth]`.
+async fn authenticator(store: Arc<dyn Store>, config: &Config) -> anyhow::Result<Authenticator> {
+    config
+        .auth
+        .validate(&config.hosts)
+        .context("invalid configuration")?;
+    let mut auth = Authenticator::new(store);
+    if !config.auth.oidc.is_empty() {
+        auth = auth.with_oidc(OidcVerifier::new(&config.auth.oidc)?);
+    }
+    if !config.auth.kubernetes.is_empty() {
+        auth = auth.with_kubernetes(
+            TokenReviewer::new(&config.auth.kubernetes, &config.hosts)
+                .await
+                .context("preparing [[auth.kubernetes]]")?,
+        );
+    }
+    Ok(auth)
 }
 
 fn secs(n: u64) -> std::time::Duration {
