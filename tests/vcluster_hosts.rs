@@ -295,7 +295,7 @@ async fn deleting_a_cluster_whose_host_was_removed_stays_deleting_until_an_admin
     assert!(
         events
             .iter()
-            .any(|e| e.kind == "forgotten" && e.message.contains("token:ops")),
+            .any(|e| e.kind == "forgotten" && e.message.contains("ops (token:t-ops)")),
         "{events:?}"
     );
     assert!(old_nss.get_opt(&ns).await.unwrap().is_some());
