@@ -82,4 +82,32 @@ async fn host_rbac_lets_vcm_manage_vcm_namespaces_and_nothing_else() {
     );
     let nodes = kubectl(&bed, &["get", "nodes", VCM_SA]);
     assert!(!nodes.status.success(), "vcm has no business reading nodes");
+    // [[auth.kubernetes]]: vcm reviews the ServiceAccount tokens CI pods present.
+    let review = std::io::Write::write_all(
+        &mut std::fs::File::create(bed.dir().join("review.json")).unwrap(),
+        br#"{"apiVersion":"authentication.k8s.io/v1","kind":"TokenReview","spec":{"token":"not-a-token","audiences":["vcm"]}}"#,
+    );
+    review.unwrap();
+    let reviewed = kubectl(
+        &bed,
+        &[
+            "create",
+            "--validate=false",
+            "-o",
+            "json",
+            "-f",
+            bed.dir().join("review.json").to_str().unwrap(),
+            VCM_SA,
+        ],
+    );
+    assert!(
+        reviewed.status.success(),
+        "vcm may create TokenReviews: {}",
+        String::from_utf8_lossy(&reviewed.stderr)
+    );
+    let answer: serde_json::Value = serde_json::from_slice(&reviewed.stdout).unwrap();
+    assert!(
+        answer["status"].is_object() && answer["status"]["authenticated"] != true,
+        "a made-up token is not authenticated: {answer}"
+    );
 }
