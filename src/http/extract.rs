@@ -30,7 +30,7 @@ impl FromRequestParts<AppState> for Authenticated {
     /// (429 then, before any lookup); a failure spends the address's budget, a success the
     /// principal's.
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let addr = super::ratelimit::client_ip(&parts.extensions);
+        let addr = state.limits.client_ip(&parts.extensions, &parts.headers);
         let header = parts.headers.get(header::AUTHORIZATION);
         let cert = parts.extensions.get::<ClientCertAuth>();
         let credentials = header.is_some() || cert.is_some();

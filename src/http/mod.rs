@@ -93,7 +93,14 @@ impl AppState {
 }
 
 impl AppState {
-    /// Use these rate limits instead of the defaults.
+    /// Use these rate limits instead of the defaults; `Err` names a bad `trusted_proxies`
+    /// entry.
+    pub fn try_with_rate_limits(mut self, config: RateLimitConfig) -> anyhow::Result<Self> {
+        self.limits = Arc::new(RateLimiter::try_new(config)?);
+        Ok(self)
+    }
+
+    /// Use these rate limits (trusting no proxy) instead of the defaults.
     pub fn with_rate_limits(mut self, config: RateLimitConfig) -> Self {
         self.limits = Arc::new(RateLimiter::new(config));
         self

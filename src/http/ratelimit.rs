@@ -39,6 +39,10 @@ pub struct RateLimitConfig {
     pub address_per_minute: u32,
     /// Unauthenticated or failed requests one address may send at once.
     pub address_burst: u32,
+    /// Proxies (addresses or CIDR blocks, `10.0.0.0/8`) whose `X-Forwarded-For` is believed:
+    /// behind them, the client address is the right-most entry that is not itself a trusted
+    /// proxy. Empty: the peer address is the client's (a forged header changes nothing).
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for RateLimitConfig {
@@ -51,6 +55,7 @@ impl Default for RateLimitConfig {
             principal_burst: 1_000,
             address_per_minute: 300,
             address_burst: 100,
+            trusted_proxies: vec![],
         }
     }
 }
@@ -59,6 +64,7 @@ impl Default for RateLimitConfig {
 #[derive(Debug)]
 pub struct RateLimiter {
     config: RateLimitConfig,
+    proxies: Vec<Cidr>,
     principals: Mutex<HashMap<String, Bucket>>,
     addresses: Mutex<HashMap<IpAddr, Bucket>>,
 }
@@ -72,9 +78,34 @@ struct Bucket {
 // === impl RateLimiter ===
 
 impl RateLimiter {
-    /// A limiter with `config`.
+    /// A limiter with `config`; `Err` names a `trusted_proxies` entry that is no address or
+    /// CIDR block.
+    pub fn try_new(config: RateLimitConfig) -> anyhow::Result<Self> {
+        let proxies = config
+            .trusted_proxies
+            .iter()
+            .map(|p| {
+                Cidr::parse(p).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "rate_limits.trusted_proxies: {p:?} is not an address or CIDR block \
+                         (10.0.0.0/8, 2001:db8::/32, 192.0.2.7)"
+                    )
+                })
+            })
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Self {
+            proxies,
+            ..Self::new(RateLimitConfig {
+                trusted_proxies: vec![],
+                ..config
+            })
+        })
+    }
+
+    /// A limiter with `config`, trusting no proxy (see [`RateLimiter::try_new`]).
     pub fn new(config: RateLimitConfig) -> Self {
         Self {
+            proxies: vec![],
             config,
             principals: Mutex::default(),
             addresses: Mutex::default(),
@@ -180,11 +211,77 @@ where
     Ok(())
 }
 
-/// The client's address, when the server knows it (not in router tests without a socket).
-pub fn client_ip(req_extensions: &axum::http::Extensions) -> Option<IpAddr> {
-    req_extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(a)| a.ip())
+/// An address block: an address and how many leading bits count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Cidr {
+    net: IpAddr,
+    bits: u8,
+}
+
+impl Cidr {
+    fn parse(s: &str) -> Option<Self> {
+        let (addr, bits) = match s.trim().split_once('/') {
+            Some((a, b)) => (a.parse::<IpAddr>().ok()?, Some(b.parse::<u8>().ok()?)),
+            None => (s.trim().parse::<IpAddr>().ok()?, None),
+        };
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let bits = bits.unwrap_or(max);
+        (bits <= max).then_some(Self { net: addr, bits })
+    }
+
+    fn contains(&self, ip: IpAddr) -> bool {
+        let (net, ip, width) = match (self.net, ip) {
+            (IpAddr::V4(n), IpAddr::V4(i)) => {
+                (u128::from(n.to_bits()), u128::from(i.to_bits()), 32)
+            }
+            (IpAddr::V6(n), IpAddr::V6(i)) => (n.to_bits(), i.to_bits(), 128),
+            _ => return false,
+        };
+        let shift = width - u32::from(self.bits);
+        shift >= width || (net >> shift) == (ip >> shift)
+    }
+}
+
+// === impl RateLimiter (addresses) ===
+
+impl RateLimiter {
+    /// The client's address: the peer's, or behind a trusted proxy the right-most
+    /// `X-Forwarded-For` entry that is not a trusted proxy. `None` without a socket (router
+    /// tests).
+    pub fn client_ip(
+        &self,
+        extensions: &axum::http::Extensions,
+        headers: &axum::http::HeaderMap,
+    ) -> Option<IpAddr> {
+        let peer = extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(a)| a.ip())?;
+        if !self.trusted(peer) {
+            return Some(peer);
+        }
+        // NB: right to left: each trusted proxy appended the address it saw; the first one no
+        // trusted proxy vouches for is the client (entries left of it may be forged).
+        let forwarded = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .collect::<Vec<_>>();
+        let mut client = peer;
+        for entry in forwarded.iter().rev() {
+            match entry.parse::<IpAddr>() {
+                Ok(ip) if self.trusted(ip) => client = ip,
+                Ok(ip) => return Some(ip),
+                Err(_) => return Some(client),
+            }
+        }
+        Some(client)
+    }
+
+    fn trusted(&self, ip: IpAddr) -> bool {
+        self.proxies.iter().any(|p| p.contains(ip))
+    }
 }
 
 /// Middleware: a request without credentials (no `Authorization` header, no verified client
@@ -200,7 +297,7 @@ pub async fn limit_anonymous(State(state): State<AppState>, req: Request, next: 
             .get::<crate::tls::ClientCertAuth>()
             .is_some();
     if !probe && !credentials {
-        let addr = client_ip(req.extensions());
+        let addr = state.limits.client_ip(req.extensions(), req.headers());
         if let Err(e) = state.limits.charge_address(addr, true) {
             return ApiError::from(e).into_response();
         }
@@ -269,6 +366,43 @@ mod tests {
         assert!(checks && first.is_ok());
         assert!(matches!(second, Err(Error::RateLimited { .. })));
         assert!(unlimited);
+    }
+
+    #[test]
+    fn behind_trusted_proxies_the_client_is_the_rightmost_untrusted_forwarded_address() {
+        // Arrange
+        let limiter = RateLimiter::try_new(RateLimitConfig {
+            trusted_proxies: vec!["10.0.0.0/8".into(), "192.0.2.7".into()],
+            ..RateLimitConfig::default()
+        })
+        .unwrap();
+        let with = |peer: &str, xff: Option<&str>| {
+            let mut ext = axum::http::Extensions::new();
+            ext.insert(ConnectInfo(SocketAddr::new(peer.parse().unwrap(), 1234)));
+            let mut headers = axum::http::HeaderMap::new();
+            if let Some(x) = xff {
+                headers.insert("x-forwarded-for", x.parse().unwrap());
+            }
+            limiter.client_ip(&ext, &headers).map(|ip| ip.to_string())
+        };
+
+        // Act / Assert: (peer, X-Forwarded-For, client).
+        let cases = [
+            ("203.0.113.9", Some("1.2.3.4"), "203.0.113.9"), // untrusted peer: header ignored
+            ("10.1.2.3", Some("1.2.3.4, 203.0.113.5"), "203.0.113.5"),
+            ("10.1.2.3", Some("203.0.113.5, 10.9.9.9"), "203.0.113.5"),
+            ("192.0.2.7", Some("198.51.100.1"), "198.51.100.1"),
+            ("10.1.2.3", None, "10.1.2.3"),
+            ("10.1.2.3", Some("garbage, 10.9.9.9"), "10.9.9.9"),
+        ];
+        for (peer, xff, client) in cases {
+            assert_eq!(with(peer, xff).as_deref(), Some(client), "{peer} {xff:?}");
+        }
+        let bad = RateLimiter::try_new(RateLimitConfig {
+            trusted_proxies: vec!["10.0.0.0/40".into()],
+            ..RateLimitConfig::default()
+        });
+        assert!(bad.unwrap_err().to_string().contains("10.0.0.0/40"));
     }
 
     #[test]

@@ -68,7 +68,8 @@ pub async fn assemble(config: &Config) -> anyhow::Result<(AppState, Background)>
     };
     Ok((
         AppState::new(service, Arc::new(authenticator(store, config).await?))
-            .with_rate_limits(config.rate_limits.clone()),
+            .try_with_rate_limits(config.rate_limits.clone())
+            .context("configuration [rate_limits]")?,
         background,
     ))
 }

@@ -76,7 +76,9 @@ impl App {
             Arc::new(Notify::new()),
         );
         let auth = Authenticator::new(store.clone()).with_oidc(oidc);
-        let state = AppState::new(service, Arc::new(auth)).with_rate_limits(limits);
+        let state = AppState::new(service, Arc::new(auth))
+            .try_with_rate_limits(limits)
+            .unwrap();
         let ca = pki::Ca::new("access test CA");
         let server_pem = ca.server("vcm", 1);
         let (cert_file, key_file, ca_file) = (

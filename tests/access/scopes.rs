@@ -280,3 +280,44 @@ async fn a_principal_over_its_budget_gets_429_with_retry_after_and_others_do_not
     );
     assert_eq!(healthz, StatusCode::OK, "probes are never limited");
 }
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_failure_budget() {
+    // Arrange: the test client on 127.0.0.1 plays the proxy.
+    let app = App::start(RateLimitConfig {
+        address_per_minute: 1,
+        address_burst: 2,
+        trusted_proxies: vec!["127.0.0.1".into()],
+        ..RateLimitConfig::default()
+    })
+    .await;
+    let wrong = bearer(TokenSecret::generate().expose());
+    let from = |client: &'static str| {
+        let (app, wrong) = (&app, wrong.clone());
+        async move {
+            app.http
+                .get(format!("{}/v1/clusters", app.base))
+                .header("authorization", wrong)
+                .header("x-forwarded-for", format!("198.51.100.77, {client}"))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+
+    // Act
+    let mut guesser = vec![];
+    for _ in 0..3 {
+        guesser.push(from("203.0.113.5").await);
+    }
+    let neighbour = from("203.0.113.6").await;
+
+    // Assert
+    assert_eq!(guesser, [401, 401, 429], "one forwarded client runs out");
+    assert_eq!(
+        neighbour, 401,
+        "another client behind the same proxy still gets an answer"
+    );
+}
