@@ -117,7 +117,7 @@ pub struct ClusterView {
     pub id: String,
     /// Name, unique among live clusters.
     pub name: String,
-    /// Creating principal (`token:<name>`).
+    /// Creating principal (`token:<id>`, `cert:<name>`, `oidc:<issuer>/<sub>`, `sa:<host>/<ns>/<sa>`).
     pub owner: String,
     /// Owner's team.
     pub team: Option<String>,

@@ -85,7 +85,7 @@ pub struct ListArgs {
     /// Only this phase (`Pending`, `Provisioning`, `Ready`, `Deleting`, `Deleted`, `Failed`).
     #[arg(long)]
     pub phase: Option<String>,
-    /// Only this owner (`token:<name>`).
+    /// Only this owner (`token:<id>`, see `vcm whoami`).
     #[arg(long)]
     pub owner: Option<String>,
     /// Only clusters with label `key=value`; repeat to require several.

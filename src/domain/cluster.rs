@@ -159,7 +159,7 @@ pub struct Cluster {
     pub id: ClusterId,
     /// Unique among live clusters.
     pub name: ClusterName,
-    /// The principal that created it (`token:<name>`).
+    /// The principal that created it (its subject, `token:<id>` for API tokens).
     pub owner: String,
     /// The owner's team, if any.
     pub team: Option<String>,

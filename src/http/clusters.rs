@@ -88,7 +88,7 @@ async fn create(
     get, path = "/v1/clusters", tag = "clusters",
     params(
         ("phase" = Option<String>, Query, description = "Only this phase"),
-        ("owner" = Option<String>, Query, description = "Only this owner (`token:<name>`)"),
+        ("owner" = Option<String>, Query, description = "Only this owner (`token:<id>`, see `vcm whoami`)"),
         ("label" = Option<Vec<String>>, Query, description = "`key=value`; repeat to AND"),
         ("limit" = Option<usize>, Query, description = "1 to 500, default 100"),
         ("cursor" = Option<String>, Query, description = "A previous page's `next_cursor`"),

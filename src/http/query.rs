@@ -9,7 +9,7 @@ use crate::store::{ClusterFilter, Cursor};
 pub const DEFAULT_LIMIT: usize = 100;
 /// Largest `limit`: a page of full cluster records stays well under a megabyte.
 pub const MAX_LIMIT: usize = 500;
-/// Longest `owner` filter: principals are `token:<name>` and the like, far shorter; a bound
+/// Longest `owner` filter: principals are `token:<id>` and the like, far shorter; a bound
 /// keeps a query from carrying megabytes into the store.
 pub const MAX_OWNER_CHARS: usize = 256;
 /// Longest creation time in a cursor (milliseconds; 15 digits reach the year 33658) and its
