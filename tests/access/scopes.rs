@@ -321,3 +321,26 @@ async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_failure_budget
         "another client behind the same proxy still gets an answer"
     );
 }
+
+#[tokio::test]
+async fn an_authorization_header_that_is_not_utf8_is_a_401_saying_so() {
+    // Arrange
+    let app = App::start(generous()).await;
+    let raw = reqwest::header::HeaderValue::from_bytes(b"Bearer vcm_\xff\xfe").unwrap();
+
+    // Act
+    let res = app
+        .http
+        .get(format!("{}/v1/clusters", app.base))
+        .header("authorization", raw)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    let body: Value = res.json().await.unwrap();
+
+    // Assert
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let msg = body["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("malformed Authorization header"), "{msg}");
+}
