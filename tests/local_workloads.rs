@@ -4,12 +4,18 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tokio::sync::Notify;
+use vcm::api::CreateClusterRequest;
 use vcm::controlplane::{KubeBins, find_processes, is_alive, is_port_held, kill_group};
-use vcm::domain::{Cluster, ClusterName, Phase};
+use vcm::domain::{Cluster, ClusterId, ClusterName, DeleteReason, Phase, Principal, Role};
 use vcm::driver::local::LocalDriver;
 use vcm::driver::{Driver, Ensured};
+use vcm::reconciler::Reconciler;
+use vcm::service::{ClusterPolicy, ClusterService};
+use vcm::store::SqliteStore;
 
 /// Kills every process under the driver's root when the test ends, however it ends.
 struct Guard(LocalDriver, tempfile::TempDir);
@@ -88,15 +94,6 @@ async fn ready_cluster() -> (Guard, Cluster, Kubectl) {
     let kubeconfig = guard.1.path().join("ci.kubeconfig");
     ci.write(&kubeconfig).unwrap();
     (guard, c, Kubectl { kubeconfig })
-}
-
-/// Every process of cluster `c` (API server and components) under the guard's root.
-fn processes_of(guard: &Guard, c: &Cluster) -> Vec<(u32, Vec<String>)> {
-    let root = guard.0.root().display().to_string();
-    find_processes(c.id.as_str())
-        .into_iter()
-        .filter(|(_, argv)| argv.iter().any(|a| a.contains(&root)))
-        .collect()
 }
 
 /// Resident memory of `pid` in KiB (0 if it is gone).
@@ -242,23 +239,82 @@ async fn a_local_cluster_rolls_out_deployments_completes_jobs_cascades_and_delet
     );
 }
 
+/// The engine (service and reconciler over a SQLite file) on a real local driver, as
+/// `vcm server --dev` runs it; dropping it kills every process under its directory.
+struct App {
+    service: ClusterService,
+    reconciler: Reconciler,
+    driver: Arc<LocalDriver>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        self.driver.kill_all_processes();
+    }
+}
+
+async fn mk_app() -> App {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("vcm.db").display());
+    let store = Arc::new(SqliteStore::open(&db).await.unwrap());
+    let driver = Arc::new(
+        LocalDriver::new(dir.path().join("local"), KubeBins::locate())
+            .unwrap_or_else(|e| panic!("{e:#}")),
+    );
+    let wake = Arc::new(Notify::new());
+    let service = ClusterService::new(
+        store,
+        driver.clone(),
+        ClusterPolicy::default(),
+        wake.clone(),
+    );
+    // NB: a short health-check interval, so a dead component is noticed within the test.
+    let reconciler = Reconciler::new(service.clone(), wake, 2)
+        .with_health_check_interval(Duration::from_millis(200));
+    App {
+        service,
+        reconciler,
+        driver,
+        _dir: dir,
+    }
+}
+
+fn who() -> Principal {
+    Principal::token("t-ci", "ci", Role::Admin, None)
+}
+
+/// Every process of cluster `id` (API server and components) under the driver's root.
+fn processes_of(driver: &LocalDriver, id: &ClusterId) -> Vec<(u32, Vec<String>)> {
+    let root = driver.root().display().to_string();
+    find_processes(id.as_str())
+        .into_iter()
+        .filter(|(_, argv)| argv.iter().any(|a| a.contains(&root)))
+        .collect()
+}
+
 #[tokio::test]
 async fn a_killed_controller_manager_is_restarted_by_the_health_check_and_delete_leaves_no_process()
 {
-    // Arrange: a Ready cluster; its controller-manager is SIGKILLed.
-    let (guard, c, kubectl) = ready_cluster().await;
-    let port: u16 = guard
-        .0
-        .admin_kubeconfig(&c)
-        .await
-        .unwrap()
-        .server
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let rss_kib: Vec<(String, u64)> = processes_of(&guard, &c)
+    // Arrange: a Ready cluster, its kubeconfig, and its controller-manager SIGKILLed.
+    let app = mk_app().await;
+    let req = CreateClusterRequest {
+        name: Some("heal".into()),
+        ..Default::default()
+    };
+    let (c, _) = app.service.create(&who(), req, None).await.unwrap();
+    app.reconciler.reconcile_until_idle(50).await;
+    let store = app.service.store();
+    let ready = store.get_cluster(&c.id).await.unwrap().unwrap();
+    assert_eq!(ready.phase, Phase::Ready, "{}", ready.message);
+    eprintln!("through the engine: {}", ready.message);
+    let dir = tempfile::tempdir().unwrap();
+    let kubectl = Kubectl {
+        kubeconfig: dir.path().join("ci.kubeconfig"),
+    };
+    let handed_out = app.service.kubeconfig(&who(), "heal", None).await.unwrap();
+    handed_out.write(&kubectl.kubeconfig).unwrap();
+    let rss_kib: Vec<(String, u64)> = processes_of(&app.driver, &c.id)
         .into_iter()
         .map(|(pid, argv)| (argv[0].rsplit('/').next().unwrap().to_owned(), rss_kib(pid)))
         .collect();
@@ -266,7 +322,7 @@ async fn a_killed_controller_manager_is_restarted_by_the_health_check_and_delete
         "memory of one idle cluster: {} MiB ({rss_kib:?} KiB)",
         rss_kib.iter().map(|(_, k)| k).sum::<u64>() / 1024
     );
-    let kcm: Vec<u32> = processes_of(&guard, &c)
+    let kcm: Vec<u32> = processes_of(&app.driver, &c.id)
         .into_iter()
         .filter(|(_, argv)| argv.iter().any(|a| a.contains("kube-controller-manager")))
         .map(|(pid, _)| pid)
@@ -280,32 +336,51 @@ async fn a_killed_controller_manager_is_restarted_by_the_health_check_and_delete
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
-    // Act: the health check of a Ready cluster (what the reconciler runs every interval).
-    let healed = guard.0.ensure(&c).await.unwrap();
+    // Act: the health check comes round.
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    app.reconciler.reconcile_until_idle(50).await;
 
-    // Assert: reported as a restart (the reconciler makes it an event), and controllers work.
-    let Ensured::Restarted { message, .. } = healed else {
-        panic!("expected a restart, got {healed:?}")
-    };
-    assert!(message.contains("kube-controller-manager"), "{message}");
+    // Assert: Ready, an event names the restart, and controllers work again.
+    let after = store.get_cluster(&c.id).await.unwrap().unwrap();
+    assert_eq!(after.phase, Phase::Ready, "{}", after.message);
+    let events = store.list_events(&c.id).await.unwrap();
+    assert!(
+        events.iter().any(|e| e.kind == "control_plane_restarted"
+            && e.message.contains("kube-controller-manager")),
+        "{events:?}"
+    );
     kubectl
         .run(&["create", "deployment", "after", "--image=nginx"])
         .await;
     kubectl
         .run(&["rollout", "status", "deploy/after", "--timeout=60s"])
         .await;
-    let again = guard.0.ensure(&c).await.unwrap();
-    assert!(matches!(again, Ensured::Ready { .. }), "{again:?}");
 
     // Act: delete.
-    guard.0.delete(&c.id).await.unwrap();
+    app.service
+        .delete(&who(), "heal", DeleteReason::Requested)
+        .await
+        .unwrap();
+    app.reconciler.reconcile_until_idle(50).await;
 
     // Assert: no process, directory or port of the cluster is left.
-    let left = processes_of(&guard, &c);
+    assert_eq!(
+        store.get_cluster(&c.id).await.unwrap().unwrap().phase,
+        Phase::Deleted
+    );
+    let left = processes_of(&app.driver, &c.id);
     assert!(left.is_empty(), "processes left: {left:?}");
     for dir in ["clusters", "components"] {
-        let path = guard.0.root().join(dir).join(c.id.as_str());
+        let path = app.driver.root().join(dir).join(c.id.as_str());
         assert!(!path.exists(), "{} leaked", path.display());
     }
+    let port: u16 = after
+        .endpoint
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(!is_port_held(port), "the API server's port is given back");
 }
