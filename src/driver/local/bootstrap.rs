@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use kube::Api;
@@ -26,8 +27,7 @@ pub(super) async fn bootstrap(client: &kube::Client) -> Result<(), DriverError> 
             {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch"]},
             {"apiGroups": [""], "resources": ["nodes/status", "pods/status"], "verbs": ["patch", "update"]},
             {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "patch", "update", "delete"]},
-            {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch", "update", "get", "list", "watch"]},
-            {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch", "update"]},
+            {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"]},
             {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create", "get", "list", "watch", "patch", "update"]},
         ],
     }))?;
@@ -65,6 +65,20 @@ pub(super) async fn bootstrap(client: &kube::Client) -> Result<(), DriverError> 
         "status": {"allocatable": capacity, "capacity": capacity},
     }))?;
     created(Api::<Node>::all(client.clone()).create(&pp, &node).await)
+}
+
+/// Delete the fake node's lease, held by a kwok that is gone: a new kwok (another holder
+/// identity) would otherwise wait for it to expire (40 s) before it manages the node and its
+/// pods again.
+pub(super) async fn release_node_lease(client: &kube::Client) -> Result<(), DriverError> {
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
+    match leases.delete(NODE_NAME, &Default::default()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(DriverError::Transient(format!(
+            "deleting the lease of node {NODE_NAME} for a new kwok: {e}"
+        ))),
+    }
 }
 
 /// Wait until the fake node is Ready and the `default` ServiceAccount exists: then a pod can be

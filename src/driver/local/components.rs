@@ -13,7 +13,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::bootstrap::{bootstrap, wait_workload_ready};
+use super::bootstrap::{bootstrap, release_node_lease, wait_workload_ready};
 use super::{LocalDriver, READY_TIMEOUT, stop, transient};
 use crate::controlplane::{
     Kubeconfig, KubeconfigUser, Pki, Supervised, SupervisedOptions, find_processes,
@@ -59,7 +59,7 @@ impl Component {
         }
     }
 
-    /// The client certificate's user and groups. The controller-manager and scheduler use the
+    /// The client certificate's user (no groups). The controller-manager and scheduler use the
     /// names the built-in RBAC bindings (`system:kube-controller-manager`,
     /// `system:kube-scheduler`, `system:volume-scheduler`) grant their least privilege to.
     fn user(self) -> &'static str {
@@ -174,6 +174,9 @@ impl LocalDriver {
             .await
             .map_err(transient("connecting to the cluster's API server"))?;
         bootstrap(&client).await?;
+        if self.component_pids(id, Component::Kwok).is_empty() {
+            release_node_lease(&client).await?;
+        }
         let started = self.start_missing_components(id, port).await?;
         if provisioning {
             wait_workload_ready(&client, READY_TIMEOUT)
