@@ -19,6 +19,7 @@
 
 mod apiserver;
 mod bootstrap;
+mod component;
 mod components;
 mod etcd;
 

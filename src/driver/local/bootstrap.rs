@@ -10,7 +10,7 @@ use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use kube::Api;
 use kube::api::PostParams;
 
-use super::components::{KWOK_USER, NODE_NAME};
+use super::component::{KWOK_USER, NODE_NAME};
 use crate::driver::DriverError;
 use crate::poll::Poll;
 

@@ -14,121 +14,13 @@
 use std::path::{Path, PathBuf};
 
 use super::bootstrap::{bootstrap, release_node_lease, wait_workload_ready};
+use super::component::Component;
 use super::{LocalDriver, READY_TIMEOUT, stop, transient};
 use crate::controlplane::{
     Kubeconfig, KubeconfigUser, Pki, Supervised, SupervisedOptions, find_processes,
 };
 use crate::domain::{Cluster, ClusterId, Phase};
 use crate::driver::{DriverError, Ensured};
-
-/// The name of the one fake node kwok manages in every local cluster.
-pub const NODE_NAME: &str = "kwok-node-0";
-
-/// The user kwok authenticates as; bound to the `vcm:kwok` ClusterRole (see `bootstrap`).
-pub(super) const KWOK_USER: &str = "vcm:kwok";
-
-/// kwok's stage files (v0.8 has no built-in stages), beside the kwok binary.
-const KWOK_STAGES: [&str; 5] = [
-    "node-initialize.yaml",
-    "node-heartbeat-with-lease.yaml",
-    "pod-ready.yaml",
-    "pod-complete.yaml",
-    "pod-delete.yaml",
-];
-
-/// One process of a local cluster besides its API server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Component {
-    ControllerManager,
-    Scheduler,
-    Kwok,
-}
-
-// === impl Component ===
-
-impl Component {
-    /// In start order: the controllers before the node, so the node's pods have a scheduler.
-    pub(super) const ALL: [Self; 3] = [Self::ControllerManager, Self::Scheduler, Self::Kwok];
-
-    /// The binary (and the base name of its kubeconfig and log).
-    pub(super) fn binary(self) -> &'static str {
-        match self {
-            Self::ControllerManager => "kube-controller-manager",
-            Self::Scheduler => "kube-scheduler",
-            Self::Kwok => "kwok",
-        }
-    }
-
-    /// The client certificate's user (no groups). The controller-manager and scheduler use the
-    /// names the built-in RBAC bindings (`system:kube-controller-manager`,
-    /// `system:kube-scheduler`, `system:volume-scheduler`) grant their least privilege to.
-    fn user(self) -> &'static str {
-        match self {
-            Self::ControllerManager => "system:kube-controller-manager",
-            Self::Scheduler => "system:kube-scheduler",
-            Self::Kwok => KWOK_USER,
-        }
-    }
-
-    fn kubeconfig(self, dir: &Path) -> PathBuf {
-        dir.join(format!("{}.kubeconfig", self.binary()))
-    }
-
-    /// The flag that identifies this process of the cluster whose components live in `dir`.
-    fn marker(self, dir: &Path) -> String {
-        format!("--kubeconfig={}", self.kubeconfig(dir).display())
-    }
-
-    fn args(self, driver: &LocalDriver, dir: &Path) -> Result<Vec<String>, DriverError> {
-        let mut args = vec![self.marker(dir)];
-        match self {
-            Self::ControllerManager => args.extend([
-                "--secure-port=0".into(),
-                "--leader-elect=false".into(),
-                "--controllers=*".into(),
-                // NB: each controller gets its own ServiceAccount token, so what one controller
-                // may do is what its built-in role says, not what the manager's identity may.
-                "--use-service-account-credentials=true".into(),
-                format!("--root-ca-file={}", dir.join("ca.crt").display()),
-                format!(
-                    "--service-account-private-key-file={}",
-                    dir.join("sa.key").display()
-                ),
-                "--kube-api-qps=100".into(),
-                "--kube-api-burst=200".into(),
-            ]),
-            Self::Scheduler => {
-                args.extend(["--secure-port=0".into(), "--leader-elect=false".into()]);
-            }
-            Self::Kwok => {
-                let stages = driver
-                    .bins
-                    .dir_of("kwok")
-                    .map_err(|e| DriverError::Permanent(e.to_string()))?
-                    .join("kwok-stages");
-                args.extend([
-                    "--manage-all-nodes=false".into(),
-                    "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake".into(),
-                    "--cidr=10.244.0.0/16".into(),
-                    "--node-ip=10.244.0.1".into(),
-                    "--node-lease-duration-seconds=40".into(),
-                ]);
-                for stage in KWOK_STAGES {
-                    let path = stages.join(stage);
-                    if !path.is_file() {
-                        return Err(DriverError::Permanent(format!(
-                            "kwok stage file {} is missing; rebuild the binaries with `{}`",
-                            path.display(),
-                            crate::controlplane::BUILD_COMMAND
-                        )));
-                    }
-                    args.push(format!("--config={}", path.display()));
-                }
-            }
-        }
-        Ok(args)
-    }
-}
 
 // === impl LocalDriver ===
 
@@ -158,6 +50,9 @@ impl LocalDriver {
             .and_then(|p| p.parse().ok())
             .ok_or_else(|| DriverError::Transient(format!("no port in {endpoint}")))?;
         let provisioning = cluster.phase != Phase::Ready;
+        if provisioning {
+            self.retarget_components(id, &endpoint).await?;
+        }
         let missing = Component::ALL
             .iter()
             .any(|c| self.component_pids(id, *c).is_empty());
@@ -202,6 +97,33 @@ impl LocalDriver {
             None => message,
         };
         Ok(Ensured::Restarted { endpoint, message })
+    }
+
+    /// Stop each component of a cluster being provisioned whose kubeconfig names another API
+    /// server (it came back on a new port before anything was handed out) and remove that
+    /// kubeconfig, so the component starts again against `endpoint`.
+    async fn retarget_components(&self, id: &ClusterId, endpoint: &str) -> Result<(), DriverError> {
+        let dir = self.components_dir(id);
+        for component in Component::ALL {
+            let path = component.kubeconfig(&dir);
+            let Ok(file) = kube::config::Kubeconfig::read_from(&path) else {
+                continue;
+            };
+            let server = file
+                .clusters
+                .first()
+                .and_then(|c| c.cluster.as_ref()?.server.clone());
+            if server.as_deref() == Some(endpoint) {
+                continue;
+            }
+            tracing::info!(cluster.id = %id, ?server, endpoint, "{} follows the API server to its new port", component.binary());
+            for pid in self.component_pids(id, component) {
+                stop(pid).await;
+            }
+            std::fs::remove_file(&path)
+                .map_err(|e| DriverError::Transient(format!("removing {}: {e}", path.display())))?;
+        }
+        Ok(())
     }
 
     /// The running processes of `component` in cluster `id`.
