@@ -73,7 +73,9 @@ impl LocalDriver {
             release_node_lease(&client).await?;
         }
         let started = self.start_missing_components(id, port).await?;
-        if provisioning {
+        // NB: `started` is empty only when what was missing came back meanwhile (another
+        // ensure of the same cluster): nothing was repaired here.
+        if provisioning || started.is_empty() {
             wait_workload_ready(&client, READY_TIMEOUT)
                 .await
                 .map_err(|e| DriverError::Transient(format!("{e:#}{}", self.component_logs(id))))?;
