@@ -1,9 +1,12 @@
 //! The local driver: each cluster is a real kube-apiserver process on 127.0.0.1 with its own
 //! CA, serving certificate and service-account keys, backed by one etcd that vcm starts and
-//! supervises. Each cluster's data lives under its own etcd prefix (`/vcm/<id>/`).
+//! supervises. Each cluster's data lives under its own etcd prefix (`/vcm/<id>/`). Beside the
+//! API server run its kube-controller-manager, kube-scheduler and kwok with one fake node
+//! (`components`), so Deployments roll out, namespaces finish deleting and pods reach Running.
 //!
 //! NB: one shared etcd, not one per cluster: it is already running when a cluster is created, so
-//! create-to-Ready is the API server's own start-up plus certificate generation. Deleting a
+//! create-to-Ready is the API server's own start-up plus certificate generation, plus the
+//! components' start until the node is Ready. Deleting a
 //! cluster removes its prefix with etcd's JSON gateway (`/v3/kv/deleterange`).
 //!
 //! Processes are found by their command line (`--cert-dir=<root>/clusters/<id>`), not by pid
@@ -14,6 +17,10 @@
 //! that port with the same certificates and keys, or the cluster is reported lost; the port
 //! stays held by this process (`controlplane::ports`) until the cluster is deleted.
 
+mod apiserver;
+mod bootstrap;
+mod component;
+mod components;
 mod etcd;
 
 use std::path::{Path, PathBuf};
@@ -22,14 +29,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::Mutex;
 
-use self::etcd::etcd_healthy;
-
 use super::{BUILTIN_SIZES, Driver, DriverError, Ensured, HostInfo, LocalSize};
 use crate::controlplane::{
-    ApiServer, ApiServerOptions, KubeBins, Kubeconfig, KubeconfigUser, MissingBinary, Pki,
-    find_processes, hold_port, kill_group, release_port,
+    ApiServerOptions, KubeBins, Kubeconfig, KubeconfigUser, MissingBinary, Pki, find_processes,
+    hold_port, kill_group, release_port,
 };
-use crate::domain::{Cluster, ClusterId, Phase};
+use crate::domain::{Cluster, ClusterId};
 
 /// How long a new API server may take to answer `/readyz`.
 const READY_TIMEOUT: Duration = Duration::from_secs(90);
@@ -54,10 +59,18 @@ pub struct LocalDriver {
 
 impl LocalDriver {
     /// A driver keeping its state under `root` (`<data-dir>/local`). Fails with the build
-    /// command if `etcd` or `kube-apiserver` cannot be found.
+    /// command if a control-plane binary (etcd, kube-apiserver, kube-controller-manager,
+    /// kube-scheduler, kwok) cannot be found.
     pub fn new(root: impl Into<PathBuf>, bins: KubeBins) -> anyhow::Result<Self> {
-        bins.get("etcd")?;
-        bins.get("kube-apiserver")?;
+        for name in [
+            "etcd",
+            "kube-apiserver",
+            "kube-controller-manager",
+            "kube-scheduler",
+            "kwok",
+        ] {
+            bins.get(name)?;
+        }
         let root = root.into();
         std::fs::create_dir_all(root.join("clusters"))?;
         // NB: the command-line match below relies on an absolute, canonical root.
@@ -166,63 +179,13 @@ impl LocalDriver {
         opts.ready_timeout = READY_TIMEOUT;
         opts.extra_args = size.apiserver_args();
         opts.env = size.apiserver_env();
+        // The controller-manager creates each namespace's `default` ServiceAccount.
+        opts.service_account_admission = true;
         Ok(opts)
     }
 
-    /// Bring a Ready cluster's dead API server back on its port with its certificates and
-    /// keys, so every kubeconfig and token handed out keeps working; `Lost` if that cannot be.
-    async fn restart(
-        &self,
-        cluster: &Cluster,
-        etcd_port: u16,
-        recorded: Option<u16>,
-    ) -> Result<Ensured, DriverError> {
-        let id = &cluster.id;
-        let dir = self.cluster_dir(id);
-        let lost = |why: String| DriverError::Lost(format!("kube-apiserver died and {why}"));
-        let Some(port) = recorded else {
-            return Err(lost(format!(
-                "its port record {} is gone",
-                dir.join("port").display()
-            )));
-        };
-        hold_port(port);
-        if Pki::existing(&dir).is_none() {
-            return Err(lost(format!(
-                "its certificates under {} are gone",
-                dir.display()
-            )));
-        }
-        // An etcd that runs but does not answer is worth waiting for; it is not this cluster's
-        // loss.
-        etcd_healthy(etcd_port).await?;
-        let mut opts = self.apiserver_options(cluster, etcd_port)?;
-        opts.port = Some(port);
-        // NB: a failed start here is final (the cluster fails as lost) rather than retried:
-        // etcd is healthy and the certificates are there, so what keeps the API server
-        // off its own port (the port taken by another program, a broken binary) does not heal
-        // by itself, and a CI job is better told than left with a dead endpoint.
-        let server = match ApiServer::start(&self.bins, &opts).await {
-            Ok(server) => server,
-            Err(e) => {
-                return Err(lost(format!(
-                    "could not be restarted on port {port}: {e:#}"
-                )));
-            }
-        };
-        let endpoint = server.endpoint();
-        let pid = server.detach();
-        tracing::warn!(pid, %endpoint, "kube-apiserver was down; restarted on its port");
-        Ok(Ensured::Restarted {
-            endpoint,
-            message: format!(
-                "kube-apiserver was not running; restarted on port {port} (pid {pid}) with the \
-                 same certificates and issuer, so issued kubeconfigs keep working"
-            ),
-        })
-    }
-
-    /// Kill every process this driver started under its root (API servers and etcd), without
+    /// Kill every process this driver started under its root (API servers, their components
+    /// and etcd), without
     /// touching records or files. For tests and for operators tearing a machine down.
     pub fn kill_all_processes(&self) -> usize {
         let procs = find_processes(&self.root.display().to_string());
@@ -267,67 +230,13 @@ impl Driver for LocalDriver {
 
     #[tracing::instrument(skip_all, err(level = "warn"), fields(cluster.id = %cluster.id))]
     async fn ensure(&self, cluster: &Cluster) -> Result<Ensured, DriverError> {
-        let etcd_port = self.ensure_etcd().await?;
-        let id = &cluster.id;
-        let dir = self.cluster_dir(id);
-        // NB: once Ready, kubeconfigs naming the port (and tokens naming the issuer
-        // `https://127.0.0.1:<port>`) are out there: the control plane may only ever come back
-        // on that port, and a cluster that cannot is lost.
-        let handed_out = cluster.phase == Phase::Ready;
-        if let Some((pid, port)) = self.apiserver_of(id) {
-            // Re-adopt: it runs; is it serving?
-            hold_port(port);
-            let pki = Pki::existing(&dir)
-                .ok_or_else(|| DriverError::Transient("cluster PKI missing".into()))?;
-            let endpoint = format!("https://127.0.0.1:{port}");
-            let timeout = if handed_out {
-                LIVENESS_TIMEOUT
-            } else {
-                READY_TIMEOUT
-            };
-            return match crate::controlplane::wait_ready(&endpoint, &pki, timeout, None).await {
-                Ok(()) => Ok(Ensured::Ready { endpoint }),
-                Err(e) => {
-                    // NB: /readyz includes the API server's own etcd check: when the shared
-                    // etcd is what is slow, every cluster would fail it, and restarting them all
-                    // would not help. Wait for etcd instead.
-                    etcd_healthy(etcd_port).await?;
-                    tracing::warn!(pid, error = %format!("{e:#}"), "adopted kube-apiserver is not ready; restarting it");
-                    stop(pid).await;
-                    Err(DriverError::Transient(format!(
-                        "kube-apiserver was not ready and was stopped to be restarted: {e:#}"
-                    )))
-                }
-            };
-        }
-        let recorded = self.port_of(id);
-        if handed_out {
-            return self.restart(cluster, etcd_port, recorded).await;
-        }
-        let mut opts = self.apiserver_options(cluster, etcd_port)?;
-        opts.port = recorded.filter(|p| {
-            hold_port(*p);
-            let free = std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok();
-            if !free {
-                // Another program took it: not ours any more, and this cluster takes a new one
-                // (nothing was handed out yet).
-                release_port(*p);
-            }
-            free
-        });
-        let server = ApiServer::start(&self.bins, &opts)
-            .await
-            .map_err(start_error)?;
-        std::fs::write(dir.join("port"), server.port().to_string())
-            .map_err(transient("recording the API server port"))?;
-        let endpoint = server.endpoint();
-        let pid = server.detach();
-        tracing::info!(pid, %endpoint, "kube-apiserver ready");
-        Ok(Ensured::Ready { endpoint })
+        let apiserver = self.ensure_apiserver(cluster).await?;
+        self.ensure_components(cluster, apiserver).await
     }
 
     #[tracing::instrument(skip_all, err(level = "warn"), fields(cluster.id = %id))]
     async fn delete(&self, id: &ClusterId) -> Result<(), DriverError> {
+        self.stop_components(id).await?;
         let running = self.apiserver_of(id);
         if let Some((pid, _)) = running {
             stop(pid).await;
@@ -341,15 +250,16 @@ impl Driver for LocalDriver {
         // NB: the port is given back only now: until the cluster is gone for good, a restart
         // must find it free (see `controlplane::ports`).
         let ports = [running.map(|(_, port)| port), self.port_of(id)];
-        let dir = self.cluster_dir(id);
-        match std::fs::remove_dir_all(&dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(DriverError::Transient(format!(
-                    "removing {}: {e}",
-                    dir.display()
-                )));
+        for dir in [self.components_dir(id), self.cluster_dir(id)] {
+            match std::fs::remove_dir_all(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(DriverError::Transient(format!(
+                        "removing {}: {e}",
+                        dir.display()
+                    )));
+                }
             }
         }
         ports.into_iter().flatten().for_each(release_port);
@@ -378,6 +288,11 @@ impl Driver for LocalDriver {
                     .map(|s| ClusterId::from_stored(s.to_owned()))
             })
             .collect();
+        for id in self.component_cluster_ids() {
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
         // Processes whose directory is gone still count (a crash between the two steps).
         let prefix = format!("--cert-dir={}/", self.root.join("clusters").display());
         for (_, argv) in find_processes(&prefix) {

@@ -1,0 +1,135 @@
+//! What a local cluster's API server holds for its components, and the check that they work:
+//! kwok's ClusterRole and binding, the fake node, and readiness (the node is Ready and the
+//! `default` namespace has its `default` ServiceAccount).
+
+use std::time::Duration;
+
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Node, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use kube::Api;
+use kube::api::PostParams;
+
+use super::component::{KWOK_USER, NODE_NAME};
+use crate::driver::DriverError;
+use crate::poll::Poll;
+
+/// Create, once, what the components need in the cluster (an object that exists is kept).
+pub(super) async fn bootstrap(client: &kube::Client) -> Result<(), DriverError> {
+    let pp = PostParams::default();
+    // NB: kwok gets the rules of its own upstream ClusterRole (kustomize/rbac/role.yaml in
+    // kwok v0.8.0), without the kwok.x-k8s.io CRDs (not enabled here), rather than
+    // `system:masters`: it reads nodes, writes node and pod status, deletes pods (graceful
+    // deletion, as a kubelet does), renews node leases and records events.
+    let role: ClusterRole = object(serde_json::json!({
+        "metadata": {"name": KWOK_USER, "labels": {"app.kubernetes.io/managed-by": "vcm"}},
+        "rules": [
+            {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch"]},
+            {"apiGroups": [""], "resources": ["nodes/status", "pods/status"], "verbs": ["patch", "update"]},
+            {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "patch", "update", "delete"]},
+            {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"]},
+            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create", "get", "list", "watch", "patch", "update"]},
+        ],
+    }))?;
+    created(
+        Api::<ClusterRole>::all(client.clone())
+            .create(&pp, &role)
+            .await,
+    )?;
+    let binding: ClusterRoleBinding = object(serde_json::json!({
+        "metadata": {"name": KWOK_USER, "labels": {"app.kubernetes.io/managed-by": "vcm"}},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": KWOK_USER},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": KWOK_USER}],
+    }))?;
+    created(
+        Api::<ClusterRoleBinding>::all(client.clone())
+            .create(&pp, &binding)
+            .await,
+    )?;
+    // NB: a small node, like one CI runner's worth; kwok keeps it Ready and its pods Running.
+    let capacity = serde_json::json!({
+        "cpu": "4", "memory": "16Gi", "ephemeral-storage": "100Gi", "pods": "110",
+    });
+    let node: Node = object(serde_json::json!({
+        "metadata": {
+            "name": NODE_NAME,
+            "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+            "labels": {
+                "type": "kwok",
+                "kubernetes.io/hostname": NODE_NAME,
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64",
+            },
+        },
+        "spec": {"providerID": format!("kwok://{NODE_NAME}")},
+        "status": {"allocatable": capacity, "capacity": capacity},
+    }))?;
+    created(Api::<Node>::all(client.clone()).create(&pp, &node).await)
+}
+
+/// Delete the fake node's lease, held by a kwok that is gone: a new kwok (another holder
+/// identity) would otherwise wait for it to expire (40 s) before it manages the node and its
+/// pods again.
+pub(super) async fn release_node_lease(client: &kube::Client) -> Result<(), DriverError> {
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
+    match leases.delete(NODE_NAME, &Default::default()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(DriverError::Transient(format!(
+            "deleting the lease of node {NODE_NAME} for a new kwok: {e}"
+        ))),
+    }
+}
+
+/// Wait until the fake node is Ready and the `default` ServiceAccount exists: then a pod can be
+/// created, scheduled and run.
+pub(super) async fn wait_workload_ready(
+    client: &kube::Client,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), "default");
+    let what = format!("node {NODE_NAME} Ready and ServiceAccount default/default");
+    crate::poll::until(&what, timeout, Duration::from_millis(200), || {
+        let (nodes, sas) = (nodes.clone(), sas.clone());
+        async move {
+            let ready = match nodes.get_opt(NODE_NAME).await {
+                Ok(node) => node
+                    .and_then(|n| n.status?.conditions)
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True"),
+                Err(e) => return Ok(Poll::Pending(format!("reading the node: {e}"))),
+            };
+            if !ready {
+                return Ok(Poll::Pending(format!(
+                    "node {NODE_NAME} is not Ready (kwok)"
+                )));
+            }
+            Ok(match sas.get_opt("default").await {
+                Ok(Some(_)) => Poll::Ready(()),
+                Ok(None) => {
+                    Poll::Pending("no default ServiceAccount yet (kube-controller-manager)".into())
+                }
+                Err(e) => Poll::Pending(format!("reading ServiceAccounts: {e}")),
+            })
+        }
+    })
+    .await
+}
+
+fn object<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T, DriverError> {
+    // The fixed objects above always deserialise; if one ever did not, that is a bug.
+    serde_json::from_value(v)
+        .map_err(|e| DriverError::Permanent(format!("building a Kubernetes object: {e}")))
+}
+
+fn created<T>(res: Result<T, kube::Error>) -> Result<(), DriverError> {
+    match res {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+        Err(e) => Err(DriverError::Transient(format!(
+            "preparing the cluster for its controllers and node failed: {e}"
+        ))),
+    }
+}
