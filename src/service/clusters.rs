@@ -189,12 +189,7 @@ impl ClusterService {
             .into());
         }
         let mut ids = vec![];
-        if principal.role == crate::domain::Role::Viewer {
-            return Err(Error::Forbidden(
-                "the viewer role may not delete clusters; ask an admin for a developer or ci token"
-                    .into(),
-            ));
-        }
+        access::authorize_bulk_delete(principal)?;
         let mut filter = ClusterFilter {
             labels: selector,
             limit: 500,

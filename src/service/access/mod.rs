@@ -98,6 +98,17 @@ pub fn authorize_create(p: &Principal) -> Result<()> {
     }
 }
 
+/// `Ok` when `p` may delete clusters in bulk (by label): every role that may delete any.
+pub fn authorize_bulk_delete(p: &Principal) -> Result<()> {
+    match p.role {
+        Role::Admin | Role::Developer | Role::Ci => Ok(()),
+        Role::Viewer => Err(Error::Forbidden(
+            "the viewer role may not delete clusters; ask an admin for a developer or ci token"
+                .into(),
+        )),
+    }
+}
+
 /// `Ok` when `p` is an admin; `what` says what needed it.
 pub fn authorize_admin(p: &Principal, what: &str) -> Result<()> {
     if p.is_admin() {

@@ -84,6 +84,11 @@ fn only_viewers_may_not_create_and_only_admins_administer() {
         let p = who("t-x", role, None);
         assert_eq!(authorize_create(&p).is_ok(), create, "{role} create");
         assert_eq!(authorize_admin(&p, "x").is_ok(), admin, "{role} admin");
+        assert_eq!(
+            authorize_bulk_delete(&p).is_ok(),
+            create,
+            "{role} bulk delete"
+        );
     }
 }
 
