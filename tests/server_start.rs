@@ -222,3 +222,34 @@ fn the_configured_sizes_are_exactly_what_create_accepts() {
     );
     assert!(configured.ends_with("202"), "{configured}");
 }
+
+#[test]
+fn a_server_whose_configuration_maps_an_oidc_identity_to_admin_starts_without_an_admin_token() {
+    // Arrange
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("vcm.toml");
+    std::fs::write(
+        &config,
+        "[[auth.oidc]]\nname = \"gh\"\nissuer = \"http://127.0.0.1:9\"\naudience = \"vcm\"\n\
+         [[auth.oidc.rules]]\nclaims = { repository_owner = \"acme\" }\nrole = \"admin\"\n",
+    )
+    .unwrap();
+    let port = free_port().unwrap();
+
+    // Act
+    let server = start(
+        &["server", "--config", config.to_str().unwrap()],
+        &data,
+        port,
+    );
+    let healthz = get(port, "/healthz", "");
+    drop(server);
+
+    // Assert
+    assert_eq!(
+        healthz,
+        Some(200),
+        "an admin can sign in through the OIDC rule"
+    );
+}

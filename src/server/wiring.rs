@@ -101,6 +101,29 @@ fn secs(n: u64) -> std::time::Duration {
 /// A production server whose store holds no usable admin credential could never be
 /// administered: refuse to start, and say how to make the first one.
 async fn ensure_an_admin_can_sign_in(store: &dyn Store, config: &Config) -> anyhow::Result<()> {
+    // NB: an admin may also come from configuration: a client-certificate, CI OIDC or
+    // ServiceAccount rule granting the admin role.
+    let configured_admin = config.tls.client_ca_file.as_ref().is_some_and(|_| {
+        config
+            .tls
+            .client_rules
+            .iter()
+            .any(|r| r.role == Role::Admin)
+    }) || config
+        .auth
+        .oidc
+        .iter()
+        .flat_map(|o| &o.rules)
+        .any(|r| r.role == Role::Admin)
+        || config
+            .auth
+            .kubernetes
+            .iter()
+            .flat_map(|k| &k.rules)
+            .any(|r| r.role == Role::Admin);
+    if configured_admin {
+        return Ok(());
+    }
     let now = Timestamp::now();
     let admins = store
         .list_tokens()
@@ -115,7 +138,9 @@ async fn ensure_an_admin_can_sign_in(store: &dyn Store, config: &Config) -> anyh
          Create the first admin token offline, before starting the server:\n\n    \
          vcm token create --bootstrap --name admin --data-dir {}\n\n\
          (add the server's --config if it sets store_url; the token is printed once: keep it in \
-         a secret store), or run `vcm server --dev` for a \
+         a secret store), or give the admin role to a client certificate, CI OIDC or \
+         ServiceAccount rule in the configuration (role = \"admin\" in [[tls.client_rules]], \
+         [[auth.oidc.rules]] or [[auth.kubernetes.rules]]), or run `vcm server --dev` for a \
          development server with a generated token",
         config.store_url(),
         config.data_dir.display(),
