@@ -6,7 +6,6 @@
 //! 404 (no such cluster), everyone else 403.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::authentication::v1::TokenRequest;
@@ -15,30 +14,20 @@ use kube::Api;
 use kube::api::{DeleteParams, PostParams};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
 use vcm::config::{AuthConfig, Config, HostConfig, KubernetesAuthConfig, ServiceAccountRule};
 use vcm::domain::Role;
-use vcm::server::Server;
 use vcm::testing::{TestBed, eventually};
 
-/// A running vcm server; dropping it stops the server.
-struct Vcm {
-    addr: SocketAddr,
-    http: reqwest::Client,
-    _stop: oneshot::Sender<()>,
-    _dir: tempfile::TempDir,
-}
+#[path = "support/dev_server.rs"]
+mod dev_server;
+
+use self::dev_server::Vcm;
 
 impl Vcm {
     /// A dev server that accepts ServiceAccounts of `bed` (as host `bed`): `ci/runner` is an
     /// admin of team platform, any ServiceAccount of `viewers` a viewer.
     async fn start(bed: &TestBed, cache_secs: u64) -> Self {
-        vcm::telemetry::init_for_tests();
-        let dir = tempfile::tempdir().unwrap();
-        let config = Config {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            data_dir: dir.path().to_path_buf(),
-            dev: true,
+        Self::with_config(|config| Config {
             hosts: vec![HostConfig {
                 name: "bed".into(),
                 kubeconfig: Some(bed.kubeconfig_path()),
@@ -66,47 +55,9 @@ impl Vcm {
                 }],
                 ..AuthConfig::default()
             },
-            ..Config::default()
-        };
-        let server = Server::build(config).await.unwrap();
-        let addr = server.addr();
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(server.run_until_stopped(async move {
-            let _ = stopped.await;
-        }));
-        Self {
-            addr,
-            http: reqwest::Client::new(),
-            _stop: stop,
-            _dir: dir,
-        }
-    }
-
-    /// Status and body of `GET /v1/clusters` with `token`.
-    async fn list(&self, token: &str) -> (StatusCode, Value) {
-        let resp = self
-            .http
-            .get(format!("http://{}/v1/clusters", self.addr))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
-        let status = resp.status();
-        (status, resp.json().await.unwrap_or(Value::Null))
-    }
-
-    /// The role probe: 404 for an admin, 403 for any other authenticated role.
-    async fn forget_status(&self, token: &str) -> StatusCode {
-        self.http
-            .post(format!(
-                "http://{}/v1/clusters/c-0000000000/forget",
-                self.addr
-            ))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .status()
+            ..config
+        })
+        .await
     }
 }
 

@@ -6,85 +6,35 @@
 //! 404 (no such cluster), everyone else 403.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../support/dev_server.rs"]
+mod dev_server;
 mod issuer;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
 use vcm::config::{AuthConfig, Config, OidcIssuerConfig, OidcRule};
 use vcm::domain::Role;
-use vcm::server::Server;
 
+use self::dev_server::Vcm;
 use self::issuer::{Issuer, Key, b64};
 
 const REPO_UUID: &str = "{c6a1f2d4-5e8b-4f3a-9d27-7b0e41c9a853}";
 const WORKSPACE_UUID: &str = "{9b2e4f61-1c3d-4e5f-8a7b-6c5d4e3f2a1b}";
 
-/// A running vcm server; dropping it stops the server.
-struct Vcm {
-    addr: SocketAddr,
-    http: reqwest::Client,
-    _stop: oneshot::Sender<()>,
-    _dir: tempfile::TempDir,
-}
-
 impl Vcm {
+    /// A dev server trusting the CI OIDC issuers `oidc`.
     async fn start(oidc: Vec<OidcIssuerConfig>) -> Self {
-        vcm::telemetry::init_for_tests();
-        let dir = tempfile::tempdir().unwrap();
-        let config = Config {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            data_dir: dir.path().to_path_buf(),
-            dev: true,
+        Self::with_config(|config| Config {
             auth: AuthConfig {
                 oidc,
                 ..AuthConfig::default()
             },
-            ..Config::default()
-        };
-        let server = Server::build(config).await.unwrap();
-        let addr = server.addr();
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(server.run_until_stopped(async move {
-            let _ = stopped.await;
-        }));
-        Self {
-            addr,
-            http: reqwest::Client::new(),
-            _stop: stop,
-            _dir: dir,
-        }
-    }
-
-    /// Status and body of `GET /v1/clusters` with `token`.
-    async fn list(&self, token: &str) -> (StatusCode, Value) {
-        let resp = self
-            .http
-            .get(format!("http://{}/v1/clusters", self.addr))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
-        let status = resp.status();
-        (status, resp.json().await.unwrap_or(Value::Null))
-    }
-
-    /// The role probe: 404 for an admin, 403 for any other authenticated role.
-    async fn forget_status(&self, token: &str) -> StatusCode {
-        self.http
-            .post(format!(
-                "http://{}/v1/clusters/c-0000000000/forget",
-                self.addr
-            ))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .status()
+            ..config
+        })
+        .await
     }
 }
 
