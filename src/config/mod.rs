@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 pub use self::auth::{
     AuthConfig, KubernetesAuthConfig, OidcIssuerConfig, OidcRule, ServiceAccountRule,
 };
+pub use self::local::{LocalConfig, total_memory_mib};
 pub use self::sizes::{BUILTIN_SIZES, SizeConfig, Sizes};
 pub use self::tls::{ClientCertRule, TlsConfig};
 use crate::domain::TokenSecret;
@@ -31,6 +32,8 @@ pub use crate::http::RateLimitConfig;
 pub mod auth;
 /// `VCM_*` environment variables as a configuration source.
 mod env;
+/// `[local]`: capacity and etcd durability of the local driver.
+pub mod local;
 /// Size profiles: `[clusters.sizes.<name>.<driver>]`, resolved and checked at start-up.
 pub mod sizes;
 /// `[tls]`: server certificate, client CA and client-certificate rules.
@@ -80,6 +83,8 @@ pub struct Config {
     /// Which driver makes clusters: `local` (processes on this machine, the default) or
     /// `vcluster` (vCluster on the `hosts` below).
     pub driver: DriverKind,
+    /// How the local driver uses this machine: capacity, etcd durability.
+    pub local: LocalConfig,
     /// Host clusters for the vcluster driver.
     pub hosts: Vec<HostConfig>,
     /// How the vcluster CLI and chart are found and run.
@@ -206,6 +211,9 @@ pub enum ConfigError {
     /// The `[tls]` section is incomplete or inconsistent.
     #[error("{0}")]
     InvalidTls(String),
+    /// A `[local]` value makes no sense.
+    #[error("{0}")]
+    InvalidLocal(String),
 }
 
 // === impl Config ===
@@ -228,6 +236,7 @@ impl Default for Config {
             host_probe_max_age_secs: 10,
             prune_interval_secs: 5,
             driver: DriverKind::Local,
+            local: LocalConfig::default(),
             hosts: vec![],
             vcluster: VclusterConfig::default(),
             auth: AuthConfig::default(),
@@ -302,6 +311,7 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.clusters.validate_durations()?;
         self.tls.validate().map_err(ConfigError::InvalidTls)?;
+        self.local.validate().map_err(ConfigError::InvalidLocal)?;
         if self.dev {
             // NB: a dev server on a non-loopback address without [tls] gets a generated
             // self-signed certificate when it is built (`Server::build`), which checks again.

@@ -53,6 +53,8 @@ pub struct LocalDriver {
     etcd: Mutex<Option<u16>>,
     /// What each size means here (`[clusters.sizes.<name>.local]`).
     sizes: std::collections::BTreeMap<String, LocalSize>,
+    /// Clusters this machine holds at once, and how that number came about (`[local]`).
+    capacity: Option<(u32, String)>,
 }
 
 // === impl LocalDriver ===
@@ -96,7 +98,15 @@ impl LocalDriver {
                 .iter()
                 .filter_map(|n| Some(((*n).to_owned(), LocalSize::builtin(n)?)))
                 .collect(),
+            capacity: None,
         })
+    }
+
+    /// Hold at most `max` clusters at once (placement answers 503 past it); `why` says where
+    /// the number comes from, for `GET /v1/hosts`.
+    pub fn with_capacity(mut self, max: u32, why: impl Into<String>) -> Self {
+        self.capacity = Some((max, why.into()));
+        self
     }
 
     /// Use these size profiles instead of the built-in ones.
@@ -219,12 +229,18 @@ impl Driver for LocalDriver {
         vec![HostInfo {
             name: "local".into(),
             labels: Default::default(),
-            max_clusters: None,
+            max_clusters: self.capacity.as_ref().map(|(max, _)| *max),
             reachable: true,
-            message: format!(
-                "control planes run on this machine under {}",
-                self.root.display()
-            ),
+            message: match &self.capacity {
+                Some((_, why)) => format!(
+                    "control planes run on this machine under {}; {why}",
+                    self.root.display()
+                ),
+                None => format!(
+                    "control planes run on this machine under {}",
+                    self.root.display()
+                ),
+            },
         }]
     }
 

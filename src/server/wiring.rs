@@ -178,10 +178,13 @@ async fn make_driver(
 ) -> anyhow::Result<(Arc<dyn Driver>, Option<Arc<LocalDriver>>, Vec<String>)> {
     match config.driver {
         DriverKind::Local => {
+            let capacity = local_capacity(&config.local);
+            tracing::info!(max_clusters = capacity.0, "local capacity: {}", capacity.1);
             let local = Arc::new(
                 LocalDriver::new(config.data_dir.join("local"), KubeBins::locate())
                     .context("preparing the local driver")?
-                    .with_sizes(sizes.local.clone()),
+                    .with_sizes(sizes.local.clone())
+                    .with_capacity(capacity.0, capacity.1),
             );
             Ok((local.clone(), Some(local), vec![pinned_kubernetes_minor()]))
         }
@@ -194,6 +197,27 @@ async fn make_driver(
                 .await
                 .context("preparing the vcluster driver")?;
             Ok((Arc::new(driver), None, versions))
+        }
+    }
+}
+
+/// How many clusters the local driver holds, and why (for `GET /v1/hosts`).
+fn local_capacity(local: &crate::config::LocalConfig) -> (u32, String) {
+    match (local.max_clusters, crate::config::total_memory_mib()) {
+        (Some(max), _) => (max, format!("capacity {max} clusters (local.max_clusters)")),
+        (None, Some(total)) => {
+            let max = local.capacity(total);
+            let why = format!(
+                "capacity {max} clusters: {total} MiB of memory, less {} MiB reserved, at {} MiB \
+                 per cluster (local.max_clusters sets it)",
+                local.reserved_memory_mib, local.cluster_memory_mib
+            );
+            (max, why)
+        }
+        (None, None) => {
+            // NB: no /proc/meminfo (not Linux?): count one machine as a small one.
+            let max = local.capacity(8 * 1024);
+            (max, format!("capacity {max} clusters (memory unknown; local.max_clusters sets it)"))
         }
     }
 }
