@@ -88,6 +88,7 @@ pub fn total_memory_mib() -> Option<u64> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
