@@ -16,7 +16,8 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # any of them changes the cache key below, so an old cache is never mistaken for a new one.
 # shellcheck source=k8s-versions.env
 source "$REPO/scripts/k8s-versions.env"
-KEY="k8s-${K8S_VERSION}_etcd-${ETCD_VERSION}_kwok-${KWOK_VERSION}_helm-${HELM_VERSION}_vcluster-${VCLUSTER_VERSION}"
+EXTRA_KEY=$(for v in $K8S_EXTRA_VERSIONS; do printf '+%s' "$v"; done)
+KEY="k8s-${K8S_VERSION}${EXTRA_KEY}_etcd-${ETCD_VERSION}_kwok-${KWOK_VERSION}_helm-${HELM_VERSION}_vcluster-${VCLUSTER_VERSION}"
 OUT=${VCM_K8S_BIN_DIR:-$REPO/.cache/k8s/$KEY}
 
 if [[ "${1:-}" == "--print" ]]; then echo "$OUT"; exit 0; fi
@@ -38,11 +39,13 @@ have() { for b in "$@"; do [[ -x "$OUT/$b" ]] || return 1; done; }
 # `go install` refuses it. A wrapper module replaces each staging module with its published
 # v0.MINOR.PATCH release instead, and builds all three binaries in one `go build` (they share
 # most packages).
+# $1: the release; $2: where the three binaries go.
 build_kube() {
+  local K8S_VERSION=$1 dest=$2
   local t=$SECONDS minor staging w gomod ld
   minor=$(echo "$K8S_VERSION" | cut -d. -f2)
   staging="v0.${K8S_VERSION#1.}"
-  w="$WORK/kube"; mkdir -p "$w"; cd "$w"
+  w="$WORK/kube-$K8S_VERSION"; mkdir -p "$w"; cd "$w"
   go mod init vcm.local/k8sbuild >/dev/null 2>&1
   gomod=$(go mod download -json "k8s.io/kubernetes@v$K8S_VERSION" | sed -n 's/.*"GoMod": "\(.*\)",*/\1/p')
   [[ -f "$gomod" ]] || { log "cannot download k8s.io/kubernetes@v$K8S_VERSION"; exit 1; }
@@ -63,7 +66,8 @@ build_kube() {
   go build -trimpath -ldflags "$ld" -o "$w/bin/" \
     k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
     k8s.io/kubernetes/cmd/kube-scheduler
-  mv "$w/bin/"* "$OUT/"
+  mkdir -p "$dest"
+  mv "$w/bin/"* "$dest/"
   log "built kube-apiserver, kube-controller-manager, kube-scheduler v$K8S_VERSION in $((SECONDS - t))s"
 }
 
@@ -134,7 +138,11 @@ copy_vcluster_chart() {
 }
 
 have etcd || build_etcd
-have kube-apiserver kube-controller-manager kube-scheduler || build_kube
+have kube-apiserver kube-controller-manager kube-scheduler || build_kube "$K8S_VERSION" "$OUT"
+for v in $K8S_EXTRA_VERSIONS; do
+  have "k8s-$v/kube-apiserver" "k8s-$v/kube-controller-manager" "k8s-$v/kube-scheduler" ||
+    build_kube "$v" "$OUT/k8s-$v"
+done
 have kwok || build_kwok
 [[ -f "$OUT/kwok-stages/pod-ready.yaml" ]] || copy_kwok_stages
 have helm || build_helm
@@ -143,6 +151,7 @@ have vclusterctl || build_vcluster
 
 cat >"$OUT/VERSIONS" <<V
 K8S_VERSION=$K8S_VERSION
+K8S_EXTRA_VERSIONS="$K8S_EXTRA_VERSIONS"
 ETCD_VERSION=$ETCD_VERSION
 KWOK_VERSION=$KWOK_VERSION
 HELM_VERSION=$HELM_VERSION

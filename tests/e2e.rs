@@ -2,172 +2,13 @@
 //! etcd processes), driven by the real CLI, used with the real `kubectl`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
+#[path = "support/vcm_process.rs"]
+mod vcm_process;
+
 use std::time::{Duration, Instant};
 
-use vcm::controlplane::{find_processes, free_port, kill_group};
-
-const TOKEN: &str = "vcm_e2e00000000000000000000000000000000000000000000000000000000000e2";
-
-/// A `vcm server --dev` process over a data directory that outlives restarts. Dropping it kills
-/// the server and every process under the data directory.
-struct Vcm {
-    child: Option<Child>,
-    addr: String,
-    port: u16,
-    data: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Vcm {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("data");
-        let port = free_port().unwrap();
-        let mut vcm = Self {
-            child: None,
-            addr: format!("http://127.0.0.1:{port}"),
-            port,
-            data,
-            _dir: dir,
-        };
-        vcm.spawn();
-        vcm
-    }
-
-    fn spawn(&mut self) {
-        let child = Command::new(env!("CARGO_BIN_EXE_vcm"))
-            .args([
-                "server",
-                "--dev",
-                "--dev-token",
-                TOKEN,
-                "--log-format",
-                "json",
-            ])
-            .arg(format!("--listen=127.0.0.1:{}", self.port))
-            .arg(format!("--data-dir={}", self.data.display()))
-            .env("VCM_PRUNE_INTERVAL_SECS", "1")
-            .env("VCM_HEALTH_CHECK_INTERVAL_SECS", "1")
-            .stdout(std::process::Stdio::null())
-            .stderr(self.log_file())
-            .spawn()
-            .expect("the vcm binary runs");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if http_status(self.port, "/readyz") == Some(200) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("vcm did not become ready");
-    }
-
-    /// A fresh log file per server start, beside the data directory (kept for debugging).
-    fn log_file(&self) -> std::fs::File {
-        let parent = self.data.parent().unwrap();
-        let n = std::fs::read_dir(parent).map(|d| d.count()).unwrap_or(0);
-        std::fs::File::create(parent.join(format!("vcm-{n}.log"))).unwrap()
-    }
-
-    fn sigkill(&mut self) {
-        let mut child = self.child.take().unwrap();
-        child.kill().unwrap();
-        child.wait().unwrap();
-    }
-
-    fn sigterm(&mut self) {
-        let mut child = self.child.take().unwrap();
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(child.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        )
-        .unwrap();
-        let status = child.wait().unwrap();
-        assert!(status.success(), "vcm exits 0 on SIGTERM: {status}");
-    }
-
-    /// `vcm <args>` as a client of this server.
-    fn cli(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_vcm"))
-            .args(args)
-            .env("VCM_ADDR", &self.addr)
-            .env("VCM_TOKEN", TOKEN)
-            .output()
-            .unwrap()
-    }
-
-    fn cli_ok(&self, args: &[&str]) -> String {
-        let out = self.cli(args);
-        assert!(
-            out.status.success(),
-            "vcm {args:?} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    fn cluster(&self, id: &str) -> serde_json::Value {
-        serde_json::from_str(&self.cli_ok(&["cluster", "get", id, "--output", "json"])).unwrap()
-    }
-
-    fn wait_phase(&self, id: &str, phase: &str, timeout: Duration) -> serde_json::Value {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let c = self.cluster(id);
-            if c["phase"] == phase {
-                return c;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "cluster {id} never reached {phase}: {c}"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    fn apiserver_pids(&self) -> Vec<u32> {
-        find_processes(&self.data.display().to_string())
-            .into_iter()
-            .filter(|(_, argv)| argv.iter().any(|a| a.contains("kube-apiserver")))
-            .map(|(p, _)| p)
-            .collect()
-    }
-}
-
-impl Drop for Vcm {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        for (pid, _) in find_processes(&self.data.display().to_string()) {
-            kill_group(pid);
-        }
-    }
-}
-
-/// The status code of a plain HTTP/1.0 GET on loopback (no client library needed).
-fn http_status(port: u16, path: &str) -> Option<u16> {
-    use std::io::{Read as _, Write as _};
-    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    conn.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(conn, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
-    let mut head = [0u8; 12];
-    conn.read_exact(&mut head).ok()?;
-    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
-}
-
-fn kubectl(kubeconfig: &Path, args: &[&str]) -> Output {
-    Command::new("kubectl")
-        .arg(format!("--kubeconfig={}", kubeconfig.display()))
-        .args(args)
-        .output()
-        .expect("kubectl is installed")
-}
+use vcm::controlplane::{find_processes, kill_group};
+use vcm_process::{TOKEN, Vcm, kubectl};
 
 #[test]
 fn clusters_are_created_used_with_kubectl_isolated_expired_and_deleted_without_leaks() {
@@ -371,4 +212,49 @@ fn a_ready_clusters_dead_api_server_comes_back_on_its_port_and_the_issued_kubeco
         String::from_utf8_lossy(&used.stderr)
     );
     assert_ne!(vcm.apiserver_pids(), before, "a new process serves it");
+}
+
+#[tokio::test]
+async fn a_create_past_the_local_capacity_is_a_503_with_retry_after_and_hosts_shows_the_capacity() {
+    // Arrange
+    let vcm = Vcm::start_with_env(&[("VCM_LOCAL__MAX_CLUSTERS", "1")]);
+    let http = reqwest::Client::new();
+    let create = |name: &'static str| {
+        http.post(format!("{}/v1/clusters", vcm.addr))
+            .bearer_auth(TOKEN)
+            .json(&serde_json::json!({ "name": name }))
+            .send()
+    };
+
+    // Act
+    let first = create("first").await.unwrap();
+    let second = create("second").await.unwrap();
+    let hosts: serde_json::Value = http
+        .get(format!("{}/v1/hosts", vcm.addr))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+
+    // Assert
+    assert_eq!(first.status(), 202, "accepted, provisioning");
+    assert_eq!(second.status(), 503);
+    assert!(second.headers().contains_key("retry-after"));
+    let body: serde_json::Value = second.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "no_capacity", "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("local 1/1"), "{message}");
+    let local = &hosts["items"][0];
+    assert_eq!(local["max_clusters"], 1, "{hosts}");
+    assert!(
+        local["message"]
+            .as_str()
+            .unwrap()
+            .contains("local.max_clusters"),
+        "{hosts}"
+    );
+    vcm.cli_ok(&["cluster", "delete", "first", "--wait"]);
 }

@@ -3,10 +3,13 @@
 //! Everything here goes through the real `kubectl` with the CI kubeconfig vcm hands out.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
+#[path = "support/kubectl.rs"]
+mod kubectl;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use kubectl::Kubectl;
 use tokio::sync::Notify;
 use vcm::api::CreateClusterRequest;
 use vcm::controlplane::{KubeBins, find_processes, is_alive, is_port_held, kill_group};
@@ -23,50 +26,6 @@ struct Guard(LocalDriver, tempfile::TempDir);
 impl Drop for Guard {
     fn drop(&mut self) {
         self.0.kill_all_processes();
-    }
-}
-
-/// `kubectl` with one kubeconfig.
-struct Kubectl {
-    kubeconfig: PathBuf,
-}
-
-impl Kubectl {
-    /// Run `kubectl args…`; `Err(stderr)` if it fails.
-    async fn try_run(&self, args: &[&str]) -> Result<String, String> {
-        let out = tokio::process::Command::new("kubectl")
-            .arg(format!("--kubeconfig={}", self.kubeconfig.display()))
-            .args(args)
-            .output()
-            .await
-            .unwrap_or_else(|e| panic!("running kubectl (is it on PATH?): {e}"));
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).into_owned())
-        }
-    }
-
-    /// Run `kubectl args…`, panicking with its output if it fails.
-    async fn run(&self, args: &[&str]) -> String {
-        self.try_run(args)
-            .await
-            .unwrap_or_else(|e| panic!("kubectl {}: {e}", args.join(" ")))
-    }
-
-    /// Run `kubectl args…` until `done` holds for its output (60 s at most).
-    async fn until(&self, args: &[&str], done: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let out = self.try_run(args).await;
-            match &out {
-                Ok(text) if done(text) => return text.clone(),
-                _ if Instant::now() > deadline => {
-                    panic!("kubectl {}: still {out:?} after 60s", args.join(" "))
-                }
-                _ => tokio::time::sleep(Duration::from_millis(300)).await,
-            }
-        }
     }
 }
 

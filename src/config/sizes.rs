@@ -167,7 +167,46 @@ fn check_local(name: &str, s: &LocalSize) -> anyhow::Result<()> {
         "clusters.sizes.{name}.local.memory_limit_mib: at least 128 (a kube-apiserver needs \
          about that much to start)"
     );
+    anyhow::ensure!(
+        (1..=MAX_NODES).contains(&s.nodes),
+        "clusters.sizes.{name}.local.nodes = {}: between 1 and {MAX_NODES}",
+        s.nodes
+    );
+    anyhow::ensure!(
+        (1..=MAX_PODS_PER_NODE).contains(&s.node_pods),
+        "clusters.sizes.{name}.local.node_pods = {}: between 1 and {MAX_PODS_PER_NODE}",
+        s.node_pods
+    );
+    anyhow::ensure!(
+        is_quantity(&s.node_cpu, &["m"]),
+        "clusters.sizes.{name}.local.node_cpu = {:?}: a CPU quantity such as \"4\" or \"500m\"",
+        s.node_cpu
+    );
+    anyhow::ensure!(
+        is_quantity(
+            &s.node_memory,
+            &["Ki", "Mi", "Gi", "Ti", "k", "M", "G", "T"]
+        ),
+        "clusters.sizes.{name}.local.node_memory = {:?}: a memory quantity such as \"16Gi\"",
+        s.node_memory
+    );
     Ok(())
+}
+
+/// Most fake nodes one local cluster may have (each is a Node object and a lease kwok renews).
+const MAX_NODES: u32 = 100;
+/// Most pods one fake node may take.
+const MAX_PODS_PER_NODE: u32 = 1000;
+
+/// Whether `s` is a positive whole number with one of `suffixes` or none.
+fn is_quantity(s: &str, suffixes: &[&str]) -> bool {
+    let digits = suffixes
+        .iter()
+        .find_map(|suffix| s.strip_suffix(suffix))
+        .unwrap_or(s);
+    !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && digits.bytes().any(|b| b != b'0')
 }
 
 #[cfg(test)]
@@ -192,6 +231,11 @@ mod tests {
         let sizes = resolve(&BTreeMap::new(), "small", DriverKind::Local).unwrap();
         assert_eq!(sizes.names, vec!["large", "medium", "small"]);
         assert_eq!(sizes.local["medium"], LocalSize::builtin("medium").unwrap());
+        let nodes = |n: &str| sizes.local[n].nodes;
+        assert_eq!(
+            (nodes("small"), nodes("medium"), nodes("large")),
+            (1, 3, 10)
+        );
         assert_eq!(sizes.vcluster["large"], SizeProfile::large());
     }
 
@@ -210,6 +254,7 @@ mod tests {
         );
         assert_eq!(sizes.local["small"].max_requests_inflight, 7);
         assert_eq!(sizes.local["small"].memory_limit_mib, 512, "inherited");
+        assert_eq!(sizes.local["small"].nodes, 1, "inherited");
         assert_eq!(sizes.vcluster["small"].quota["count/pods"], "5");
         assert_eq!(
             sizes.vcluster["small"].quota["requests.cpu"], "2",
@@ -258,6 +303,26 @@ mod tests {
                 "[sizes.small.local]\nmemory_limit_mib = 1\n",
                 "small",
                 "at least 128",
+            ),
+            (
+                "[sizes.small.local]\nnodes = 0\n",
+                "small",
+                "local.nodes = 0",
+            ),
+            (
+                "[sizes.small.local]\nnode_cpu = \"four\"\n",
+                "small",
+                "local.node_cpu",
+            ),
+            (
+                "[sizes.small.local]\nnode_memory = \"16GB\"\n",
+                "small",
+                "local.node_memory",
+            ),
+            (
+                "[sizes.small.local]\nnode_pods = 5000\n",
+                "small",
+                "local.node_pods",
             ),
             ("[sizes.small]\n", "tiny", "default_size"),
             ("[sizes.\"Not_A_Label\"]\n", "small", "DNS label"),

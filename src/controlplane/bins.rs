@@ -23,10 +23,20 @@ pub struct MissingBinary {
     pub build: &'static str,
 }
 
+/// The binaries that make up one Kubernetes release: a cluster runs all three of one release.
+pub const RELEASE_BINARIES: [&str; 3] = [
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+];
+
 /// A directory of Kubernetes binaries (kube-apiserver, etcd, …), or `PATH` as the last resort.
 #[derive(Debug, Clone)]
 pub struct KubeBins {
     dirs: Vec<PathBuf>,
+    /// For a release other than the default: the only places [`RELEASE_BINARIES`] are taken
+    /// from (`<dir>/k8s-<release>/`), so a missing one is an error, never the default's.
+    release_dirs: Option<Vec<PathBuf>>,
 }
 
 // === impl KubeBins ===
@@ -43,14 +53,51 @@ impl KubeBins {
         if let Some(path) = std::env::var_os("PATH") {
             dirs.extend(std::env::split_paths(&path));
         }
-        Self { dirs }
+        Self {
+            dirs,
+            release_dirs: None,
+        }
     }
 
     /// Only this directory.
     pub fn in_dir(dir: impl Into<PathBuf>) -> Self {
         Self {
             dirs: vec![dir.into()],
+            release_dirs: None,
         }
+    }
+
+    /// The binaries of Kubernetes `minor` (`"1.37"`): the default release's are these; another
+    /// pinned release's kube-apiserver, kube-controller-manager and kube-scheduler come from
+    /// `k8s-<release>/` under each directory searched (etcd, kwok and helm stay shared).
+    /// `None` if `minor` is not a pinned release.
+    pub fn for_minor(&self, minor: &str) -> Option<Self> {
+        if minor == pinned_kubernetes_minor() {
+            return Some(self.clone());
+        }
+        let release = extra_releases()
+            .into_iter()
+            .find(|r| minor_of(r) == minor)?;
+        Some(Self {
+            dirs: self.dirs.clone(),
+            release_dirs: Some(
+                self.dirs
+                    .iter()
+                    .map(|d| d.join(format!("k8s-{release}")))
+                    .collect(),
+            ),
+        })
+    }
+
+    /// The pinned minors whose three release binaries are all found, the default first.
+    pub fn available_minors(&self) -> Vec<String> {
+        std::iter::once(pinned_kubernetes_minor())
+            .chain(extra_releases().iter().map(|r| minor_of(r)))
+            .filter(|m| {
+                self.for_minor(m)
+                    .is_some_and(|b| RELEASE_BINARIES.iter().all(|n| b.get(n).is_ok()))
+            })
+            .collect()
     }
 
     /// `<repo>/.cache/k8s/<version key>`: the default output of `scripts/k8s-bins.sh`.
@@ -62,8 +109,11 @@ impl KubeBins {
 
     /// The path of binary `name`, or an error naming the build command.
     pub fn get(&self, name: &str) -> Result<PathBuf, MissingBinary> {
-        self.dirs
-            .iter()
+        let dirs = match &self.release_dirs {
+            Some(release) if RELEASE_BINARIES.contains(&name) => release,
+            _ => &self.dirs,
+        };
+        dirs.iter()
             .map(|d| d.join(name))
             .find(|p| is_executable(p))
             .ok_or_else(|| MissingBinary {
@@ -82,7 +132,9 @@ impl KubeBins {
 
     fn searched(&self) -> String {
         let mut shown: Vec<String> = self
-            .dirs
+            .release_dirs
+            .as_ref()
+            .unwrap_or(&self.dirs)
             .iter()
             .take(2)
             .map(|d| d.display().to_string())
@@ -94,13 +146,28 @@ impl KubeBins {
     }
 }
 
-/// The pinned Kubernetes release as `major.minor` (`"1.36"`): the version local clusters run.
+/// The default pinned Kubernetes release as `major.minor` (`"1.36"`): what local clusters run
+/// unless they ask for another.
 pub fn pinned_kubernetes_minor() -> String {
-    let full = version_of("K8S_VERSION");
-    let mut parts = full.split('.');
+    minor_of(&version_of("K8S_VERSION"))
+}
+
+/// The other pinned releases (`K8S_EXTRA_VERSIONS`, e.g. `["1.37.2"]`).
+pub fn extra_releases() -> Vec<String> {
+    version_of("K8S_EXTRA_VERSIONS")
+        .trim_matches('"')
+        .split_whitespace()
+        .filter(|v| *v != "unknown")
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `"1.37.2"` → `"1.37"`.
+pub fn minor_of(release: &str) -> String {
+    let mut parts = release.split('.');
     match (parts.next(), parts.next()) {
         (Some(major), Some(minor)) => format!("{major}.{minor}"),
-        _ => full,
+        _ => release.to_owned(),
     }
 }
 
@@ -116,8 +183,9 @@ fn version_of(key: &str) -> String {
 /// `k8s-<v>_etcd-<v>_kwok-<v>_helm-<v>_vcluster-<v>`, exactly as the build script names its output.
 pub fn cache_key() -> String {
     let get = version_of;
+    let extra: String = extra_releases().iter().map(|r| format!("+{r}")).collect();
     format!(
-        "k8s-{}_etcd-{}_kwok-{}_helm-{}_vcluster-{}",
+        "k8s-{}{extra}_etcd-{}_kwok-{}_helm-{}_vcluster-{}",
         get("K8S_VERSION"),
         get("ETCD_VERSION"),
         get("KWOK_VERSION"),
@@ -135,6 +203,7 @@ pub fn is_executable(path: &Path) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::expect_used)]
 mod tests {
     use super::*;
 
@@ -143,6 +212,41 @@ mod tests {
         let key = cache_key();
         assert!(key.starts_with("k8s-1."), "{key}");
         assert!(!key.contains("unknown"), "{key}");
+    }
+
+    #[test]
+    fn another_release_never_falls_back_to_the_default_releases_binaries() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let exe = |p: &Path| {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::create_dir_all(p.parent().unwrap_or(p)).unwrap_or_else(|e| panic!("{e}"));
+            std::fs::write(p, "").unwrap_or_else(|e| panic!("{e}"));
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755))
+                .unwrap_or_else(|e| panic!("{e}"));
+        };
+        for name in RELEASE_BINARIES.iter().chain(&["etcd"]) {
+            exe(&dir.path().join(name));
+        }
+        let bins = KubeBins::in_dir(dir.path());
+        assert_eq!(bins.available_minors(), vec![pinned_kubernetes_minor()]);
+        let Some(extra) = extra_releases().first().cloned() else {
+            return; // NB: only one release pinned: nothing else to check.
+        };
+        let other = bins.for_minor(&minor_of(&extra)).expect("a pinned release");
+        assert!(
+            other.get("kube-apiserver").is_err(),
+            "the default's must not be used"
+        );
+        assert_eq!(other.get("etcd").ok(), Some(dir.path().join("etcd")));
+        for name in RELEASE_BINARIES {
+            exe(&dir.path().join(format!("k8s-{extra}")).join(name));
+        }
+        assert_eq!(
+            other.get("kube-scheduler").ok(),
+            Some(dir.path().join(format!("k8s-{extra}/kube-scheduler")))
+        );
+        assert_eq!(bins.available_minors().len(), 2);
+        assert!(bins.for_minor("1.2").is_none());
     }
 
     #[test]

@@ -16,7 +16,8 @@ mod process;
 
 pub use apiserver::{ApiServer, ApiServerOptions, wait_ready};
 pub use bins::{
-    BUILD_COMMAND, KubeBins, MissingBinary, cache_key, is_executable, pinned_kubernetes_minor,
+    BUILD_COMMAND, KubeBins, MissingBinary, RELEASE_BINARIES, cache_key, extra_releases,
+    is_executable, minor_of, pinned_kubernetes_minor,
 };
 pub use etcd::Etcd;
 pub use kubeconfig::{Kubeconfig, KubeconfigUser};

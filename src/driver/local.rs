@@ -1,8 +1,8 @@
 //! The local driver: each cluster is a real kube-apiserver process on 127.0.0.1 with its own
 //! CA, serving certificate and service-account keys, backed by one etcd that vcm starts and
 //! supervises. Each cluster's data lives under its own etcd prefix (`/vcm/<id>/`). Beside the
-//! API server run its kube-controller-manager, kube-scheduler and kwok with one fake node
-//! (`components`), so Deployments roll out, namespaces finish deleting and pods reach Running.
+//! API server run its kube-controller-manager, kube-scheduler and kwok with the fake nodes of its
+//! size (`components`), so Deployments roll out, namespaces finish deleting and pods reach Running.
 //!
 //! NB: one shared etcd, not one per cluster: it is already running when a cluster is created, so
 //! create-to-Ready is the API server's own start-up plus certificate generation, plus the
@@ -31,8 +31,8 @@ use tokio::sync::Mutex;
 
 use super::{BUILTIN_SIZES, Driver, DriverError, Ensured, HostInfo, LocalSize};
 use crate::controlplane::{
-    ApiServerOptions, KubeBins, Kubeconfig, KubeconfigUser, MissingBinary, Pki, find_processes,
-    hold_port, kill_group, release_port,
+    ApiServerOptions, KubeBins, Kubeconfig, KubeconfigUser, MissingBinary, Pki, RELEASE_BINARIES,
+    find_processes, hold_port, kill_group, release_port,
 };
 use crate::domain::{Cluster, ClusterId};
 
@@ -115,6 +115,26 @@ impl LocalDriver {
         self
     }
 
+    /// The Kubernetes minors whose binaries are built here, the default first.
+    pub fn kubernetes_versions(&self) -> Vec<String> {
+        self.bins.available_minors()
+    }
+
+    /// The binaries of `cluster`'s Kubernetes version (every process of a cluster is of it).
+    fn bins_for(&self, cluster: &Cluster) -> Result<KubeBins, DriverError> {
+        let version = &cluster.kubernetes_version;
+        match self.bins.for_minor(version) {
+            Some(bins) if RELEASE_BINARIES.iter().all(|n| bins.get(n).is_ok()) => Ok(bins),
+            // Only a record from before the binaries changed can get here: versions are checked
+            // against what is built at create.
+            _ => Err(DriverError::Permanent(format!(
+                "Kubernetes {version} is not built here (built: {}); build it with `{}`",
+                self.kubernetes_versions().join(", "),
+                crate::controlplane::BUILD_COMMAND
+            ))),
+        }
+    }
+
     fn cluster_dir(&self, id: &ClusterId) -> PathBuf {
         self.root.join("clusters").join(id.as_str())
     }
@@ -166,13 +186,9 @@ impl LocalDriver {
             .ok()
     }
 
-    fn apiserver_options(
-        &self,
-        cluster: &Cluster,
-        etcd_port: u16,
-    ) -> Result<ApiServerOptions, DriverError> {
-        let id = &cluster.id;
-        let size = self.sizes.get(&cluster.size).ok_or_else(|| {
+    /// What `cluster`'s size means here.
+    fn size_of(&self, cluster: &Cluster) -> Result<&LocalSize, DriverError> {
+        self.sizes.get(&cluster.size).ok_or_else(|| {
             // Only a record from before a configuration change can get here: sizes are checked
             // against the configuration at create.
             DriverError::Permanent(format!(
@@ -180,7 +196,16 @@ impl LocalDriver {
                 cluster.size,
                 self.sizes.keys().cloned().collect::<Vec<_>>().join(", ")
             ))
-        })?;
+        })
+    }
+
+    fn apiserver_options(
+        &self,
+        cluster: &Cluster,
+        etcd_port: u16,
+    ) -> Result<ApiServerOptions, DriverError> {
+        let id = &cluster.id;
+        let size = self.size_of(cluster)?;
         let mut opts = ApiServerOptions::new(
             self.cluster_dir(id),
             format!("http://127.0.0.1:{etcd_port}"),

@@ -19,6 +19,34 @@ pub struct LocalSize {
     /// Soft memory limit of the API server in MiB (`GOMEMLIMIT`): past it, the Go runtime
     /// collects garbage harder instead of growing, so many small clusters share one machine.
     pub memory_limit_mib: u64,
+    /// Fake nodes (kwok) the cluster gets, `kwok-node-0` up: workloads are scheduled over them.
+    #[serde(default = "one")]
+    pub nodes: u32,
+    /// Each node's CPU capacity (a Kubernetes quantity: `4`, `500m`).
+    #[serde(default = "node_cpu")]
+    pub node_cpu: String,
+    /// Each node's memory capacity (a Kubernetes quantity: `16Gi`).
+    #[serde(default = "node_memory")]
+    pub node_memory: String,
+    /// Pods each node takes.
+    #[serde(default = "node_pods")]
+    pub node_pods: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn node_cpu() -> String {
+    "4".into()
+}
+
+fn node_memory() -> String {
+    "16Gi".into()
+}
+
+fn node_pods() -> u32 {
+    110
 }
 
 // === impl LocalSize ===
@@ -28,16 +56,22 @@ impl LocalSize {
     pub fn builtin(name: &str) -> Option<Self> {
         // NB: kube-apiserver's own defaults are 400 / 200 in flight; small CI clusters get a
         // quarter of that so one runaway test cannot starve its neighbours on a shared machine.
-        let (reads, writes, mib) = match name {
-            "small" => (100, 50, 512),
-            "medium" => (400, 200, 1024),
-            "large" => (800, 400, 2048),
+        // NB: nodes like one CI runner's worth each (4 CPU, 16 GiB, 110 pods); a size says how
+        // many, so a chart's anti-affinity or a spread constraint has somewhere to go.
+        let (reads, writes, mib, nodes) = match name {
+            "small" => (100, 50, 512, 1),
+            "medium" => (400, 200, 1024, 3),
+            "large" => (800, 400, 2048, 10),
             _ => return None,
         };
         Some(Self {
             max_requests_inflight: reads,
             max_mutating_requests_inflight: writes,
             memory_limit_mib: mib,
+            nodes,
+            node_cpu: node_cpu(),
+            node_memory: node_memory(),
+            node_pods: node_pods(),
         })
     }
 
@@ -50,6 +84,11 @@ impl LocalSize {
                 self.max_mutating_requests_inflight
             ),
         ]
+    }
+
+    /// The names of this size's nodes.
+    pub fn node_names(&self) -> Vec<String> {
+        (0..self.nodes).map(|i| format!("kwok-node-{i}")).collect()
     }
 
     /// The environment this size sets for the API server.

@@ -186,7 +186,9 @@ async fn make_driver(
                     .with_sizes(sizes.local.clone())
                     .with_capacity(capacity.0, capacity.1),
             );
-            Ok((local.clone(), Some(local), vec![pinned_kubernetes_minor()]))
+            let versions = local.kubernetes_versions();
+            tracing::info!(?versions, "Kubernetes versions of local clusters");
+            Ok((local.clone(), Some(local), versions))
         }
         DriverKind::Vcluster => {
             let mut vc = config.vcluster.clone();
@@ -217,7 +219,10 @@ fn local_capacity(local: &crate::config::LocalConfig) -> (u32, String) {
         (None, None) => {
             // NB: no /proc/meminfo (not Linux?): count one machine as a small one.
             let max = local.capacity(8 * 1024);
-            (max, format!("capacity {max} clusters (memory unknown; local.max_clusters sets it)"))
+            (
+                max,
+                format!("capacity {max} clusters (memory unknown; local.max_clusters sets it)"),
+            )
         }
     }
 }

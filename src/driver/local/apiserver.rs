@@ -43,7 +43,7 @@ impl LocalDriver {
         // etcd is healthy and the certificates are there, so what keeps the API server
         // off its own port (the port taken by another program, a broken binary) does not heal
         // by itself, and a CI job is better told than left with a dead endpoint.
-        let server = match ApiServer::start(&self.bins, &opts).await {
+        let server = match ApiServer::start(&self.bins_for(cluster)?, &opts).await {
             Ok(server) => server,
             Err(e) => {
                 return Err(lost(format!(
@@ -113,7 +113,7 @@ impl LocalDriver {
             }
             free
         });
-        let server = ApiServer::start(&self.bins, &opts)
+        let server = ApiServer::start(&self.bins_for(cluster)?, &opts)
             .await
             .map_err(start_error)?;
         std::fs::write(dir.join("port"), server.port().to_string())

@@ -1,6 +1,6 @@
 //! What a local cluster's API server holds for its components, and the check that they work:
-//! kwok's ClusterRole and binding, the fake node, and readiness (the node is Ready and the
-//! `default` namespace has its `default` ServiceAccount).
+//! kwok's ClusterRole and binding, the fake nodes of its size, and readiness (every node is
+//! Ready and the `default` namespace has its `default` ServiceAccount).
 
 use std::time::Duration;
 
@@ -10,12 +10,13 @@ use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use kube::Api;
 use kube::api::PostParams;
 
-use super::component::{KWOK_USER, NODE_NAME};
-use crate::driver::DriverError;
+use super::component::KWOK_USER;
+use crate::driver::{DriverError, LocalSize};
 use crate::poll::Poll;
 
-/// Create, once, what the components need in the cluster (an object that exists is kept).
-pub(super) async fn bootstrap(client: &kube::Client) -> Result<(), DriverError> {
+/// Create, once, what the components need in the cluster (an object that exists is kept):
+/// kwok's role and the nodes of `size`.
+pub(super) async fn bootstrap(client: &kube::Client, size: &LocalSize) -> Result<(), DriverError> {
     let pp = PostParams::default();
     // NB: kwok gets the rules of its own upstream ClusterRole (kustomize/rbac/role.yaml in
     // kwok v0.8.0), without the kwok.x-k8s.io CRDs (not enabled here), rather than
@@ -46,64 +47,93 @@ pub(super) async fn bootstrap(client: &kube::Client) -> Result<(), DriverError> 
             .create(&pp, &binding)
             .await,
     )?;
-    // NB: a small node, like one CI runner's worth; kwok keeps it Ready and its pods Running.
     let capacity = serde_json::json!({
-        "cpu": "4", "memory": "16Gi", "ephemeral-storage": "100Gi", "pods": "110",
+        "cpu": size.node_cpu, "memory": size.node_memory, "ephemeral-storage": "100Gi",
+        "pods": size.node_pods.to_string(),
     });
-    let node: Node = object(serde_json::json!({
-        "metadata": {
-            "name": NODE_NAME,
-            "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
-            "labels": {
-                "type": "kwok",
-                "kubernetes.io/hostname": NODE_NAME,
-                "kubernetes.io/os": "linux",
-                "kubernetes.io/arch": "amd64",
+    let nodes = Api::<Node>::all(client.clone());
+    for name in size.node_names() {
+        let node: Node = object(serde_json::json!({
+            "metadata": {
+                "name": name,
+                "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+                "labels": {
+                    "type": "kwok",
+                    "kubernetes.io/hostname": name,
+                    "kubernetes.io/os": "linux",
+                    "kubernetes.io/arch": "amd64",
+                },
             },
-        },
-        "spec": {"providerID": format!("kwok://{NODE_NAME}")},
-        "status": {"allocatable": capacity, "capacity": capacity},
-    }))?;
-    created(Api::<Node>::all(client.clone()).create(&pp, &node).await)
-}
-
-/// Delete the fake node's lease, held by a kwok that is gone: a new kwok (another holder
-/// identity) would otherwise wait for it to expire (40 s) before it manages the node and its
-/// pods again.
-pub(super) async fn release_node_lease(client: &kube::Client) -> Result<(), DriverError> {
-    let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
-    match leases.delete(NODE_NAME, &Default::default()).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-        Err(e) => Err(DriverError::Transient(format!(
-            "deleting the lease of node {NODE_NAME} for a new kwok: {e}"
-        ))),
+            "spec": {"providerID": format!("kwok://{name}")},
+            "status": {"allocatable": capacity, "capacity": capacity},
+        }))?;
+        created(nodes.create(&pp, &node).await)?;
     }
+    Ok(())
 }
 
-/// Wait until the fake node is Ready and the `default` ServiceAccount exists: then a pod can be
-/// created, scheduled and run.
+/// Delete the fake nodes' leases, held by a kwok that is gone: a new kwok (another holder
+/// identity) would otherwise wait for them to expire (40 s) before it manages the nodes and
+/// their pods again.
+pub(super) async fn release_node_leases(
+    client: &kube::Client,
+    size: &LocalSize,
+) -> Result<(), DriverError> {
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
+    for name in size.node_names() {
+        match leases.delete(&name, &Default::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => {
+                return Err(DriverError::Transient(format!(
+                    "deleting the lease of node {name} for a new kwok: {e}"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Wait until every fake node of `size` is Ready and the `default` ServiceAccount exists: then a
+/// pod can be created, scheduled and run.
 pub(super) async fn wait_workload_ready(
     client: &kube::Client,
+    size: &LocalSize,
     timeout: Duration,
 ) -> anyhow::Result<()> {
     let nodes: Api<Node> = Api::all(client.clone());
     let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), "default");
-    let what = format!("node {NODE_NAME} Ready and ServiceAccount default/default");
+    let want = size.node_names();
+    let what = format!(
+        "{} node(s) Ready and ServiceAccount default/default",
+        want.len()
+    );
     crate::poll::until(&what, timeout, Duration::from_millis(200), || {
-        let (nodes, sas) = (nodes.clone(), sas.clone());
+        let (nodes, sas, want) = (nodes.clone(), sas.clone(), want.clone());
         async move {
-            let ready = match nodes.get_opt(NODE_NAME).await {
-                Ok(node) => node
-                    .and_then(|n| n.status?.conditions)
-                    .unwrap_or_default()
-                    .iter()
-                    .any(|c| c.type_ == "Ready" && c.status == "True"),
-                Err(e) => return Ok(Poll::Pending(format!("reading the node: {e}"))),
+            let listed = match nodes.list(&Default::default()).await {
+                Ok(list) => list.items,
+                Err(e) => return Ok(Poll::Pending(format!("listing nodes: {e}"))),
             };
-            if !ready {
+            let not_ready: Vec<&String> = want
+                .iter()
+                .filter(|name| {
+                    !listed.iter().any(|n| {
+                        n.metadata.name.as_ref() == Some(name)
+                            && n.status
+                                .as_ref()
+                                .and_then(|s| s.conditions.as_ref())
+                                .is_some_and(|cs| {
+                                    cs.iter().any(|c| c.type_ == "Ready" && c.status == "True")
+                                })
+                    })
+                })
+                .collect();
+            if let Some(first) = not_ready.first() {
                 return Ok(Poll::Pending(format!(
-                    "node {NODE_NAME} is not Ready (kwok)"
+                    "{} of {} node(s) not Ready yet (kwok), e.g. {first}",
+                    not_ready.len(),
+                    want.len()
                 )));
             }
             Ok(match sas.get_opt("default").await {

@@ -6,9 +6,6 @@ use std::path::{Path, PathBuf};
 use super::LocalDriver;
 use crate::driver::DriverError;
 
-/// The name of the one fake node kwok manages in every local cluster.
-pub const NODE_NAME: &str = "kwok-node-0";
-
 /// The user kwok authenticates as; bound to the `vcm:kwok` ClusterRole (see `bootstrap`).
 pub(super) const KWOK_USER: &str = "vcm:kwok";
 

@@ -1,5 +1,5 @@
 //! The rest of a local cluster's control plane: kube-controller-manager, kube-scheduler and
-//! kwok (one fake node), each with its own client certificate from the cluster's CA.
+//! kwok (the fake nodes of its size), each with its own client certificate from the cluster's CA.
 //!
 //! Their files live in `<root>/components/<id>/` (kubeconfigs 0600, logs, hard links to the
 //! cluster's root CA and service-account key), not in `<root>/clusters/<id>/`.
@@ -13,11 +13,11 @@
 
 use std::path::{Path, PathBuf};
 
-use super::bootstrap::{bootstrap, release_node_lease, wait_workload_ready};
+use super::bootstrap::{bootstrap, release_node_leases, wait_workload_ready};
 use super::component::Component;
 use super::{LocalDriver, READY_TIMEOUT, stop, transient};
 use crate::controlplane::{
-    Kubeconfig, KubeconfigUser, Pki, Supervised, SupervisedOptions, find_processes,
+    KubeBins, Kubeconfig, KubeconfigUser, Pki, Supervised, SupervisedOptions, find_processes,
 };
 use crate::domain::{Cluster, ClusterId, Phase};
 use crate::driver::{DriverError, Ensured};
@@ -68,15 +68,18 @@ impl LocalDriver {
             .client()
             .await
             .map_err(transient("connecting to the cluster's API server"))?;
-        bootstrap(&client).await?;
+        let size = self.size_of(cluster)?;
+        bootstrap(&client, size).await?;
         if self.component_pids(id, Component::Kwok).is_empty() {
-            release_node_lease(&client).await?;
+            release_node_leases(&client, size).await?;
         }
-        let started = self.start_missing_components(id, port).await?;
+        let started = self
+            .start_missing_components(id, port, &self.bins_for(cluster)?)
+            .await?;
         // NB: `started` is empty only when what was missing came back meanwhile (another
         // ensure of the same cluster): nothing was repaired here.
         if provisioning || started.is_empty() {
-            wait_workload_ready(&client, READY_TIMEOUT)
+            wait_workload_ready(&client, size, READY_TIMEOUT)
                 .await
                 .map_err(|e| DriverError::Transient(format!("{e:#}{}", self.component_logs(id))))?;
             return Ok(match repaired {
@@ -145,6 +148,7 @@ impl LocalDriver {
         &self,
         id: &ClusterId,
         port: u16,
+        bins: &KubeBins,
     ) -> Result<Vec<(Component, u32)>, DriverError> {
         let dir = self.components_dir(id);
         let mut started = vec![];
@@ -158,8 +162,7 @@ impl LocalDriver {
                 die_with_parent: false,
                 env: vec![],
             };
-            let program = self
-                .bins
+            let program = bins
                 .get(component.binary())
                 .map_err(|e| DriverError::Permanent(e.to_string()))?;
             let process = Supervised::spawn(

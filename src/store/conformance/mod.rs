@@ -81,7 +81,7 @@ pub fn mk_cluster(name: &str) -> Cluster {
         phase: Phase::Pending,
         message: String::new(),
         size: "small".into(),
-        kubernetes_version: "1.34".into(),
+        kubernetes_version: crate::controlplane::pinned_kubernetes_minor(),
         ttl,
         idle_timeout: None,
         host: "local".into(),
