@@ -80,6 +80,88 @@ async fn host_rbac_lets_vcm_manage_vcm_namespaces_and_nothing_else() {
         !in_default.status.success(),
         "vcm must not write outside vcm-* namespaces"
     );
+    // Subresources and CONNECT: exec is granted by RBAC cluster-wide, so only the policy keeps
+    // vcm out of other namespaces' pods. NB: the pod must exist (the API server looks it up
+    // first); unscheduled, it has no kubelet to connect to, so an exec that passes admission
+    // fails only at "no host assigned".
+    for ns in ["default", "vcm-c-test000001"] {
+        let run = kubectl(
+            &bed,
+            &["-n", ns, "run", "p", "--image=x", "--restart=Never"],
+        );
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+    }
+    let exec = |ns: &str| kubectl(&bed, &["-n", ns, "exec", "p", VCM_SA, "--", "true"]);
+    let exec_elsewhere = exec("default");
+    let stderr = String::from_utf8_lossy(&exec_elsewhere.stderr);
+    assert!(
+        stderr.contains("vcm may only change namespaces named vcm-*"),
+        "exec outside vcm-* is denied by the policy: {stderr}"
+    );
+    let exec_own = exec("vcm-c-test000001");
+    let stderr = String::from_utf8_lossy(&exec_own.stderr);
+    assert!(
+        !exec_own.status.success() && !stderr.contains("vcm may only change"),
+        "exec in vcm-* passes admission (and fails only for want of a node): {stderr}"
+    );
+    // Secrets: nowhere until vcm binds `vcm-namespace` in its own namespace, then only there.
+    let secrets = |ns: &str| {
+        kubectl(&bed, &["-n", ns, "get", "secrets", VCM_SA])
+            .status
+            .success()
+    };
+    assert!(!secrets("default") && !secrets("vcm-c-test000001"));
+    let whoami = kubectl(
+        &bed,
+        &[
+            "auth",
+            "whoami",
+            "-o",
+            "jsonpath={.status.userInfo.username}",
+            VCM_SA,
+        ],
+    );
+    let me = String::from_utf8_lossy(&whoami.stdout).into_owned();
+    assert_eq!(me, "system:serviceaccount:vcm-system:vcm", "{whoami:?}");
+    let bind = |role: &str| {
+        kubectl(
+            &bed,
+            &[
+                "-n",
+                "vcm-c-test000001",
+                "create",
+                "rolebinding",
+                &format!("b-{role}"),
+                &format!("--clusterrole={role}"),
+                &format!("--user={me}"),
+                VCM_SA,
+            ],
+        )
+    };
+    let bound = bind("vcm-namespace");
+    assert!(
+        bound.status.success(),
+        "{}",
+        String::from_utf8_lossy(&bound.stderr)
+    );
+    // NB: not `admin`: without a controller-manager (tier A) that aggregated role is empty,
+    // and binding an empty role escalates nothing.
+    assert!(
+        !bind("cluster-admin").status.success(),
+        "vcm may bind no other role"
+    );
+    let readable = eventually(
+        "the binding takes effect",
+        Duration::from_secs(10),
+        || async { Ok(secrets("vcm-c-test000001").then_some(())) },
+    )
+    .await;
+    assert!(readable.is_ok(), "{readable:?}");
+    assert!(!secrets("default"), "and still no Secrets elsewhere");
     let nodes = kubectl(&bed, &["get", "nodes", VCM_SA]);
     assert!(!nodes.status.success(), "vcm has no business reading nodes");
     // [[auth.kubernetes]]: vcm reviews the ServiceAccount tokens CI pods present.

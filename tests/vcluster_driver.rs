@@ -171,7 +171,10 @@ async fn a_cluster_is_installed_by_the_real_cli_becomes_ready_serves_ci_and_is_d
         .get("vcm-isolation")
         .await
         .unwrap();
-    assert_eq!(np.spec.unwrap().policy_types.unwrap(), ["Ingress"]);
+    assert_eq!(
+        np.spec.unwrap().policy_types.unwrap(),
+        ["Ingress", "Egress"]
+    );
     let labels = Api::<Namespace>::all(host.client())
         .get(&ns)
         .await
@@ -181,6 +184,29 @@ async fn a_cluster_is_installed_by_the_real_cli_becomes_ready_serves_ci_and_is_d
         .unwrap();
     assert_eq!(labels["app.kubernetes.io/managed-by"], "vcm");
     assert_eq!(labels["vcm.dev/cluster-id"], id);
+    assert_eq!(labels["pod-security.kubernetes.io/enforce"], "baseline");
+    let binding: k8s_openapi::api::rbac::v1::RoleBinding = Api::namespaced(host.client(), &ns)
+        .get("vcm-namespace")
+        .await
+        .expect("vcm's own Secrets access, in this namespace only");
+    assert_eq!(binding.role_ref.name, "vcm-namespace");
+    // A privileged pod (what a synced CI pod could ask for) is refused by the host's admission.
+    let privileged: Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "root"},
+        "spec": {"containers": [{"name": "c", "image": "x",
+            "securityContext": {"privileged": true}}]},
+    }))
+    .unwrap();
+    let refused = Api::<Pod>::namespaced(host.client(), &ns)
+        .create(&Default::default(), &privileged)
+        .await
+        .expect_err("baseline refuses privileged pods");
+    assert!(
+        refused
+            .to_string()
+            .contains("violates PodSecurity \"baseline:latest\""),
+        "the message a user sees: {refused}"
+    );
 
     // Act: kwok makes the pod Ready; ensure then waits for the syncer's secret.
     let waiting = eventually("pod Ready, secret awaited", POD_READY_TIMEOUT, || async {

@@ -298,6 +298,19 @@ impl Config {
                 "invalid configuration: two [[hosts]] entries are named {:?}",
                 host.name
             );
+            for cidr in &host.egress_except {
+                let ok = cidr.split_once('/').is_some_and(|(ip, bits)| {
+                    let max = if ip.contains(':') { 128 } else { 32 };
+                    ip.parse::<std::net::IpAddr>().is_ok()
+                        && bits.parse::<u8>().is_ok_and(|b| b <= max)
+                });
+                anyhow::ensure!(
+                    ok,
+                    "invalid configuration: hosts.{}.egress_except: {cidr:?} is not a CIDR \
+                     (e.g. \"10.0.0.0/8\")",
+                    host.name
+                );
+            }
         }
         config
             .auth

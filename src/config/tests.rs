@@ -320,6 +320,11 @@ fn hosts_need_unique_names_and_the_vcluster_driver_needs_a_host() {
             "[[hosts]]\nname = \"a\"\n[[hosts]]\nname = \"a\"\n",
             "two [[hosts]] entries",
         ),
+        (
+            "[[hosts]]\nname = \"a\"\negress_except = [\"10.0.0.0\"]\n",
+            "hosts.a.egress_except: \"10.0.0.0\" is not a CIDR",
+        ),
+        ("[local]\nmax_clusters = 0\n", "local.max_clusters = 0"),
     ] {
         let file = mk_toml(src);
         let err = load_err(Some(file.path()), &[]);

@@ -80,6 +80,38 @@ pub struct SizeProfile {
     /// Size of the control plane's data volume (`None`: no PVC; faster start, state lost if
     /// the pod restarts, which suits throwaway clusters).
     pub storage: Option<String>,
+    /// Pod Security Standard enforced on the host namespace (`privileged`, `baseline`,
+    /// `restricted`): a synced pod that breaks it is refused by the host's admission.
+    #[serde(default = "baseline")]
+    pub pod_security: PodSecurityLevel,
+}
+
+/// A Pod Security Standard level (`pod-security.kubernetes.io/enforce`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PodSecurityLevel {
+    /// Anything goes (only for hosts that trust every CI job).
+    Privileged,
+    /// No privileged, hostPath, hostNetwork or host ports: what a CI workload rarely needs.
+    #[default]
+    Baseline,
+    /// Baseline plus non-root, no privilege escalation, dropped capabilities.
+    Restricted,
+}
+
+impl PodSecurityLevel {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Privileged => "privileged",
+            Self::Baseline => "baseline",
+            Self::Restricted => "restricted",
+        }
+    }
+}
+
+fn baseline() -> PodSecurityLevel {
+    PodSecurityLevel::Baseline
 }
 
 /// One host cluster.
@@ -100,6 +132,9 @@ pub struct HostConfig {
     pub server_template: String,
     /// Namespace vcm runs in on this host; the network policy admits traffic from it.
     pub vcm_namespace: String,
+    /// Address ranges cluster namespaces may not reach besides the cloud metadata address, e.g.
+    /// the pod CIDR on a CNI that applies `ipBlock` to pod addresses (Calico).
+    pub egress_except: Vec<String>,
 }
 
 // === impl VclusterConfig ===
@@ -202,6 +237,7 @@ impl SizeProfile {
             memory_limit: "1Gi".into(),
             cpu_limit: None,
             storage: None,
+            pod_security: PodSecurityLevel::Baseline,
         }
     }
 
@@ -223,6 +259,7 @@ impl SizeProfile {
             memory_limit: "2Gi".into(),
             cpu_limit: None,
             storage: Some("5Gi".into()),
+            pod_security: PodSecurityLevel::Baseline,
         }
     }
 
@@ -244,6 +281,7 @@ impl SizeProfile {
             memory_limit: "4Gi".into(),
             cpu_limit: Some("2".into()),
             storage: Some("10Gi".into()),
+            pod_security: PodSecurityLevel::Baseline,
         }
     }
 }
@@ -289,6 +327,7 @@ impl Default for HostConfig {
             max_clusters: None,
             server_template: DEFAULT_SERVER_TEMPLATE.into(),
             vcm_namespace: DEFAULT_VCM_NAMESPACE.into(),
+            egress_except: vec![],
         }
     }
 }

@@ -1,14 +1,18 @@
 //! The host namespace of a cluster and the isolation objects vcm puts in it before the chart:
-//! ResourceQuota `vcm-quota`, LimitRange `vcm-limits`, NetworkPolicy `vcm-isolation`.
+//! Pod Security labels on the namespace, ResourceQuota `vcm-quota`, LimitRange `vcm-limits`,
+//! NetworkPolicy `vcm-isolation`, and RoleBinding `vcm-namespace` (vcm's own access to the
+//! namespace's Secrets; see deploy/host-rbac.yaml).
 
+use k8s_openapi::api::authentication::v1::SelfSubjectReview;
 use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::Api;
 use kube::api::PostParams;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use super::config::SizeProfile;
+use super::config::{PodSecurityLevel, SizeProfile};
 use super::host::{Host, is_conflict};
 use super::{CLUSTER_ID_LABEL, DriverError, MANAGED_BY_LABEL, MANAGED_BY_VALUE};
 
@@ -18,20 +22,44 @@ pub const QUOTA_NAME: &str = "vcm-quota";
 pub const LIMIT_RANGE_NAME: &str = "vcm-limits";
 /// Name of the NetworkPolicy in every cluster namespace.
 pub const NETWORK_POLICY_NAME: &str = "vcm-isolation";
+/// Name of the RoleBinding (and of the ClusterRole it binds) that gives vcm the Secrets of the
+/// namespace, and of nothing else (deploy/host-rbac.yaml).
+pub const NAMESPACE_ROLE: &str = "vcm-namespace";
 /// The label every namespace carries with its own name (set by the API server since 1.21).
 const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
+/// The cloud instance metadata address (AWS, GCP, Azure): credentials of the node live there.
+const METADATA_CIDR: &str = "169.254.169.254/32";
 
 /// Labels on everything vcm creates for cluster `id`.
 pub fn labels(id: &str) -> Value {
     json!({ MANAGED_BY_LABEL: MANAGED_BY_VALUE, CLUSTER_ID_LABEL: id })
 }
 
-/// The namespace object.
-pub fn namespace(name: &str, id: &str) -> Value {
+/// The namespace object, with the Pod Security Standard its pods must meet.
+pub fn namespace(name: &str, id: &str, pod_security: PodSecurityLevel) -> Value {
+    let mut labels = labels(id);
+    for mode in ["enforce", "warn", "audit"] {
+        labels[format!("pod-security.kubernetes.io/{mode}")] = json!(pod_security.as_str());
+        labels[format!("pod-security.kubernetes.io/{mode}-version")] = json!("latest");
+    }
     json!({
         "apiVersion": "v1",
         "kind": "Namespace",
-        "metadata": { "name": name, "labels": labels(id) },
+        "metadata": { "name": name, "labels": labels },
+    })
+}
+
+/// The RoleBinding that gives `username` (vcm's own identity on the host) the ClusterRole
+/// `vcm-namespace` in this namespace only.
+pub fn namespace_role_binding(id: &str, username: &str) -> Value {
+    json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": { "name": NAMESPACE_ROLE, "labels": labels(id) },
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": NAMESPACE_ROLE,
+        },
+        "subjects": [{ "apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": username }],
     })
 }
 
@@ -60,19 +88,52 @@ pub fn limit_range(id: &str, size: &SizeProfile) -> Value {
 }
 
 /// The NetworkPolicy: every pod of the namespace (control plane and synced workloads) admits
-/// ingress only from pods of the same namespace and from vcm's own namespace.
-pub fn network_policy(id: &str, vcm_namespace: &str) -> Value {
+/// ingress only from pods of the same namespace and from vcm's own namespace, and sends
+/// traffic only to its own namespace, to namespaces vcm does not manage (DNS, the host's
+/// services) and outside the cluster, never to the cloud metadata address.
+///
+/// NB: other clusters' namespaces are excluded by their `managed-by=vcm` label. The `ipBlock`
+/// rule is for addresses outside the cluster: CNIs that apply ipBlock to pod addresses too
+/// (Calico does) would let it reach other pods, so on such a host the operator lists the pod
+/// CIDR in the host's `egress_except`, which joins the metadata address in `except`.
+pub fn network_policy(id: &str, vcm_namespace: &str, egress_except: &[String]) -> Value {
+    // NB: an empty `except` is not the same as none to every API server version: leave the
+    // IPv6 one out unless something is excepted.
+    let ipv6: Vec<&str> = egress_except
+        .iter()
+        .map(String::as_str)
+        .filter(|c| c.contains(':'))
+        .collect();
+    let ipv6_except = (!ipv6.is_empty()).then_some(ipv6);
+    let except: Vec<&str> = std::iter::once(METADATA_CIDR)
+        .chain(
+            egress_except
+                .iter()
+                .map(String::as_str)
+                .filter(|c| !c.contains(':')),
+        )
+        .collect();
     json!({
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
         "metadata": { "name": NETWORK_POLICY_NAME, "labels": labels(id) },
         "spec": {
             "podSelector": {},
-            "policyTypes": ["Ingress"],
+            "policyTypes": ["Ingress", "Egress"],
             "ingress": [{ "from": [
                 { "podSelector": {} },
                 { "namespaceSelector": { "matchLabels": { NAMESPACE_NAME_LABEL: vcm_namespace } } },
             ]}],
+            "egress": [
+                { "to": [
+                    { "podSelector": {} },
+                    { "namespaceSelector": { "matchExpressions": [{
+                        "key": MANAGED_BY_LABEL, "operator": "NotIn", "values": [MANAGED_BY_VALUE],
+                    }]}},
+                ]},
+                { "to": [{ "ipBlock": { "cidr": "0.0.0.0/0", "except": except } }] },
+                { "to": [{ "ipBlock": { "cidr": "::/0", "except": ipv6_except } }] },
+            ],
         },
     })
 }
@@ -89,7 +150,16 @@ pub async fn prepare(
     create::<Namespace>(
         host,
         Api::all(client.clone()),
-        self::namespace(namespace, id),
+        self::namespace(namespace, id, size.pod_security),
+    )
+    .await?;
+    // NB: first after the namespace: vcm's host role holds no Secrets anywhere, and the chart
+    // (helm's release records, the kubeconfig Secret vcm reads) needs them here.
+    let me = whoami(host).await?;
+    create::<RoleBinding>(
+        host,
+        Api::namespaced(client.clone(), namespace),
+        namespace_role_binding(id, &me),
     )
     .await?;
     create::<ResourceQuota>(
@@ -107,9 +177,25 @@ pub async fn prepare(
     create::<NetworkPolicy>(
         host,
         Api::namespaced(client, namespace),
-        network_policy(id, &host.config.vcm_namespace),
+        network_policy(id, &host.config.vcm_namespace, &host.config.egress_except),
     )
     .await
+}
+
+/// vcm's user name on `host` (a SelfSubjectReview: whatever credentials it was given).
+async fn whoami(host: &Host) -> Result<String, DriverError> {
+    let review: SelfSubjectReview = serde_json::from_value(json!({
+        "apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview",
+    }))
+    .map_err(|e| DriverError::Permanent(format!("building a SelfSubjectReview: {e}")))?;
+    let answer = Api::<SelfSubjectReview>::all(host.client.clone())
+        .create(&PostParams::default(), &review)
+        .await
+        .map_err(|e| host.error("asking the host who vcm is (SelfSubjectReview)", e))?;
+    answer
+        .status
+        .and_then(|s| s.user_info?.username)
+        .ok_or_else(|| DriverError::Permanent("the host's SelfSubjectReview named no user".into()))
 }
 
 async fn create<K>(host: &Host, api: Api<K>, object: Value) -> Result<(), DriverError>
@@ -136,10 +222,30 @@ mod tests {
 
     #[test]
     fn network_policy_admits_only_the_namespace_itself_and_vcm() {
-        let np: NetworkPolicy =
-            serde_json::from_value(network_policy("c-abc", "vcm-system")).expect("valid policy");
+        let np: NetworkPolicy = serde_json::from_value(network_policy("c-abc", "vcm-system", &[]))
+            .expect("valid policy");
         let spec = np.spec.expect("spec");
-        assert_eq!(spec.policy_types, Some(vec!["Ingress".to_owned()]));
+        assert_eq!(
+            spec.policy_types,
+            Some(vec!["Ingress".to_owned(), "Egress".to_owned()])
+        );
+        let egress = spec.egress.clone().expect("egress");
+        let to_others = egress[0].to.clone().expect("to")[1]
+            .namespace_selector
+            .clone()
+            .expect("namespace selector")
+            .match_expressions
+            .expect("expressions");
+        assert_eq!(
+            (to_others[0].key.as_str(), to_others[0].operator.as_str()),
+            (MANAGED_BY_LABEL, "NotIn"),
+            "no traffic to other clusters' namespaces"
+        );
+        let outside = egress[1].to.clone().expect("to")[0]
+            .ip_block
+            .clone()
+            .expect("ip block");
+        assert_eq!(outside.except, Some(vec![METADATA_CIDR.to_owned()]));
         let from = spec.ingress.expect("ingress")[0]
             .from
             .clone()
@@ -152,6 +258,26 @@ mod tests {
         assert_eq!(
             ns_sel.match_labels.expect("labels")["kubernetes.io/metadata.name"],
             "vcm-system"
+        );
+    }
+
+    #[test]
+    fn the_hosts_egress_exceptions_join_the_metadata_address_by_family() {
+        let np: NetworkPolicy = serde_json::from_value(network_policy(
+            "c-abc",
+            "vcm-system",
+            &["10.0.0.0/16".into(), "fd00::/8".into()],
+        ))
+        .expect("valid policy");
+        let egress = np.spec.expect("spec").egress.expect("egress");
+        let block = |i: usize| egress[i].to.clone().expect("to")[0].ip_block.clone();
+        assert_eq!(
+            block(1).expect("v4").except,
+            Some(vec![METADATA_CIDR.to_owned(), "10.0.0.0/16".to_owned()])
+        );
+        assert_eq!(
+            block(2).expect("v6").except,
+            Some(vec!["fd00::/8".to_owned()])
         );
     }
 
