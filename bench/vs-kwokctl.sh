@@ -31,6 +31,8 @@
 #               vcm: kube-apiserver, controller-manager, scheduler, kwok (found by the cluster id
 #               in /proc/*/cmdline); vcm's one etcd is shared by all clusters and shown apart.
 #               Goal vcm/kwokctl <= 0.8.
+#   Below the table: how much of vcm's create is its kube-apiserver (from the server log), and
+#   each program's RSS in the last round.
 #   Each cell: median (min..max) over ROUNDS. Then "how many clusters fit": (MemTotal - 2 GiB)
 #   / vcm's median RSS, next to the capacity vcm derives itself (GET /v1/hosts, `max_clusters`).
 #   The load average before and after is printed: other work on the machine skews both tools.
@@ -131,6 +133,18 @@ rss_of() {
   echo "$total $n"
 }
 
+# RSS (MiB) of each process whose command line contains $1, by program: "etcd=43 kube-apiserver=270 …".
+rss_by_program() {
+  local needle=$1 d cmd kib prog
+  for d in /proc/[0-9]*; do
+    cmd=$(tr '\0' ' ' 2>/dev/null <"$d/cmdline") || continue
+    [[ "$cmd" == *"$needle"* ]] || continue
+    kib=$(awk '/^VmRSS:/ { print $2 }' "$d/status" 2>/dev/null) || kib=0
+    prog=${cmd%% *}
+    echo "${prog##*/}=$((${kib:-0} / 1024))"
+  done | sort | tr '\n' ' '
+}
+
 # `kubectl wait` for every node Ready, retried while no node exists yet.
 wait_nodes() {
   local kc=$1 deadline=$((SECONDS + 120))
@@ -163,6 +177,7 @@ run_kwokctl() {
   rollout "$kc"
   t3=$(now)
   rss=$(rss_of "$KWOK_WORKDIR/clusters/$name/")
+  rss_by_program "$KWOK_WORKDIR/clusters/$name/" >"$work/programs-kwokctl"
   "$kwokctl" delete cluster --name "$name" >>"$work/$name.log" 2>&1
   echo "$(secs "$t0" "$t1") $(secs "$t0" "$t2") $(secs "$t0" "$t3") $rss" >>"$out"
 }
@@ -196,9 +211,19 @@ run_vcm() {
   rollout "$kc"
   t3=$(now)
   rss=$(rss_of "$id")
+  rss_by_program "$id" >"$work/programs-vcm"
   rss_of "--data-dir=$work/vcm/local/etcd" | cut -d' ' -f1 >>"$etcd_rss_samples"
   "$vcm" cluster delete "$name" --wait >>"$work/$name.log" 2>&1
-  echo "$(secs "$t0" "$t1") $(secs "$t0" "$t2") $(secs "$t0" "$t3") $rss" >>"$out"
+  echo "$(secs "$t0" "$t1") $(secs "$t0" "$t2") $(secs "$t0" "$t3") $rss $(apiserver_secs "$id")" >>"$out"
+}
+
+# From vcm's log: seconds from "cluster accepted" to "kube-apiserver ready" for cluster $1.
+apiserver_secs() {
+  awk -v id="cluster.id=$1" '
+    function t(s) { return substr(s, 12, 2) * 3600 + substr(s, 15, 2) * 60 + substr(s, 18) + 0 }
+    index($0, id) && /cluster accepted/ { a = t($1) }
+    index($0, id) && /kube-apiserver ready/ { b = t($1) }
+    END { if (a && b) printf "%.2f", b - a; else printf "nan" }' "$work/server.log"
 }
 
 # --- rounds ----------------------------------------------------------------------------------------
@@ -252,6 +277,11 @@ load after:  ${load_after#*load}
 | Deployment rolled out  | $(stat "$k" 3) | $(stat "$v" 3) | $(ratio "$(median "$v" 3)" "$(median "$k" 3)") | |
 | RSS per cluster (MiB)  | $(stat "$k" 4 1024) | $(stat "$v" 4 1024) | $(ratio "$(median "$v" 4)" "$(median "$k" 4)") | <= 0.8 |
 | processes per cluster  | $(median "$k" 5) | $(median "$v" 5) | | |
+
+vcm, accepted to its kube-apiserver ready (server log): $(stat "$v" 6) s; the rest of "create returned" is
+  controller-manager, scheduler and kwok starting, the node Ready, the default ServiceAccount, and the CLI's poll.
+RSS by program, last round (MiB): kwokctl $(cat "$work/programs-kwokctl")
+                                  vcm     $(cat "$work/programs-vcm")
 
 vcm's shared etcd (one for all clusters, not in the vcm column): $(stat "$etcd_rss_samples" 1 1024) MiB RSS
 warm-up (not counted; vcm's includes starting its shared etcd): kwokctl $(cat "$work/warmup-kwokctl"), vcm $(cat "$work/warmup-vcm")
