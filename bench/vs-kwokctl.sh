@@ -44,7 +44,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 repo=$PWD
 rounds=${ROUNDS:-5}
-# shellcheck source=../scripts/k8s-versions.env
+# shellcheck source=scripts/k8s-versions.env
 source scripts/k8s-versions.env
 
 log() { echo "vs-kwokctl: $*" >&2; }
@@ -84,12 +84,12 @@ cleanup() {
   fi
   left=$(our_pids)
   if [[ -n "$left" ]]; then
-    log "still running after a graceful stop, killing: $(echo $left)"
+    log "still running after a graceful stop, killing: ${left//$'\n'/ }"
     for pid in $left; do kill -KILL "$pid" 2>/dev/null; done
     sleep 0.5
   fi
   left=$(our_pids)
-  [[ -z "$left" ]] || { log "processes left: $(echo $left)"; status=1; }
+  [[ -z "$left" ]] || { log "processes left: ${left//$'\n'/ }"; status=1; }
   rm -rf "$work"
   exit "$status"
 }
