@@ -39,7 +39,7 @@
 #   / vcm's median RSS, next to the capacity vcm derives itself (GET /v1/hosts, `max_clusters`).
 #   The load average before and after is printed: other work on the machine skews both tools.
 #
-# Usage: ROUNDS=5 bench/vs-kwokctl.sh            (needs go, cargo, kubectl, curl, jq)
+# Usage: ROUNDS=5 bench/vs-kwokctl.sh            (needs go, cargo, kubectl, curl, jq, python3)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 repo=$PWD
