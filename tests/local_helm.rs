@@ -3,18 +3,16 @@
 //! vcm hands out, waits for it, and uninstalls it without leaving anything of the release.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/local_app.rs"]
+mod local_app;
+
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::Notify;
+use local_app::{mk_app, processes_of, who};
 use vcm::api::CreateClusterRequest;
-use vcm::controlplane::{KubeBins, find_processes};
-use vcm::domain::{ClusterId, DeleteReason, Phase, Principal, Role};
-use vcm::driver::local::LocalDriver;
-use vcm::reconciler::Reconciler;
-use vcm::service::{ClusterPolicy, ClusterService};
-use vcm::store::SqliteStore;
+use vcm::controlplane::KubeBins;
+use vcm::domain::{DeleteReason, Phase};
 
 /// The chart under test, in the repository's test data.
 const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/charts/demo");
@@ -24,58 +22,6 @@ const NS: &str = "demo";
 /// ReplicaSets and Pods the Deployment makes.
 const KINDS: &str =
     "deployments,replicasets,pods,services,configmaps,serviceaccounts,roles,rolebindings,secrets";
-
-/// The engine (service and reconciler over a SQLite file) on a real local driver, as
-/// `vcm server --dev` runs it; dropping it kills every process under its directory.
-struct App {
-    service: ClusterService,
-    reconciler: Reconciler,
-    driver: Arc<LocalDriver>,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for App {
-    fn drop(&mut self) {
-        self.driver.kill_all_processes();
-    }
-}
-
-async fn mk_app() -> App {
-    let dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite://{}", dir.path().join("vcm.db").display());
-    let store = Arc::new(SqliteStore::open(&db).await.unwrap());
-    let driver = Arc::new(
-        LocalDriver::new(dir.path().join("local"), KubeBins::locate())
-            .unwrap_or_else(|e| panic!("{e:#}")),
-    );
-    let wake = Arc::new(Notify::new());
-    let service = ClusterService::new(
-        store,
-        driver.clone(),
-        ClusterPolicy::default(),
-        wake.clone(),
-    );
-    let reconciler = Reconciler::new(service.clone(), wake, 2);
-    App {
-        service,
-        reconciler,
-        driver,
-        dir,
-    }
-}
-
-fn who() -> Principal {
-    Principal::token("t-ci", "ci", Role::Admin, None)
-}
-
-/// Every process of cluster `id` (API server and components) under the driver's root.
-fn processes_of(driver: &LocalDriver, id: &ClusterId) -> Vec<(u32, Vec<String>)> {
-    let root = driver.root().display().to_string();
-    find_processes(id.as_str())
-        .into_iter()
-        .filter(|(_, argv)| argv.iter().any(|a| a.contains(&root)))
-        .collect()
-}
 
 /// Runs `program args…`; `Err(stderr)` if it fails.
 async fn try_run(cmd: &mut tokio::process::Command, what: &str) -> Result<String, String> {

@@ -3,22 +3,21 @@
 //! Everything here goes through the real `kubectl` with the CI kubeconfig vcm hands out.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/local_app.rs"]
+mod local_app;
+
 #[path = "support/kubectl.rs"]
 mod kubectl;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kubectl::Kubectl;
-use tokio::sync::Notify;
+use local_app::{mk_app, processes_of, who};
 use vcm::api::CreateClusterRequest;
-use vcm::controlplane::{KubeBins, find_processes, is_alive, is_port_held, kill_group};
-use vcm::domain::{Cluster, ClusterId, ClusterName, DeleteReason, Phase, Principal, Role};
+use vcm::controlplane::{KubeBins, is_alive, is_port_held, kill_group};
+use vcm::domain::{Cluster, ClusterName, DeleteReason, Phase};
 use vcm::driver::local::LocalDriver;
 use vcm::driver::{Driver, Ensured};
-use vcm::reconciler::Reconciler;
-use vcm::service::{ClusterPolicy, ClusterService};
-use vcm::store::SqliteStore;
 
 /// Kills every process under the driver's root when the test ends, however it ends.
 struct Guard(LocalDriver, tempfile::TempDir);
@@ -196,60 +195,6 @@ async fn a_local_cluster_rolls_out_deployments_completes_jobs_cascades_and_delet
         gone.as_ref().is_err_and(|e| e.contains("NotFound")),
         "{gone:?}"
     );
-}
-
-/// The engine (service and reconciler over a SQLite file) on a real local driver, as
-/// `vcm server --dev` runs it; dropping it kills every process under its directory.
-struct App {
-    service: ClusterService,
-    reconciler: Reconciler,
-    driver: Arc<LocalDriver>,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for App {
-    fn drop(&mut self) {
-        self.driver.kill_all_processes();
-    }
-}
-
-async fn mk_app() -> App {
-    let dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite://{}", dir.path().join("vcm.db").display());
-    let store = Arc::new(SqliteStore::open(&db).await.unwrap());
-    let driver = Arc::new(
-        LocalDriver::new(dir.path().join("local"), KubeBins::locate())
-            .unwrap_or_else(|e| panic!("{e:#}")),
-    );
-    let wake = Arc::new(Notify::new());
-    let service = ClusterService::new(
-        store,
-        driver.clone(),
-        ClusterPolicy::default(),
-        wake.clone(),
-    );
-    // NB: a short health-check interval, so a dead component is noticed within the test.
-    let reconciler = Reconciler::new(service.clone(), wake, 2)
-        .with_health_check_interval(Duration::from_millis(200));
-    App {
-        service,
-        reconciler,
-        driver,
-        _dir: dir,
-    }
-}
-
-fn who() -> Principal {
-    Principal::token("t-ci", "ci", Role::Admin, None)
-}
-
-/// Every process of cluster `id` (API server and components) under the driver's root.
-fn processes_of(driver: &LocalDriver, id: &ClusterId) -> Vec<(u32, Vec<String>)> {
-    let root = driver.root().display().to_string();
-    find_processes(id.as_str())
-        .into_iter()
-        .filter(|(_, argv)| argv.iter().any(|a| a.contains(&root)))
-        .collect()
 }
 
 #[tokio::test]
