@@ -13,9 +13,24 @@ use tokio::time::Instant;
 use crate::api::ClusterView;
 use crate::client::{Client, ClientError};
 
-/// How often the cluster is polled: create-to-Ready takes seconds, so a second is fine-grained
-/// enough and costs the server one cheap read.
+/// How often the cluster is polled at first: a local cluster is Ready in about 4 s, and a wait
+/// that notices it up to a second late makes every CI job that second slower. One poll is one
+/// cached read on the server.
+const FAST_POLL_INTERVAL: Duration = Duration::from_millis(200);
+/// How long the fast polling lasts before it slows to [`POLL_INTERVAL`] (a vCluster takes
+/// tens of seconds; nothing is gained by asking five times a second all along).
+const FAST_POLL_FOR: Duration = Duration::from_secs(15);
+/// How often the cluster is polled after that.
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The pause before the next poll, `elapsed` into the wait.
+fn poll_interval(elapsed: Duration) -> Duration {
+    if elapsed < FAST_POLL_FOR {
+        FAST_POLL_INTERVAL
+    } else {
+        POLL_INTERVAL
+    }
+}
 
 /// What to wait for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,7 +90,8 @@ pub async fn until(
                 return Err(err.into());
             }
         }
-        if Instant::now() + POLL_INTERVAL > deadline {
+        let pause = poll_interval(started.elapsed());
+        if Instant::now() + pause > deadline {
             progress.finish();
             let (phase, message) = last
                 .as_ref()
@@ -91,7 +107,7 @@ pub async fn until(
                 timeout.as_secs()
             );
         }
-        tokio::time::sleep(POLL_INTERVAL).await;
+        tokio::time::sleep(pause).await;
     }
 }
 
@@ -116,7 +132,9 @@ fn verdict(view: &ClusterView, target: Target) -> Verdict {
 fn is_retryable(err: &ClientError) -> bool {
     match err {
         ClientError::Connect { .. } => true,
-        ClientError::Api { status, .. } => *status >= 500,
+        // NB: 429 too: many jobs waiting on one token may exceed its request budget for a
+        // moment; the wait slows down rather than failing the job.
+        ClientError::Api { status, .. } => *status >= 500 || *status == 429,
         ClientError::Other(_) => false,
     }
 }
@@ -165,6 +183,13 @@ impl Progress {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn polls_fast_while_a_local_cluster_would_become_ready_then_every_second() {
+        assert_eq!(poll_interval(Duration::ZERO), FAST_POLL_INTERVAL);
+        assert_eq!(poll_interval(Duration::from_secs(14)), FAST_POLL_INTERVAL);
+        assert_eq!(poll_interval(Duration::from_secs(16)), POLL_INTERVAL);
+    }
 
     fn mk_view(phase: &str) -> ClusterView {
         ClusterView {
