@@ -126,7 +126,11 @@ async fn a_cluster_is_installed_by_the_real_cli_becomes_ready_serves_ci_and_is_d
     // Arrange
     let (host, standin) = tokio::join!(TestBed::tier_b(), TestBed::tier_a());
     let server = standin.kubeconfig().server;
-    let driver = VclusterDriver::new(vec![mk_host(&host, &server)], mk_config())
+    let config = VclusterConfig {
+        installation: Some("0123456789abcdef".into()),
+        ..mk_config()
+    };
+    let driver = VclusterDriver::new(vec![mk_host(&host, &server)], config)
         .await
         .unwrap();
     let cluster = mk_cluster();
@@ -185,6 +189,7 @@ async fn a_cluster_is_installed_by_the_real_cli_becomes_ready_serves_ci_and_is_d
     assert_eq!(labels["app.kubernetes.io/managed-by"], "vcm");
     assert_eq!(labels["vcm.dev/cluster-id"], id);
     assert_eq!(labels["pod-security.kubernetes.io/enforce"], "baseline");
+    assert_eq!(labels["vcm.dev/installation"], "0123456789abcdef");
     let binding: k8s_openapi::api::rbac::v1::RoleBinding = Api::namespaced(host.client(), &ns)
         .get("vcm-namespace")
         .await
@@ -455,16 +460,29 @@ async fn an_unreachable_host_is_reported_transient_and_works_once_it_is_back() {
 }
 
 #[tokio::test]
-async fn list_managed_reports_only_vcm_namespaces_older_than_the_grace() {
-    // Arrange
+async fn list_managed_reports_only_this_installations_vcm_namespaces_older_than_the_grace() {
+    // Arrange: namespaces of this installation ("aaaa"), of another one sharing the host
+    // ("bbbb"), and look-alikes: no managed-by label, a name that is not `vcm-<its id>`, an
+    // ill-formed id, vcm's own namespace labelled like a cluster, and a plain namespace.
     let host = TestBed::tier_a().await;
     let nss: Api<Namespace> = Api::all(host.client());
-    let managed = ClusterId::generate();
+    let (mine, theirs, renamed) = (
+        ClusterId::generate(),
+        ClusterId::generate(),
+        ClusterId::generate(),
+    );
+    let labelled = |id: &str, installation: &str| {
+        serde_json::json!({
+            "app.kubernetes.io/managed-by": "vcm", "vcm.dev/cluster-id": id,
+            "vcm.dev/installation": installation,
+        })
+    };
     for (name, labels) in [
-        (
-            format!("vcm-{managed}"),
-            serde_json::json!({"app.kubernetes.io/managed-by": "vcm", "vcm.dev/cluster-id": managed}),
-        ),
+        (format!("vcm-{mine}"), labelled(mine.as_str(), "aaaa")),
+        (format!("vcm-{theirs}"), labelled(theirs.as_str(), "bbbb")),
+        ("payments".to_owned(), labelled(renamed.as_str(), "aaaa")),
+        ("vcm-c-bad-id".to_owned(), labelled("c-Bad_Id", "aaaa")),
+        ("vcm-system".to_owned(), labelled("system", "aaaa")),
         (
             "vcm-c-unlabelled".to_owned(),
             serde_json::json!({"vcm.dev/cluster-id": "c-unlabelled"}),
@@ -477,24 +495,39 @@ async fn list_managed_reports_only_vcm_namespaces_older_than_the_grace() {
         .unwrap();
         nss.create(&PostParams::default(), &ns).await.unwrap();
     }
-    let driver = |grace| {
+    let driver = |grace, installation: &str| {
         let config = VclusterConfig {
             orphan_grace: grace,
+            installation: Some(installation.to_owned()),
             ..mk_config()
         };
         VclusterDriver::new(vec![mk_host(&host, "https://x")], config)
     };
 
     // Act
-    let no_grace = driver(Duration::ZERO).await.unwrap().list_managed().await;
-    let long_grace = driver(Duration::from_secs(3600))
+    let no_grace = driver(Duration::ZERO, "aaaa")
+        .await
+        .unwrap()
+        .list_managed()
+        .await;
+    let other = driver(Duration::ZERO, "bbbb")
+        .await
+        .unwrap()
+        .list_managed()
+        .await;
+    let long_grace = driver(Duration::from_secs(3600), "aaaa")
         .await
         .unwrap()
         .list_managed()
         .await;
 
     // Assert
-    assert_eq!(no_grace.unwrap(), vec![managed]);
+    assert_eq!(no_grace.unwrap(), vec![mine]);
+    assert_eq!(
+        other.unwrap(),
+        vec![theirs],
+        "installations leave each other alone"
+    );
     assert_eq!(long_grace.unwrap(), Vec::<ClusterId>::new());
 }
 

@@ -42,7 +42,11 @@ pub async fn assemble(config: &Config) -> anyhow::Result<(AppState, Background)>
         ensure_an_admin_can_sign_in(store.as_ref(), config).await?;
     }
     let sizes = config.sizes()?;
-    let (driver, local, versions) = make_driver(config, &sizes).await?;
+    let installation = store
+        .installation_id()
+        .await
+        .context("reading the store's installation id")?;
+    let (driver, local, versions) = make_driver(config, &sizes, &installation).await?;
     let wake = Arc::new(Notify::new());
     let service = ClusterService::new(
         store.clone(),
@@ -175,6 +179,7 @@ fn dev_token(data_dir: &std::path::Path) -> anyhow::Result<TokenSecret> {
 async fn make_driver(
     config: &Config,
     sizes: &Sizes,
+    installation: &str,
 ) -> anyhow::Result<(Arc<dyn Driver>, Option<Arc<LocalDriver>>, Vec<String>)> {
     match config.driver {
         DriverKind::Local => {
@@ -193,6 +198,7 @@ async fn make_driver(
         DriverKind::Vcluster => {
             let mut vc = config.vcluster.clone();
             vc.sizes = sizes.vcluster.clone();
+            vc.installation = Some(installation.to_owned());
             let mut versions: Vec<String> = vc.kubernetes_versions.keys().cloned().collect();
             versions.sort_by(|a, b| b.cmp(a)); // newest first: the default
             let driver = VclusterDriver::new(config.hosts.clone(), vc)

@@ -243,6 +243,10 @@ impl Store for CachedStore {
         write(&self.tokens).retain(|_, t| t.id != id);
         res
     }
+
+    async fn installation_id(&self) -> Result<String, StoreError> {
+        self.inner.installation_id().await
+    }
 }
 
 #[cfg(test)]

@@ -167,6 +167,10 @@ pub trait Store: Send + Sync + 'static {
     /// Record that token `id` authenticated a request at `at` (a later time wins; an unknown
     /// id is not an error: the token may have been purged meanwhile).
     async fn token_used(&self, id: &str, at: Timestamp) -> Result<(), StoreError>;
+
+    /// This store's installation id (16 hex digits), made once when the store was created and
+    /// never changed: what marks the host namespaces of this installation.
+    async fn installation_id(&self) -> Result<String, StoreError>;
 }
 
 /// Open the store a URL names: `sqlite://<path>` (created if missing) or `sqlite::memory:`.

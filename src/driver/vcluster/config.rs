@@ -41,6 +41,10 @@ pub struct VclusterConfig {
     /// Kubernetes minor (`"1.36"`) → `ghcr.io/loft-sh/kubernetes` tag the chart runs. Only
     /// tags that exist can be used, so this is a table rather than `v<minor>.0`.
     pub kubernetes_versions: BTreeMap<String, String>,
+    /// This installation's id (from the store; not configuration): host namespaces carry it as
+    /// `vcm.dev/installation`, and the orphan sweeper only looks at namespaces that carry it.
+    /// `None` (a driver built without a store): namespaces without that label only.
+    pub installation: Option<String>,
 }
 
 /// Where the vCluster chart comes from.
@@ -182,6 +186,7 @@ impl VclusterConfig {
             orphan_grace: Duration::from_secs(300),
             sizes: SizeProfile::defaults(),
             kubernetes_versions: default_kubernetes_versions(),
+            installation: None,
         }
     }
 }
@@ -397,6 +402,7 @@ impl TryFrom<VclusterFile> for VclusterConfig {
             orphan_grace: Duration::from_secs(f.orphan_grace_secs),
             sizes: SizeProfile::defaults(),
             kubernetes_versions: f.kubernetes_versions,
+            installation: None,
         })
     }
 }

@@ -67,6 +67,8 @@ pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 pub const MANAGED_BY_VALUE: &str = "vcm";
 /// Label carrying the cluster id on its namespace and objects.
 pub const CLUSTER_ID_LABEL: &str = "vcm.dev/cluster-id";
+/// Label on each host namespace: the installation (store) that made it.
+pub const INSTALLATION_LABEL: &str = "vcm.dev/installation";
 
 /// Host namespace of cluster `id`.
 pub fn namespace_name(id: &str) -> String {
@@ -296,7 +298,10 @@ impl Driver for VclusterDriver {
     }
 
     async fn list_managed(&self) -> Result<Vec<ClusterId>, DriverError> {
-        let selector = format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}");
+        let selector = match &self.config.installation {
+            Some(me) => format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE},{INSTALLATION_LABEL}={me}"),
+            None => format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE},!{INSTALLATION_LABEL}"),
+        };
         let grace = jiff::SignedDuration::try_from(self.config.orphan_grace).unwrap_or_default();
         let now = Timestamp::now();
         let mut ids = Vec::new();
@@ -318,13 +323,20 @@ impl Driver for VclusterDriver {
                     .creation_timestamp
                     .as_ref()
                     .is_some_and(|t| now.duration_since(t.0) >= grace);
+                // NB: only a namespace named exactly `vcm-<id>` for a well-formed id it is labelled
+                // with: a label copied onto another namespace (or vcm's own) never makes it ours.
                 let id = ns
                     .metadata
                     .labels
                     .as_ref()
-                    .and_then(|l| l.get(CLUSTER_ID_LABEL));
+                    .and_then(|l| l.get(CLUSTER_ID_LABEL))
+                    .and_then(|id| ClusterId::parse(id))
+                    .filter(|id| {
+                        let name = ns.metadata.name.as_deref().unwrap_or_default();
+                        name == namespace_name(id.as_str()) && name != host.config.vcm_namespace
+                    });
                 if let (true, Some(id)) = (old_enough, id) {
-                    ids.push(ClusterId::from_stored(id.clone()));
+                    ids.push(id);
                 }
             }
         }

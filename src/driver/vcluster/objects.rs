@@ -14,7 +14,9 @@ use serde_json::{Value, json};
 
 use super::config::{PodSecurityLevel, SizeProfile};
 use super::host::{Host, is_conflict};
-use super::{CLUSTER_ID_LABEL, DriverError, MANAGED_BY_LABEL, MANAGED_BY_VALUE};
+use super::{
+    CLUSTER_ID_LABEL, DriverError, INSTALLATION_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE,
+};
 
 /// Name of the ResourceQuota in every cluster namespace.
 pub const QUOTA_NAME: &str = "vcm-quota";
@@ -35,9 +37,18 @@ pub fn labels(id: &str) -> Value {
     json!({ MANAGED_BY_LABEL: MANAGED_BY_VALUE, CLUSTER_ID_LABEL: id })
 }
 
-/// The namespace object, with the Pod Security Standard its pods must meet.
-pub fn namespace(name: &str, id: &str, pod_security: PodSecurityLevel) -> Value {
+/// The namespace object, with the Pod Security Standard its pods must meet and the
+/// installation that owns it.
+pub fn namespace(
+    name: &str,
+    id: &str,
+    pod_security: PodSecurityLevel,
+    installation: Option<&str>,
+) -> Value {
     let mut labels = labels(id);
+    if let Some(me) = installation {
+        labels[INSTALLATION_LABEL] = json!(me);
+    }
     for mode in ["enforce", "warn", "audit"] {
         labels[format!("pod-security.kubernetes.io/{mode}")] = json!(pod_security.as_str());
         labels[format!("pod-security.kubernetes.io/{mode}-version")] = json!("latest");
@@ -145,12 +156,13 @@ pub async fn prepare(
     namespace: &str,
     id: &str,
     size: &SizeProfile,
+    installation: Option<&str>,
 ) -> Result<(), DriverError> {
     let client = host.client.clone();
     create::<Namespace>(
         host,
         Api::all(client.clone()),
-        self::namespace(namespace, id, size.pod_security),
+        self::namespace(namespace, id, size.pod_security, installation),
     )
     .await?;
     // NB: first after the namespace: vcm's host role holds no Secrets anywhere, and the chart

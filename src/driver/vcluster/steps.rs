@@ -49,7 +49,7 @@ pub async fn install(
     if release::deployed(host, ns, id, config.cli_timeout).await? {
         return Ok(());
     }
-    objects::prepare(host, ns, id, size).await?;
+    objects::prepare(host, ns, id, size, config.installation.as_deref()).await?;
     let server = host.config.server_for(id, cluster.name.as_str());
     let values = values::render(&values::ValuesInput {
         release: id,

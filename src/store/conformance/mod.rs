@@ -49,6 +49,14 @@ where
     case!(purge_ended_removes_only_old_ended_clusters_with_their_events);
     case!(tokens_insert_look_up_list_and_revoke);
     case!(concurrent_updates_from_the_same_version_have_exactly_one_winner);
+    case!(the_installation_id_is_made_once_and_stays);
+}
+
+async fn the_installation_id_is_made_once_and_stays(store: Arc<dyn Store>) {
+    let first = store.installation_id().await.unwrap();
+    assert_eq!(first.len(), 16, "{first}");
+    assert!(first.bytes().all(|b| b.is_ascii_hexdigit()), "{first}");
+    assert_eq!(store.installation_id().await.unwrap(), first);
 }
 
 // === fixtures ===

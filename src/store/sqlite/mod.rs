@@ -401,6 +401,18 @@ impl Store for SqliteStore {
         let q = sqlx::query(sql).bind(at.as_millisecond()).bind(id);
         self.exec(q, "recording a token's use").await.map(drop)
     }
+
+    async fn installation_id(&self) -> Result<String, StoreError> {
+        let q = sqlx::query("SELECT id FROM installation WHERE singleton = 1");
+        let id = self
+            .one(
+                q,
+                |row| get::<String>(row, "id"),
+                "reading the installation id",
+            )
+            .await?;
+        id.ok_or_else(|| StoreError::Unavailable("the store has no installation id".into()))
+    }
 }
 
 mod rows;
