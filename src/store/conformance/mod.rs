@@ -53,10 +53,13 @@ where
 }
 
 async fn the_installation_id_is_made_once_and_stays(store: Arc<dyn Store>) {
-    let first = store.installation_id().await.unwrap();
+    let first = store.installation_id().await.expect("an installation id");
     assert_eq!(first.len(), 16, "{first}");
     assert!(first.bytes().all(|b| b.is_ascii_hexdigit()), "{first}");
-    assert_eq!(store.installation_id().await.unwrap(), first);
+    assert_eq!(
+        store.installation_id().await.expect("an installation id"),
+        first
+    );
 }
 
 // === fixtures ===

@@ -48,6 +48,7 @@ async fn data_survives_a_restart_and_migrations_run_once() {
 
     // Act: open the same file twice more (migrations must be a no-op on an up-to-date file).
     let reopened = SqliteStore::open(&url).await.unwrap();
+    let reopened_id = reopened.installation_id().await.unwrap();
     drop(reopened);
     let again = SqliteStore::open(&url).await.unwrap();
 
@@ -58,7 +59,18 @@ async fn data_survives_a_restart_and_migrations_run_once() {
         .fetch_one(&again.pool)
         .await
         .unwrap();
-    assert_eq!(applied, 2, "each of the two migrations is recorded once");
+    let migrations = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite"))
+        .unwrap()
+        .count();
+    assert_eq!(
+        applied as usize, migrations,
+        "each migration is recorded once"
+    );
+    assert_eq!(
+        again.installation_id().await.unwrap(),
+        reopened_id,
+        "the installation id survives restarts"
+    );
     let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
         .fetch_one(&again.pool)
         .await
