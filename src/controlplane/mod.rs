@@ -9,19 +9,22 @@
 mod apiserver;
 mod bins;
 mod etcd;
+mod etcd_pki;
 mod kubeconfig;
 mod pki;
 mod ports;
 mod process;
 
-pub use apiserver::{ApiServer, ApiServerOptions, wait_ready};
+pub use apiserver::{ApiServer, ApiServerOptions, EtcdClientFiles, wait_ready};
 pub use bins::{
     BUILD_COMMAND, KubeBins, MissingBinary, cache_key, is_executable, pinned_kubernetes_minor,
 };
-pub use etcd::Etcd;
+pub use etcd::{Etcd, EtcdOptions};
+pub use etcd_pki::EtcdPki;
 pub use kubeconfig::{Kubeconfig, KubeconfigUser};
 pub use pki::{ClientCert, Pki};
 pub use ports::{PortLease, free_port, hold_port, is_port_held, release_port};
 pub use process::{
-    Supervised, SupervisedOptions, find_processes, is_alive, kill_group, log_tail, terminate_group,
+    FoundProcess, Ownership, Supervised, SupervisedOptions, find_owned_processes, find_processes,
+    is_alive, kill_group, log_tail, ownership, terminate_group,
 };

@@ -11,6 +11,15 @@
 //!
 //! Processes are found by their command line (`--cert-dir=<root>/clusters/<id>`), not by pid
 //! files, so after a vcm crash or restart they are re-adopted or killed from what really runs.
+//! NB: a command line only nominates a process: it is adopted or signalled only if it runs the
+//! binary the driver runs for that role under vcm's user (`controlplane::Ownership`). Anything
+//! else is logged and left alone, and where it stands in the way (a port, etcd's data
+//! directory) the error names it, for the operator to stop it.
+//!
+//! etcd speaks only TLS and requires client certificates from its own CA (`<root>/etcd/pki`,
+//! see `controlplane::EtcdPki`); each cluster's API server has a client certificate of its own
+//! in its directory, which goes with the cluster. vcm uses its own certificate to check etcd's
+//! health, count a cluster's keys and delete them.
 //!
 //! Once a cluster is Ready, its port is part of every kubeconfig and of its service-account
 //! issuer (`https://127.0.0.1:<port>`). A Ready cluster's API server that died is restarted on
@@ -31,8 +40,8 @@ use tokio::sync::Mutex;
 
 use super::{BUILTIN_SIZES, Driver, DriverError, Ensured, HostInfo, LocalSize};
 use crate::controlplane::{
-    ApiServerOptions, KubeBins, Kubeconfig, KubeconfigUser, MissingBinary, Pki, find_processes,
-    hold_port, kill_group, release_port,
+    ApiServerOptions, EtcdPki, FoundProcess, KubeBins, Kubeconfig, KubeconfigUser, MissingBinary,
+    Ownership, Pki, find_owned_processes, hold_port, kill_group, release_port,
 };
 use crate::domain::{Cluster, ClusterId};
 
@@ -43,14 +52,29 @@ const READY_TIMEOUT: Duration = Duration::from_secs(90);
 const LIVENESS_TIMEOUT: Duration = Duration::from_secs(15);
 /// Grace between SIGTERM and SIGKILL when stopping an API server.
 const STOP_GRACE: Duration = Duration::from_secs(5);
+/// Every binary the driver runs.
+const BINARIES: [&str; 5] = [
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kwok",
+];
 
 /// Runs clusters as local processes under `root`.
 #[derive(Debug)]
 pub struct LocalDriver {
     root: PathBuf,
     bins: KubeBins,
+    /// The canonical path of each binary in `BINARIES`: a process is the driver's only if it
+    /// runs one of these.
+    exes: std::collections::BTreeMap<&'static str, PathBuf>,
     /// Serialises etcd start-up and adoption; holds the client port once known.
     etcd: Mutex<Option<u16>>,
+    /// etcd's CA, certificate and vcm's client certificate (`<root>/etcd/pki`).
+    etcd_pki: EtcdPki,
+    /// Run etcd with `--unsafe-no-fsync` (`[local] etcd_unsafe_no_fsync`).
+    etcd_unsafe_no_fsync: bool,
     /// What each size means here (`[clusters.sizes.<name>.local]`).
     sizes: std::collections::BTreeMap<String, LocalSize>,
     /// Clusters this machine holds at once, and how that number came about (`[local]`).
@@ -64,14 +88,13 @@ impl LocalDriver {
     /// command if a control-plane binary (etcd, kube-apiserver, kube-controller-manager,
     /// kube-scheduler, kwok) cannot be found.
     pub fn new(root: impl Into<PathBuf>, bins: KubeBins) -> anyhow::Result<Self> {
-        for name in [
-            "etcd",
-            "kube-apiserver",
-            "kube-controller-manager",
-            "kube-scheduler",
-            "kwok",
-        ] {
-            bins.get(name)?;
+        let mut exes = std::collections::BTreeMap::new();
+        for name in BINARIES {
+            let path = bins.get(name)?;
+            let canonical = path
+                .canonicalize()
+                .map_err(|e| anyhow::anyhow!("resolving {}: {e}", path.display()))?;
+            exes.insert(name, canonical);
         }
         let root = root.into();
         std::fs::create_dir_all(root.join("clusters"))?;
@@ -90,10 +113,14 @@ impl LocalDriver {
                 }
             }
         }
+        let etcd_pki = EtcdPki::ensure(&root.join("etcd").join("pki"))?;
         Ok(Self {
             root,
             bins,
+            exes,
             etcd: Mutex::new(None),
+            etcd_pki,
+            etcd_unsafe_no_fsync: false,
             sizes: BUILTIN_SIZES
                 .iter()
                 .filter_map(|n| Some(((*n).to_owned(), LocalSize::builtin(n)?)))
@@ -109,6 +136,14 @@ impl LocalDriver {
         self
     }
 
+    /// Run the shared etcd with `--unsafe-no-fsync` (`[local] etcd_unsafe_no_fsync`): faster
+    /// creates, but a machine crash can corrupt every local cluster. An etcd already running
+    /// with the other setting is restarted on its ports.
+    pub fn with_etcd_unsafe_no_fsync(mut self, unsafe_no_fsync: bool) -> Self {
+        self.etcd_unsafe_no_fsync = unsafe_no_fsync;
+        self
+    }
+
     /// Use these size profiles instead of the built-in ones.
     pub fn with_sizes(mut self, sizes: std::collections::BTreeMap<String, LocalSize>) -> Self {
         self.sizes = sizes;
@@ -119,28 +154,46 @@ impl LocalDriver {
         self.root.join("clusters").join(id.as_str())
     }
 
-    /// The API server process of cluster `id` and the port it serves on (read from its own
-    /// command line, so it is right even if vcm died before recording anything). Extra copies
-    /// (which only a bug could start) are killed.
-    fn apiserver_of(&self, id: &ClusterId) -> Option<(u32, u16)> {
-        let flag = format!("--cert-dir={}", self.cluster_dir(id).display());
-        let mut found: Vec<(u32, u16)> = find_processes(&flag)
-            .into_iter()
-            .filter(|(_, argv)| argv.contains(&flag))
-            .map(|(pid, argv)| {
-                let port = argv
-                    .iter()
-                    .find_map(|a| a.strip_prefix("--secure-port=")?.parse().ok())
-                    .unwrap_or(0);
-                (pid, port)
-            })
+    /// Processes whose command line contains `needle`, sorted against the binaries `names`.
+    fn processes(&self, needle: &str, names: &[&str]) -> Vec<FoundProcess> {
+        let expected: Vec<PathBuf> = names
+            .iter()
+            .filter_map(|n| self.exes.get(n).cloned())
             .collect();
-        for (pid, _) in found.iter().skip(1) {
-            tracing::warn!(cluster.id = %id, pid, "killing a duplicate kube-apiserver");
-            kill_group(*pid);
+        find_owned_processes(needle, &expected)
+    }
+
+    /// The API server process of cluster `id` (read from its own command line, so its port is
+    /// right even if vcm died before recording anything), and the processes that carry its
+    /// command line but are not vcm's (see `controlplane::Ownership`). Extra copies of vcm's
+    /// (which only a bug could start) are killed.
+    fn apiserver_processes(&self, id: &ClusterId) -> (Option<RunningApiServer>, Vec<FoundProcess>) {
+        let flag = format!("--cert-dir={}", self.cluster_dir(id).display());
+        let (ours, foreign): (Vec<FoundProcess>, Vec<FoundProcess>) = self
+            .processes(&flag, &["kube-apiserver"])
+            .into_iter()
+            .filter(|p| p.argv.contains(&flag))
+            .partition(FoundProcess::is_vcms);
+        for p in ours.iter().skip(1) {
+            tracing::warn!(cluster.id = %id, pid = p.pid, "killing a duplicate kube-apiserver");
+            kill_group(p.pid);
         }
-        found.truncate(1);
-        found.pop()
+        let running = ours.into_iter().next().map(|p| RunningApiServer {
+            pid: p.pid,
+            port: p
+                .argv
+                .iter()
+                .find_map(|a| a.strip_prefix("--secure-port=")?.parse().ok())
+                .unwrap_or(0),
+            replaced: p.ownership == Ownership::Replaced,
+            argv: p.argv,
+        });
+        (running, foreign)
+    }
+
+    /// vcm's API server process of cluster `id`, if one runs.
+    fn apiserver_of(&self, id: &ClusterId) -> Option<RunningApiServer> {
+        self.apiserver_processes(id).0
     }
 
     fn admin_kubeconfig_of(&self, id: &ClusterId, port: u16) -> Result<Kubeconfig, DriverError> {
@@ -183,9 +236,10 @@ impl LocalDriver {
         })?;
         let mut opts = ApiServerOptions::new(
             self.cluster_dir(id),
-            format!("http://127.0.0.1:{etcd_port}"),
+            format!("https://127.0.0.1:{etcd_port}"),
         );
         opts.etcd_prefix = format!("/vcm/{id}/registry");
+        opts.etcd_tls = Some(self.etcd_client_files(id)?);
         opts.ready_timeout = READY_TIMEOUT;
         opts.extra_args = size.apiserver_args();
         opts.env = size.apiserver_env();
@@ -195,21 +249,22 @@ impl LocalDriver {
     }
 
     /// Kill every process this driver started under its root (API servers, their components
-    /// and etcd), without
-    /// touching records or files. For tests and for operators tearing a machine down.
+    /// and etcd), without touching records or files. For tests and for operators tearing a
+    /// machine down. Processes that are not vcm's (see `controlplane::Ownership`) are left.
     pub fn kill_all_processes(&self) -> usize {
-        let procs = find_processes(&self.root.display().to_string());
-        for (pid, _) in &procs {
+        let procs = self.process_ids();
+        for pid in &procs {
             kill_group(*pid);
         }
         procs.len()
     }
 
-    /// Pids of every process running from this driver's root.
+    /// Pids of every process of vcm's running from this driver's root.
     pub fn process_ids(&self) -> Vec<u32> {
-        find_processes(&self.root.display().to_string())
+        self.processes(&self.root.display().to_string(), &BINARIES)
             .into_iter()
-            .map(|(p, _)| p)
+            .filter(FoundProcess::is_vcms)
+            .map(|p| p.pid)
             .collect()
     }
 
@@ -254,7 +309,7 @@ impl Driver for LocalDriver {
     async fn delete(&self, id: &ClusterId) -> Result<(), DriverError> {
         self.stop_components(id).await?;
         let running = self.apiserver_of(id);
-        if let Some((pid, _)) = running {
+        if let Some(RunningApiServer { pid, .. }) = running {
             stop(pid).await;
             if self.apiserver_of(id).is_some() {
                 return Err(DriverError::Transient(format!(
@@ -265,7 +320,7 @@ impl Driver for LocalDriver {
         self.delete_etcd_prefix(id).await?;
         // NB: the port is given back only now: until the cluster is gone for good, a restart
         // must find it free (see `controlplane::ports`).
-        let ports = [running.map(|(_, port)| port), self.port_of(id)];
+        let ports = [running.map(|r| r.port), self.port_of(id)];
         for dir in [self.components_dir(id), self.cluster_dir(id)] {
             match std::fs::remove_dir_all(&dir) {
                 Ok(()) => {}
@@ -285,7 +340,7 @@ impl Driver for LocalDriver {
     async fn admin_kubeconfig(&self, cluster: &Cluster) -> Result<Kubeconfig, DriverError> {
         let port =
             match self.apiserver_of(&cluster.id) {
-                Some((_, port)) => port,
+                Some(running) => running.port,
                 None => return Err(DriverError::Transient(
                     "the cluster's kube-apiserver is not running; vcm restarts it within a minute"
                         .into(),
@@ -311,7 +366,12 @@ impl Driver for LocalDriver {
         }
         // Processes whose directory is gone still count (a crash between the two steps).
         let prefix = format!("--cert-dir={}/", self.root.join("clusters").display());
-        for (_, argv) in find_processes(&prefix) {
+        let running = self.processes(&prefix, &["kube-apiserver"]);
+        for argv in running
+            .into_iter()
+            .filter(FoundProcess::is_vcms)
+            .map(|p| p.argv)
+        {
             if let Some(id) = argv.iter().find_map(|a| a.strip_prefix(&prefix)) {
                 let id = ClusterId::from_stored(id.trim_end_matches('/').to_owned());
                 if !ids.contains(&id) {
@@ -321,6 +381,29 @@ impl Driver for LocalDriver {
         }
         Ok(ids)
     }
+}
+
+/// vcm's kube-apiserver of a cluster, as found running.
+#[derive(Debug)]
+struct RunningApiServer {
+    pid: u32,
+    /// From its `--secure-port`.
+    port: u16,
+    argv: Vec<String>,
+    /// Its binary was replaced on disk: stopped and started again, not adopted.
+    replaced: bool,
+}
+
+/// Processes that are not vcm's but carry a command line of vcm's, for an error message.
+fn strangers(found: &[FoundProcess]) -> String {
+    found
+        .iter()
+        .map(|p| match &p.ownership {
+            Ownership::Foreign(why) => format!("pid {} ({why})", p.pid),
+            _ => format!("pid {}", p.pid),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A failed API server start: a missing binary is permanent (the message names the build

@@ -184,7 +184,8 @@ async fn make_driver(
                 LocalDriver::new(config.data_dir.join("local"), KubeBins::locate())
                     .context("preparing the local driver")?
                     .with_sizes(sizes.local.clone())
-                    .with_capacity(capacity.0, capacity.1),
+                    .with_capacity(capacity.0, capacity.1)
+                    .with_etcd_unsafe_no_fsync(config.local.etcd_unsafe_no_fsync),
             );
             Ok((local.clone(), Some(local), vec![pinned_kubernetes_minor()]))
         }
@@ -217,7 +218,10 @@ fn local_capacity(local: &crate::config::LocalConfig) -> (u32, String) {
         (None, None) => {
             // NB: no /proc/meminfo (not Linux?): count one machine as a small one.
             let max = local.capacity(8 * 1024);
-            (max, format!("capacity {max} clusters (memory unknown; local.max_clusters sets it)"))
+            (
+                max,
+                format!("capacity {max} clusters (memory unknown; local.max_clusters sets it)"),
+            )
         }
     }
 }
