@@ -1,0 +1,354 @@
+//! The local driver's shared etcd is locked down and durable: TLS with client certificates from
+//! its own CA, private key files, fsync unless configured otherwise, only vcm's own processes
+//! adopted or signalled, and an older vcm's plain-HTTP etcd converging to TLS on its ports.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::Api;
+use kube::api::PostParams;
+use vcm::controlplane::{
+    ApiServer, ApiServerOptions, Etcd, EtcdOptions, KubeBins, Pki, find_processes, is_alive,
+    kill_group,
+};
+use vcm::domain::{Cluster, ClusterName, Phase};
+use vcm::driver::local::LocalDriver;
+use vcm::driver::{Driver, Ensured};
+
+/// Kills every process of vcm's under the driver's root, and the extra process groups a test
+/// started, when the test ends, however it ends.
+struct Guard {
+    driver: LocalDriver,
+    extra: Vec<u32>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        self.driver.kill_all_processes();
+        self.extra.iter().for_each(|pid| kill_group(*pid));
+    }
+}
+
+fn mk_guard(configure: impl FnOnce(LocalDriver) -> LocalDriver) -> Guard {
+    let dir = tempfile::tempdir().unwrap();
+    let driver = LocalDriver::new(dir.path().join("local"), KubeBins::locate())
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    Guard {
+        driver: configure(driver),
+        extra: vec![],
+        _dir: dir,
+    }
+}
+
+fn mk_cluster() -> Cluster {
+    let mut c = vcm::store::conformance::mk_cluster("local");
+    c.name = ClusterName::from_id(&c.id);
+    c.phase = Phase::Provisioning;
+    c
+}
+
+/// The command line of the driver's etcd.
+fn etcd_argv(root: &Path) -> (u32, Vec<String>) {
+    let flag = format!("--data-dir={}", root.join("etcd").join("etcd").display());
+    let mut found = find_processes(&flag);
+    assert_eq!(found.len(), 1, "one etcd: {found:?}");
+    found.pop().unwrap()
+}
+
+fn flag<'a>(argv: &'a [String], name: &str) -> Option<&'a str> {
+    argv.iter().find_map(|a| a.strip_prefix(name))
+}
+
+fn mode(path: &Path) -> u32 {
+    path.metadata().unwrap().permissions().mode() & 0o777
+}
+
+#[tokio::test]
+async fn etcd_answers_only_tls_clients_with_a_certificate_of_its_ca_and_keeps_keys_private() {
+    // Arrange
+    let guard = mk_guard(|d| d);
+    let driver = &guard.driver;
+    let c = mk_cluster();
+    driver.ensure(&c).await.unwrap();
+    let (_, argv) = etcd_argv(driver.root());
+    let url = flag(&argv, "--listen-client-urls=").unwrap().to_owned();
+    let port = url.rsplit(':').next().unwrap();
+    let range = serde_json::json!({"key": "L3ZjbS8=", "range_end": "L3ZjbTA=", "count_only": true});
+    let pki = driver.etcd_pki();
+    let etcd_ca = reqwest::Certificate::from_pem(pki.ca_pem().unwrap().as_bytes()).unwrap();
+
+    // Act: plain HTTP; TLS without a client certificate; TLS with a cluster's admin
+    // certificate (another CA); TLS with vcm's certificate.
+    let plain = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/v3/kv/range"))
+        .json(&range)
+        .send()
+        .await;
+    let anonymous = reqwest::Client::builder()
+        .tls_certs_only([etcd_ca.clone()])
+        .build()
+        .unwrap()
+        .post(format!("https://127.0.0.1:{port}/v3/kv/range"))
+        .json(&range)
+        .send()
+        .await;
+    let admin = Pki::existing(&driver.root().join("clusters").join(c.id.as_str()))
+        .unwrap()
+        .admin()
+        .unwrap();
+    let cluster_admin = reqwest::Client::builder()
+        .tls_certs_only([etcd_ca])
+        .identity(
+            reqwest::Identity::from_pem(format!("{}{}", admin.cert_pem, admin.key_pem).as_bytes())
+                .unwrap(),
+        )
+        .build()
+        .unwrap()
+        .post(format!("https://127.0.0.1:{port}/v3/kv/range"))
+        .json(&range)
+        .send()
+        .await;
+    let vcm: serde_json::Value = pki
+        .http_client(Duration::from_secs(5))
+        .unwrap()
+        .post(format!("https://127.0.0.1:{port}/v3/kv/range"))
+        .json(&range)
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+
+    // Assert
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    let refused = |r: &Result<reqwest::Response, reqwest::Error>| match r {
+        Ok(resp) => !resp.status().is_success(),
+        Err(_) => true,
+    };
+    assert!(refused(&plain), "plain HTTP answered: {plain:?}");
+    assert!(
+        refused(&anonymous),
+        "no client cert answered: {anonymous:?}"
+    );
+    assert!(
+        refused(&cluster_admin),
+        "a cluster CA's certificate answered: {cluster_admin:?}"
+    );
+    let count: u64 = vcm["count"].as_str().unwrap().parse().unwrap();
+    assert!(count > 0, "vcm's certificate reads the keys: {vcm}");
+    assert!(argv.contains(&"--client-cert-auth=true".to_owned()));
+    assert!(
+        flag(&argv, "--listen-peer-urls=https://").is_some(),
+        "{argv:?}"
+    );
+    assert!(
+        !argv.iter().any(|a| a.starts_with("--unsafe-no-fsync")),
+        "fsync is on by default: {argv:?}"
+    );
+    assert_eq!(mode(pki.dir()), 0o700);
+    for key in [pki.ca_key(), pki.server_key(), pki.vcm_key()] {
+        assert_eq!(mode(&key), 0o600, "{}", key.display());
+    }
+    let cluster_key = driver
+        .root()
+        .join("clusters")
+        .join(c.id.as_str())
+        .join("etcd-client.key");
+    assert_eq!(mode(&cluster_key), 0o600);
+}
+
+#[tokio::test]
+async fn unsafe_no_fsync_is_opt_in_and_a_changed_setting_restarts_etcd_on_its_port() {
+    // Arrange: a cluster on an etcd without fsync.
+    let guard = mk_guard(|d| d.with_etcd_unsafe_no_fsync(true));
+    let c = mk_cluster();
+    let Ensured::Ready { endpoint } = guard.driver.ensure(&c).await.unwrap() else {
+        panic!("not ready")
+    };
+    let (before_pid, before) = etcd_argv(guard.driver.root());
+
+    // Act: vcm restarts with fsync on (the default) over the same directory.
+    let again = LocalDriver::new(guard.driver.root(), KubeBins::locate()).unwrap();
+    let mut ready = c.clone();
+    ready.phase = Phase::Ready;
+    let ensured = again.ensure(&ready).await.unwrap();
+    let (after_pid, after) = etcd_argv(guard.driver.root());
+
+    // Assert
+    assert!(before.contains(&"--unsafe-no-fsync=true".to_owned()));
+    assert!(!after.iter().any(|a| a.starts_with("--unsafe-no-fsync")));
+    assert_ne!(before_pid, after_pid, "etcd was restarted");
+    assert_eq!(
+        flag(&before, "--listen-client-urls="),
+        flag(&after, "--listen-client-urls="),
+        "on the same port"
+    );
+    assert!(
+        matches!(&ensured, Ensured::Ready { endpoint: e } if *e == endpoint),
+        "the API server keeps serving on its port: {ensured:?}"
+    );
+    assert!(again.etcd_key_count(&c.id).await.unwrap() > 0);
+}
+
+#[tokio::test]
+async fn a_process_with_a_clusters_command_line_but_another_binary_is_neither_adopted_nor_killed() {
+    // Arrange: a Ready cluster, and a shell whose command line carries its API server's marker.
+    let mut guard = mk_guard(|d| d);
+    let mut c = mk_cluster();
+    let Ensured::Ready { endpoint } = guard.driver.ensure(&c).await.unwrap() else {
+        panic!("not ready")
+    };
+    c.phase = Phase::Ready;
+    let marker = format!(
+        "--cert-dir={}",
+        guard
+            .driver
+            .root()
+            .join("clusters")
+            .join(c.id.as_str())
+            .display()
+    );
+    let mut cmd = std::process::Command::new("/bin/sh");
+    // NB: `; :` keeps the shell from exec-ing sleep, so the shell itself keeps the arguments.
+    cmd.args(["-c", "sleep 600; :", "sh", &marker, "--secure-port=1"]);
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let impostor = cmd.spawn().unwrap().id();
+    guard.extra.push(impostor);
+
+    // Act: a restarted vcm adopts, tears everything down, then the cluster's own API server
+    // dies while the port is taken.
+    let again = LocalDriver::new(guard.driver.root(), KubeBins::locate()).unwrap();
+    let adopted = again.ensure(&c).await.unwrap();
+    let pids = again.process_ids();
+    let killed = again.kill_all_processes();
+    let alive_after_kill_all = is_alive(impostor);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pids.iter().any(|p| is_alive(*p)) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let port: u16 = endpoint.rsplit(':').next().unwrap().parse().unwrap();
+    let squatter = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let blocked = again.ensure(&c).await.unwrap_err().to_string();
+    drop(squatter);
+
+    // Assert
+    assert!(
+        matches!(&adopted, Ensured::Ready { endpoint: e } if *e == endpoint),
+        "the real API server was adopted: {adopted:?}"
+    );
+    assert!(killed >= 5, "etcd, API server and 3 components: {killed}");
+    assert!(alive_after_kill_all, "the impostor was signalled");
+    assert!(
+        blocked.contains(&format!("pid {impostor}")) && blocked.contains("neither adopts nor"),
+        "the error names the impostor: {blocked}"
+    );
+    assert!(is_alive(impostor));
+}
+
+#[tokio::test]
+async fn an_older_vcms_plain_http_etcd_and_api_server_converge_to_tls_on_their_ports() {
+    // Arrange: what an older vcm left running: plain-HTTP etcd without fsync, and an API
+    // server using it, with a ConfigMap in it.
+    let guard = mk_guard(|d| d);
+    let root = guard.driver.root().to_path_buf();
+    let bins = KubeBins::locate();
+    let mut c = mk_cluster();
+    c.phase = Phase::Ready;
+    let plain = EtcdOptions {
+        unsafe_no_fsync: true,
+        ..EtcdOptions::default()
+    };
+    let etcd = Etcd::start_with(&bins, &root.join("etcd"), &plain)
+        .await
+        .unwrap();
+    let etcd_port = etcd.client_port();
+    std::fs::write(
+        root.join("etcd").join("ports"),
+        format!("{etcd_port} {}", etcd.peer_port()),
+    )
+    .unwrap();
+    let mut opts = ApiServerOptions::new(root.join("clusters").join(c.id.as_str()), etcd.url());
+    opts.etcd_prefix = format!("/vcm/{}/registry", c.id);
+    opts.service_account_admission = true;
+    let apiserver = ApiServer::start(&bins, &opts).await.unwrap();
+    let port = apiserver.port();
+    std::fs::write(opts.dir.join("port"), port.to_string()).unwrap();
+    let cm: ConfigMap =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "from-older-vcm"}}))
+            .unwrap();
+    Api::<ConfigMap>::namespaced(apiserver.client().await.unwrap(), "default")
+        .create(&PostParams::default(), &cm)
+        .await
+        .unwrap();
+    apiserver.detach();
+    etcd.detach();
+
+    // Act: this vcm's driver takes over.
+    let ensured = guard.driver.ensure(&c).await.unwrap();
+
+    // Assert: etcd on TLS on its port, the API server restarted on its port with TLS flags,
+    // the data kept.
+    let (_, argv) = etcd_argv(&root);
+    assert_eq!(
+        flag(&argv, "--listen-client-urls="),
+        Some(format!("https://127.0.0.1:{etcd_port}").as_str())
+    );
+    assert!(argv.contains(&"--client-cert-auth=true".to_owned()));
+    let Ensured::Restarted { endpoint, .. } = &ensured else {
+        panic!("the API server was restarted: {ensured:?}")
+    };
+    assert_eq!(*endpoint, format!("https://127.0.0.1:{port}"));
+    let marker = format!("--cert-dir={}", opts.dir.display());
+    let (_, api_argv) = find_processes(&marker).pop().unwrap();
+    assert!(api_argv.iter().any(|a| a.starts_with("--etcd-certfile=")));
+    let admin = guard.driver.admin_kubeconfig(&c).await.unwrap();
+    Api::<ConfigMap>::namespaced(admin.client().await.unwrap(), "default")
+        .get("from-older-vcm")
+        .await
+        .expect("the data survived");
+}
+
+/// Create-to-Ready of local clusters with and without fsync, one live cluster at a time.
+/// `cargo test --test local_etcd -- --ignored --nocapture` (figures in docs/PERFORMANCE.md).
+#[tokio::test]
+#[ignore = "a measurement, not a test: several minutes"]
+async fn create_to_ready_with_and_without_fsync() {
+    const ROUNDS: usize = 5;
+    let fsync = mk_guard(|d| d);
+    let no_fsync = mk_guard(|d| d.with_etcd_unsafe_no_fsync(true));
+    // Start both etcds first: their start is not part of a create.
+    for g in [&fsync, &no_fsync] {
+        let c = mk_cluster();
+        g.driver.ensure(&c).await.unwrap();
+        g.driver.delete(&c.id).await.unwrap();
+    }
+    let mut times: [Vec<f64>; 2] = [vec![], vec![]];
+    for _ in 0..ROUNDS {
+        for (i, g) in [&fsync, &no_fsync].into_iter().enumerate() {
+            let c = mk_cluster();
+            let started = Instant::now();
+            let ensured = g.driver.ensure(&c).await.unwrap();
+            times[i].push(started.elapsed().as_secs_f64());
+            assert!(matches!(ensured, Ensured::Ready { .. }));
+            g.driver.delete(&c.id).await.unwrap();
+        }
+    }
+    for (name, t) in ["fsync", "unsafe-no-fsync"].iter().zip(&mut times) {
+        t.sort_by(f64::total_cmp);
+        let mean = t.iter().sum::<f64>() / t.len() as f64;
+        eprintln!(
+            "{name}: mean {mean:.2}s, median {:.2}s, min {:.2}s, max {:.2}s ({:?})",
+            t[t.len() / 2],
+            t[0],
+            t[t.len() - 1],
+            t.iter().map(|s| format!("{s:.2}")).collect::<Vec<_>>()
+        );
+    }
+}
