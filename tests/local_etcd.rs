@@ -301,9 +301,13 @@ async fn an_older_vcms_plain_http_etcd_and_api_server_converge_to_tls_on_their_p
         Some(format!("https://127.0.0.1:{etcd_port}").as_str())
     );
     assert!(argv.contains(&"--client-cert-auth=true".to_owned()));
-    let Ensured::Restarted { endpoint, .. } = &ensured else {
+    let Ensured::Restarted { endpoint, message } = &ensured else {
         panic!("the API server was restarted: {ensured:?}")
     };
+    assert!(
+        message.contains("without TLS"),
+        "the event says why: {message}"
+    );
     assert_eq!(*endpoint, format!("https://127.0.0.1:{port}"));
     let marker = format!("--cert-dir={}", opts.dir.display());
     let (_, api_argv) = find_processes(&marker).pop().unwrap();
@@ -342,7 +346,11 @@ async fn create_to_ready_with_and_without_fsync() {
         }
     }
     let after = [etcd_disk(&fsync).await, etcd_disk(&no_fsync).await];
-    for (i, (name, t)) in ["fsync", "unsafe-no-fsync"].iter().zip(&mut times).enumerate() {
+    for (i, (name, t)) in ["fsync", "unsafe-no-fsync"]
+        .iter()
+        .zip(&mut times)
+        .enumerate()
+    {
         let per_create = |k: usize| (after[i][k] - before[i][k]) / ROUNDS as f64;
         eprintln!(
             "{name}: per create+delete: {:.0} WAL fsyncs taking {:.3}s, {:.0} backend commits \

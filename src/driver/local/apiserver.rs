@@ -24,6 +24,7 @@ impl LocalDriver {
         etcd_port: u16,
         recorded: Option<u16>,
         foreign: &[FoundProcess],
+        why: &str,
     ) -> Result<Ensured, DriverError> {
         let id = &cluster.id;
         let dir = self.cluster_dir(id);
@@ -74,7 +75,7 @@ impl LocalDriver {
         Ok(Ensured::Restarted {
             endpoint,
             message: format!(
-                "kube-apiserver was not running; restarted on port {port} (pid {pid}) with the \
+                "kube-apiserver {why}; restarted on port {port} (pid {pid}) with the \
                  same certificates and issuer, so issued kubeconfigs keep working"
             ),
         })
@@ -102,6 +103,7 @@ impl LocalDriver {
         // on that port, and a cluster that cannot is lost.
         let handed_out = cluster.phase == Phase::Ready;
         let (running, foreign) = self.apiserver_processes(id);
+        let mut why = "was not running";
         let running = match running {
             Some(running) if !self.apiserver_is_current(&running, etcd_port) => {
                 tracing::warn!(
@@ -117,6 +119,11 @@ impl LocalDriver {
                         running.pid
                     )));
                 }
+                why = if running.replaced {
+                    "ran a binary since replaced on disk"
+                } else {
+                    "reached etcd without TLS or on another port"
+                };
                 None
             }
             running => running,
@@ -149,7 +156,9 @@ impl LocalDriver {
         }
         let recorded = self.port_of(id);
         if handed_out {
-            return self.restart(cluster, etcd_port, recorded, &foreign).await;
+            return self
+                .restart(cluster, etcd_port, recorded, &foreign, why)
+                .await;
         }
         let mut opts = self.apiserver_options(cluster, etcd_port)?;
         opts.port = recorded.filter(|p| {
