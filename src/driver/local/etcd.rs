@@ -5,6 +5,15 @@
 //! requires a client certificate from it (`--client-cert-auth`). fsync is on unless
 //! `[local] etcd_unsafe_no_fsync` says otherwise.
 //!
+//! NB: no etcd RBAC per prefix (auth with a role per cluster limited to `/vcm/<id>/`): every
+//! process here runs as vcm's user, and that user can read etcd's CA key and vcm's own client
+//! key, so a role would not stop a subverted API server from reading another cluster's keys.
+//! It would also need etcd to compact itself (an API server's compaction writes
+//! `compact_rev_key` outside its prefix), and vcm's calls, which go through etcd's JSON gateway
+//! (it reaches etcd's gRPC as etcd's own certificate, whatever the caller presents), to carry
+//! a password-based token. The boundary is the user: per-cluster users would be the step that
+//! makes roles worth it.
+//!
 //! NB: an etcd of ours that runs with other settings (plain HTTP from an older vcm, the other
 //! fsync setting, or a binary replaced on disk) is stopped and started again on the same ports
 //! and data: API servers keep their `--etcd-servers` port, and those with plain-HTTP flags are
