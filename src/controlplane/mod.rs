@@ -11,6 +11,7 @@ mod bins;
 mod etcd;
 mod etcd_pki;
 mod kubeconfig;
+mod ownership;
 mod pki;
 mod ports;
 mod process;
@@ -22,9 +23,9 @@ pub use bins::{
 pub use etcd::{Etcd, EtcdOptions};
 pub use etcd_pki::EtcdPki;
 pub use kubeconfig::{Kubeconfig, KubeconfigUser};
+pub use ownership::{FoundProcess, Ownership, find_owned_processes, ownership};
 pub use pki::{ClientCert, Pki};
 pub use ports::{PortLease, free_port, hold_port, is_port_held, release_port};
 pub use process::{
-    FoundProcess, Ownership, Supervised, SupervisedOptions, find_owned_processes, find_processes,
-    is_alive, kill_group, log_tail, ownership, terminate_group,
+    Supervised, SupervisedOptions, find_processes, is_alive, kill_group, log_tail, terminate_group,
 };

@@ -25,7 +25,8 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 
-use super::{LocalDriver, permanent, stop, strangers, transient};
+use super::procs::strangers;
+use super::{LocalDriver, permanent, stop, transient};
 use crate::controlplane::{
     Etcd, EtcdClientFiles, EtcdOptions, EtcdPki, FoundProcess, Ownership, hold_port, release_port,
 };
