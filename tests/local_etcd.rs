@@ -51,6 +51,26 @@ fn mk_cluster() -> Cluster {
     c
 }
 
+/// A shell (not a binary of vcm's) whose command line carries `args`, in its own process
+/// group, killed with the guard.
+fn mk_impostor(guard: &mut Guard, args: &[&str]) -> u32 {
+    let mut cmd = std::process::Command::new("/bin/sh");
+    // NB: `; :` keeps the shell from exec-ing sleep, so the shell itself keeps the arguments.
+    cmd.args(["-c", "sleep 600; :", "sh"]).args(args);
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let pid = cmd.spawn().unwrap().id();
+    guard.extra.push(pid);
+    // NB: spawn returns once exec has begun, a moment before the kernel shows the new command
+    // line in /proc.
+    for _ in 0..500 {
+        if find_processes(args[0]).iter().any(|(p, _)| *p == pid) {
+            return pid;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    panic!("the impostor {pid} never showed its command line");
+}
+
 /// The command line of the driver's etcd.
 fn etcd_argv(root: &Path) -> (u32, Vec<String>) {
     let flag = format!("--data-dir={}", root.join("etcd").join("etcd").display());
@@ -215,12 +235,7 @@ async fn a_process_with_a_clusters_command_line_but_another_binary_is_neither_ad
             .join(c.id.as_str())
             .display()
     );
-    let mut cmd = std::process::Command::new("/bin/sh");
-    // NB: `; :` keeps the shell from exec-ing sleep, so the shell itself keeps the arguments.
-    cmd.args(["-c", "sleep 600; :", "sh", &marker, "--secure-port=1"]);
-    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-    let impostor = cmd.spawn().unwrap().id();
-    guard.extra.push(impostor);
+    let impostor = mk_impostor(&mut guard, &[&marker, "--secure-port=1"]);
 
     // Act: a restarted vcm adopts, tears everything down, then the cluster's own API server
     // dies while the port is taken.
@@ -254,6 +269,32 @@ async fn a_process_with_a_clusters_command_line_but_another_binary_is_neither_ad
         "the error names the impostor: {blocked}"
     );
     assert!(is_alive(impostor));
+}
+
+#[tokio::test]
+async fn a_process_with_etcds_data_directory_but_another_binary_is_named_and_not_signalled() {
+    // Arrange
+    let mut guard = mk_guard(|d| d);
+    let data = format!(
+        "--data-dir={}",
+        guard.driver.root().join("etcd").join("etcd").display()
+    );
+    let impostor = mk_impostor(&mut guard, &[&data]);
+
+    // Act
+    let err = guard.driver.ensure(&mk_cluster()).await.unwrap_err();
+
+    // Assert
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&format!("pid {impostor}")) && msg.contains("stop them"),
+        "the error names the process and what to do: {msg}"
+    );
+    assert!(is_alive(impostor));
+    assert!(
+        guard.driver.process_ids().is_empty(),
+        "no etcd of vcm's runs"
+    );
 }
 
 #[tokio::test]

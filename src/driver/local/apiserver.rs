@@ -5,16 +5,11 @@
 //! its flags reach etcd another way: plain HTTP from an older vcm, another etcd port) is
 //! stopped and goes through the same path as a dead one, on its port.
 
-use std::time::Duration;
-
-use super::procs::{RunningApiServer, strangers};
-use super::{
-    LIVENESS_TIMEOUT, LocalDriver, READY_TIMEOUT, STOP_GRACE, start_error, stop, transient,
-};
+use super::procs::{RunningApiServer, strangers, wait_port_free};
+use super::{LIVENESS_TIMEOUT, LocalDriver, READY_TIMEOUT, start_error, stop, transient};
 use crate::controlplane::{ApiServer, FoundProcess, Pki, hold_port, release_port};
 use crate::domain::{Cluster, Phase};
 use crate::driver::{DriverError, Ensured};
-use crate::poll::Poll;
 
 // === impl LocalDriver ===
 
@@ -122,22 +117,7 @@ impl LocalDriver {
                         running.pid
                     )));
                 }
-                // NB: a killed leader shows as gone while its other threads still close its
-                // sockets; the restart below needs the port free.
-                let port = running.port;
-                crate::poll::until(
-                    &format!("port {port} free"),
-                    STOP_GRACE,
-                    Duration::from_millis(20),
-                    || async move {
-                        Ok(match std::net::TcpListener::bind(("127.0.0.1", port)) {
-                            Ok(_) => Poll::Ready(()),
-                            Err(e) => Poll::Pending(e.to_string()),
-                        })
-                    },
-                )
-                .await
-                .map_err(transient("restarting kube-apiserver"))?;
+                wait_port_free(running.port).await?;
                 why = if running.replaced {
                     "ran a binary since replaced on disk"
                 } else {

@@ -25,7 +25,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 
-use super::procs::strangers;
+use super::procs::{strangers, wait_port_free};
 use super::{LocalDriver, permanent, stop, transient};
 use crate::controlplane::{
     Etcd, EtcdClientFiles, EtcdOptions, EtcdPki, FoundProcess, Ownership, hold_port, release_port,
@@ -95,15 +95,16 @@ impl LocalDriver {
             // NB: an etcd we may not stop holds the data directory's lock, and maybe the port
             // every API server names: starting a second one would only fail or split the data.
             return Err(DriverError::Transient(format!(
-                "{} run(s) with the local driver's etcd data directory {} but is not vcm's etcd \
-                 ({}); vcm neither adopts nor stops it: stop it, and vcm starts its etcd",
+                "{} carry the local driver's etcd data directory {} on their command line but \
+                 are not vcm's etcd; vcm neither adopts nor stops them: stop them, and vcm \
+                 starts its etcd",
                 strangers(&foreign),
                 self.etcd_dir().join("etcd").display(),
-                self.exes
-                    .get("etcd")
-                    .map(|e| e.display().to_string())
-                    .unwrap_or_default(),
             )));
+        }
+        if let Some((client, peer)) = keep_ports {
+            wait_port_free(client).await?;
+            wait_port_free(peer).await?;
         }
         // Reuse the last port when possible: API servers have it in their `--etcd-servers`.
         let port_file = self.etcd_dir().join("ports");

@@ -2,10 +2,13 @@
 //! they run the driver's binary for their role under vcm's user (`controlplane::Ownership`).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
-use super::{BINARIES, LocalDriver};
+use super::{BINARIES, LocalDriver, STOP_GRACE, transient};
 use crate::controlplane::{FoundProcess, Ownership, find_owned_processes, kill_group};
 use crate::domain::ClusterId;
+use crate::driver::DriverError;
+use crate::poll::Poll;
 
 // === impl LocalDriver ===
 
@@ -97,4 +100,24 @@ pub(super) fn strangers(found: &[FoundProcess]) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Wait until `port` can be bound again after its process was stopped, to start its successor
+/// on it.
+/// NB: a killed leader shows as gone while its other threads still close its sockets, so a
+/// stopped process is not yet a free port.
+pub(super) async fn wait_port_free(port: u16) -> Result<(), DriverError> {
+    crate::poll::until(
+        &format!("port {port} free"),
+        STOP_GRACE,
+        Duration::from_millis(20),
+        || async move {
+            Ok(match std::net::TcpListener::bind(("127.0.0.1", port)) {
+                Ok(_) => Poll::Ready(()),
+                Err(e) => Poll::Pending(e.to_string()),
+            })
+        },
+    )
+    .await
+    .map_err(transient("waiting for a stopped process's port"))
 }
