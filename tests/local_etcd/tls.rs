@@ -1,91 +1,19 @@
-//! The local driver's shared etcd is locked down and durable: TLS with client certificates from
-//! its own CA, private key files, fsync unless configured otherwise, only vcm's own processes
-//! adopted or signalled, and an older vcm's plain-HTTP etcd converging to TLS on its ports.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! etcd answers only TLS clients with a certificate of its CA; fsync is the default; an older
+//! vcm's plain-HTTP etcd and API server converge to TLS on their ports.
 
-use std::os::unix::fs::PermissionsExt as _;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 use kube::api::PostParams;
 use vcm::controlplane::{
-    ApiServer, ApiServerOptions, Etcd, EtcdOptions, KubeBins, Pki, find_processes, is_alive,
-    kill_group,
+    ApiServer, ApiServerOptions, Etcd, EtcdOptions, KubeBins, Pki, find_processes,
 };
-use vcm::domain::{Cluster, ClusterName, Phase};
+use vcm::domain::Phase;
 use vcm::driver::local::LocalDriver;
 use vcm::driver::{Driver, Ensured};
 
-/// Kills every process of vcm's under the driver's root, and the extra process groups a test
-/// started, when the test ends, however it ends.
-struct Guard {
-    driver: LocalDriver,
-    extra: Vec<u32>,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        self.driver.kill_all_processes();
-        self.extra.iter().for_each(|pid| kill_group(*pid));
-    }
-}
-
-fn mk_guard(configure: impl FnOnce(LocalDriver) -> LocalDriver) -> Guard {
-    let dir = tempfile::tempdir().unwrap();
-    let driver = LocalDriver::new(dir.path().join("local"), KubeBins::locate())
-        .unwrap_or_else(|e| panic!("{e:#}"));
-    Guard {
-        driver: configure(driver),
-        extra: vec![],
-        _dir: dir,
-    }
-}
-
-fn mk_cluster() -> Cluster {
-    let mut c = vcm::store::conformance::mk_cluster("local");
-    c.name = ClusterName::from_id(&c.id);
-    c.phase = Phase::Provisioning;
-    c
-}
-
-/// A shell (not a binary of vcm's) whose command line carries `args`, in its own process
-/// group, killed with the guard.
-fn mk_impostor(guard: &mut Guard, args: &[&str]) -> u32 {
-    let mut cmd = std::process::Command::new("/bin/sh");
-    // NB: `; :` keeps the shell from exec-ing sleep, so the shell itself keeps the arguments.
-    cmd.args(["-c", "sleep 600; :", "sh"]).args(args);
-    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-    let pid = cmd.spawn().unwrap().id();
-    guard.extra.push(pid);
-    // NB: spawn returns once exec has begun, a moment before the kernel shows the new command
-    // line in /proc.
-    for _ in 0..500 {
-        if find_processes(args[0]).iter().any(|(p, _)| *p == pid) {
-            return pid;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    panic!("the impostor {pid} never showed its command line");
-}
-
-/// The command line of the driver's etcd.
-fn etcd_argv(root: &Path) -> (u32, Vec<String>) {
-    let flag = format!("--data-dir={}", root.join("etcd").join("etcd").display());
-    let mut found = find_processes(&flag);
-    assert_eq!(found.len(), 1, "one etcd: {found:?}");
-    found.pop().unwrap()
-}
-
-fn flag<'a>(argv: &'a [String], name: &str) -> Option<&'a str> {
-    argv.iter().find_map(|a| a.strip_prefix(name))
-}
-
-fn mode(path: &Path) -> u32 {
-    path.metadata().unwrap().permissions().mode() & 0o777
-}
+use super::{Guard, etcd_argv, flag, mk_cluster, mk_guard, mode};
 
 #[tokio::test]
 async fn etcd_answers_only_tls_clients_with_a_certificate_of_its_ca_and_keeps_keys_private() {
@@ -215,86 +143,6 @@ async fn unsafe_no_fsync_is_opt_in_and_a_changed_setting_restarts_etcd_on_its_po
         "the API server keeps serving on its port: {ensured:?}"
     );
     assert!(again.etcd_key_count(&c.id).await.unwrap() > 0);
-}
-
-#[tokio::test]
-async fn a_process_with_a_clusters_command_line_but_another_binary_is_neither_adopted_nor_killed() {
-    // Arrange: a Ready cluster, and a shell whose command line carries its API server's marker.
-    let mut guard = mk_guard(|d| d);
-    let mut c = mk_cluster();
-    let Ensured::Ready { endpoint } = guard.driver.ensure(&c).await.unwrap() else {
-        panic!("not ready")
-    };
-    c.phase = Phase::Ready;
-    let marker = format!(
-        "--cert-dir={}",
-        guard
-            .driver
-            .root()
-            .join("clusters")
-            .join(c.id.as_str())
-            .display()
-    );
-    let impostor = mk_impostor(&mut guard, &[&marker, "--secure-port=1"]);
-
-    // Act: a restarted vcm adopts, tears everything down, then the cluster's own API server
-    // dies while the port is taken.
-    let again = LocalDriver::new(guard.driver.root(), KubeBins::locate()).unwrap();
-    let adopted = again.ensure(&c).await.unwrap();
-    let killed = again.kill_all_processes();
-    let alive_after_kill_all = is_alive(impostor);
-    let port: u16 = endpoint.rsplit(':').next().unwrap().parse().unwrap();
-    // NB: a SIGKILLed leader shows as a zombie while its other threads still close its sockets;
-    // the port is free only once they are done.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let squatter = loop {
-        match std::net::TcpListener::bind(("127.0.0.1", port)) {
-            Ok(l) => break l,
-            Err(e) if Instant::now() > deadline => panic!("port {port} stays taken: {e}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-        }
-    };
-    let blocked = again.ensure(&c).await.unwrap_err().to_string();
-    drop(squatter);
-
-    // Assert
-    assert!(
-        matches!(&adopted, Ensured::Ready { endpoint: e } if *e == endpoint),
-        "the real API server was adopted: {adopted:?}"
-    );
-    assert!(killed >= 5, "etcd, API server and 3 components: {killed}");
-    assert!(alive_after_kill_all, "the impostor was signalled");
-    assert!(
-        blocked.contains(&format!("pid {impostor}")) && blocked.contains("neither adopts nor"),
-        "the error names the impostor: {blocked}"
-    );
-    assert!(is_alive(impostor));
-}
-
-#[tokio::test]
-async fn a_process_with_etcds_data_directory_but_another_binary_is_named_and_not_signalled() {
-    // Arrange
-    let mut guard = mk_guard(|d| d);
-    let data = format!(
-        "--data-dir={}",
-        guard.driver.root().join("etcd").join("etcd").display()
-    );
-    let impostor = mk_impostor(&mut guard, &[&data]);
-
-    // Act
-    let err = guard.driver.ensure(&mk_cluster()).await.unwrap_err();
-
-    // Assert
-    let msg = err.to_string();
-    assert!(
-        msg.contains(&format!("pid {impostor}")) && msg.contains("stop them"),
-        "the error names the process and what to do: {msg}"
-    );
-    assert!(is_alive(impostor));
-    assert!(
-        guard.driver.process_ids().is_empty(),
-        "no etcd of vcm's runs"
-    );
 }
 
 #[tokio::test]
