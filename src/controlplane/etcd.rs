@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 
 use super::bins::KubeBins;
-use super::etcd_pki::EtcdPki;
+use super::etcd_pki::{EtcdPki, create_private_dir};
 use super::ports::{PortLease, is_port_clash};
 use super::process::{Supervised, SupervisedOptions};
 
@@ -124,7 +124,8 @@ impl Etcd {
     ) -> anyhow::Result<Self> {
         let (client, peer) = (leases[0].port(), leases[1].port());
         let data_dir = dir.join("etcd");
-        std::fs::create_dir_all(&data_dir).context("creating the etcd data directory")?;
+        // NB: 0700 even for one an older vcm made 0755: it holds every cluster's Secrets.
+        create_private_dir(&data_dir).context("creating the etcd data directory")?;
         let args = Self::args(&data_dir, opts, client, peer);
         let scheme = if opts.tls.is_some() { "https" } else { "http" };
         let client_url = format!("{scheme}://127.0.0.1:{client}");

@@ -101,6 +101,11 @@ async fn etcd_answers_only_tls_clients_with_a_certificate_of_its_ca_and_keeps_ke
         "fsync is on by default: {argv:?}"
     );
     assert_eq!(mode(pki.dir()), 0o700);
+    assert_eq!(
+        mode(&driver.root().join("etcd").join("etcd")),
+        0o700,
+        "etcd's data"
+    );
     for key in [pki.ca_key(), pki.server_key(), pki.vcm_key()] {
         assert_eq!(mode(&key), 0o600, "{}", key.display());
     }
