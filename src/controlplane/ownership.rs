@@ -34,6 +34,8 @@ pub struct FoundProcess {
     pub ownership: Ownership,
 }
 
+// === impl FoundProcess ===
+
 impl FoundProcess {
     /// Ours or replaced: vcm started it and may signal it.
     pub fn is_vcms(&self) -> bool {
@@ -44,9 +46,11 @@ impl FoundProcess {
 /// Like [`find_processes`], each process sorted by [`Ownership`] against the binaries vcm runs
 /// (`expected`, any of them; canonicalized here). Foreign processes are logged once per call.
 pub fn find_owned_processes(needle: &str, expected: &[PathBuf]) -> Vec<FoundProcess> {
+    // NB: a binary deleted since (not replaced) no longer canonicalizes; its path as given
+    // still recognises the processes that run it as replaced, so they can be stopped.
     let expected: Vec<PathBuf> = expected
         .iter()
-        .filter_map(|p| p.canonicalize().ok())
+        .map(|p| p.canonicalize().unwrap_or_else(|_| p.clone()))
         .collect();
     find_processes(needle)
         .into_iter()
