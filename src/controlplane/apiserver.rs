@@ -21,6 +21,9 @@ pub struct ApiServerOptions {
     pub etcd_url: String,
     /// `--etcd-prefix`: lets several API servers share one etcd without seeing each other.
     pub etcd_prefix: String,
+    /// The CA and client certificate for an etcd on TLS (`--etcd-cafile`, `--etcd-certfile`,
+    /// `--etcd-keyfile`); `None` for plain HTTP.
+    pub etcd_tls: Option<EtcdClientFiles>,
     /// Keep the `ServiceAccount` admission plugin. It needs the controller-manager to create each
     /// namespace's `default` ServiceAccount, so control planes without one turn it off (as
     /// envtest does).
@@ -46,6 +49,7 @@ impl ApiServerOptions {
             dir: dir.into(),
             etcd_url: etcd_url.into(),
             etcd_prefix: "/registry".into(),
+            etcd_tls: None,
             service_account_admission: false,
             die_with_parent: false,
             port: None,
@@ -55,6 +59,17 @@ impl ApiServerOptions {
             env: vec![],
         }
     }
+}
+
+/// What a kube-apiserver needs to reach an etcd that requires client certificates.
+#[derive(Debug, Clone)]
+pub struct EtcdClientFiles {
+    /// The CA that signed etcd's certificate.
+    pub ca: PathBuf,
+    /// The client certificate.
+    pub cert: PathBuf,
+    /// The client key.
+    pub key: PathBuf,
 }
 
 /// A running kube-apiserver. Dropping it kills the process and gives back a port it picked.
@@ -94,6 +109,13 @@ impl ApiServer {
             // lease and would otherwise fight nothing; keep the default behaviour though, so
             // `kubernetes` Service endpoints exist like on a real cluster.
         ];
+        if let Some(tls) = &opts.etcd_tls {
+            args.extend([
+                format!("--etcd-cafile={}", tls.ca.display()),
+                format!("--etcd-certfile={}", tls.cert.display()),
+                format!("--etcd-keyfile={}", tls.key.display()),
+            ]);
+        }
         if !opts.service_account_admission {
             args.push("--disable-admission-plugins=ServiceAccount".into());
         }

@@ -6,11 +6,26 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 
 use super::bins::KubeBins;
+use super::etcd_pki::{EtcdPki, create_private_dir};
 use super::ports::{PortLease, is_port_clash};
 use super::process::{Supervised, SupervisedOptions};
 
 /// How long etcd may take to answer `/health` before start-up counts as failed.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How an etcd is started.
+#[derive(Debug, Clone, Default)]
+pub struct EtcdOptions {
+    /// See [`SupervisedOptions::die_with_parent`].
+    pub die_with_parent: bool,
+    /// The `(client, peer)` ports, or `None` for free ones.
+    pub ports: Option<(u16, u16)>,
+    /// Serve clients and peers over TLS with this PKI and require client certificates from
+    /// it; `None`: plain HTTP (test beds only: a throwaway directory and loopback).
+    pub tls: Option<EtcdPki>,
+    /// `--unsafe-no-fsync`: faster writes; a machine crash can lose or corrupt the data.
+    pub unsafe_no_fsync: bool,
+}
 
 /// A running etcd. Dropping it kills the process and gives back ports it picked (its data
 /// directory stays with its owner).
@@ -19,6 +34,7 @@ pub struct Etcd {
     process: Supervised,
     leases: [PortLease; 2],
     client_url: String,
+    client_port: u16,
     peer_port: u16,
     data_dir: PathBuf,
 }
@@ -26,49 +42,50 @@ pub struct Etcd {
 // === impl Etcd ===
 
 impl Etcd {
-    /// Start etcd with its data under `dir/etcd` and wait until it is healthy. Ports are picked
-    /// free; a port stolen between picking and binding is retried with new ports.
+    /// Start a plain-HTTP etcd without fsync (for test beds: a temp directory on loopback, where
+    /// speed matters and durability does not) with its data under `dir/etcd`, and wait until it
+    /// is healthy. Ports are picked free; a port stolen between picking and binding is retried
+    /// with new ports.
     pub async fn start(bins: &KubeBins, dir: &Path, die_with_parent: bool) -> anyhow::Result<Self> {
-        Self::start_on(bins, dir, die_with_parent, None).await
+        let opts = EtcdOptions {
+            die_with_parent,
+            unsafe_no_fsync: true,
+            ..EtcdOptions::default()
+        };
+        Self::start_with(bins, dir, &opts).await
     }
 
-    /// Like [`Etcd::start`], on the given `(client, peer)` ports if any (a restarted etcd keeps
-    /// its port, so API servers pointing at it keep working).
-    pub async fn start_on(
+    /// Start etcd as `opts` say, with its data under `dir/etcd`, and wait until it is healthy.
+    /// Given ports stay the caller's to release (a restarted etcd keeps its port, so API
+    /// servers pointing at it keep working).
+    pub async fn start_with(
         bins: &KubeBins,
         dir: &Path,
-        die_with_parent: bool,
-        given: Option<(u16, u16)>,
+        opts: &EtcdOptions,
     ) -> anyhow::Result<Self> {
         let program = bins.get("etcd")?;
         let mut last_err = None;
         for _ in 0..3 {
             // NB: ports the caller chose stay the caller's to release.
-            let leases = match given {
+            let leases = match opts.ports {
                 Some((c, p)) => [PortLease::borrowed(c), PortLease::borrowed(p)],
                 None => [PortLease::free()?, PortLease::free()?],
             };
-            match Self::try_start(&program, dir, die_with_parent, leases).await {
+            match Self::try_start(&program, dir, opts, leases).await {
                 Ok(etcd) => return Ok(etcd),
-                Err(e) if given.is_none() && is_port_clash(&e) => last_err = Some(e),
+                Err(e) if opts.ports.is_none() && is_port_clash(&e) => last_err = Some(e),
                 Err(e) => return Err(e),
             }
         }
         Err(last_err.unwrap_or_else(|| anyhow::anyhow!("etcd did not start")))
     }
 
-    async fn try_start(
-        program: &Path,
-        dir: &Path,
-        die_with_parent: bool,
-        leases: [PortLease; 2],
-    ) -> anyhow::Result<Self> {
-        let (client, peer) = (leases[0].port(), leases[1].port());
-        let data_dir = dir.join("etcd");
-        std::fs::create_dir_all(&data_dir).context("creating the etcd data directory")?;
-        let client_url = format!("http://127.0.0.1:{client}");
-        let peer_url = format!("http://127.0.0.1:{peer}");
-        let args = vec![
+    /// The command line for `opts` on ports `client` and `peer`.
+    fn args(data_dir: &Path, opts: &EtcdOptions, client: u16, peer: u16) -> Vec<String> {
+        let scheme = if opts.tls.is_some() { "https" } else { "http" };
+        let client_url = format!("{scheme}://127.0.0.1:{client}");
+        let peer_url = format!("{scheme}://127.0.0.1:{peer}");
+        let mut args = vec![
             "--name=vcm".to_string(),
             format!("--data-dir={}", data_dir.display()),
             format!("--listen-client-urls={client_url}"),
@@ -76,20 +93,55 @@ impl Etcd {
             format!("--listen-peer-urls={peer_url}"),
             format!("--initial-advertise-peer-urls={peer_url}"),
             format!("--initial-cluster=vcm={peer_url}"),
-            // NB: control planes here are disposable; fsync would dominate start-up time.
-            "--unsafe-no-fsync=true".to_string(),
             "--log-level=warn".to_string(),
         ];
-        let opts = SupervisedOptions {
+        if let Some(pki) = &opts.tls {
+            let p = |path: PathBuf| path.display().to_string();
+            args.extend([
+                "--client-cert-auth=true".to_string(),
+                format!("--trusted-ca-file={}", p(pki.ca_cert())),
+                format!("--cert-file={}", p(pki.server_cert())),
+                format!("--key-file={}", p(pki.server_key())),
+                // NB: a single member has no peers, but its peer port still listens: on TLS
+                // with the same CA, nobody without a certificate from it can speak raft there.
+                "--peer-client-cert-auth=true".to_string(),
+                format!("--peer-trusted-ca-file={}", p(pki.ca_cert())),
+                format!("--peer-cert-file={}", p(pki.server_cert())),
+                format!("--peer-key-file={}", p(pki.server_key())),
+            ]);
+        }
+        if opts.unsafe_no_fsync {
+            args.push("--unsafe-no-fsync=true".to_string());
+        }
+        args
+    }
+
+    async fn try_start(
+        program: &Path,
+        dir: &Path,
+        opts: &EtcdOptions,
+        leases: [PortLease; 2],
+    ) -> anyhow::Result<Self> {
+        let (client, peer) = (leases[0].port(), leases[1].port());
+        let data_dir = dir.join("etcd");
+        // NB: 0700 even for one an older vcm made 0755: it holds every cluster's Secrets.
+        create_private_dir(&data_dir).context("creating the etcd data directory")?;
+        let args = Self::args(&data_dir, opts, client, peer);
+        let scheme = if opts.tls.is_some() { "https" } else { "http" };
+        let client_url = format!("{scheme}://127.0.0.1:{client}");
+        let sup = SupervisedOptions {
             log_path: dir.join("etcd.log"),
-            die_with_parent,
+            die_with_parent: opts.die_with_parent,
             env: vec![],
         };
-        let mut process = Supervised::spawn("etcd", program, &args, &opts)?;
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(2))
-            .build()
-            .context("building an HTTP client")?;
+        let mut process = Supervised::spawn("etcd", program, &args, &sup)?;
+        let http = match &opts.tls {
+            Some(pki) => pki.http_client(Duration::from_secs(2))?,
+            None => reqwest::Client::builder()
+                .timeout(Duration::from_secs(2))
+                .build()
+                .context("building an HTTP client")?,
+        };
         let healthy = crate::poll::until("etcd", READY_TIMEOUT, Duration::from_millis(50), || {
             let exited = process.exit_status().map(|status| {
                 format!(
@@ -119,6 +171,7 @@ impl Etcd {
             process,
             leases,
             client_url,
+            client_port: client,
             peer_port: peer,
             data_dir,
         })
@@ -131,11 +184,7 @@ impl Etcd {
 
     /// The client port.
     pub fn client_port(&self) -> u16 {
-        self.client_url
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(0)
+        self.client_port
     }
 
     /// Let etcd outlive this handle (reaped by a thread); returns its pid. Its ports stay held
@@ -147,7 +196,7 @@ impl Etcd {
         self.process.detach()
     }
 
-    /// `http://127.0.0.1:<port>`, for `--etcd-servers`.
+    /// `http(s)://127.0.0.1:<port>`, for `--etcd-servers`.
     pub fn url(&self) -> &str {
         &self.client_url
     }

@@ -9,18 +9,22 @@
 mod apiserver;
 mod bins;
 mod etcd;
+mod etcd_pki;
 mod kubeconfig;
+mod ownership;
 mod pki;
 mod ports;
 mod process;
 
-pub use apiserver::{ApiServer, ApiServerOptions, wait_ready};
+pub use apiserver::{ApiServer, ApiServerOptions, EtcdClientFiles, wait_ready};
 pub use bins::{
     BUILD_COMMAND, KubeBins, MissingBinary, RELEASE_BINARIES, cache_key, extra_releases,
     is_executable, minor_of, pinned_kubernetes_minor,
 };
-pub use etcd::Etcd;
+pub use etcd::{Etcd, EtcdOptions};
+pub use etcd_pki::EtcdPki;
 pub use kubeconfig::{Kubeconfig, KubeconfigUser};
+pub use ownership::{FoundProcess, Ownership, find_owned_processes, ownership};
 pub use pki::{ClientCert, Pki};
 pub use ports::{PortLease, free_port, hold_port, is_port_held, release_port};
 pub use process::{

@@ -46,21 +46,7 @@ impl Pki {
             dir: dir.to_path_buf(),
         };
 
-        let ca_key = KeyPair::generate().context("generating the CA key")?;
-        let mut ca = CertificateParams::default();
-        ca.distinguished_name = rcgen::DistinguishedName::new();
-        ca.distinguished_name
-            .push(DnType::CommonName, "vcm-cluster-ca");
-        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let ca_cert = ca.self_signed(&ca_key).context("self-signing the CA")?;
-        write_public(&pki.ca_cert(), &ca_cert.pem())?;
-        crate::fsutil::write_private(&pki.ca_key(), ca_key.serialize_pem().as_bytes())?;
-        let issuer = Issuer::new(ca, ca_key);
+        let issuer = new_ca("vcm-cluster-ca", &pki.ca_cert(), &pki.ca_key())?;
 
         let serving_key = KeyPair::generate().context("generating the serving key")?;
         let mut serving = CertificateParams::default();
@@ -121,13 +107,10 @@ impl Pki {
 
     /// Sign a client certificate for user `cn` in groups `orgs` with this cluster's CA.
     pub fn client_cert(&self, cn: &str, orgs: &[&str]) -> anyhow::Result<ClientCert> {
-        let ca_pem = read(&self.ca_cert())?;
-        let key = KeyPair::from_pem(&read(&self.ca_key())?).context("parsing the CA key")?;
-        let issuer = Issuer::from_ca_cert_pem(&ca_pem, key).context("loading the CA")?;
-        Self::sign_client(&issuer, cn, orgs)
+        Self::sign_client(&load_ca(&self.ca_cert(), &self.ca_key())?, cn, orgs)
     }
 
-    fn sign_client(
+    pub(super) fn sign_client(
         issuer: &Issuer<'_, KeyPair>,
         cn: &str,
         orgs: &[&str],
@@ -197,12 +180,42 @@ impl Pki {
     }
 }
 
+/// A fresh self-signed CA named `cn`, its certificate written to `cert` and its key (0600) to
+/// `key`; returns it ready to sign.
+pub(super) fn new_ca(
+    cn: &str,
+    cert: &Path,
+    key: &Path,
+) -> anyhow::Result<Issuer<'static, KeyPair>> {
+    let ca_key = KeyPair::generate().context("generating the CA key")?;
+    let mut ca = CertificateParams::default();
+    ca.distinguished_name = rcgen::DistinguishedName::new();
+    ca.distinguished_name.push(DnType::CommonName, cn);
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca_cert = ca.self_signed(&ca_key).context("self-signing the CA")?;
+    write_public(cert, &ca_cert.pem())?;
+    crate::fsutil::write_private(key, ca_key.serialize_pem().as_bytes())?;
+    Ok(Issuer::new(ca, ca_key))
+}
+
+/// The CA whose certificate and key are in `cert` and `key`, ready to sign.
+pub(super) fn load_ca(cert: &Path, key: &Path) -> anyhow::Result<Issuer<'static, KeyPair>> {
+    let ca_pem = read(cert)?;
+    let key = KeyPair::from_pem(&read(key)?).context("parsing the CA key")?;
+    Issuer::from_ca_cert_pem(&ca_pem, key).context("loading the CA")
+}
+
 /// A certificate or public key: readable by anyone.
-fn write_public(path: &Path, contents: &str) -> anyhow::Result<()> {
+pub(super) fn write_public(path: &Path, contents: &str) -> anyhow::Result<()> {
     std::fs::write(path, contents).with_context(|| format!("writing {}", path.display()))
 }
 
-fn read(path: &Path) -> anyhow::Result<String> {
+pub(super) fn read(path: &Path) -> anyhow::Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
 }
 

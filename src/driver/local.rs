@@ -11,6 +11,15 @@
 //!
 //! Processes are found by their command line (`--cert-dir=<root>/clusters/<id>`), not by pid
 //! files, so after a vcm crash or restart they are re-adopted or killed from what really runs.
+//! NB: a command line only nominates a process: it is adopted or signalled only if it runs the
+//! binary the driver runs for that role under vcm's user (`controlplane::Ownership`). Anything
+//! else is logged and left alone, and where it stands in the way (a port, etcd's data
+//! directory) the error names it, for the operator to stop it.
+//!
+//! etcd speaks only TLS and requires client certificates from its own CA (`<root>/etcd/pki`,
+//! see `controlplane::EtcdPki`); each cluster's API server has a client certificate of its own
+//! in its directory, which goes with the cluster. vcm uses its own certificate to check etcd's
+//! health, count a cluster's keys and delete them.
 //!
 //! Once a cluster is Ready, its port is part of every kubeconfig and of its service-account
 //! issuer (`https://127.0.0.1:<port>`). A Ready cluster's API server that died is restarted on
@@ -22,6 +31,7 @@ mod bootstrap;
 mod component;
 mod components;
 mod etcd;
+mod procs;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -29,10 +39,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::Mutex;
 
+use self::procs::RunningApiServer;
 use super::{BUILTIN_SIZES, Driver, DriverError, Ensured, HostInfo, LocalSize};
 use crate::controlplane::{
-    ApiServerOptions, KubeBins, Kubeconfig, KubeconfigUser, MissingBinary, Pki, RELEASE_BINARIES,
-    find_processes, hold_port, kill_group, release_port,
+    ApiServerOptions, EtcdPki, FoundProcess, KubeBins, Kubeconfig, KubeconfigUser, MissingBinary,
+    Pki, RELEASE_BINARIES, hold_port, kill_group, release_port,
 };
 use crate::domain::{Cluster, ClusterId};
 
@@ -43,14 +54,29 @@ const READY_TIMEOUT: Duration = Duration::from_secs(90);
 const LIVENESS_TIMEOUT: Duration = Duration::from_secs(15);
 /// Grace between SIGTERM and SIGKILL when stopping an API server.
 const STOP_GRACE: Duration = Duration::from_secs(5);
+/// Every binary the driver runs.
+const BINARIES: [&str; 5] = [
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kwok",
+];
 
 /// Runs clusters as local processes under `root`.
 #[derive(Debug)]
 pub struct LocalDriver {
     root: PathBuf,
     bins: KubeBins,
+    /// The canonical paths of each binary in `BINARIES` (one per built Kubernetes release for
+    /// the release binaries): a process is the driver's only if it runs one of these.
+    exes: std::collections::BTreeMap<&'static str, Vec<PathBuf>>,
     /// Serialises etcd start-up and adoption; holds the client port once known.
     etcd: Mutex<Option<u16>>,
+    /// etcd's CA, certificate and vcm's client certificate (`<root>/etcd/pki`).
+    etcd_pki: EtcdPki,
+    /// Run etcd with `--unsafe-no-fsync` (`[local] etcd_unsafe_no_fsync`).
+    etcd_unsafe_no_fsync: bool,
     /// What each size means here (`[clusters.sizes.<name>.local]`).
     sizes: std::collections::BTreeMap<String, LocalSize>,
     /// Clusters this machine holds at once, and how that number came about (`[local]`).
@@ -64,14 +90,30 @@ impl LocalDriver {
     /// command if a control-plane binary (etcd, kube-apiserver, kube-controller-manager,
     /// kube-scheduler, kwok) cannot be found.
     pub fn new(root: impl Into<PathBuf>, bins: KubeBins) -> anyhow::Result<Self> {
-        for name in [
-            "etcd",
-            "kube-apiserver",
-            "kube-controller-manager",
-            "kube-scheduler",
-            "kwok",
-        ] {
-            bins.get(name)?;
+        let mut exes = std::collections::BTreeMap::<&'static str, Vec<PathBuf>>::new();
+        for name in BINARIES {
+            let path = bins.get(name)?;
+            let canonical = path
+                .canonicalize()
+                .map_err(|e| anyhow::anyhow!("resolving {}: {e}", path.display()))?;
+            exes.entry(name).or_default().push(canonical);
+        }
+        // NB: a cluster of another Kubernetes version runs that release's binaries: they are
+        // vcm's too.
+        for minor in bins.available_minors() {
+            let Some(release) = bins.for_minor(&minor) else {
+                continue;
+            };
+            for name in RELEASE_BINARIES {
+                let Some(canonical) = release.get(name).ok().and_then(|p| p.canonicalize().ok())
+                else {
+                    continue;
+                };
+                let known = exes.entry(name).or_default();
+                if !known.contains(&canonical) {
+                    known.push(canonical);
+                }
+            }
         }
         let root = root.into();
         std::fs::create_dir_all(root.join("clusters"))?;
@@ -90,10 +132,14 @@ impl LocalDriver {
                 }
             }
         }
+        let etcd_pki = EtcdPki::ensure(&root.join("etcd").join("pki"))?;
         Ok(Self {
             root,
             bins,
+            exes,
             etcd: Mutex::new(None),
+            etcd_pki,
+            etcd_unsafe_no_fsync: false,
             sizes: BUILTIN_SIZES
                 .iter()
                 .filter_map(|n| Some(((*n).to_owned(), LocalSize::builtin(n)?)))
@@ -106,6 +152,14 @@ impl LocalDriver {
     /// the number comes from, for `GET /v1/hosts`.
     pub fn with_capacity(mut self, max: u32, why: impl Into<String>) -> Self {
         self.capacity = Some((max, why.into()));
+        self
+    }
+
+    /// Run the shared etcd with `--unsafe-no-fsync` (`[local] etcd_unsafe_no_fsync`): faster
+    /// creates, but a machine crash can corrupt every local cluster. An etcd already running
+    /// with the other setting is restarted on its ports.
+    pub fn with_etcd_unsafe_no_fsync(mut self, unsafe_no_fsync: bool) -> Self {
+        self.etcd_unsafe_no_fsync = unsafe_no_fsync;
         self
     }
 
@@ -137,30 +191,6 @@ impl LocalDriver {
 
     fn cluster_dir(&self, id: &ClusterId) -> PathBuf {
         self.root.join("clusters").join(id.as_str())
-    }
-
-    /// The API server process of cluster `id` and the port it serves on (read from its own
-    /// command line, so it is right even if vcm died before recording anything). Extra copies
-    /// (which only a bug could start) are killed.
-    fn apiserver_of(&self, id: &ClusterId) -> Option<(u32, u16)> {
-        let flag = format!("--cert-dir={}", self.cluster_dir(id).display());
-        let mut found: Vec<(u32, u16)> = find_processes(&flag)
-            .into_iter()
-            .filter(|(_, argv)| argv.contains(&flag))
-            .map(|(pid, argv)| {
-                let port = argv
-                    .iter()
-                    .find_map(|a| a.strip_prefix("--secure-port=")?.parse().ok())
-                    .unwrap_or(0);
-                (pid, port)
-            })
-            .collect();
-        for (pid, _) in found.iter().skip(1) {
-            tracing::warn!(cluster.id = %id, pid, "killing a duplicate kube-apiserver");
-            kill_group(*pid);
-        }
-        found.truncate(1);
-        found.pop()
     }
 
     fn admin_kubeconfig_of(&self, id: &ClusterId, port: u16) -> Result<Kubeconfig, DriverError> {
@@ -208,34 +238,16 @@ impl LocalDriver {
         let size = self.size_of(cluster)?;
         let mut opts = ApiServerOptions::new(
             self.cluster_dir(id),
-            format!("http://127.0.0.1:{etcd_port}"),
+            format!("https://127.0.0.1:{etcd_port}"),
         );
         opts.etcd_prefix = format!("/vcm/{id}/registry");
+        opts.etcd_tls = Some(self.etcd_client_files(id)?);
         opts.ready_timeout = READY_TIMEOUT;
         opts.extra_args = size.apiserver_args();
         opts.env = size.apiserver_env();
         // The controller-manager creates each namespace's `default` ServiceAccount.
         opts.service_account_admission = true;
         Ok(opts)
-    }
-
-    /// Kill every process this driver started under its root (API servers, their components
-    /// and etcd), without
-    /// touching records or files. For tests and for operators tearing a machine down.
-    pub fn kill_all_processes(&self) -> usize {
-        let procs = find_processes(&self.root.display().to_string());
-        for (pid, _) in &procs {
-            kill_group(*pid);
-        }
-        procs.len()
-    }
-
-    /// Pids of every process running from this driver's root.
-    pub fn process_ids(&self) -> Vec<u32> {
-        find_processes(&self.root.display().to_string())
-            .into_iter()
-            .map(|(p, _)| p)
-            .collect()
     }
 
     /// The directory all state lives in.
@@ -279,7 +291,7 @@ impl Driver for LocalDriver {
     async fn delete(&self, id: &ClusterId) -> Result<(), DriverError> {
         self.stop_components(id).await?;
         let running = self.apiserver_of(id);
-        if let Some((pid, _)) = running {
+        if let Some(RunningApiServer { pid, .. }) = running {
             stop(pid).await;
             if self.apiserver_of(id).is_some() {
                 return Err(DriverError::Transient(format!(
@@ -290,7 +302,7 @@ impl Driver for LocalDriver {
         self.delete_etcd_prefix(id).await?;
         // NB: the port is given back only now: until the cluster is gone for good, a restart
         // must find it free (see `controlplane::ports`).
-        let ports = [running.map(|(_, port)| port), self.port_of(id)];
+        let ports = [running.map(|r| r.port), self.port_of(id)];
         for dir in [self.components_dir(id), self.cluster_dir(id)] {
             match std::fs::remove_dir_all(&dir) {
                 Ok(()) => {}
@@ -310,7 +322,7 @@ impl Driver for LocalDriver {
     async fn admin_kubeconfig(&self, cluster: &Cluster) -> Result<Kubeconfig, DriverError> {
         let port =
             match self.apiserver_of(&cluster.id) {
-                Some((_, port)) => port,
+                Some(running) => running.port,
                 None => return Err(DriverError::Transient(
                     "the cluster's kube-apiserver is not running; vcm restarts it within a minute"
                         .into(),
@@ -336,7 +348,12 @@ impl Driver for LocalDriver {
         }
         // Processes whose directory is gone still count (a crash between the two steps).
         let prefix = format!("--cert-dir={}/", self.root.join("clusters").display());
-        for (_, argv) in find_processes(&prefix) {
+        let running = self.processes(&prefix, &["kube-apiserver"]);
+        for argv in running
+            .into_iter()
+            .filter(FoundProcess::is_vcms)
+            .map(|p| p.argv)
+        {
             if let Some(id) = argv.iter().find_map(|a| a.strip_prefix(&prefix)) {
                 let id = ClusterId::from_stored(id.trim_end_matches('/').to_owned());
                 if !ids.contains(&id) {

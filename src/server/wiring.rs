@@ -189,7 +189,8 @@ async fn make_driver(
                 LocalDriver::new(config.data_dir.join("local"), KubeBins::locate())
                     .context("preparing the local driver")?
                     .with_sizes(sizes.local.clone())
-                    .with_capacity(capacity.0, capacity.1),
+                    .with_capacity(capacity.0, capacity.1)
+                    .with_etcd_unsafe_no_fsync(config.local.etcd_unsafe_no_fsync),
             );
             let versions = local.kubernetes_versions();
             tracing::info!(?versions, "Kubernetes versions of local clusters");

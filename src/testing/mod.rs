@@ -1,6 +1,7 @@
 //! A test bed of real Kubernetes binaries on loopback ports.
 //!
-//! * Tier A: etcd + kube-apiserver with a PKI of its own and an admin kubeconfig. Enough for
+//! * Tier A: etcd (TLS, client certificates, as the local driver runs it) + kube-apiserver
+//!   with a PKI of its own and an admin kubeconfig. Enough for
 //!   anything that only talks to the API (RBAC, TokenRequest, ConfigMaps, CRDs).
 //! * Tier B: tier A + kube-controller-manager + kube-scheduler + kwok with one fake node, so
 //!   namespaces finish deleting, Deployments make Pods, Pods reach Running and every namespace
@@ -18,7 +19,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 
 use crate::controlplane::{
-    ApiServer, ApiServerOptions, Etcd, KubeBins, Kubeconfig, PortLease, Supervised,
+    ApiServer, ApiServerOptions, Etcd, EtcdClientFiles, EtcdOptions, EtcdPki, KubeBins, Kubeconfig,
+    PortLease, Supervised,
 };
 
 /// Which components a [`TestBed`] runs.
@@ -92,8 +94,18 @@ impl TestBed {
         std::fs::write(dir.path().join("owner.pid"), std::process::id().to_string())
             .context("writing owner.pid")?;
 
-        let etcd = Etcd::start(&bins, dir.path(), true).await?;
+        // NB: etcd on TLS with client certificates, as the local driver runs it, so tests
+        // exercise the same API server flags; fsync stays off (a temp directory).
+        let etcd_pki = EtcdPki::ensure(&dir.path().join("etcd-pki"))?;
+        let etcd_opts = EtcdOptions {
+            die_with_parent: true,
+            ports: None,
+            tls: Some(etcd_pki.clone()),
+            unsafe_no_fsync: true,
+        };
+        let etcd = Etcd::start_with(&bins, dir.path(), &etcd_opts).await?;
         let mut opts = ApiServerOptions::new(dir.path().join("apiserver"), etcd.url());
+        opts.etcd_tls = Some(etcd_client_files(&etcd_pki)?);
         opts.die_with_parent = true;
         opts.service_account_admission = tier == Tier::B;
         let apiserver = ApiServer::start(&bins, &opts).await?;
@@ -175,6 +187,19 @@ impl TestBed {
         pids.push(self.etcd.pid());
         pids
     }
+}
+
+/// A client certificate for the bed's API server from `pki`, written beside it.
+fn etcd_client_files(pki: &EtcdPki) -> anyhow::Result<EtcdClientFiles> {
+    let cert = pki.client_cert("kube-apiserver")?;
+    let files = EtcdClientFiles {
+        ca: pki.ca_cert(),
+        cert: pki.dir().join("apiserver-client.crt"),
+        key: pki.dir().join("apiserver-client.key"),
+    };
+    std::fs::write(&files.cert, cert.cert_pem).context("writing the etcd client certificate")?;
+    crate::fsutil::write_private(&files.key, cert.key_pem.as_bytes())?;
+    Ok(files)
 }
 
 /// Prefix of every test bed directory under the system temp dir.

@@ -1,9 +1,13 @@
 //! The local driver's kube-apiserver: adopted when it runs, restarted on its port when a Ready
 //! cluster's died, started otherwise.
+//!
+//! NB: one that runs but is not what this vcm would start (its binary was replaced on disk, or
+//! its flags reach etcd another way: plain HTTP from an older vcm, another etcd port) is
+//! stopped and goes through the same path as a dead one, on its port.
 
-use super::etcd::etcd_healthy;
+use super::procs::{RunningApiServer, strangers, wait_port_free};
 use super::{LIVENESS_TIMEOUT, LocalDriver, READY_TIMEOUT, start_error, stop, transient};
-use crate::controlplane::{ApiServer, Pki, hold_port, release_port};
+use crate::controlplane::{ApiServer, FoundProcess, Pki, hold_port, release_port};
 use crate::domain::{Cluster, Phase};
 use crate::driver::{DriverError, Ensured};
 
@@ -17,6 +21,8 @@ impl LocalDriver {
         cluster: &Cluster,
         etcd_port: u16,
         recorded: Option<u16>,
+        foreign: &[FoundProcess],
+        why: &str,
     ) -> Result<Ensured, DriverError> {
         let id = &cluster.id;
         let dir = self.cluster_dir(id);
@@ -36,7 +42,17 @@ impl LocalDriver {
         }
         // An etcd that runs but does not answer is worth waiting for; it is not this cluster's
         // loss.
-        etcd_healthy(etcd_port).await?;
+        self.etcd_healthy(etcd_port).await?;
+        if !foreign.is_empty() && std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
+            // NB: transient, not lost: the operator can stop that process, and the cluster
+            // comes back on its port.
+            return Err(DriverError::Transient(format!(
+                "kube-apiserver is not running and port {port} is taken; {} carry this \
+                 cluster's command line but are not vcm's kube-apiserver, so vcm neither \
+                 adopts nor stops them: stop them, and vcm restarts the cluster on its port",
+                strangers(foreign)
+            )));
+        }
         let mut opts = self.apiserver_options(cluster, etcd_port)?;
         opts.port = Some(port);
         // NB: a failed start here is final (the cluster fails as lost) rather than retried:
@@ -57,10 +73,22 @@ impl LocalDriver {
         Ok(Ensured::Restarted {
             endpoint,
             message: format!(
-                "kube-apiserver was not running; restarted on port {port} (pid {pid}) with the \
+                "kube-apiserver {why}; restarted on port {port} (pid {pid}) with the \
                  same certificates and issuer, so issued kubeconfigs keep working"
             ),
         })
+    }
+
+    /// Whether a running API server of ours is what this driver would start now: the current
+    /// binary, reaching etcd on `etcd_port` over TLS with a client certificate.
+    fn apiserver_is_current(&self, running: &RunningApiServer, etcd_port: u16) -> bool {
+        let servers = format!("--etcd-servers=https://127.0.0.1:{etcd_port}");
+        !running.replaced
+            && running.argv.contains(&servers)
+            && running
+                .argv
+                .iter()
+                .any(|a| a.starts_with("--etcd-certfile="))
     }
 
     /// The API server part of `ensure`: adopt, restart or start it.
@@ -72,7 +100,34 @@ impl LocalDriver {
         // `https://127.0.0.1:<port>`) are out there: the control plane may only ever come back
         // on that port, and a cluster that cannot is lost.
         let handed_out = cluster.phase == Phase::Ready;
-        if let Some((pid, port)) = self.apiserver_of(id) {
+        let (running, foreign) = self.apiserver_processes(id);
+        let mut why = "was not running";
+        let running = match running {
+            Some(running) if !self.apiserver_is_current(&running, etcd_port) => {
+                tracing::warn!(
+                    pid = running.pid,
+                    replaced = running.replaced,
+                    "kube-apiserver runs with another binary or other etcd flags than this vcm \
+                     would give it; restarting it on its port"
+                );
+                stop(running.pid).await;
+                if self.apiserver_of(id).is_some() {
+                    return Err(DriverError::Transient(format!(
+                        "kube-apiserver {} is still running after being stopped",
+                        running.pid
+                    )));
+                }
+                wait_port_free(running.port).await?;
+                why = if running.replaced {
+                    "ran a binary since replaced on disk"
+                } else {
+                    "reached etcd without TLS or on another port"
+                };
+                None
+            }
+            running => running,
+        };
+        if let Some(RunningApiServer { pid, port, .. }) = running {
             // Re-adopt: it runs; is it serving?
             hold_port(port);
             let pki = Pki::existing(&dir)
@@ -89,7 +144,7 @@ impl LocalDriver {
                     // NB: /readyz includes the API server's own etcd check: when the shared
                     // etcd is what is slow, every cluster would fail it, and restarting them all
                     // would not help. Wait for etcd instead.
-                    etcd_healthy(etcd_port).await?;
+                    self.etcd_healthy(etcd_port).await?;
                     tracing::warn!(pid, error = %format!("{e:#}"), "adopted kube-apiserver is not ready; restarting it");
                     stop(pid).await;
                     Err(DriverError::Transient(format!(
@@ -100,7 +155,9 @@ impl LocalDriver {
         }
         let recorded = self.port_of(id);
         if handed_out {
-            return self.restart(cluster, etcd_port, recorded).await;
+            return self
+                .restart(cluster, etcd_port, recorded, &foreign, why)
+                .await;
         }
         let mut opts = self.apiserver_options(cluster, etcd_port)?;
         opts.port = recorded.filter(|p| {
@@ -115,7 +172,16 @@ impl LocalDriver {
         });
         let server = ApiServer::start(&self.bins_for(cluster)?, &opts)
             .await
-            .map_err(start_error)?;
+            .map_err(|e| match start_error(e) {
+                DriverError::Transient(msg) if !foreign.is_empty() => {
+                    DriverError::Transient(format!(
+                        "{msg}\n(note: {} carry this cluster's command line but are not vcm's \
+                         kube-apiserver; vcm neither adopts nor stops them)",
+                        strangers(&foreign)
+                    ))
+                }
+                other => other,
+            })?;
         std::fs::write(dir.join("port"), server.port().to_string())
             .map_err(transient("recording the API server port"))?;
         let endpoint = server.endpoint();

@@ -6,7 +6,9 @@
 //! NB: `clusters/<id>` in a command line means "the API server of `<id>`" to the driver (see
 //! `apiserver_of`), to `list_managed` and to the lifecycle tests; keeping these processes out of
 //! that path keeps that meaning. Each is found by its `--kubeconfig=<components dir>/…` flag,
-//! so a restarted vcm re-adopts them like the API server.
+//! so a restarted vcm re-adopts them like the API server; one whose binary was replaced on
+//! disk is stopped and started again from the current one, and one that is not vcm's binary
+//! under vcm's user is left alone (`controlplane::Ownership`).
 //!
 //! None of them serves a port: kube-controller-manager and kube-scheduler run with
 //! `--secure-port=0`, and kwok without `--server-address`. Their liveness is their process.
@@ -17,7 +19,8 @@ use super::bootstrap::{bootstrap, release_node_leases, wait_workload_ready};
 use super::component::Component;
 use super::{LocalDriver, READY_TIMEOUT, stop, transient};
 use crate::controlplane::{
-    KubeBins, Kubeconfig, KubeconfigUser, Pki, Supervised, SupervisedOptions, find_processes,
+    FoundProcess, KubeBins, Kubeconfig, KubeconfigUser, Ownership, Pki, Supervised,
+    SupervisedOptions,
 };
 use crate::domain::{Cluster, ClusterId, Phase};
 use crate::driver::{DriverError, Ensured};
@@ -53,6 +56,7 @@ impl LocalDriver {
         if provisioning {
             self.retarget_components(id, &endpoint).await?;
         }
+        self.stop_replaced_components(id).await;
         let missing = Component::ALL
             .iter()
             .any(|c| self.component_pids(id, *c).is_empty());
@@ -131,14 +135,34 @@ impl LocalDriver {
         Ok(())
     }
 
-    /// The running processes of `component` in cluster `id`.
-    pub(super) fn component_pids(&self, id: &ClusterId, component: Component) -> Vec<u32> {
+    /// vcm's running processes of `component` in cluster `id`.
+    fn component_processes(&self, id: &ClusterId, component: Component) -> Vec<FoundProcess> {
         let marker = component.marker(&self.components_dir(id));
-        find_processes(&marker)
+        self.processes(&marker, &[component.binary()])
             .into_iter()
-            .filter(|(_, argv)| argv.contains(&marker))
-            .map(|(pid, _)| pid)
+            .filter(|p| p.argv.contains(&marker) && p.is_vcms())
             .collect()
+    }
+
+    /// The pids of vcm's running processes of `component` in cluster `id`.
+    pub(super) fn component_pids(&self, id: &ClusterId, component: Component) -> Vec<u32> {
+        self.component_processes(id, component)
+            .into_iter()
+            .map(|p| p.pid)
+            .collect()
+    }
+
+    /// Stop each component of cluster `id` whose binary was replaced on disk since it started,
+    /// so it starts again from the current one.
+    async fn stop_replaced_components(&self, id: &ClusterId) {
+        for component in Component::ALL {
+            for p in self.component_processes(id, component) {
+                if p.ownership == Ownership::Replaced {
+                    tracing::warn!(cluster.id = %id, pid = p.pid, "{}'s binary was replaced on disk; restarting it", component.binary());
+                    stop(p.pid).await;
+                }
+            }
+        }
     }
 
     /// Start each component of cluster `id` that is not running (API server on `port`);
@@ -280,7 +304,13 @@ impl LocalDriver {
             .map(ClusterId::from_stored)
             .collect();
         let prefix = format!("--kubeconfig={}/", base.display());
-        for (_, argv) in find_processes(&prefix) {
+        let names = Component::ALL.map(Component::binary);
+        let running = self.processes(&prefix, &names);
+        for argv in running
+            .into_iter()
+            .filter(FoundProcess::is_vcms)
+            .map(|p| p.argv)
+        {
             let id = argv
                 .iter()
                 .find_map(|a| a.strip_prefix(&prefix)?.split('/').next());
