@@ -1,7 +1,7 @@
 //! etcd answers only TLS clients with a certificate of its CA; fsync is the default; an older
 //! vcm's plain-HTTP etcd and API server converge to TLS on their ports.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
@@ -13,7 +13,7 @@ use vcm::domain::Phase;
 use vcm::driver::local::LocalDriver;
 use vcm::driver::{Driver, Ensured};
 
-use super::{Guard, etcd_argv, flag, mk_cluster, mk_guard, mode};
+use super::{etcd_argv, flag, mk_cluster, mk_guard, mode};
 
 #[tokio::test]
 async fn etcd_answers_only_tls_clients_with_a_certificate_of_its_ca_and_keeps_keys_private() {
@@ -215,87 +215,4 @@ async fn an_older_vcms_plain_http_etcd_and_api_server_converge_to_tls_on_their_p
         .get("from-older-vcm")
         .await
         .expect("the data survived");
-}
-
-/// Create-to-Ready of local clusters with and without fsync, one live cluster at a time.
-/// `cargo test --test local_etcd -- --ignored --nocapture` (figures in docs/PERFORMANCE.md).
-#[tokio::test]
-#[ignore = "a measurement, not a test: several minutes"]
-async fn create_to_ready_with_and_without_fsync() {
-    const ROUNDS: usize = 5;
-    let fsync = mk_guard(|d| d);
-    let no_fsync = mk_guard(|d| d.with_etcd_unsafe_no_fsync(true));
-    // Start both etcds first: their start is not part of a create.
-    for g in [&fsync, &no_fsync] {
-        let c = mk_cluster();
-        g.driver.ensure(&c).await.unwrap();
-        g.driver.delete(&c.id).await.unwrap();
-    }
-    let before = [etcd_disk(&fsync).await, etcd_disk(&no_fsync).await];
-    let mut times: [Vec<f64>; 2] = [vec![], vec![]];
-    for _ in 0..ROUNDS {
-        for (i, g) in [&fsync, &no_fsync].into_iter().enumerate() {
-            let c = mk_cluster();
-            let started = Instant::now();
-            let ensured = g.driver.ensure(&c).await.unwrap();
-            times[i].push(started.elapsed().as_secs_f64());
-            assert!(matches!(ensured, Ensured::Ready { .. }));
-            g.driver.delete(&c.id).await.unwrap();
-        }
-    }
-    let after = [etcd_disk(&fsync).await, etcd_disk(&no_fsync).await];
-    for (i, (name, t)) in ["fsync", "unsafe-no-fsync"]
-        .iter()
-        .zip(&mut times)
-        .enumerate()
-    {
-        let per_create = |k: usize| (after[i][k] - before[i][k]) / ROUNDS as f64;
-        eprintln!(
-            "{name}: per create+delete: {:.0} WAL fsyncs taking {:.3}s, {:.0} backend commits \
-             taking {:.3}s",
-            per_create(0),
-            per_create(1),
-            per_create(2),
-            per_create(3)
-        );
-        t.sort_by(f64::total_cmp);
-        let mean = t.iter().sum::<f64>() / t.len() as f64;
-        eprintln!(
-            "{name}: mean {mean:.2}s, median {:.2}s, min {:.2}s, max {:.2}s ({:?})",
-            t[t.len() / 2],
-            t[0],
-            t[t.len() - 1],
-            t.iter().map(|s| format!("{s:.2}")).collect::<Vec<_>>()
-        );
-    }
-}
-
-/// etcd's WAL fsync count and seconds, and backend commit count and seconds, from its
-/// `/metrics` (read with vcm's client certificate).
-async fn etcd_disk(g: &Guard) -> [f64; 4] {
-    let (_, argv) = etcd_argv(g.driver.root());
-    let url = flag(&argv, "--listen-client-urls=").unwrap();
-    let text = g
-        .driver
-        .etcd_pki()
-        .http_client(Duration::from_secs(5))
-        .unwrap()
-        .get(format!("{url}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let metric = |name: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    [
-        metric("etcd_disk_wal_fsync_duration_seconds_count"),
-        metric("etcd_disk_wal_fsync_duration_seconds_sum"),
-        metric("etcd_disk_backend_commit_duration_seconds_count"),
-        metric("etcd_disk_backend_commit_duration_seconds_sum"),
-    ]
 }
