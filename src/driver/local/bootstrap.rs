@@ -108,7 +108,9 @@ pub(super) async fn wait_workload_ready(
         "{} node(s) Ready and ServiceAccount default/default",
         want.len()
     );
-    crate::poll::until(&what, timeout, Duration::from_millis(200), || {
+    // NB: 50 ms, like the API server's own readiness poll: this wait ends every create, and
+    // each poll is two cheap reads on a local API server.
+    crate::poll::until(&what, timeout, Duration::from_millis(50), || {
         let (nodes, sas, want) = (nodes.clone(), sas.clone(), want.clone());
         async move {
             let listed = match nodes.list(&Default::default()).await {
