@@ -28,32 +28,16 @@ if [[ "$PWD" == "$repo" ]] && grep -q '^     Running ' "$log"; then
     echo "error: test failed, to rerun pass scripts/schemathesis.sh" >>"$log"
   fi
 fi
-# After every test: no Kubernetes process a test started (binaries from the cache, working in a
-# temp directory) and no local-driver data directory a test made is left. Counted as one more
-# test binary. NB: a `make run` server of the developer's own (data under ./.vcm) is not a test's.
+# After every test: no Kubernetes process a test started and no local-driver data directory a
+# test made is left (scripts/leak-check.sh). Counted as one more test binary.
 if [[ "$PWD" == "$repo" ]] && grep -q '^     Running ' "$log"; then
-  echo "     Running leak check (processes and files of test clusters)" | tee -a "$log"
-  bins=$("$repo/scripts/k8s-bins.sh" --print)
-  tmp=${TMPDIR:-/tmp}
-  leaked=()
-  sleep 2 # NB: a test's last processes may still be exiting after their SIGKILL.
-  for exe in /proc/[0-9]*/exe; do
-    pid=${exe#/proc/}; pid=${pid%/exe}
-    target=$(readlink "$exe" 2>/dev/null) || continue
-    [[ "$target" == "$bins"/* ]] || continue
-    cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || continue
-    [[ "$cmd" == *"$tmp/"* ]] && leaked+=("process $pid: $cmd")
-  done
-  while IFS= read -r dir; do
-    leaked+=("directory $dir")
-  done < <(find "$tmp" -maxdepth 4 -type d -path '*/local/clusters' -newer "$marker" 2>/dev/null)
-  if ((${#leaked[@]} == 0)); then
+  echo "     Running scripts/leak-check.sh" | tee -a "$log"
+  if "$repo/scripts/leak-check.sh" "$marker" 2>&1 | tee -a "$log"; then
     echo "test result: ok. 1 passed; 0 failed (leak check)" >>"$log"
   else
     status=1
-    printf 'leaked: %s\n' "${leaked[@]}" | tee -a "$log"
     echo "test result: FAILED. 1 failed; 0 passed (leak check)" >>"$log"
-    echo "error: test failed, to rerun pass scripts/run-tests.sh" >>"$log"
+    echo "error: test failed, to rerun pass scripts/leak-check.sh" >>"$log"
   fi
 fi
 awk -v status="$status" '
