@@ -13,10 +13,10 @@ use super::process::find_processes;
 pub enum Ownership {
     /// vcm's binary for the role (same canonical path), run by vcm's user: adopt it.
     Ours,
-    /// vcm's path and user, but the file was replaced on disk after the process started (the
-    /// kernel shows `<path> (deleted)`): a rebuild or an upgrade. vcm started it, so vcm may
-    /// stop it; it does not adopt it, because what runs is no longer the binary vcm would
-    /// start, and it is restarted from the current one.
+    /// vcm's user, and vcm's binary replaced on disk after the process started (the kernel
+    /// shows `<path> (deleted)`) or the same program at another path (an upgrade's new cache
+    /// directory). vcm started it, so vcm may stop it; it does not adopt it, because what runs
+    /// is not the binary vcm would start, and it is restarted from the current one.
     Replaced,
     /// Not vcm's (another binary, another user, or unreadable): neither adopted nor signalled.
     /// The reason, for logs and errors.
@@ -102,8 +102,17 @@ pub fn ownership(pid: u32, expected: &[PathBuf]) -> Ownership {
         return Ownership::Ours;
     }
     let shown = exe.display().to_string();
-    match shown.strip_suffix(" (deleted)") {
+    let deleted = shown.strip_suffix(" (deleted)");
+    let name = |p: &std::path::Path| p.file_name().map(|n| n.to_os_string());
+    // NB: the same program at another path, under vcm's user: another build of vcm's binary
+    // (an upgrade moved the binaries to a new versioned cache directory). Treated like a
+    // replaced file, so an upgraded vcm stops and restarts what the old one started instead of
+    // leaving it running forever; `tail -f` of a log or a shell never has that name.
+    let same_program = name(std::path::Path::new(deleted.unwrap_or(&shown)))
+        .is_some_and(|n| expected.iter().any(|e| name(e).as_ref() == Some(&n)));
+    match deleted {
         Some(path) if expected.iter().any(|e| e.as_os_str() == path) => Ownership::Replaced,
+        _ if same_program => Ownership::Replaced,
         _ => Ownership::Foreign(format!(
             "runs {shown}, not {}",
             expected
@@ -144,10 +153,12 @@ mod tests {
         let pid = child.id();
         let ours = vec![bin.canonicalize().expect("canonical")];
         let other = vec![PathBuf::from("/bin/sh").canonicalize().expect("sh")];
+        let moved = vec![dir.path().join("new-cache").join("sleep")];
 
         // Act
         let as_ours = ownership(pid, &ours);
         let as_other = ownership(pid, &other);
+        let as_moved = ownership(pid, &moved);
         std::fs::remove_file(&bin).expect("remove");
         let replaced = ownership(pid, &ours);
         let _ = child.kill();
@@ -160,5 +171,10 @@ mod tests {
             "another binary is foreign, and the reason names it: {as_other:?}"
         );
         assert_eq!(replaced, Ownership::Replaced);
+        assert_eq!(
+            as_moved,
+            Ownership::Replaced,
+            "the same program from an older cache directory is vcm's to stop and restart"
+        );
     }
 }
