@@ -4,74 +4,21 @@
 //! processes, ports, files and etcd keys behave.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
+#[path = "support/local_app.rs"]
+mod local_app;
+
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 use kube::api::ListParams;
-use tokio::sync::Notify;
+use local_app::{App, mk_app, who};
 use vcm::api::CreateClusterRequest;
-use vcm::controlplane::{KubeBins, Pki, find_processes, is_alive, is_port_held, kill_group};
-use vcm::domain::{
-    Cluster, ClusterId, ClusterName, DeleteReason, Phase, Principal, Role, Timestamp,
-};
-use vcm::driver::local::LocalDriver;
+use vcm::controlplane::{Pki, find_processes, is_alive, is_port_held, kill_group};
+use vcm::domain::{Cluster, ClusterId, ClusterName, DeleteReason, Phase, Timestamp};
 use vcm::driver::{Driver, Ensured};
-use vcm::reconciler::{MAX_PROVISION_ATTEMPTS, Reconciler};
-use vcm::service::{ClusterPolicy, ClusterService};
-use vcm::store::SqliteStore;
+use vcm::reconciler::MAX_PROVISION_ATTEMPTS;
 use vcm::workers::{Pruner, PrunerConfig};
-
-/// The engine over a SQLite file and a real local driver; dropping it kills every process
-/// under its directory, however the test ended.
-struct App {
-    service: ClusterService,
-    reconciler: Reconciler,
-    driver: Arc<LocalDriver>,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for App {
-    fn drop(&mut self) {
-        self.driver.kill_all_processes();
-    }
-}
-
-async fn mk_app() -> App {
-    vcm::telemetry::init_for_tests();
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("vcm.db");
-    let store = Arc::new(
-        SqliteStore::open(&format!("sqlite://{}", db.display()))
-            .await
-            .unwrap(),
-    );
-    let driver = Arc::new(
-        LocalDriver::new(dir.path().join("local"), KubeBins::locate())
-            .unwrap_or_else(|e| panic!("{e:#}")),
-    );
-    let wake = Arc::new(Notify::new());
-    let service = ClusterService::new(
-        store,
-        driver.clone(),
-        ClusterPolicy::default(),
-        wake.clone(),
-    );
-    // NB: a short health-check interval, so a dead control plane is noticed within the test.
-    let reconciler = Reconciler::new(service.clone(), wake, 2)
-        .with_health_check_interval(Duration::from_millis(200));
-    App {
-        service,
-        reconciler,
-        driver,
-        _dir: dir,
-    }
-}
-
-fn who() -> Principal {
-    Principal::token("t-ci", "ci", Role::Admin, None)
-}
 
 impl App {
     async fn create(&self, name: &str) -> Cluster {

@@ -4,7 +4,6 @@
 #[path = "support/kubectl.rs"]
 mod kubectl;
 
-use kubectl::Kubectl;
 use vcm::controlplane::{KubeBins, find_processes};
 use vcm::domain::{Cluster, ClusterName, Phase};
 use vcm::driver::local::LocalDriver;
@@ -137,13 +136,7 @@ async fn a_size_gives_its_nodes_their_capacity_and_a_pod_larger_than_a_node_stay
         Ensured::Ready { .. }
     ));
     c.phase = Phase::Ready;
-    let admin = guard.0.admin_kubeconfig(&c).await.unwrap();
-    let ci = vcm::driver::mint_ci_kubeconfig(&admin, "ci", 3600)
-        .await
-        .unwrap();
-    let kubeconfig = guard.1.path().join("ci.kubeconfig");
-    ci.write(&kubeconfig).unwrap();
-    let kubectl = Kubectl { kubeconfig };
+    let kubectl = kubectl::for_ci(&guard.0, &c, guard.1.path()).await;
     let manifest = guard.1.path().join("pods.yaml");
     std::fs::write(
         &manifest,

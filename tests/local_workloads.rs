@@ -45,13 +45,8 @@ async fn ready_cluster() -> (Guard, Cluster, Kubectl) {
         started.elapsed().as_secs_f64()
     );
     c.phase = Phase::Ready;
-    let admin = guard.0.admin_kubeconfig(&c).await.unwrap();
-    let ci = vcm::driver::mint_ci_kubeconfig(&admin, "ci", 3600)
-        .await
-        .unwrap();
-    let kubeconfig = guard.1.path().join("ci.kubeconfig");
-    ci.write(&kubeconfig).unwrap();
-    (guard, c, Kubectl { kubeconfig })
+    let kubectl = kubectl::for_ci(&guard.0, &c, guard.1.path()).await;
+    (guard, c, kubectl)
 }
 
 /// Resident memory of `pid` in KiB (0 if it is gone).

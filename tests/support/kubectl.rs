@@ -5,6 +5,23 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// `kubectl` with one kubeconfig.
+/// `kubectl` with the CI kubeconfig (a ServiceAccount token, as vcm hands out) of Ready
+/// cluster `cluster`, written under `dir`.
+pub async fn for_ci(
+    driver: &vcm::driver::local::LocalDriver,
+    cluster: &vcm::domain::Cluster,
+    dir: &std::path::Path,
+) -> Kubectl {
+    use vcm::driver::Driver as _;
+    let admin = driver.admin_kubeconfig(cluster).await.unwrap();
+    let ci = vcm::driver::mint_ci_kubeconfig(&admin, "ci", 3600)
+        .await
+        .unwrap();
+    let kubeconfig = dir.join("ci.kubeconfig");
+    ci.write(&kubeconfig).unwrap();
+    Kubectl { kubeconfig }
+}
+
 pub struct Kubectl {
     pub kubeconfig: PathBuf,
 }

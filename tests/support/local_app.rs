@@ -28,6 +28,7 @@ impl Drop for App {
 }
 
 pub async fn mk_app() -> App {
+    vcm::telemetry::init_for_tests();
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("vcm.db").display());
     let store = Arc::new(SqliteStore::open(&db).await.unwrap());
