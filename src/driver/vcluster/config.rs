@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::size::SizeProfile;
 use crate::controlplane::{KubeBins, MissingBinary};
 
 /// The default handed-out API address: the vCluster Service, reachable from pods in the host
@@ -60,62 +61,6 @@ pub enum ChartSource {
         /// `0.36.1`.
         version: String,
     },
-}
-
-/// One size: the host namespace's ResourceQuota and LimitRange, and the control plane's
-/// resources.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct SizeProfile {
-    /// ResourceQuota `hard` of the host namespace (control plane and synced workloads).
-    pub quota: BTreeMap<String, String>,
-    /// LimitRange default limits per container.
-    pub limit_default: BTreeMap<String, String>,
-    /// LimitRange default requests per container.
-    pub limit_default_request: BTreeMap<String, String>,
-    /// Control-plane CPU request.
-    pub cpu_request: String,
-    /// Control-plane memory request.
-    pub memory_request: String,
-    /// Control-plane memory limit.
-    pub memory_limit: String,
-    /// Control-plane CPU limit (`None`: no limit, the chart's default).
-    pub cpu_limit: Option<String>,
-    /// Size of the control plane's data volume (`None`: no PVC; faster start, state lost if
-    /// the pod restarts, which suits throwaway clusters).
-    pub storage: Option<String>,
-    /// Pod Security Standard enforced on the host namespace (`privileged`, `baseline`,
-    /// `restricted`): a synced pod that breaks it is refused by the host's admission.
-    #[serde(default = "baseline")]
-    pub pod_security: PodSecurityLevel,
-}
-
-/// A Pod Security Standard level (`pod-security.kubernetes.io/enforce`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PodSecurityLevel {
-    /// Anything goes (only for hosts that trust every CI job).
-    Privileged,
-    /// No privileged, hostPath, hostNetwork or host ports: what a CI workload rarely needs.
-    #[default]
-    Baseline,
-    /// Baseline plus non-root, no privilege escalation, dropped capabilities.
-    Restricted,
-}
-
-impl PodSecurityLevel {
-    /// The label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Privileged => "privileged",
-            Self::Baseline => "baseline",
-            Self::Restricted => "restricted",
-        }
-    }
-}
-
-fn baseline() -> PodSecurityLevel {
-    PodSecurityLevel::Baseline
 }
 
 /// One host cluster.
@@ -207,96 +152,6 @@ pub fn default_kubernetes_versions() -> BTreeMap<String, String> {
     .collect()
 }
 
-// === impl SizeProfile ===
-
-impl SizeProfile {
-    /// `small`, `medium` and `large`, after the presets in the vCluster research notes (§2.6):
-    /// small has no PVC and a tight quota; large is a docs P2 control plane.
-    pub fn defaults() -> BTreeMap<String, SizeProfile> {
-        [
-            ("small", Self::small()),
-            ("medium", Self::medium()),
-            ("large", Self::large()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect()
-    }
-
-    /// Unit and integration tests, one app, throwaway: no PVC, a tight quota.
-    pub fn small() -> Self {
-        SizeProfile {
-            quota: map(&[
-                ("requests.cpu", "2"),
-                ("requests.memory", "4Gi"),
-                ("limits.cpu", "4"),
-                ("limits.memory", "8Gi"),
-                ("count/pods", "30"),
-                ("services.loadbalancers", "0"),
-                ("services.nodeports", "0"),
-            ]),
-            limit_default: map(&[("cpu", "500m"), ("memory", "512Mi")]),
-            limit_default_request: map(&[("cpu", "100m"), ("memory", "128Mi")]),
-            cpu_request: "200m".into(),
-            memory_request: "256Mi".into(),
-            memory_limit: "1Gi".into(),
-            cpu_limit: None,
-            storage: None,
-            pod_security: PodSecurityLevel::Baseline,
-        }
-    }
-
-    /// End-to-end tests with several services or an operator under test.
-    pub fn medium() -> Self {
-        SizeProfile {
-            quota: map(&[
-                ("requests.cpu", "6"),
-                ("requests.memory", "12Gi"),
-                ("limits.cpu", "12"),
-                ("limits.memory", "24Gi"),
-                ("count/pods", "100"),
-                ("services.loadbalancers", "1"),
-            ]),
-            limit_default: map(&[("cpu", "1"), ("memory", "1Gi")]),
-            limit_default_request: map(&[("cpu", "100m"), ("memory", "128Mi")]),
-            cpu_request: "500m".into(),
-            memory_request: "1Gi".into(),
-            memory_limit: "2Gi".into(),
-            cpu_limit: None,
-            storage: Some("5Gi".into()),
-            pod_security: PodSecurityLevel::Baseline,
-        }
-    }
-
-    /// Preview environments, heavy API churn, many CRDs (docs P2 control plane).
-    pub fn large() -> Self {
-        SizeProfile {
-            quota: map(&[
-                ("requests.cpu", "16"),
-                ("requests.memory", "32Gi"),
-                ("limits.cpu", "32"),
-                ("limits.memory", "64Gi"),
-                ("count/pods", "300"),
-                ("services.loadbalancers", "2"),
-            ]),
-            limit_default: map(&[("cpu", "1"), ("memory", "1Gi")]),
-            limit_default_request: map(&[("cpu", "100m"), ("memory", "128Mi")]),
-            cpu_request: "1".into(),
-            memory_request: "2Gi".into(),
-            memory_limit: "4Gi".into(),
-            cpu_limit: Some("2".into()),
-            storage: Some("10Gi".into()),
-            pod_security: PodSecurityLevel::Baseline,
-        }
-    }
-}
-
-impl Default for SizeProfile {
-    fn default() -> Self {
-        Self::small()
-    }
-}
-
 // === impl HostConfig ===
 
 impl HostConfig {
@@ -335,13 +190,6 @@ impl Default for HostConfig {
             egress_except: vec![],
         }
     }
-}
-
-fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect()
 }
 
 /// The `[vcluster]` section as written in vcm's configuration.
@@ -441,17 +289,6 @@ mod tests {
             host.server_for("c-abc", "web"),
             "https://c-abc.vcm-c-abc.svc:443/c-abc/web"
         );
-    }
-
-    #[test]
-    fn default_sizes_are_small_medium_and_large_and_only_small_has_no_volume() {
-        let sizes = SizeProfile::defaults();
-        assert_eq!(
-            sizes.keys().collect::<Vec<_>>(),
-            ["large", "medium", "small"]
-        );
-        assert_eq!(sizes["small"].storage, None);
-        assert!(sizes["medium"].storage.is_some());
     }
 
     #[test]

@@ -42,6 +42,7 @@ mod objects;
 mod output;
 mod readiness;
 mod release;
+mod size;
 mod steps;
 mod values;
 
@@ -52,11 +53,12 @@ use kube::api::ListParams;
 
 pub use self::config::{
     CHART_DIR_NAME, ChartSource, DEFAULT_SERVER_TEMPLATE, DEFAULT_VCM_NAMESPACE, HostConfig,
-    SizeProfile, VclusterConfig, default_kubernetes_versions,
+    VclusterConfig, default_kubernetes_versions,
 };
 use self::host::Host;
 pub use self::objects::{LIMIT_RANGE_NAME, NETWORK_POLICY_NAME, QUOTA_NAME};
 use self::readiness::Readiness;
+pub use self::size::{PodSecurityLevel, SizeProfile};
 use super::{Driver, DriverError, Ensured, HostInfo};
 use crate::controlplane::{BUILD_COMMAND, Kubeconfig};
 use crate::domain::{Cluster, ClusterId, Phase, Timestamp};

@@ -12,8 +12,8 @@ use kube::api::PostParams;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use super::config::{PodSecurityLevel, SizeProfile};
 use super::host::{Host, is_conflict};
+use super::size::{PodSecurityLevel, SizeProfile};
 use super::{
     CLUSTER_ID_LABEL, DriverError, INSTALLATION_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE,
 };

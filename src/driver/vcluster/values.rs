@@ -9,7 +9,7 @@
 use serde_json::{Value, json};
 
 use super::DriverError;
-use super::config::SizeProfile;
+use super::size::SizeProfile;
 
 /// What the values depend on.
 #[derive(Debug, Clone)]
