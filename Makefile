@@ -1,5 +1,5 @@
 # vcm's two commands: `make run` (quick start) and `make test` (everything CI runs).
-.PHONY: run test k8s-bins fmt lint unit build
+.PHONY: run test k8s-bins node-images fmt lint unit build
 
 CARGO ?= cargo
 
@@ -7,12 +7,17 @@ CARGO ?= cargo
 k8s-bins:
 	@scripts/k8s-bins.sh >/dev/null
 
+## Test bed tier C (a real node): Debian's containerd, runc and CNI plugins, and locally built
+## OCI images (cached beside the binaries). Installs the packages with apt-get when missing.
+node-images: k8s-bins
+	@scripts/node-images.sh >/dev/null
+
 ## Quick start: build what is needed and run the server with the embedded defaults.
 run: k8s-bins
 	$(CARGO) run --release -- server --dev
 
 ## Every check CI runs: formatting, lints, and all tests against real Kubernetes binaries.
-test: k8s-bins
+test: k8s-bins node-images
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	scripts/run-tests.sh

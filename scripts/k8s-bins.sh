@@ -17,7 +17,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=k8s-versions.env
 source "$REPO/scripts/k8s-versions.env"
 EXTRA_KEY=$(for v in $K8S_EXTRA_VERSIONS; do printf '+%s' "$v"; done)
-KEY="k8s-${K8S_VERSION}${EXTRA_KEY}_etcd-${ETCD_VERSION}_kwok-${KWOK_VERSION}_helm-${HELM_VERSION}_vcluster-${VCLUSTER_VERSION}"
+KEY="k8s-${K8S_VERSION}${EXTRA_KEY}_etcd-${ETCD_VERSION}_kwok-${KWOK_VERSION}_helm-${HELM_VERSION}_vcluster-${VCLUSTER_VERSION}_kine-${KINE_VERSION}"
 OUT=${VCM_K8S_BIN_DIR:-$REPO/.cache/k8s/$KEY}
 
 if [[ "${1:-}" == "--print" ]]; then echo "$OUT"; exit 0; fi
@@ -39,22 +39,27 @@ have() { for b in "$@"; do [[ -x "$OUT/$b" ]] || return 1; done; }
 # `go install` refuses it. A wrapper module replaces each staging module with its published
 # v0.MINOR.PATCH release instead, and builds all three binaries in one `go build` (they share
 # most packages).
-# $1: the release; $2: where the three binaries go.
+# $1: the release; $2: where the binaries go; the rest: the commands (default: the three
+# control-plane binaries).
 build_kube() {
   local K8S_VERSION=$1 dest=$2
-  local t=$SECONDS minor staging w gomod ld
+  shift 2
+  local cmds=("$@")
+  [[ $# -gt 0 ]] || cmds=(kube-apiserver kube-controller-manager kube-scheduler)
+  local t=$SECONDS minor staging w gomod ld c pkgs=() gets=()
+  for c in "${cmds[@]}"; do
+    pkgs+=("k8s.io/kubernetes/cmd/$c"); gets+=("k8s.io/kubernetes/cmd/$c@v$K8S_VERSION")
+  done
   minor=$(echo "$K8S_VERSION" | cut -d. -f2)
   staging="v0.${K8S_VERSION#1.}"
-  w="$WORK/kube-$K8S_VERSION"; mkdir -p "$w"; cd "$w"
+  w="$WORK/kube-$K8S_VERSION-${cmds[0]}"; mkdir -p "$w"; cd "$w"
   go mod init vcm.local/k8sbuild >/dev/null 2>&1
   gomod=$(go mod download -json "k8s.io/kubernetes@v$K8S_VERSION" | sed -n 's/.*"GoMod": "\(.*\)",*/\1/p')
   [[ -f "$gomod" ]] || { log "cannot download k8s.io/kubernetes@v$K8S_VERSION"; exit 1; }
   for m in $(sed -n 's|^[[:space:]]*\(k8s.io/[^ ]*\) => \./staging/src/.*|\1|p' "$gomod"); do
     go mod edit "-replace=$m=$m@$staging"
   done
-  go get "k8s.io/kubernetes/cmd/kube-apiserver@v$K8S_VERSION" \
-         "k8s.io/kubernetes/cmd/kube-controller-manager@v$K8S_VERSION" \
-         "k8s.io/kubernetes/cmd/kube-scheduler@v$K8S_VERSION" 2>&1 | grep -v '^go: downloading' >&2 || true
+  go get "${gets[@]}" 2>&1 | grep -v '^go: downloading' >&2 || true
   # Without these ldflags /version reports v0.0.0-master, which breaks helm kubeVersion checks.
   ld="-s -w"
   for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
@@ -63,12 +68,10 @@ build_kube() {
     ld="$ld -X $p.buildDate=1970-01-01T00:00:00Z"
   done
   mkdir -p "$w/bin"
-  go build -trimpath -ldflags "$ld" -o "$w/bin/" \
-    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-    k8s.io/kubernetes/cmd/kube-scheduler
+  go build -trimpath -ldflags "$ld" -o "$w/bin/" "${pkgs[@]}"
   mkdir -p "$dest"
   mv "$w/bin/"* "$dest/"
-  log "built kube-apiserver, kube-controller-manager, kube-scheduler v$K8S_VERSION in $((SECONDS - t))s"
+  log "built ${cmds[*]} v$K8S_VERSION in $((SECONDS - t))s"
 }
 
 # --- etcd ----------------------------------------------------------------------------------------
@@ -127,6 +130,30 @@ build_vcluster() {
   mv "$w/vclusterctl" "$OUT/vclusterctl"
   log "built vclusterctl v$VCLUSTER_VERSION in $((SECONDS - t))s"
 }
+# The control plane the chart runs (`vcluster start`, the syncer), for the test bed's locally
+# built image. NB: telemetry.SyncerVersion stays "dev", which turns telemetry off.
+build_vcluster_syncer() {
+  local t=$SECONDS w="$WORK/vcluster-syncer"
+  mkdir -p "$w"; cd "$w"
+  go mod init vcm.local/vclustersyncer >/dev/null 2>&1
+  go mod edit "-require=github.com/loft-sh/vcluster@v$VCLUSTER_VERSION"
+  GONOSUMDB=github.com/loft-sh go build -trimpath -ldflags "-s -w" \
+    -o "$w/vcluster" github.com/loft-sh/vcluster/cmd/vcluster
+  mv "$w/vcluster" "$OUT/vcluster"
+  log "built vcluster (syncer) v$VCLUSTER_VERSION in $((SECONDS - t))s"
+}
+
+# --- kine: the etcd API over SQLite, which the vCluster k8s distro runs as its store ------------
+# CGO-free: kine then uses modernc.org/sqlite instead of mattn/go-sqlite3.
+build_kine() {
+  local t=$SECONDS w="$WORK/kine"
+  mkdir -p "$w"; cd "$w"
+  go mod init vcm.local/kinebuild >/dev/null 2>&1
+  go get "github.com/k3s-io/kine@v$KINE_VERSION" 2>&1 | grep -v '^go: downloading' >&2 || true
+  go build -trimpath -ldflags "-s -w" -o "$w/kine" github.com/k3s-io/kine
+  mv "$w/kine" "$OUT/kine"
+  log "built kine v$KINE_VERSION in $((SECONDS - t))s"
+}
 copy_vcluster_chart() {
   local src
   src="$(go env GOMODCACHE)/github.com/loft-sh/vcluster@v$VCLUSTER_VERSION/chart"
@@ -147,6 +174,11 @@ have kwok || build_kwok
 [[ -f "$OUT/kwok-stages/pod-ready.yaml" ]] || copy_kwok_stages
 have helm || build_helm
 have vclusterctl || build_vcluster
+# Test bed tier C (a real node): the kubelet and kube-proxy of the default release, the vCluster
+# syncer and kine for the locally built images (scripts/node-images.sh).
+have kubelet kube-proxy || build_kube "$K8S_VERSION" "$OUT" kubelet kube-proxy
+have vcluster || build_vcluster_syncer
+have kine || build_kine
 [[ -f "$OUT/vcluster-chart/Chart.yaml" ]] || copy_vcluster_chart
 
 cat >"$OUT/VERSIONS" <<V
@@ -156,6 +188,7 @@ ETCD_VERSION=$ETCD_VERSION
 KWOK_VERSION=$KWOK_VERSION
 HELM_VERSION=$HELM_VERSION
 VCLUSTER_VERSION=$VCLUSTER_VERSION
+KINE_VERSION=$KINE_VERSION
 V
 log "ready in $((SECONDS - START_ALL))s: $OUT"
 echo "$OUT"

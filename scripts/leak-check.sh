@@ -2,7 +2,7 @@
 # After a test run: fails (exit 1, naming each leak) if a Kubernetes process a test started is
 # still running (one of the cache's binaries with a temp directory on its command line) or a
 # local-driver data directory (`*/local/clusters`) newer than the file $1 is left in the temp
-# directory. A `make run` server of the developer's own (data under ./.vcm) is not a test's.
+# directory, or anything of a tier-C bed (containerd, shims, cgroups, veths, mounts). A `make run` server of the developer's own (data under ./.vcm) is not a test's.
 #
 #   scripts/leak-check.sh <marker file made when the run started>
 set -euo pipefail
@@ -33,7 +33,18 @@ for _ in $(seq 20); do
 done
 dirs=$(find "$tmp" -maxdepth 4 -type d -path '*/local/clusters' -newer "$marker" 2>/dev/null |
   sed 's/^/directory /')
-all=$(printf '%s\n%s\n' "$leaked" "$dirs" | sed '/^$/d')
+# Test bed tier C (a real node): no containerd or shim of a bed, no bed cgroup, veth or mount.
+node=$(
+  for p in /proc/[0-9]*; do
+    cmd=$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null) || continue
+    [[ "$cmd" == *containerd*"$tmp/vcm-testbed-"* ]] && echo "process ${p#/proc/}: $cmd"
+  done
+  ls -d /sys/fs/cgroup/*/vcm-bed-* 2>/dev/null | sed 's/^/cgroup /'
+  ls /sys/class/net 2>/dev/null | grep '^vcmb' | sed 's/^/veth /'
+  grep -o "$tmp/vcm-testbed-[^ ]*" /proc/self/mountinfo | sed 's/^/mount /'
+  true
+)
+all=$(printf '%s\n%s\n%s\n' "$leaked" "$dirs" "$node" | sed '/^$/d')
 if [[ -n "$all" ]]; then
   echo "leaked:" >&2
   echo "$all" >&2

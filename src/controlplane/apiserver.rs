@@ -32,6 +32,10 @@ pub struct ApiServerOptions {
     pub die_with_parent: bool,
     /// The port, or `None` for a free one.
     pub port: Option<u16>,
+    /// The address it listens on and clients use (default 127.0.0.1). Any other address is
+    /// also advertised (`--advertise-address`: the `kubernetes` Service's endpoint), and must be
+    /// among the serving certificate's SANs (`extra_sans`).
+    pub bind_address: std::net::IpAddr,
     /// Extra subject alternative names for the serving certificate.
     pub extra_sans: Vec<String>,
     /// How long to wait for `/readyz`.
@@ -53,6 +57,7 @@ impl ApiServerOptions {
             service_account_admission: false,
             die_with_parent: false,
             port: None,
+            bind_address: std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
             extra_sans: vec![],
             ready_timeout: Duration::from_secs(60),
             extra_args: vec![],
@@ -77,6 +82,7 @@ pub struct EtcdClientFiles {
 pub struct ApiServer {
     process: Supervised,
     port: u16,
+    bind_address: std::net::IpAddr,
     lease: PortLease,
     pki: Pki,
     dir: PathBuf,
@@ -92,7 +98,7 @@ impl ApiServer {
         let mut args = vec![
             format!("--etcd-servers={}", opts.etcd_url),
             format!("--etcd-prefix={}", opts.etcd_prefix),
-            "--bind-address=127.0.0.1".into(),
+            format!("--bind-address={}", opts.bind_address),
             format!("--secure-port={port}"),
             format!("--cert-dir={}", opts.dir.display()),
             format!("--tls-cert-file={}", p(pki.serving_cert())),
@@ -109,6 +115,9 @@ impl ApiServer {
             // lease and would otherwise fight nothing; keep the default behaviour though, so
             // `kubernetes` Service endpoints exist like on a real cluster.
         ];
+        if !opts.bind_address.is_loopback() {
+            args.push(format!("--advertise-address={}", opts.bind_address));
+        }
         if let Some(tls) = &opts.etcd_tls {
             args.extend([
                 format!("--etcd-cafile={}", tls.ca.display()),
@@ -171,6 +180,7 @@ impl ApiServer {
         let mut server = Self {
             process,
             port,
+            bind_address: opts.bind_address,
             lease,
             pki: pki.clone(),
             dir: opts.dir.clone(),
@@ -193,9 +203,9 @@ impl ApiServer {
         .await
     }
 
-    /// `https://127.0.0.1:<port>`.
+    /// `https://<bind address>:<port>` (`https://127.0.0.1:<port>` by default).
     pub fn endpoint(&self) -> String {
-        format!("https://127.0.0.1:{}", self.port)
+        format!("https://{}:{}", self.bind_address, self.port)
     }
 
     /// The port.

@@ -180,17 +180,19 @@ fn version_of(key: &str) -> String {
         .to_owned()
 }
 
-/// `k8s-<v>_etcd-<v>_kwok-<v>_helm-<v>_vcluster-<v>`, exactly as the build script names its output.
+/// `k8s-<v>_etcd-<v>_kwok-<v>_helm-<v>_vcluster-<v>_kine-<v>`, exactly as the build script
+/// names its output.
 pub fn cache_key() -> String {
     let get = version_of;
     let extra: String = extra_releases().iter().map(|r| format!("+{r}")).collect();
     format!(
-        "k8s-{}{extra}_etcd-{}_kwok-{}_helm-{}_vcluster-{}",
+        "k8s-{}{extra}_etcd-{}_kwok-{}_helm-{}_vcluster-{}_kine-{}",
         get("K8S_VERSION"),
         get("ETCD_VERSION"),
         get("KWOK_VERSION"),
         get("HELM_VERSION"),
-        get("VCLUSTER_VERSION")
+        get("VCLUSTER_VERSION"),
+        get("KINE_VERSION")
     )
 }
 

@@ -7,11 +7,16 @@
 //!   namespaces finish deleting, Deployments make Pods, Pods reach Running and every namespace
 //!   gets its `default` ServiceAccount.
 //!
+//! * Tier C: tier B without kwok, plus a real node: containerd, runc, the CNI plugins, a kubelet
+//!   and kube-proxy in network and mount namespaces of the bed's own ([`tier_c`]); needs root
+//!   and the images of `scripts/node-images.sh`.
+//!
 //! Every process runs in its own process group under `setpriv --pdeathsig KILL`: dropping the
 //! bed (test passed or panicked) kills the groups and removes the temp directory, and a test
 //! process killed outright (Ctrl-C, SIGKILL) takes its children with it.
 
 mod tier_b;
+pub mod tier_c;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -20,7 +25,7 @@ use anyhow::Context as _;
 
 use crate::controlplane::{
     ApiServer, ApiServerOptions, Etcd, EtcdClientFiles, EtcdOptions, EtcdPki, KubeBins, Kubeconfig,
-    PortLease, Supervised,
+    Pki, PortLease, Supervised,
 };
 
 /// Which components a [`TestBed`] runs.
@@ -30,11 +35,15 @@ pub enum Tier {
     A,
     /// A + controller-manager + scheduler + kwok with one fake node.
     B,
+    /// A + controller-manager + scheduler + a real node (kubelet, containerd, kube-proxy).
+    C,
 }
 
 /// A running test bed. Fields drop in declaration order: helpers first, then the API server,
 /// then etcd, and the temp directory last.
 pub struct TestBed {
+    /// Tier C's node: torn down first.
+    node: Option<tier_c::Node>,
     helpers: Vec<Supervised>,
     /// Ports of the helpers, given back once they are stopped.
     ports: Vec<PortLease>,
@@ -74,6 +83,13 @@ impl TestBed {
             .unwrap_or_else(|e| panic!("test bed (tier B) failed: {e:#}"))
     }
 
+    /// Start tier C, panicking with an actionable message if it cannot.
+    pub async fn tier_c() -> Self {
+        Self::start(Tier::C)
+            .await
+            .unwrap_or_else(|e| panic!("test bed (tier C) failed: {e:#}"))
+    }
+
     /// Start a test bed of the given tier with binaries from [`KubeBins::locate`].
     pub async fn start(tier: Tier) -> anyhow::Result<Self> {
         let started = Instant::now();
@@ -81,11 +97,15 @@ impl TestBed {
         // Fail before creating anything if a binary is missing: the message names the build.
         bins.get("etcd")?;
         bins.get("kube-apiserver")?;
-        if tier == Tier::B {
+        if tier != Tier::A {
             for b in ["kube-controller-manager", "kube-scheduler", "kwok"] {
                 bins.get(b)?;
             }
         }
+        let images = match tier {
+            Tier::C => Some(tier_c::preflight(&bins)?),
+            _ => None,
+        };
         remove_stale_dirs();
         let dir = tempfile::Builder::new()
             .prefix(DIR_PREFIX)
@@ -103,15 +123,38 @@ impl TestBed {
             tls: Some(etcd_pki.clone()),
             unsafe_no_fsync: true,
         };
+        let mut node = match tier {
+            Tier::C => Some(tier_c::Node::create(dir.path())?),
+            _ => None,
+        };
         let etcd = Etcd::start_with(&bins, dir.path(), &etcd_opts).await?;
         let mut opts = ApiServerOptions::new(dir.path().join("apiserver"), etcd.url());
         opts.etcd_tls = Some(etcd_client_files(&etcd_pki)?);
         opts.die_with_parent = true;
-        opts.service_account_admission = tier == Tier::B;
+        opts.service_account_admission = tier != Tier::A;
+        if let Some(node) = &node {
+            // NB: the node reaches the API server on the host end of its veth, and pods (in-
+            // cluster clients) through the `kubernetes` Service's first address.
+            let host = node.addresses().host;
+            opts.bind_address = host.into();
+            opts.extra_sans = vec![host.to_string(), "10.0.0.1".into()];
+            let pki = Pki::generate(&opts.dir, &opts.extra_sans)?;
+            opts.extra_args = vec![
+                // NB: appended to the default `RBAC` (the flag is a list).
+                "--authorization-mode=Node".into(),
+                "--kubelet-preferred-address-types=InternalIP".into(),
+                format!(
+                    "--kubelet-client-certificate={}",
+                    pki.admin_cert().display()
+                ),
+                format!("--kubelet-client-key={}", pki.admin_key().display()),
+            ];
+        }
         let apiserver = ApiServer::start(&bins, &opts).await?;
         let client = apiserver.client().await?;
 
         let mut bed = Self {
+            node: None,
             helpers: vec![],
             ports: vec![],
             apiserver,
@@ -122,9 +165,13 @@ impl TestBed {
             bins,
             dir,
         };
-        if tier == Tier::B {
-            (bed.helpers, bed.ports) = tier_b::start(&bed).await?;
+        if tier != Tier::A {
+            (bed.helpers, bed.ports) = tier_b::start(&bed, tier == Tier::B).await?;
         }
+        if let (Some(n), Some(images)) = (node.as_mut(), images) {
+            n.start(&bed, &images).await?;
+        }
+        bed.node = node;
         bed.started_in = started.elapsed();
         eprintln!(
             "test bed tier {tier:?} ready in {:.2}s",
@@ -180,9 +227,17 @@ impl TestBed {
         self.dir.path()
     }
 
+    /// Tier C's node.
+    pub fn node(&self) -> Option<&tier_c::Node> {
+        self.node.as_ref()
+    }
+
     /// Process ids of every process of this bed (for leak checks).
     pub fn pids(&self) -> Vec<u32> {
         let mut pids: Vec<u32> = self.helpers.iter().map(Supervised::pid).collect();
+        if let Some(node) = &self.node {
+            pids.extend(node.processes());
+        }
         pids.push(self.apiserver.pid());
         pids.push(self.etcd.pid());
         pids
@@ -223,6 +278,7 @@ fn remove_stale_dirs() {
             .ok()
             .and_then(|s| s.trim().parse::<u32>().ok());
         if owner.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists()) {
+            tier_c::clean_stale(&path);
             let _ = std::fs::remove_dir_all(&path);
         }
     }

@@ -16,8 +16,12 @@ pub const NODE_NAME: &str = "kwok-node-0";
 /// How long the controllers may take to become healthy and do their first work.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Start the three helpers and wait until each has done observable work.
-pub(super) async fn start(bed: &TestBed) -> anyhow::Result<(Vec<Supervised>, Vec<PortLease>)> {
+/// Start the controller-manager, the scheduler and (with `fake_node`) kwok with its node, and
+/// wait until each has done observable work.
+pub(super) async fn start(
+    bed: &TestBed,
+    fake_node: bool,
+) -> anyhow::Result<(Vec<Supervised>, Vec<PortLease>)> {
     let pki = bed.apiserver.pki();
     let kubeconfig = bed.kubeconfig_path().display().to_string();
     let spawn = |name: &str, args: Vec<String>| {
@@ -84,8 +88,10 @@ pub(super) async fn start(bed: &TestBed) -> anyhow::Result<(Vec<Supervised>, Vec
         );
         kwok_args.push(format!("--config={}", path.display()));
     }
-    let kwok = spawn("kwok", kwok_args)?;
-    let mut helpers = vec![kcm, scheduler, kwok];
+    let mut helpers = vec![kcm, scheduler];
+    if fake_node {
+        helpers.push(spawn("kwok", kwok_args)?);
+    }
 
     let insecure = reqwest::Client::builder()
         // NB: the controllers serve /healthz with an in-memory self-signed certificate on
@@ -114,21 +120,23 @@ pub(super) async fn start(bed: &TestBed) -> anyhow::Result<(Vec<Supervised>, Vec
         }
     }
 
-    create_fake_node(&bed.client).await?;
-    let nodes: Api<Node> = Api::all(bed.client.clone());
-    let node_ready = eventually("kwok node Ready", READY_TIMEOUT, || async {
-        let node = nodes.get(NODE_NAME).await?;
-        let ready = node
-            .status
-            .and_then(|s| s.conditions)
-            .unwrap_or_default()
-            .iter()
-            .any(|c| c.type_ == "Ready" && c.status == "True");
-        Ok(ready.then_some(()))
-    })
-    .await;
-    if let Err(e) = node_ready {
-        return Err(failure(&mut helpers, "kwok", e));
+    if fake_node {
+        create_fake_node(&bed.client).await?;
+        let nodes: Api<Node> = Api::all(bed.client.clone());
+        let node_ready = eventually("kwok node Ready", READY_TIMEOUT, || async {
+            let node = nodes.get(NODE_NAME).await?;
+            let ready = node
+                .status
+                .and_then(|s| s.conditions)
+                .unwrap_or_default()
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True");
+            Ok(ready.then_some(()))
+        })
+        .await;
+        if let Err(e) = node_ready {
+            return Err(failure(&mut helpers, "kwok", e));
+        }
     }
     let sas: Api<ServiceAccount> = Api::namespaced(bed.client.clone(), "default");
     let sa = eventually("default ServiceAccount", READY_TIMEOUT, || async {

@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# Test bed tier C (a real node): installs what the node runs from Debian (containerd, runc, the
+# CNI plugins, iptables, busybox-static, gcc for the pause binary) if it is missing, and builds
+# the container images the node uses as OCI image tarballs, without a Docker daemon or a
+# registry, from binaries `scripts/k8s-bins.sh` built:
+#
+#   vcm.local/pause:3.10              the pod sandbox (pause.c from the pinned Kubernetes module)
+#   vcm.local/vcluster-k8s:v<k8s>     the vCluster k8s distro: /kubernetes/{kube-apiserver,
+#                                     kube-controller-manager, kube-scheduler, kine, helm} + cp
+#   vcm.local/vcluster:<vcluster>     the vCluster control plane: /vcluster, Entrypoint `vcluster start`
+#   vcm.local/workload:1              a test workload: prints a line, serves /www on port 8080
+#
+#   scripts/node-images.sh            install/build what is missing, print the images directory
+#
+# Output: <binaries dir>/images/<name>.tar (`ctr images import` loads them). Cached: an image
+# is rebuilt only when its tarball is missing (the binaries directory is keyed by every pinned
+# version, so new versions mean a new directory).
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=k8s-versions.env
+source "$REPO/scripts/k8s-versions.env"
+BINS=$("$REPO/scripts/k8s-bins.sh" --print)
+OUT="$BINS/images"
+log() { echo "node-images: $*" >&2; }
+START_ALL=$SECONDS
+
+# --- Debian packages -----------------------------------------------------------------------------
+missing=()
+command -v containerd >/dev/null || missing+=(containerd)
+command -v runc >/dev/null || missing+=(runc)
+[[ -x /usr/lib/cni/bridge ]] || missing+=(containernetworking-plugins)
+command -v iptables >/dev/null || missing+=(iptables)
+[[ -x /bin/busybox ]] || missing+=(busybox-static)
+command -v gcc >/dev/null || missing+=(gcc)
+[[ -f /usr/include/stdio.h ]] || missing+=(libc6-dev)
+command -v nsenter >/dev/null || missing+=(util-linux)
+command -v ip >/dev/null || missing+=(iproute2)
+if ((${#missing[@]})); then
+  if [[ $(id -u) != 0 ]]; then
+    log "missing Debian packages: ${missing[*]}; install them with:"
+    log "  sudo apt-get update && sudo apt-get install -y --no-install-recommends ${missing[*]}"
+    exit 1
+  fi
+  log "installing ${missing[*]}"
+  t=$SECONDS
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+  log "installed in $((SECONDS - t))s"
+fi
+if ! file -L /bin/busybox 2>/dev/null | grep -q 'statically linked' &&
+   ! ldd /bin/busybox 2>&1 | grep -q 'not a dynamic executable'; then
+  log "/bin/busybox is not statically linked; install busybox-static"
+  exit 1
+fi
+
+for b in kube-apiserver kube-controller-manager kube-scheduler kine helm vcluster; do
+  [[ -x "$BINS/$b" ]] || { log "$BINS/$b is missing; run scripts/k8s-bins.sh first"; exit 1; }
+done
+
+mkdir -p "$OUT"
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/vcm-node-images.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+
+sha() { sha256sum "$1" | cut -d' ' -f1; }
+
+# oci_image <ref> <rootfs dir> <config JSON fragment>: write $OUT/<file>.tar, an OCI image layout
+# with one uncompressed layer (containerd imports uncompressed layers; skipping gzip saves
+# seconds per hundred MB). The index entry is annotated with the image name, which is what
+# `ctr images import` names the image after.
+oci_image() {
+  local ref=$1 rootfs=$2 cfg=$3 file
+  file="$(echo "${ref#vcm.local/}" | tr ':/' '__').tar"
+  local d="$WORK/layout-$file"
+  mkdir -p "$d/blobs/sha256"
+  tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -C "$rootfs" -cf "$d/layer.tar" .
+  local layer layer_size config config_size manifest manifest_size
+  layer=$(sha "$d/layer.tar"); layer_size=$(stat -c %s "$d/layer.tar")
+  mv "$d/layer.tar" "$d/blobs/sha256/$layer"
+  printf '{"architecture":"amd64","os":"linux","config":%s,"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' \
+    "$cfg" "$layer" >"$d/config.json"
+  config=$(sha "$d/config.json"); config_size=$(stat -c %s "$d/config.json")
+  mv "$d/config.json" "$d/blobs/sha256/$config"
+  printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:%s","size":%s}]}' \
+    "$config" "$config_size" "$layer" "$layer_size" >"$d/manifest.json"
+  manifest=$(sha "$d/manifest.json"); manifest_size=$(stat -c %s "$d/manifest.json")
+  mv "$d/manifest.json" "$d/blobs/sha256/$manifest"
+  printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s,"annotations":{"io.containerd.image.name":"%s","org.opencontainers.image.ref.name":"%s"}}]}' \
+    "$manifest" "$manifest_size" "$ref" "${ref##*:}" >"$d/index.json"
+  echo '{"imageLayoutVersion":"1.0.0"}' >"$d/oci-layout"
+  tar -C "$d" -cf "$OUT/$file.tmp" oci-layout index.json blobs
+  mv "$OUT/$file.tmp" "$OUT/$file"
+  rm -rf "$d"
+  log "built $ref ($((layer_size / 1024 / 1024)) MiB) -> $OUT/$file"
+}
+
+# base_rootfs <dir>: busybox (static) with the applets the images use, /tmp, and a passwd file.
+base_rootfs() {
+  local r=$1 a
+  mkdir -p "$r/bin" "$r/tmp" "$r/etc" "$r/proc" "$r/sys" "$r/dev"
+  chmod 1777 "$r/tmp"
+  install -m 0755 /bin/busybox "$r/bin/busybox"
+  for a in sh cp cat ls echo mkdir sleep httpd hostname env; do ln -s busybox "$r/bin/$a"; done
+  printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n' >"$r/etc/passwd"
+  printf 'root:x:0:\nnobody:x:65534:\n' >"$r/etc/group"
+}
+
+have() { [[ -f "$OUT/$1" ]]; }
+
+# --- pause -----------------------------------------------------------------------------------------
+if ! have pause_3.10.tar; then
+  src="$(go env GOMODCACHE)/k8s.io/kubernetes@v$K8S_VERSION/build/pause/linux/pause.c"
+  if [[ ! -f "$src" ]]; then
+    (cd "$WORK" && go mod init vcm.local/pause >/dev/null 2>&1 &&
+      GOFLAGS=-mod=mod go mod download "k8s.io/kubernetes@v$K8S_VERSION")
+  fi
+  r="$WORK/pause"; mkdir -p "$r"
+  gcc -Os -static -o "$r/pause" "$src"
+  strip "$r/pause"
+  oci_image vcm.local/pause:3.10 "$r" '{"Entrypoint":["/pause"],"User":"65535:65535"}'
+fi
+
+# --- the vCluster k8s distro -------------------------------------------------------------------------
+# The chart's init container runs `cp -r /kubernetes/. /binaries/`; the syncer then execs these.
+if ! have "vcluster-k8s_v$K8S_VERSION.tar"; then
+  r="$WORK/distro"; base_rootfs "$r"; mkdir -p "$r/kubernetes"
+  for b in kube-apiserver kube-controller-manager kube-scheduler kine helm; do
+    install -m 0755 "$BINS/$b" "$r/kubernetes/$b"
+  done
+  oci_image "vcm.local/vcluster-k8s:v$K8S_VERSION" "$r" \
+    '{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]}'
+fi
+
+# --- the vCluster control plane (syncer) ---------------------------------------------------------------
+if ! have "vcluster_$VCLUSTER_VERSION.tar"; then
+  r="$WORK/vcluster"; base_rootfs "$r"
+  install -m 0755 "$BINS/vcluster" "$r/vcluster"
+  oci_image "vcm.local/vcluster:$VCLUSTER_VERSION" "$r" \
+    '{"Entrypoint":["/vcluster","start"],"WorkingDir":"/","Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]}'
+fi
+
+# --- the test workload ----------------------------------------------------------------------------------
+if ! have workload_1.tar; then
+  r="$WORK/workload"; base_rootfs "$r"; mkdir -p "$r/www"
+  echo "hello from vcm's test workload" >"$r/www/index.html"
+  oci_image vcm.local/workload:1 "$r" \
+    '{"Entrypoint":["/bin/sh","-c","echo \"workload serving /www on :8080 as $(hostname)\"; exec httpd -f -p 8080 -h /www"],"Env":["PATH=/bin"]}'
+fi
+
+log "ready in $((SECONDS - START_ALL))s: $OUT"
+echo "$OUT"

@@ -1,0 +1,609 @@
+//! Tier C: a real node. containerd (+ runc, the CNI plugins) and a kubelet and kube-proxy of
+//! the pinned release run in a network and mount namespace of the bed's own; the API server
+//! listens on the host end of a veth pair into it.
+//!
+//! Isolation, so that two beds run side by side and nothing outlives one:
+//! * `unshare --net --mount` starts a holder process; every node process joins its namespaces
+//!   with `nsenter`. Bridges, routes, iptables rules and pod network namespaces live in that
+//!   network namespace; the kubelet's and containerd's mounts (overlay rootfs, secret tmpfs, a
+//!   tmpfs on `/run`) in that mount namespace. Both vanish once its last process is gone.
+//! * Bed `n` owns veth `vcmb<n>` (10.250.n.1 on the host, 10.250.n.2 in the namespace) and the
+//!   cgroup `/vcm-bed-<n>` in every hierarchy (the kubelet's `cgroupRoot`). Creating the veth
+//!   claims `n`.
+//! * Teardown kills every process in the cgroup and in the mount namespace (containerd's shims
+//!   are not children of anything the bed started), removes the cgroups, then the holder. A
+//!   bed whose test process died without teardown is cleaned by the next bed's start
+//!   ([`clean_stale`]) from the `node-state` file in its directory.
+
+mod files;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use k8s_openapi::api::core::v1::Node as KubeNode;
+use kube::Api;
+
+use super::{TestBed, eventually};
+use crate::controlplane::{KubeBins, Kubeconfig, KubeconfigUser, Supervised, SupervisedOptions};
+
+pub use self::files::{POD_CIDR, SANDBOX_IMAGE};
+
+/// The node's name.
+pub const NODE_NAME: &str = "vcm-node";
+/// Images `scripts/node-images.sh` builds; every bed imports them all.
+pub const IMAGES: [&str; 4] = [
+    "pause_3.10.tar",
+    "workload_1.tar",
+    "vcluster_0.36.1.tar",
+    "vcluster-k8s_v1.36.3.tar",
+];
+/// The test workload image: prints a line, serves `/www` (one `index.html`) on port 8080.
+pub const WORKLOAD_IMAGE: &str = "vcm.local/workload:1";
+/// How the images are built.
+pub const IMAGES_COMMAND: &str = "scripts/node-images.sh (run by `make test`)";
+const CGROUP_PREFIX: &str = "vcm-bed-";
+const VETH_PREFIX: &str = "vcmb";
+const READY_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// A bed's addresses and names.
+#[derive(Debug, Clone)]
+pub struct Addresses {
+    /// The bed's number.
+    pub index: u8,
+    /// Host end of the veth: the API server listens here.
+    pub host: std::net::Ipv4Addr,
+    /// The node's address inside the namespace (NodePorts answer here, from the host too).
+    pub node: std::net::Ipv4Addr,
+    /// The kubelet's cgroup root, in every hierarchy.
+    pub cgroup: String,
+    /// Host end of the veth.
+    pub veth: String,
+}
+
+/// The node half of a tier-C bed. Dropping it tears the node down (see the module doc).
+pub struct Node {
+    /// kube-proxy, kubelet, containerd: stopped in this order.
+    procs: Vec<Supervised>,
+    holder: Supervised,
+    mntns: String,
+    addresses: Addresses,
+    dir: PathBuf,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("addresses", &self.addresses)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Check everything tier C needs before anything is created; the error says how to get it.
+pub fn preflight(bins: &KubeBins) -> anyhow::Result<PathBuf> {
+    anyhow::ensure!(
+        nix::unistd::geteuid().is_root(),
+        "test bed tier C runs containers and network namespaces and needs root"
+    );
+    for b in ["kubelet", "kube-proxy"] {
+        bins.get(b)?;
+    }
+    for tool in [
+        "containerd",
+        "containerd-shim-runc-v2",
+        "runc",
+        "ctr",
+        "nsenter",
+        "unshare",
+        "ip",
+        "iptables",
+    ] {
+        anyhow::ensure!(
+            which(tool).is_some(),
+            "`{tool}` is not installed; {IMAGES_COMMAND} installs it from Debian"
+        );
+    }
+    anyhow::ensure!(
+        Path::new("/usr/lib/cni/bridge").is_file(),
+        "the CNI plugins are missing (/usr/lib/cni/bridge); {IMAGES_COMMAND} installs them"
+    );
+    let images = bins.dir_of("kubelet")?.join("images");
+    for image in IMAGES {
+        anyhow::ensure!(
+            images.join(image).is_file(),
+            "image {} is missing; build it with {IMAGES_COMMAND}",
+            images.join(image).display()
+        );
+    }
+    Ok(images)
+}
+
+impl Node {
+    /// The namespaces and the veth; the bed's number is the first free one.
+    pub fn create(dir: &Path) -> anyhow::Result<Self> {
+        let opts = SupervisedOptions {
+            log_path: dir.join("ns-holder.log"),
+            die_with_parent: true,
+            env: vec![],
+        };
+        let holder = Supervised::spawn(
+            "ns-holder",
+            Path::new("unshare"),
+            &[
+                "--net",
+                "--mount",
+                "--propagation",
+                "private",
+                "--",
+                "sleep",
+                "infinity",
+            ]
+            .map(String::from),
+            &opts,
+        )?;
+        let pid = holder.pid();
+        // NB: unshare has made the namespaces once its exec of sleep shows in /proc.
+        let t = Instant::now();
+        let mntns = loop {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            if comm.trim() == "sleep" {
+                break std::fs::read_link(format!("/proc/{pid}/ns/mnt"))
+                    .context("reading the bed's mount namespace")?
+                    .display()
+                    .to_string();
+            }
+            anyhow::ensure!(
+                t.elapsed() < Duration::from_secs(10),
+                "unshare did not start"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let mut addresses = None;
+        for index in 1..=250u8 {
+            let veth = format!("{VETH_PREFIX}{index}");
+            let added = Command::new("ip")
+                .args([
+                    "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns",
+                ])
+                .arg(pid.to_string())
+                .output()
+                .context("running ip")?;
+            if added.status.success() {
+                addresses = Some(Addresses {
+                    index,
+                    host: std::net::Ipv4Addr::new(10, 250, index, 1),
+                    node: std::net::Ipv4Addr::new(10, 250, index, 2),
+                    cgroup: format!("{CGROUP_PREFIX}{index}"),
+                    veth,
+                });
+                break;
+            }
+        }
+        let node = Self {
+            procs: vec![],
+            holder,
+            mntns,
+            addresses: addresses.context("no free bed number: veths vcmb1..vcmb250 all exist")?,
+            dir: dir.to_path_buf(),
+        };
+        let a = node.addresses.clone();
+        std::fs::write(
+            dir.join("node-state"),
+            format!(
+                "cgroup={}\nmntns={}\nveth={}\n",
+                a.cgroup, node.mntns, a.veth
+            ),
+        )?;
+        run(
+            "ip",
+            &["addr", "add", &format!("{}/30", a.host), "dev", &a.veth],
+        )?;
+        run("ip", &["link", "set", &a.veth, "up"])?;
+        let node_addr = format!("{}/30", a.node);
+        let host_addr = a.host.to_string();
+        for args in [
+            vec!["ip", "link", "set", "lo", "up"],
+            vec!["ip", "addr", "add", &node_addr, "dev", "eth0"],
+            vec!["ip", "link", "set", "eth0", "up"],
+            vec!["ip", "route", "add", "default", "via", &host_addr],
+            vec!["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"],
+            // The node's runtime state (shim sockets, iptables lock) stays in the bed.
+            vec![
+                "mount",
+                "-t",
+                "tmpfs",
+                "-o",
+                "mode=0755",
+                "vcm-bed-run",
+                "/run",
+            ],
+        ] {
+            node.run_inside(&args)?;
+        }
+        node.make_cgroups()?;
+        Ok(node)
+    }
+
+    /// Start containerd, import the images, then the kubelet and kube-proxy, and wait for the
+    /// node to be Ready and kube-proxy to have programmed the `kubernetes` Service.
+    pub async fn start(&mut self, bed: &TestBed, images: &Path) -> anyhow::Result<()> {
+        let dir = self.dir.clone();
+        let a = self.addresses.clone();
+        let pki = bed.apiserver.pki();
+        std::fs::create_dir_all(dir.join("cni"))?;
+        std::fs::create_dir_all(dir.join("containerd"))?;
+        std::fs::write(dir.join("containerd.toml"), files::containerd(&dir))?;
+        std::fs::write(dir.join("cni/10-vcm-bed.conflist"), files::cni(&dir))?;
+        std::fs::write(dir.join("resolv.conf"), "# vcm test bed: no DNS\n")?;
+        let kubeconfig = |cn: &str, orgs: &[&str], file: &str| -> anyhow::Result<PathBuf> {
+            let path = dir.join(file);
+            Kubeconfig {
+                name: "bed".into(),
+                server: bed.apiserver.endpoint(),
+                ca_pem: pki.ca_pem()?,
+                user: KubeconfigUser::ClientCert(pki.client_cert(cn, orgs)?),
+                namespace: None,
+            }
+            .write(&path)?;
+            Ok(path)
+        };
+        let node_kc = kubeconfig(
+            &format!("system:node:{NODE_NAME}"),
+            &["system:nodes"],
+            "node.kubeconfig",
+        )?;
+        let proxy_kc = kubeconfig("system:kube-proxy", &[], "kube-proxy.kubeconfig")?;
+        std::fs::write(
+            dir.join("kubelet.yaml"),
+            files::kubelet(&dir, &a, &pki.ca_cert()),
+        )?;
+        std::fs::write(
+            dir.join("kube-proxy.yaml"),
+            files::kube_proxy(&proxy_kc, &a, NODE_NAME),
+        )?;
+
+        let sock = dir.join("containerd/containerd.sock");
+        let containerd = self.spawn_inside(
+            "containerd",
+            &which("containerd").context("containerd")?,
+            &[format!(
+                "--config={}",
+                dir.join("containerd.toml").display()
+            )],
+        )?;
+        self.procs.push(containerd);
+        let t = Instant::now();
+        let ctr = |args: &[&str]| {
+            let mut full = vec!["-a", sock.to_str().unwrap_or_default(), "-n", "k8s.io"];
+            full.extend_from_slice(args);
+            run("ctr", &full)
+        };
+        eventually("containerd", READY_TIMEOUT, || async {
+            Ok(ctr(&["version"]).ok().map(|_| ()))
+        })
+        .await
+        .map_err(|e| self.failure("containerd", e))?;
+        for image in IMAGES {
+            let path = images.join(image);
+            ctr(&[
+                "images",
+                "import",
+                "--no-unpack=false",
+                path.to_str().unwrap_or_default(),
+            ])
+            .with_context(|| format!("importing {}", path.display()))?;
+        }
+        eprintln!(
+            "tier C: containerd up and {} images imported in {:.1}s",
+            IMAGES.len(),
+            t.elapsed().as_secs_f64()
+        );
+
+        let kubelet = self.spawn_inside(
+            "kubelet",
+            &bed.bins.get("kubelet")?,
+            &[
+                format!("--config={}", dir.join("kubelet.yaml").display()),
+                format!("--kubeconfig={}", node_kc.display()),
+                format!("--root-dir={}", dir.join("kubelet").display()),
+                format!("--cert-dir={}", dir.join("kubelet-pki").display()),
+                format!("--hostname-override={NODE_NAME}"),
+                format!("--node-ip={}", a.node),
+            ],
+        )?;
+        self.procs.insert(0, kubelet);
+        let proxy = self.spawn_inside(
+            "kube-proxy",
+            &bed.bins.get("kube-proxy")?,
+            &[format!(
+                "--config={}",
+                dir.join("kube-proxy.yaml").display()
+            )],
+        )?;
+        self.procs.insert(0, proxy);
+
+        let nodes: Api<KubeNode> = Api::all(bed.client());
+        eventually("the node to be Ready", READY_TIMEOUT, || async {
+            let Some(node) = nodes.get_opt(NODE_NAME).await? else {
+                return Ok(None);
+            };
+            let ready = node
+                .status
+                .and_then(|s| s.conditions)
+                .unwrap_or_default()
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True");
+            Ok(ready.then_some(()))
+        })
+        .await
+        .map_err(|e| self.failure("kubelet", e))?;
+        eventually(
+            "kube-proxy to program the kubernetes Service",
+            READY_TIMEOUT,
+            || async {
+                let rules = self.run_inside(&["iptables", "-t", "nat", "-S", "KUBE-SERVICES"])?;
+                Ok(rules.contains("default/kubernetes").then_some(()))
+            },
+        )
+        .await
+        .map_err(|e| self.failure("kube-proxy", e))?;
+        Ok(())
+    }
+
+    /// The bed's addresses.
+    pub fn addresses(&self) -> &Addresses {
+        &self.addresses
+    }
+
+    /// Run a command inside the bed's namespaces and return its stdout.
+    pub fn run_inside(&self, args: &[&str]) -> anyhow::Result<String> {
+        let target = self.holder.pid().to_string();
+        let mut full = vec!["--target", target.as_str(), "--net", "--mount", "--"];
+        full.extend_from_slice(args);
+        run("nsenter", &full)
+    }
+
+    /// `ctr -n k8s.io <args>` against the bed's containerd.
+    pub fn ctr(&self, args: &[&str]) -> anyhow::Result<String> {
+        let sock = self.dir.join("containerd/containerd.sock");
+        let mut full = vec!["-a", sock.to_str().unwrap_or_default(), "-n", "k8s.io"];
+        full.extend_from_slice(args);
+        run("ctr", &full)
+    }
+
+    /// Process ids in the bed's cgroups (containers) and mount namespace (node processes,
+    /// shims), the holder excepted.
+    pub fn processes(&self) -> Vec<u32> {
+        let mut pids = cgroup_pids(&self.addresses.cgroup);
+        pids.extend(mntns_pids(&self.mntns));
+        pids.retain(|p| *p != self.holder.pid());
+        pids.sort_unstable();
+        pids.dedup();
+        pids
+    }
+
+    fn spawn_inside(
+        &self,
+        name: &str,
+        program: &Path,
+        args: &[String],
+    ) -> anyhow::Result<Supervised> {
+        let opts = SupervisedOptions {
+            log_path: self.dir.join(format!("{name}.log")),
+            die_with_parent: true,
+            env: vec![],
+        };
+        let mut full = vec![
+            "--target".to_owned(),
+            self.holder.pid().to_string(),
+            "--net".into(),
+            "--mount".into(),
+            "--".into(),
+            program.display().to_string(),
+        ];
+        full.extend(args.iter().cloned());
+        Supervised::spawn(name, Path::new("nsenter"), &full, &opts)
+    }
+
+    fn failure(&mut self, name: &str, err: anyhow::Error) -> anyhow::Error {
+        match self.procs.iter_mut().find(|p| p.name() == name) {
+            Some(p) => {
+                let status = p
+                    .exit_status()
+                    .map(|s| format!(" (exited: {s})"))
+                    .unwrap_or_default();
+                anyhow::anyhow!("{err:#}\n{name}{status} log tail:\n{}", p.log_tail(30))
+            }
+            None => err,
+        }
+    }
+
+    fn make_cgroups(&self) -> anyhow::Result<()> {
+        for h in hierarchies() {
+            let dir = h.join(&self.addresses.cgroup);
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            if h.ends_with("cpuset") {
+                for f in ["cpuset.cpus", "cpuset.mems"] {
+                    let v = std::fs::read_to_string(h.join(f))?;
+                    std::fs::write(dir.join(f), v.trim())
+                        .with_context(|| format!("writing {}", dir.join(f).display()))?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        for p in &mut self.procs {
+            p.stop(Duration::from_secs(5));
+        }
+        kill_all(&self.addresses.cgroup, &self.mntns, self.holder.pid());
+        remove_cgroups(&self.addresses.cgroup);
+        self.holder.stop(Duration::ZERO);
+        // NB: the kernel frees the namespace (and with it the veth) shortly after.
+        let link = Path::new("/sys/class/net").join(&self.addresses.veth);
+        let t = Instant::now();
+        while link.exists() && t.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Tear down what a bed left when its test process died without teardown: `dir` holds the
+/// `node-state` file its [`Node::create`] wrote.
+pub fn clean_stale(dir: &Path) {
+    let Ok(state) = std::fs::read_to_string(dir.join("node-state")) else {
+        return;
+    };
+    let get = |key: &str| {
+        state
+            .lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let (cgroup, mntns) = (get("cgroup"), get("mntns"));
+    if !cgroup.starts_with(CGROUP_PREFIX) {
+        return;
+    }
+    kill_all(&cgroup, &mntns, 0);
+    remove_cgroups(&cgroup);
+}
+
+/// SIGKILL every process in `cgroup` and mount namespace `mntns` (except `keep`) until none is
+/// left (at most 10 s).
+fn kill_all(cgroup: &str, mntns: &str, keep: u32) {
+    let t = Instant::now();
+    loop {
+        let mut pids = cgroup_pids(cgroup);
+        if !mntns.is_empty() {
+            pids.extend(mntns_pids(mntns));
+        }
+        pids.retain(|p| *p != keep && *p != std::process::id());
+        if pids.is_empty() || t.elapsed() > Duration::from_secs(10) {
+            return;
+        }
+        for pid in pids {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The mounted cgroup hierarchies (v1 controllers, `systemd`, `unified`).
+fn hierarchies() -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup") else {
+        return vec![];
+    };
+    let mut out: Vec<PathBuf> = entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.path())
+        .collect();
+    out.sort();
+    out
+}
+
+/// Every process in `cgroup` or below, in any hierarchy.
+fn cgroup_pids(cgroup: &str) -> Vec<u32> {
+    let mut pids = vec![];
+    for h in hierarchies() {
+        let mut stack = vec![h.join(cgroup)];
+        while let Some(dir) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    stack.push(e.path());
+                }
+            }
+            if let Ok(procs) = std::fs::read_to_string(dir.join("cgroup.procs")) {
+                pids.extend(procs.lines().filter_map(|l| l.trim().parse::<u32>().ok()));
+            }
+        }
+    }
+    pids
+}
+
+/// Every process whose mount namespace is `mntns` (`mnt:[…]`).
+fn mntns_pids(mntns: &str) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return vec![];
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/ns/mnt"))
+                .is_ok_and(|l| l.display().to_string() == mntns)
+        })
+        .collect()
+}
+
+/// Remove `cgroup` and everything below it in every hierarchy (children first).
+fn remove_cgroups(cgroup: &str) {
+    for h in hierarchies() {
+        let root = h.join(cgroup);
+        let mut dirs = vec![];
+        let mut stack = vec![root];
+        while let Some(dir) = stack.pop() {
+            if let Ok(entries) = std::fs::read_dir(&dir) {
+                for e in entries.flatten() {
+                    if e.file_type().is_ok_and(|t| t.is_dir()) {
+                        stack.push(e.path());
+                    }
+                }
+                dirs.push(dir);
+            }
+        }
+        for dir in dirs.iter().rev() {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+/// Names of the bed cgroups that exist now (for leak checks).
+pub fn existing_cgroups() -> Vec<String> {
+    let mut out = vec![];
+    for h in hierarchies() {
+        if let Ok(entries) = std::fs::read_dir(&h) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with(CGROUP_PREFIX) {
+                    out.push(format!("{}/{name}", h.display()));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn run(program: &str, args: &[&str]) -> anyhow::Result<String> {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .with_context(|| format!("running {program}"))?;
+    anyhow::ensure!(
+        out.status.success(),
+        "`{program} {}` failed ({}): {}",
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn which(tool: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|d| d.join(tool))
+            .find(|p| p.is_file())
+    })
+}
