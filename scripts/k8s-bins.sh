@@ -17,7 +17,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=k8s-versions.env
 source "$REPO/scripts/k8s-versions.env"
 EXTRA_KEY=$(for v in $K8S_EXTRA_VERSIONS; do printf '+%s' "$v"; done)
-KEY="k8s-${K8S_VERSION}${EXTRA_KEY}_etcd-${ETCD_VERSION}_kwok-${KWOK_VERSION}_helm-${HELM_VERSION}_vcluster-${VCLUSTER_VERSION}_kine-${KINE_VERSION}"
+KEY="k8s-${K8S_VERSION}${EXTRA_KEY}_etcd-${ETCD_VERSION}_kwok-${KWOK_VERSION}_helm-${HELM_VERSION}_vcluster-${VCLUSTER_VERSION}_kine-${KINE_VERSION}_coredns-${COREDNS_VERSION}"
 OUT=${VCM_K8S_BIN_DIR:-$REPO/.cache/k8s/$KEY}
 
 if [[ "${1:-}" == "--print" ]]; then echo "$OUT"; exit 0; fi
@@ -143,6 +143,21 @@ build_vcluster_syncer() {
   log "built vcluster (syncer) v$VCLUSTER_VERSION in $((SECONDS - t))s"
 }
 
+# --- CoreDNS with the plugins the vCluster chart's Corefile uses ------------------------------------
+# scripts/coredns/main.go picks the plugins (the full CoreDNS pulls every cloud provider's SDK:
+# a cold build of tens of minutes on 2 cores instead of one or two).
+build_coredns() {
+  local t=$SECONDS w="$WORK/coredns"
+  mkdir -p "$w"; cd "$w"
+  go mod init vcm.local/coredns >/dev/null 2>&1
+  cp "$REPO/scripts/coredns/main.go" .
+  go mod edit "-require=github.com/coredns/coredns@v$COREDNS_VERSION"
+  go mod tidy 2>&1 | grep -v '^go: downloading' >&2 || true
+  go build -trimpath -ldflags "-s -w" -o "$w/coredns-bin" .
+  mv "$w/coredns-bin" "$OUT/coredns"
+  log "built coredns v$COREDNS_VERSION in $((SECONDS - t))s"
+}
+
 # --- kine: the etcd API over SQLite, which the vCluster k8s distro runs as its store ------------
 # CGO-free: kine then uses modernc.org/sqlite instead of mattn/go-sqlite3.
 build_kine() {
@@ -179,6 +194,7 @@ have vclusterctl || build_vcluster
 have kubelet kube-proxy || build_kube "$K8S_VERSION" "$OUT" kubelet kube-proxy
 have vcluster || build_vcluster_syncer
 have kine || build_kine
+have coredns || build_coredns
 [[ -f "$OUT/vcluster-chart/Chart.yaml" ]] || copy_vcluster_chart
 
 cat >"$OUT/VERSIONS" <<V
@@ -189,6 +205,7 @@ KWOK_VERSION=$KWOK_VERSION
 HELM_VERSION=$HELM_VERSION
 VCLUSTER_VERSION=$VCLUSTER_VERSION
 KINE_VERSION=$KINE_VERSION
+COREDNS_VERSION=$COREDNS_VERSION
 V
 log "ready in $((SECONDS - START_ALL))s: $OUT"
 echo "$OUT"

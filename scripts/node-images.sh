@@ -8,6 +8,7 @@
 #   vcm.local/vcluster-k8s:v<k8s>     the vCluster k8s distro: /kubernetes/{kube-apiserver,
 #                                     kube-controller-manager, kube-scheduler, kine, helm} + cp
 #   vcm.local/vcluster:<vcluster>     the vCluster control plane: /vcluster, Entrypoint `vcluster start`
+#   vcm.local/coredns:<coredns>       the cluster DNS the chart deploys in each virtual cluster
 #   vcm.local/workload:1              a test workload: prints a line, serves /www on port 8080
 #
 #   scripts/node-images.sh            install/build what is missing, print the images directory
@@ -54,7 +55,7 @@ if ! file -L /bin/busybox 2>/dev/null | grep -q 'statically linked' &&
   exit 1
 fi
 
-for b in kube-apiserver kube-controller-manager kube-scheduler kine helm vcluster; do
+for b in kube-apiserver kube-controller-manager kube-scheduler kine helm vcluster coredns; do
   [[ -x "$BINS/$b" ]] || { log "$BINS/$b is missing; run scripts/k8s-bins.sh first"; exit 1; }
 done
 
@@ -137,6 +138,14 @@ if ! have "vcluster_$VCLUSTER_VERSION.tar"; then
   install -m 0755 "$BINS/vcluster" "$r/vcluster"
   oci_image "vcm.local/vcluster:$VCLUSTER_VERSION" "$r" \
     '{"Entrypoint":["/vcluster","start"],"WorkingDir":"/","Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]}'
+fi
+
+# --- CoreDNS, which the chart deploys in every virtual cluster (and the syncer waits for) --------------
+if ! have "coredns_$COREDNS_VERSION.tar"; then
+  r="$WORK/coredns"; mkdir -p "$r/tmp" "$r/etc"; chmod 1777 "$r/tmp"
+  install -m 0755 "$BINS/coredns" "$r/coredns"
+  printf 'root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/:/sbin/nologin\n' >"$r/etc/passwd"
+  oci_image "vcm.local/coredns:$COREDNS_VERSION" "$r" '{"Entrypoint":["/coredns"],"User":"65532:65532"}'
 fi
 
 # --- the test workload ----------------------------------------------------------------------------------

@@ -171,7 +171,9 @@ pub fn minor_of(release: &str) -> String {
     }
 }
 
-fn version_of(key: &str) -> String {
+/// A pinned version from `scripts/k8s-versions.env` (`"VCLUSTER_VERSION"` → `"0.36.1"`),
+/// `"unknown"` if the key is missing.
+pub fn version_of(key: &str) -> String {
     VERSIONS
         .lines()
         .find_map(|l| l.trim().strip_prefix(key)?.strip_prefix('='))
@@ -180,19 +182,20 @@ fn version_of(key: &str) -> String {
         .to_owned()
 }
 
-/// `k8s-<v>_etcd-<v>_kwok-<v>_helm-<v>_vcluster-<v>_kine-<v>`, exactly as the build script
+/// `k8s-<v>_etcd-<v>_kwok-<v>_helm-<v>_vcluster-<v>_kine-<v>_coredns-<v>`, exactly as the build script
 /// names its output.
 pub fn cache_key() -> String {
     let get = version_of;
     let extra: String = extra_releases().iter().map(|r| format!("+{r}")).collect();
     format!(
-        "k8s-{}{extra}_etcd-{}_kwok-{}_helm-{}_vcluster-{}_kine-{}",
+        "k8s-{}{extra}_etcd-{}_kwok-{}_helm-{}_vcluster-{}_kine-{}_coredns-{}",
         get("K8S_VERSION"),
         get("ETCD_VERSION"),
         get("KWOK_VERSION"),
         get("HELM_VERSION"),
         get("VCLUSTER_VERSION"),
-        get("KINE_VERSION")
+        get("KINE_VERSION"),
+        get("COREDNS_VERSION")
     )
 }
 

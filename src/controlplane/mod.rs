@@ -19,7 +19,7 @@ mod process;
 pub use apiserver::{ApiServer, ApiServerOptions, EtcdClientFiles, wait_ready};
 pub use bins::{
     BUILD_COMMAND, KubeBins, MissingBinary, RELEASE_BINARIES, cache_key, extra_releases,
-    is_executable, minor_of, pinned_kubernetes_minor,
+    is_executable, minor_of, pinned_kubernetes_minor, version_of,
 };
 pub use etcd::{Etcd, EtcdOptions};
 pub use etcd_pki::EtcdPki;

@@ -32,13 +32,18 @@ pub use self::files::{POD_CIDR, SANDBOX_IMAGE};
 
 /// The node's name.
 pub const NODE_NAME: &str = "vcm-node";
-/// Images `scripts/node-images.sh` builds; every bed imports them all.
-pub const IMAGES: [&str; 4] = [
-    "pause_3.10.tar",
-    "workload_1.tar",
-    "vcluster_0.36.1.tar",
-    "vcluster-k8s_v1.36.3.tar",
-];
+/// The image tarballs `scripts/node-images.sh` builds (named after the pinned versions); every
+/// bed imports them all.
+pub fn image_files() -> Vec<String> {
+    let v = crate::controlplane::version_of;
+    vec![
+        "pause_3.10.tar".into(),
+        "workload_1.tar".into(),
+        format!("vcluster_{}.tar", v("VCLUSTER_VERSION")),
+        format!("vcluster-k8s_v{}.tar", v("K8S_VERSION")),
+        format!("coredns_{}.tar", v("COREDNS_VERSION")),
+    ]
+}
 /// The test workload image: prints a line, serves `/www` (one `index.html`) on port 8080.
 pub const WORKLOAD_IMAGE: &str = "vcm.local/workload:1";
 /// How the images are built.
@@ -109,11 +114,11 @@ pub fn preflight(bins: &KubeBins) -> anyhow::Result<PathBuf> {
         "the CNI plugins are missing (/usr/lib/cni/bridge); {IMAGES_COMMAND} installs them"
     );
     let images = bins.dir_of("kubelet")?.join("images");
-    for image in IMAGES {
+    for image in image_files() {
         anyhow::ensure!(
-            images.join(image).is_file(),
+            images.join(&image).is_file(),
             "image {} is missing; build it with {IMAGES_COMMAND}",
-            images.join(image).display()
+            images.join(&image).display()
         );
     }
     Ok(images)
@@ -284,7 +289,8 @@ impl Node {
         })
         .await
         .map_err(|e| self.failure("containerd", e))?;
-        for image in IMAGES {
+        let files = image_files();
+        for image in &files {
             let path = images.join(image);
             ctr(&[
                 "images",
@@ -296,7 +302,7 @@ impl Node {
         }
         eprintln!(
             "tier C: containerd up and {} images imported in {:.1}s",
-            IMAGES.len(),
+            files.len(),
             t.elapsed().as_secs_f64()
         );
 
