@@ -15,6 +15,16 @@ use crate::controlplane::{KubeBins, MissingBinary};
 pub const DEFAULT_SERVER_TEMPLATE: &str = "https://{release}.{namespace}.svc:443";
 /// The namespace vcm runs in on a host; the network policy admits traffic from it.
 pub const DEFAULT_VCM_NAMESPACE: &str = "vcm-system";
+/// The `server_template` placeholder filled with the node port of the chart's Service.
+pub const NODE_PORT_PLACEHOLDER: &str = "{node_port}";
+/// Every `server_template` placeholder.
+pub const PLACEHOLDERS: [&str; 5] = [
+    "{release}",
+    "{namespace}",
+    "{id}",
+    "{name}",
+    NODE_PORT_PLACEHOLDER,
+];
 /// Name of the chart directory beside `vclusterctl` in the binaries directory.
 pub const CHART_DIR_NAME: &str = "vcluster-chart";
 
@@ -77,13 +87,17 @@ pub struct HostConfig {
     pub labels: BTreeMap<String, String>,
     /// Most clusters this host takes.
     pub max_clusters: Option<u32>,
-    /// The API address handed out; placeholders `{release}`, `{namespace}`, `{id}`, `{name}`.
+    /// The API address handed out; placeholders `{release}`, `{namespace}`, `{id}`, `{name}`
+    /// and `{node_port}` (the chart's Service becomes a NodePort, and this is its node port).
     pub server_template: String,
     /// Namespace vcm runs in on this host; the network policy admits traffic from it.
     pub vcm_namespace: String,
     /// Address ranges cluster namespaces may not reach besides the cloud metadata address, e.g.
     /// the pod CIDR on a CNI that applies `ipBlock` to pod addresses (Calico).
     pub egress_except: Vec<String>,
+    /// A YAML file of chart values for every cluster of this host (a private registry, say),
+    /// read when the driver is built. vcm's own values are merged on top of it and win.
+    pub values_file: Option<PathBuf>,
 }
 
 // === impl VclusterConfig ===
@@ -165,7 +179,8 @@ impl HostConfig {
     }
 
     /// The API address handed out for a cluster (`server_template` with its placeholders
-    /// filled in), without a trailing `/`.
+    /// filled in), without a trailing `/`. `{node_port}` is left in place: it is only known
+    /// once the chart's Service exists (see [`super::endpoint`]).
     pub fn server_for(&self, id: &str, name: &str) -> String {
         self.server_template
             .replace("{release}", id)
@@ -174,6 +189,43 @@ impl HostConfig {
             .replace("{name}", name)
             .trim_end_matches('/')
             .to_owned()
+    }
+
+    /// Whether the handed-out address is a node port of the chart's Service.
+    pub fn uses_node_port(&self) -> bool {
+        self.server_template.contains(NODE_PORT_PLACEHOLDER)
+    }
+
+    /// Refuses a `server_template` with a placeholder vcm does not know (or a stray brace),
+    /// naming the valid ones: a typo would otherwise be handed out as a literal address.
+    pub fn validate(&self) -> Result<(), String> {
+        let mut rest = self.server_template.as_str();
+        let valid = || PLACEHOLDERS.join(" ");
+        while let Some(i) = rest.find(['{', '}']) {
+            let tail = &rest[i..];
+            let token = tail
+                .strip_prefix('{')
+                .and_then(|t| t.find('}').map(|end| &tail[..end + 2]))
+                .filter(|tok| !tok[1..].contains('{'));
+            match token {
+                Some(tok) if PLACEHOLDERS.contains(&tok) => rest = &tail[tok.len()..],
+                Some(tok) => {
+                    return Err(format!(
+                        "server_template {:?}: unknown placeholder {tok} (valid: {})",
+                        self.server_template,
+                        valid()
+                    ));
+                }
+                None => {
+                    return Err(format!(
+                        "server_template {:?}: unmatched brace (placeholders: {})",
+                        self.server_template,
+                        valid()
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -188,6 +240,7 @@ impl Default for HostConfig {
             server_template: DEFAULT_SERVER_TEMPLATE.into(),
             vcm_namespace: DEFAULT_VCM_NAMESPACE.into(),
             egress_except: vec![],
+            values_file: None,
         }
     }
 }
@@ -289,6 +342,51 @@ mod tests {
             host.server_for("c-abc", "web"),
             "https://c-abc.vcm-c-abc.svc:443/c-abc/web"
         );
+    }
+
+    #[test]
+    fn server_template_leaves_the_node_port_for_later() {
+        let host = HostConfig {
+            server_template: "https://10.250.0.2:{node_port}/".into(),
+            ..HostConfig::default()
+        };
+        assert!(host.uses_node_port());
+        assert!(!HostConfig::default().uses_node_port());
+        assert_eq!(
+            host.server_for("c-abc", "web"),
+            "https://10.250.0.2:{node_port}"
+        );
+    }
+
+    #[test]
+    fn server_template_validation_refuses_unknown_placeholders_and_stray_braces() {
+        let cases = [
+            ("https://{release}.{namespace}.svc:443", None),
+            ("https://10.0.0.1:{node_port}/{id}/{name}", None),
+            ("https://[fd00::1]:{node_port}", None),
+            ("https://{relase}.svc", Some("unknown placeholder {relase}")),
+            ("https://{NodePort}", Some("unknown placeholder {NodePort}")),
+            ("https://x:{node_port", Some("unmatched brace")),
+            ("https://x}", Some("unmatched brace")),
+            ("https://{{id}}", Some("unmatched brace")),
+        ];
+        for (template, expected) in cases {
+            let host = HostConfig {
+                server_template: template.into(),
+                ..HostConfig::default()
+            };
+            match (host.validate(), expected) {
+                (Ok(()), None) => {}
+                (Err(e), Some(want)) => {
+                    assert!(e.contains(want), "{template}: {e}");
+                    assert!(
+                        e.contains("{node_port}"),
+                        "{template}: lists the valid ones: {e}"
+                    );
+                }
+                (got, _) => panic!("{template}: expected {expected:?}, got {got:?}"),
+            }
+        }
     }
 
     #[test]
