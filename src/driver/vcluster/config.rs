@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::size::SizeProfile;
+use super::template;
 use crate::controlplane::{KubeBins, MissingBinary};
 
 /// The default handed-out API address: the vCluster Service, reachable from pods in the host
@@ -15,16 +16,6 @@ use crate::controlplane::{KubeBins, MissingBinary};
 pub const DEFAULT_SERVER_TEMPLATE: &str = "https://{release}.{namespace}.svc:443";
 /// The namespace vcm runs in on a host; the network policy admits traffic from it.
 pub const DEFAULT_VCM_NAMESPACE: &str = "vcm-system";
-/// The `server_template` placeholder filled with the node port of the chart's Service.
-pub const NODE_PORT_PLACEHOLDER: &str = "{node_port}";
-/// Every `server_template` placeholder.
-pub const PLACEHOLDERS: [&str; 5] = [
-    "{release}",
-    "{namespace}",
-    "{id}",
-    "{name}",
-    NODE_PORT_PLACEHOLDER,
-];
 /// Name of the chart directory beside `vclusterctl` in the binaries directory.
 pub const CHART_DIR_NAME: &str = "vcluster-chart";
 
@@ -182,50 +173,19 @@ impl HostConfig {
     /// filled in), without a trailing `/`. `{node_port}` is left in place: it is only known
     /// once the chart's Service exists (see [`super::endpoint`]).
     pub fn server_for(&self, id: &str, name: &str) -> String {
-        self.server_template
-            .replace("{release}", id)
-            .replace("{namespace}", &super::namespace_name(id))
-            .replace("{id}", id)
-            .replace("{name}", name)
-            .trim_end_matches('/')
-            .to_owned()
+        template::fill(&self.server_template, id, name)
     }
 
     /// Whether the handed-out address is a node port of the chart's Service.
     pub fn uses_node_port(&self) -> bool {
-        self.server_template.contains(NODE_PORT_PLACEHOLDER)
+        self.server_template.contains(template::NODE_PORT)
     }
 
     /// Refuses a `server_template` with a placeholder vcm does not know (or a stray brace),
-    /// naming the valid ones: a typo would otherwise be handed out as a literal address.
+    /// naming the valid ones.
     pub fn validate(&self) -> Result<(), String> {
-        let mut rest = self.server_template.as_str();
-        let valid = || PLACEHOLDERS.join(" ");
-        while let Some(i) = rest.find(['{', '}']) {
-            let tail = &rest[i..];
-            let token = tail
-                .strip_prefix('{')
-                .and_then(|t| t.find('}').map(|end| &tail[..end + 2]))
-                .filter(|tok| !tok[1..].contains('{'));
-            match token {
-                Some(tok) if PLACEHOLDERS.contains(&tok) => rest = &tail[tok.len()..],
-                Some(tok) => {
-                    return Err(format!(
-                        "server_template {:?}: unknown placeholder {tok} (valid: {})",
-                        self.server_template,
-                        valid()
-                    ));
-                }
-                None => {
-                    return Err(format!(
-                        "server_template {:?}: unmatched brace (placeholders: {})",
-                        self.server_template,
-                        valid()
-                    ));
-                }
-            }
-        }
-        Ok(())
+        template::check(&self.server_template)
+            .map_err(|e| format!("server_template {:?}: {e}", self.server_template))
     }
 }
 
@@ -331,63 +291,6 @@ impl From<VclusterConfig> for VclusterFile {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn server_template_fills_every_placeholder() {
-        let host = HostConfig {
-            server_template: "https://{release}.{namespace}.svc:443/{id}/{name}/".into(),
-            ..HostConfig::default()
-        };
-        assert_eq!(
-            host.server_for("c-abc", "web"),
-            "https://c-abc.vcm-c-abc.svc:443/c-abc/web"
-        );
-    }
-
-    #[test]
-    fn server_template_leaves_the_node_port_for_later() {
-        let host = HostConfig {
-            server_template: "https://10.250.0.2:{node_port}/".into(),
-            ..HostConfig::default()
-        };
-        assert!(host.uses_node_port());
-        assert!(!HostConfig::default().uses_node_port());
-        assert_eq!(
-            host.server_for("c-abc", "web"),
-            "https://10.250.0.2:{node_port}"
-        );
-    }
-
-    #[test]
-    fn server_template_validation_refuses_unknown_placeholders_and_stray_braces() {
-        let cases = [
-            ("https://{release}.{namespace}.svc:443", None),
-            ("https://10.0.0.1:{node_port}/{id}/{name}", None),
-            ("https://[fd00::1]:{node_port}", None),
-            ("https://{relase}.svc", Some("unknown placeholder {relase}")),
-            ("https://{NodePort}", Some("unknown placeholder {NodePort}")),
-            ("https://x:{node_port", Some("unmatched brace")),
-            ("https://x}", Some("unmatched brace")),
-            ("https://{{id}}", Some("unmatched brace")),
-        ];
-        for (template, expected) in cases {
-            let host = HostConfig {
-                server_template: template.into(),
-                ..HostConfig::default()
-            };
-            match (host.validate(), expected) {
-                (Ok(()), None) => {}
-                (Err(e), Some(want)) => {
-                    assert!(e.contains(want), "{template}: {e}");
-                    assert!(
-                        e.contains("{node_port}"),
-                        "{template}: lists the valid ones: {e}"
-                    );
-                }
-                (got, _) => panic!("{template}: expected {expected:?}, got {got:?}"),
-            }
-        }
-    }
 
     #[test]
     fn a_chart_repo_needs_its_version_and_wins_over_the_default_directory() {

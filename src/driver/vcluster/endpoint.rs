@@ -9,8 +9,8 @@ use k8s_openapi::api::core::v1::Service;
 use kube::Api;
 
 use super::DriverError;
-use super::config::NODE_PORT_PLACEHOLDER;
 use super::host::Host;
+use super::template::fill_node_port;
 
 /// Name of the chart's Service port the API is served on.
 const HTTPS_PORT_NAME: &str = "https";
@@ -57,11 +57,6 @@ pub async fn resolve(host: &Host, ns: &str, id: &str, name: &str) -> Result<Endp
                 .unwrap_or("ClusterIP")
         )),
     })
-}
-
-/// `server` with `{node_port}` replaced by `port`.
-pub fn fill_node_port(server: &str, port: u16) -> String {
-    server.replace(NODE_PORT_PLACEHOLDER, &port.to_string())
 }
 
 /// The node port of the Service's port named `https`, else of its port 443.
@@ -120,14 +115,5 @@ mod tests {
         for (ports, expected, why) in cases {
             assert_eq!(node_port(&mk_service(ports)), expected, "{why}");
         }
-    }
-
-    #[test]
-    fn the_node_port_fills_the_placeholder_only() {
-        assert_eq!(
-            fill_node_port("https://10.250.0.2:{node_port}", 31443),
-            "https://10.250.0.2:31443"
-        );
-        assert_eq!(fill_node_port("https://x:443", 31443), "https://x:443");
     }
 }

@@ -46,6 +46,7 @@ mod readiness;
 mod release;
 mod size;
 mod steps;
+mod template;
 mod values;
 
 use async_trait::async_trait;
@@ -55,13 +56,14 @@ use kube::api::ListParams;
 
 pub use self::config::{
     CHART_DIR_NAME, ChartSource, DEFAULT_SERVER_TEMPLATE, DEFAULT_VCM_NAMESPACE, HostConfig,
-    NODE_PORT_PLACEHOLDER, PLACEHOLDERS, VclusterConfig, default_kubernetes_versions,
+    VclusterConfig, default_kubernetes_versions,
 };
 use self::endpoint::Endpoint;
 use self::host::Host;
 pub use self::objects::{LIMIT_RANGE_NAME, NETWORK_POLICY_NAME, QUOTA_NAME};
 use self::readiness::Readiness;
 pub use self::size::{PodSecurityLevel, SizeProfile};
+pub use self::template::PLACEHOLDERS;
 use super::{Driver, DriverError, Ensured, HostInfo};
 use crate::controlplane::{BUILD_COMMAND, Kubeconfig};
 use crate::domain::{Cluster, ClusterId, Phase, Timestamp};
