@@ -8,6 +8,11 @@
 //! checks, kubeconfig, delete) is the real thing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+// NB: a file of its own beside this one (not `tests/host_values.rs`, which cargo would build
+// as a test binary of its own); it shares this file's helpers.
+#[path = "vcluster_driver/host_values.rs"]
+mod host_values;
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 

@@ -298,6 +298,8 @@ impl Config {
                 "invalid configuration: two [[hosts]] entries are named {:?}",
                 host.name
             );
+            host.validate()
+                .map_err(|e| anyhow::anyhow!("invalid configuration: hosts.{}.{e}", host.name))?;
             for cidr in &host.egress_except {
                 let ok = cidr.split_once('/').is_some_and(|(ip, bits)| {
                     let max = if ip.contains(':') { 128 } else { 32 };

@@ -324,6 +324,11 @@ fn hosts_need_unique_names_and_the_vcluster_driver_needs_a_host() {
             "[[hosts]]\nname = \"a\"\negress_except = [\"10.0.0.0\"]\n",
             "hosts.a.egress_except: \"10.0.0.0\" is not a CIDR",
         ),
+        (
+            "[[hosts]]\nname = \"a\"\nserver_template = \"https://{ip}:{node_port}\"\n",
+            "hosts.a.server_template \"https://{ip}:{node_port}\": unknown placeholder {ip} \
+             (valid: {release} {namespace} {id} {name} {node_port})",
+        ),
         ("[local]\nmax_clusters = 0\n", "local.max_clusters = 0"),
     ] {
         let file = mk_toml(src);

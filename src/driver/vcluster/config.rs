@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::size::SizeProfile;
+use super::template;
 use crate::controlplane::{KubeBins, MissingBinary};
 
 /// The default handed-out API address: the vCluster Service, reachable from pods in the host
@@ -77,13 +78,17 @@ pub struct HostConfig {
     pub labels: BTreeMap<String, String>,
     /// Most clusters this host takes.
     pub max_clusters: Option<u32>,
-    /// The API address handed out; placeholders `{release}`, `{namespace}`, `{id}`, `{name}`.
+    /// The API address handed out; placeholders `{release}`, `{namespace}`, `{id}`, `{name}`
+    /// and `{node_port}` (the chart's Service becomes a NodePort, and this is its node port).
     pub server_template: String,
     /// Namespace vcm runs in on this host; the network policy admits traffic from it.
     pub vcm_namespace: String,
     /// Address ranges cluster namespaces may not reach besides the cloud metadata address, e.g.
     /// the pod CIDR on a CNI that applies `ipBlock` to pod addresses (Calico).
     pub egress_except: Vec<String>,
+    /// A YAML file of chart values for every cluster of this host (a private registry, say),
+    /// read when the driver is built. vcm's own values are merged on top of it and win.
+    pub values_file: Option<PathBuf>,
 }
 
 // === impl VclusterConfig ===
@@ -165,15 +170,22 @@ impl HostConfig {
     }
 
     /// The API address handed out for a cluster (`server_template` with its placeholders
-    /// filled in), without a trailing `/`.
+    /// filled in), without a trailing `/`. `{node_port}` is left in place: it is only known
+    /// once the chart's Service exists (see [`super::endpoint`]).
     pub fn server_for(&self, id: &str, name: &str) -> String {
-        self.server_template
-            .replace("{release}", id)
-            .replace("{namespace}", &super::namespace_name(id))
-            .replace("{id}", id)
-            .replace("{name}", name)
-            .trim_end_matches('/')
-            .to_owned()
+        template::fill(&self.server_template, id, name)
+    }
+
+    /// Whether the handed-out address is a node port of the chart's Service.
+    pub fn uses_node_port(&self) -> bool {
+        self.server_template.contains(template::NODE_PORT)
+    }
+
+    /// Refuses a `server_template` with a placeholder vcm does not know (or a stray brace),
+    /// naming the valid ones.
+    pub fn validate(&self) -> Result<(), String> {
+        template::check(&self.server_template)
+            .map_err(|e| format!("server_template {:?}: {e}", self.server_template))
     }
 }
 
@@ -188,6 +200,7 @@ impl Default for HostConfig {
             server_template: DEFAULT_SERVER_TEMPLATE.into(),
             vcm_namespace: DEFAULT_VCM_NAMESPACE.into(),
             egress_except: vec![],
+            values_file: None,
         }
     }
 }
@@ -278,18 +291,6 @@ impl From<VclusterConfig> for VclusterFile {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn server_template_fills_every_placeholder() {
-        let host = HostConfig {
-            server_template: "https://{release}.{namespace}.svc:443/{id}/{name}/".into(),
-            ..HostConfig::default()
-        };
-        assert_eq!(
-            host.server_for("c-abc", "web"),
-            "https://c-abc.vcm-c-abc.svc:443/c-abc/web"
-        );
-    }
 
     #[test]
     fn a_chart_repo_needs_its_version_and_wins_over_the_default_directory() {

@@ -23,6 +23,8 @@ pub struct Host {
     pub config: HostConfig,
     /// A client with the host's credentials.
     pub client: kube::Client,
+    /// The chart values of `values_file` (a mapping), the base of every cluster's values.
+    pub values: Option<serde_json::Value>,
 }
 
 impl std::fmt::Debug for Host {
@@ -31,6 +33,7 @@ impl std::fmt::Debug for Host {
             .field("name", &self.config.name)
             .field("kubeconfig", &self.config.kubeconfig)
             .field("context", &self.config.context)
+            .field("values_file", &self.config.values_file)
             .finish_non_exhaustive()
     }
 }
@@ -38,8 +41,14 @@ impl std::fmt::Debug for Host {
 // === impl Host ===
 
 impl Host {
-    /// A client from the host's kubeconfig and context, or from the in-cluster configuration.
+    /// A client from the host's kubeconfig and context, or from the in-cluster configuration,
+    /// and the host's `values_file`, which must be a YAML mapping.
     pub async fn connect(config: HostConfig) -> anyhow::Result<Self> {
+        let values = config
+            .values_file
+            .as_deref()
+            .map(|path| load_values(path, &config.name))
+            .transpose()?;
         let mut kube_config = match &config.kubeconfig {
             Some(path) => {
                 let kc = kube::config::Kubeconfig::read_from(path).with_context(|| {
@@ -75,7 +84,11 @@ impl Host {
         kube_config.read_timeout = Some(READ_TIMEOUT);
         let client = kube::Client::try_from(kube_config)
             .with_context(|| format!("building a Kubernetes client for host {}", config.name))?;
-        Ok(Self { config, client })
+        Ok(Self {
+            config,
+            client,
+            values,
+        })
     }
 
     /// The host's name.
@@ -117,6 +130,25 @@ impl Host {
     }
 }
 
+/// The chart values in `path` (host `host`'s `values_file`): a YAML mapping.
+fn load_values(path: &std::path::Path, host: &str) -> anyhow::Result<serde_json::Value> {
+    let what = || format!("values_file {} of host {host}", path.display());
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", what()))?;
+    let values: serde_json::Value =
+        serde_yaml_ng::from_str(&text).with_context(|| format!("{} is not valid YAML", what()))?;
+    anyhow::ensure!(
+        values.is_object(),
+        "{} must be a mapping of chart values (like a vcluster.yaml), not {}",
+        what(),
+        match values {
+            serde_json::Value::Null => "empty",
+            serde_json::Value::Array(_) => "a list",
+            _ => "a scalar",
+        }
+    );
+    Ok(values)
+}
+
 /// A kube error with its causes, on one line.
 pub fn describe(e: &kube::Error) -> String {
     match e {
@@ -145,4 +177,38 @@ pub fn is_not_found(e: &kube::Error) -> bool {
 /// `true` if the error is a 409 (already exists).
 pub fn is_conflict(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 409)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_values_file_must_exist_parse_and_be_a_mapping_and_errors_name_file_and_host() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cases = [
+            (None, "reading values_file"),
+            (Some("a: [unclosed"), "is not valid YAML"),
+            (Some(""), "not empty"),
+            (Some("- a\n- b\n"), "not a list"),
+            (Some("just text"), "not a scalar"),
+        ];
+        for (i, (content, expected)) in cases.into_iter().enumerate() {
+            let path = dir.path().join(format!("values-{i}.yaml"));
+            if let Some(text) = content {
+                std::fs::write(&path, text).expect("written");
+            }
+            let err = format!("{:#}", load_values(&path, "eks-1").expect_err(expected));
+            assert!(err.contains(expected), "{content:?}: {err}");
+            assert!(
+                err.contains(&path.display().to_string()),
+                "names the file: {err}"
+            );
+            assert!(err.contains("host eks-1"), "names the host: {err}");
+        }
+        let path = dir.path().join("ok.yaml");
+        std::fs::write(&path, "controlPlane:\n  coredns: {enabled: false}\n").expect("written");
+        let values = load_values(&path, "eks-1").expect("a mapping");
+        assert_eq!(values["controlPlane"]["coredns"]["enabled"], false);
+    }
 }

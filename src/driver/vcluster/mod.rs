@@ -15,7 +15,7 @@
 //!    between releases), and the objects exist *before* the CLI runs, so the control-plane pod
 //!    is admitted under the quota and gets the limit range's defaults like every later pod.
 //! 2. If the Helm release is not deployed, `vclusterctl create --upgrade` with a values file
-//!    rendered from the size profile ([`values`]).
+//!    rendered from the size profile ([`values`]), on top of the host's `values_file`.
 //!    NB: "deployed" is read from Helm's own release secrets (`owner=helm,name=<id>`, label
 //!    `status=deployed`), the marker the CLI itself checks, rather than from the StatefulSet:
 //!    the StatefulSet exists half-way through a failed install, the release secret only once
@@ -24,7 +24,8 @@
 //!    timeout.
 //! 3. Readiness, decided by vcm ([`readiness`]): control-plane pod Ready, secret `vc-<id>`
 //!    with key `config`, and `GET /version` answered with those credentials at the address
-//!    vcm hands out (`server_template`).
+//!    vcm hands out (`server_template`; with `{node_port}`, resolved from the chart's Service
+//!    by [`endpoint`]).
 //!
 //! `delete` runs `vclusterctl delete --delete-namespace --ignore-not-found --wait=false` (the
 //! CLI's own wait loops without bound), deletes the namespace itself if it is still there, and
@@ -37,6 +38,7 @@
 
 mod cli;
 mod config;
+mod endpoint;
 mod host;
 mod objects;
 mod output;
@@ -44,6 +46,7 @@ mod readiness;
 mod release;
 mod size;
 mod steps;
+mod template;
 mod values;
 
 use async_trait::async_trait;
@@ -55,10 +58,12 @@ pub use self::config::{
     CHART_DIR_NAME, ChartSource, DEFAULT_SERVER_TEMPLATE, DEFAULT_VCM_NAMESPACE, HostConfig,
     VclusterConfig, default_kubernetes_versions,
 };
+use self::endpoint::Endpoint;
 use self::host::Host;
 pub use self::objects::{LIMIT_RANGE_NAME, NETWORK_POLICY_NAME, QUOTA_NAME};
 use self::readiness::Readiness;
 pub use self::size::{PodSecurityLevel, SizeProfile};
+pub use self::template::PLACEHOLDERS;
 use super::{Driver, DriverError, Ensured, HostInfo};
 use crate::controlplane::{BUILD_COMMAND, Kubeconfig};
 use crate::domain::{Cluster, ClusterId, Phase, Timestamp};
@@ -93,8 +98,10 @@ pub struct VclusterDriver {
 
 impl VclusterDriver {
     /// A driver for `hosts`. Fails if the CLI or a local chart is missing (naming the build
-    /// command), if two hosts share a name, or if a host's kubeconfig cannot be loaded (or,
-    /// without one, vcm is not running in a cluster). Hosts need not be reachable now.
+    /// command), if two hosts share a name, if a host's `server_template` has an unknown
+    /// placeholder, if its `values_file` is missing or not a YAML mapping, or if its
+    /// kubeconfig cannot be loaded (or, without one, vcm is not running in a cluster). Hosts
+    /// need not be reachable now.
     pub async fn new(hosts: Vec<HostConfig>, config: VclusterConfig) -> anyhow::Result<Self> {
         if !cli::is_executable(&config.cli) {
             anyhow::bail!("{}", cli::missing_cli(&config.cli));
@@ -114,6 +121,8 @@ impl VclusterDriver {
                 "host {} is configured twice",
                 h.name
             );
+            h.validate()
+                .map_err(|e| anyhow::anyhow!("host {}: {e}", h.name))?;
             connected.push(Host::connect(h).await?);
         }
         Ok(Self {
@@ -234,7 +243,11 @@ impl Driver for VclusterDriver {
             Err(DriverError::Transient(m)) if deadline_passed() => return Err(not_ready(&m)),
             Err(e) => return Err(e),
         }
-        let server = host.config.server_for(id, cluster.name.as_str());
+        let server = match endpoint::resolve(host, &ns, id, cluster.name.as_str()).await? {
+            Endpoint::Known(server) => server,
+            Endpoint::Waiting(what) if deadline_passed() => return Err(not_ready(&what)),
+            Endpoint::Waiting(message) => return Ok(Ensured::InProgress { message }),
+        };
         match readiness::check(host, &ns, id, cluster.name.as_str(), &server).await? {
             Readiness::Ready => Ok(Ensured::Ready { endpoint: server }),
             Readiness::Waiting(what) if deadline_passed() => Err(not_ready(&what)),
@@ -293,7 +306,15 @@ impl Driver for VclusterDriver {
                 Err(e) => Err(host.error(&format!("reading namespace {ns}"), e)),
             };
         };
-        let server = host.config.server_for(id, cluster.name.as_str());
+        let server = match endpoint::resolve(host, &ns, id, cluster.name.as_str()).await? {
+            Endpoint::Known(server) => server,
+            Endpoint::Waiting(what) => {
+                return Err(DriverError::Transient(format!(
+                    "the API address of cluster {id} on host {} is not known yet: {what}",
+                    host.name()
+                )));
+            }
+        };
         readiness::parse_kubeconfig(&yaml, cluster.name.as_str(), &server).map_err(|e| {
             DriverError::Transient(format!("secret {secret} holds no usable kubeconfig: {e:#}"))
         })

@@ -29,6 +29,12 @@ pub const NETWORK_POLICY_NAME: &str = "vcm-isolation";
 pub const NAMESPACE_ROLE: &str = "vcm-namespace";
 /// The label every namespace carries with its own name (set by the API server since 1.21).
 const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
+/// The quota key limiting NodePort Services (it counts their ports).
+const NODE_PORTS_QUOTA: &str = "services.nodeports";
+/// Node ports of the chart's Service when it is a NodePort: `https` and `kubelet` (chart
+/// v0.36.1 `templates/service.yaml`; the kubelet port is there while
+/// `networking.advanced.proxyKubelets.byHostname`, on by default).
+const CONTROL_PLANE_NODE_PORTS: u64 = 2;
 /// The cloud instance metadata address (AWS, GCP, Azure): credentials of the node live there.
 const METADATA_CIDR: &str = "169.254.169.254/32";
 
@@ -74,13 +80,29 @@ pub fn namespace_role_binding(id: &str, username: &str) -> Value {
     })
 }
 
-/// The ResourceQuota: the profile's `quota` as `hard`.
-pub fn quota(id: &str, size: &SizeProfile) -> Value {
+/// The ResourceQuota: the profile's `quota` as `hard`. With `node_port` (the host hands the
+/// API out at a node port) `services.nodeports`, if limited, gets room for the chart's own
+/// Service.
+///
+/// NB: the quota is for what the cluster's users run; without this, a size that allows no
+/// node ports (`small`) would refuse the control plane's Service and the install would fail.
+pub fn quota(id: &str, size: &SizeProfile, node_port: bool) -> Value {
+    let mut hard = size.quota.clone();
+    if node_port && let Some(limit) = hard.get_mut(NODE_PORTS_QUOTA) {
+        match limit.trim().parse::<u64>() {
+            Ok(n) => *limit = (n + CONTROL_PLANE_NODE_PORTS).to_string(),
+            Err(_) => tracing::warn!(
+                cluster.id = id,
+                limit = %limit,
+                "{NODE_PORTS_QUOTA} is not a plain count; the control plane's node port is not added"
+            ),
+        }
+    }
     json!({
         "apiVersion": "v1",
         "kind": "ResourceQuota",
         "metadata": { "name": QUOTA_NAME, "labels": labels(id) },
-        "spec": { "hard": size.quota },
+        "spec": { "hard": hard },
     })
 }
 
@@ -177,7 +199,7 @@ pub async fn prepare(
     create::<ResourceQuota>(
         host,
         Api::namespaced(client.clone(), namespace),
-        quota(id, size),
+        quota(id, size, host.config.uses_node_port()),
     )
     .await?;
     create::<LimitRange>(
@@ -296,12 +318,27 @@ mod tests {
     #[test]
     fn quota_and_limit_range_come_from_the_size_profile() {
         let size = SizeProfile::small();
-        let q: ResourceQuota = serde_json::from_value(quota("c-abc", &size)).expect("quota");
+        let q: ResourceQuota = serde_json::from_value(quota("c-abc", &size, false)).expect("quota");
         let hard = q.spec.expect("spec").hard.expect("hard");
         assert_eq!(hard["count/pods"].0, "30");
+        assert_eq!(hard["services.nodeports"].0, "0");
         let lr: LimitRange =
             serde_json::from_value(limit_range("c-abc", &size)).expect("limit range");
         let item = &lr.spec.expect("spec").limits[0];
         assert_eq!(item.default.as_ref().expect("default")["cpu"].0, "500m");
+    }
+
+    #[test]
+    fn a_node_port_host_allows_the_control_plane_its_node_ports_if_limited() {
+        let hard = |size: &SizeProfile| {
+            let q: ResourceQuota =
+                serde_json::from_value(quota("c-abc", size, true)).expect("quota");
+            q.spec.expect("spec").hard.expect("hard")
+        };
+        assert_eq!(hard(&SizeProfile::small())["services.nodeports"].0, "2");
+        assert!(
+            !hard(&SizeProfile::medium()).contains_key("services.nodeports"),
+            "no limit stays no limit"
+        );
     }
 }

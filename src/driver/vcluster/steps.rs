@@ -51,13 +51,15 @@ pub async fn install(
     }
     objects::prepare(host, ns, id, size, config.installation.as_deref()).await?;
     let server = host.config.server_for(id, cluster.name.as_str());
-    let values = values::render(&values::ValuesInput {
+    let input = values::ValuesInput {
         release: id,
         namespace: ns,
         kubernetes_tag: tag,
         size,
         server: &server,
-    })?;
+        node_port: host.config.uses_node_port(),
+    };
+    let values = values::render(&input, host.values.as_ref())?;
     let mut args = vec![
         "create".into(),
         id.to_owned(),

@@ -5,6 +5,9 @@
 //! SANs and exported server address, and telemetry off. Isolation (quota, limit range, network
 //! policy) is *not* here: vcm creates those objects itself (see the module doc of
 //! [`super`]).
+//!
+//! A host may add values of its own (`values_file`: a private registry, say). They are the
+//! base and vcm's values are merged on top, so every key vcm decides stays vcm's.
 
 use serde_json::{Value, json};
 
@@ -22,14 +25,36 @@ pub struct ValuesInput<'a> {
     pub kubernetes_tag: &'a str,
     /// The size profile.
     pub size: &'a SizeProfile,
-    /// The API address written into the exported kubeconfig.
+    /// The API address handed out; with `{node_port}` still in it when `node_port`.
     pub server: &'a str,
+    /// Whether the API is handed out at a node port of the chart's Service.
+    pub node_port: bool,
 }
 
-/// The values document as YAML.
-pub fn render(input: &ValuesInput<'_>) -> Result<String, DriverError> {
-    serde_yaml_ng::to_string(&values(input))
+/// The values document as YAML: the host's values (if any) with vcm's merged on top.
+pub fn render(input: &ValuesInput<'_>, host_values: Option<&Value>) -> Result<String, DriverError> {
+    let mut doc = host_values.cloned().unwrap_or_else(|| json!({}));
+    merge(&mut doc, values(input));
+    serde_yaml_ng::to_string(&doc)
         .map_err(|e| DriverError::Permanent(format!("rendering the vcluster values: {e}")))
+}
+
+/// Merge `top` into `base`: maps merge key by key, recursively; anything else (a scalar, a
+/// list, a map meeting a non-map) is replaced by `top`'s.
+pub fn merge(base: &mut Value, top: Value) {
+    match (base, top) {
+        (Value::Object(base), Value::Object(top)) => {
+            for (key, value) in top {
+                match base.get_mut(&key) {
+                    Some(existing) => merge(existing, value),
+                    None => {
+                        base.insert(key, value);
+                    }
+                }
+            }
+        }
+        (base, top) => *base = top,
+    }
 }
 
 /// The values document.
@@ -43,7 +68,7 @@ pub fn values(input: &ValuesInput<'_>) -> Value {
         None => json!({ "enabled": false }),
         Some(storage) => json!({ "enabled": true, "size": storage, "retentionPolicy": "Delete" }),
     };
-    json!({
+    let mut doc = json!({
         "controlPlane": {
             "distro": { "k8s": { "enabled": true, "version": input.kubernetes_tag } },
             "statefulSet": {
@@ -55,9 +80,17 @@ pub fn values(input: &ValuesInput<'_>) -> Value {
             },
             "proxy": { "extraSANs": extra_sans(input) },
         },
-        "exportKubeConfig": { "server": input.server },
         "telemetry": { "enabled": false },
-    })
+    });
+    if input.node_port {
+        doc["controlPlane"]["service"] = json!({ "spec": { "type": "NodePort" } });
+    } else {
+        // NB: with a node port the address is unknown until the Service exists, so the
+        // syncer's kubeconfig keeps the chart's default; vcm replaces the server when it reads
+        // the secret anyway (`readiness::parse_kubeconfig`).
+        doc["exportKubeConfig"] = json!({ "server": input.server });
+    }
+    doc
 }
 
 /// The Service's `.svc` names (not in the chart's default SANs) and the host of the handed-out
@@ -75,7 +108,8 @@ fn extra_sans(input: &ValuesInput<'_>) -> Vec<String> {
     sans
 }
 
-/// `host` of `https://host:port/path` (IPv6 brackets removed).
+/// `host` of `https://host:port/path` (IPv6 brackets removed; the port may still be
+/// `{node_port}`).
 fn host_of(server: &str) -> Option<&str> {
     let rest = server.split_once("://").map_or(server, |(_, r)| r);
     let authority = rest.split('/').next()?;
@@ -98,6 +132,7 @@ mod tests {
             kubernetes_tag: "v1.34.0",
             size,
             server,
+            node_port: server.contains("{node_port}"),
         }
     }
 
@@ -144,5 +179,89 @@ mod tests {
         assert_eq!(host_of("https://127.0.0.1:6443"), Some("127.0.0.1"));
         assert_eq!(host_of("https://a.b/x"), Some("a.b"));
         assert_eq!(host_of("https://[::1]:443"), Some("::1"));
+        assert_eq!(
+            host_of("https://10.250.0.2:{node_port}"),
+            Some("10.250.0.2")
+        );
+        assert_eq!(host_of("https://[fd00::2]:{node_port}/x"), Some("fd00::2"));
+    }
+
+    #[test]
+    fn a_node_port_server_makes_the_service_a_node_port_and_exports_no_server() {
+        let size = SizeProfile::small();
+        let v = values(&mk_input(&size, "https://10.250.0.2:{node_port}"));
+        assert_eq!(v["controlPlane"]["service"]["spec"]["type"], "NodePort");
+        assert!(v.get("exportKubeConfig").is_none(), "{v}");
+        assert_eq!(v["controlPlane"]["proxy"]["extraSANs"][2], "10.250.0.2");
+        let plain = values(&mk_input(&size, "https://c-abc.vcm-c-abc.svc:443"));
+        assert!(plain["controlPlane"].get("service").is_none(), "{plain}");
+    }
+
+    #[test]
+    fn merge_keeps_host_only_keys_recurses_into_maps_and_lets_the_top_win() {
+        let mut base = json!({
+            "controlPlane": {
+                "statefulSet": {
+                    "image": { "registry": "registry.local:5000" },
+                    "resources": { "limits": { "memory": "64Gi", "nvidia.com/gpu": "1" } },
+                },
+                "coredns": { "enabled": false },
+                "proxy": { "extraSANs": ["host.example"] },
+            },
+            "telemetry": { "enabled": true },
+            "exportKubeConfig": "not a map",
+        });
+        let top = json!({
+            "controlPlane": {
+                "statefulSet": { "resources": { "limits": { "memory": "1Gi" } } },
+                "proxy": { "extraSANs": ["c-abc.vcm-c-abc.svc"] },
+            },
+            "telemetry": { "enabled": false },
+            "exportKubeConfig": { "server": "https://x" },
+        });
+        merge(&mut base, top);
+        assert_eq!(
+            base,
+            json!({
+                "controlPlane": {
+                    "statefulSet": {
+                        "image": { "registry": "registry.local:5000" },
+                        "resources": { "limits": { "memory": "1Gi", "nvidia.com/gpu": "1" } },
+                    },
+                    "coredns": { "enabled": false },
+                    "proxy": { "extraSANs": ["c-abc.vcm-c-abc.svc"] },
+                },
+                "telemetry": { "enabled": false },
+                "exportKubeConfig": { "server": "https://x" },
+            }),
+            "host-only keys kept, nested maps merged, vcm wins conflicts, lists replaced"
+        );
+    }
+
+    #[test]
+    fn rendered_values_put_vcm_over_the_host_values() {
+        let size = SizeProfile::small();
+        let host = json!({
+            "controlPlane": {
+                "service": { "spec": { "type": "LoadBalancer" }, "annotations": { "a": "b" } },
+                "distro": { "k8s": { "image": { "registry": "r.local" } } },
+            },
+            "telemetry": { "enabled": true },
+        });
+        let yaml = render(
+            &mk_input(&size, "https://10.0.0.1:{node_port}"),
+            Some(&host),
+        )
+        .expect("renders");
+        let v: Value = serde_yaml_ng::from_str(&yaml).expect("yaml");
+        let cp = &v["controlPlane"];
+        assert_eq!(
+            cp["service"]["spec"]["type"], "NodePort",
+            "vcm's node port wins"
+        );
+        assert_eq!(cp["service"]["annotations"]["a"], "b");
+        assert_eq!(cp["distro"]["k8s"]["image"]["registry"], "r.local");
+        assert_eq!(cp["distro"]["k8s"]["version"], "v1.34.0");
+        assert_eq!(v["telemetry"]["enabled"], false);
     }
 }
