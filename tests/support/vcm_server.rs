@@ -1,0 +1,158 @@
+//! A `vcm server --config` process with the vcluster driver and a tier-C test bed as its one
+//! host, and the real CLI against it (included with `#[path]` by tests and benchmarks).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use vcm::controlplane::{KubeBins, find_processes, free_port, kill_group};
+use vcm::testing::TestBed;
+
+/// Chart values for a host without a registry: every image is one `scripts/node-images.sh`
+/// built, imported into the node's containerd.
+pub const HOST_VALUES: &str = r#"
+controlPlane:
+  distro:
+    k8s:
+      image: {registry: vcm.local, repository: vcluster-k8s}
+      imagePullPolicy: Never
+  statefulSet:
+    image: {registry: vcm.local, repository: vcluster, tag: "0.36.1"}
+    imagePullPolicy: Never
+  coredns:
+    deployment:
+      image: vcm.local/coredns:1.14.2
+"#;
+
+/// A `vcm server --config` (not `--dev`: that forces the local driver) with a bootstrapped
+/// admin token. Dropping it kills the server.
+pub struct Server {
+    child: Child,
+    addr: String,
+    token: String,
+    data: PathBuf,
+}
+
+impl Server {
+    pub fn start(dir: &Path, config: &Path) -> Self {
+        let data = dir.join("data");
+        let boot = vcm_cmd(&[
+            "token",
+            "create",
+            "--bootstrap",
+            "--name",
+            "root",
+            "-o",
+            "json",
+        ])
+        .arg(format!("--data-dir={}", data.display()))
+        .output()
+        .unwrap();
+        assert!(boot.status.success(), "bootstrap: {}", text(&boot));
+        let token: serde_json::Value = serde_json::from_slice(&boot.stdout).unwrap();
+        let port = free_port().unwrap();
+        let child = vcm_cmd(&["server", "--config", config.to_str().unwrap()])
+            .arg(format!("--listen=127.0.0.1:{port}"))
+            .arg(format!("--data-dir={}", data.display()))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("vcm.log")).unwrap())
+            .spawn()
+            .unwrap();
+        let server = Self {
+            child,
+            addr: format!("http://127.0.0.1:{port}"),
+            token: token["secret"].as_str().unwrap().to_owned(),
+            data,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !server.cli(&["cluster", "list"]).status.success() {
+            assert!(
+                Instant::now() < deadline,
+                "vcm did not start:\n{}",
+                std::fs::read_to_string(dir.join("vcm.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        server
+    }
+
+    pub fn cli(&self, args: &[&str]) -> Output {
+        vcm_cmd(args)
+            .env("VCM_ADDR", &self.addr)
+            .env("VCM_TOKEN", &self.token)
+            .output()
+            .unwrap()
+    }
+
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(out.status.success(), "vcm {args:?} failed: {}", text(&out));
+        String::from_utf8(out.stdout).unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        for (pid, _) in find_processes(&self.data.display().to_string()) {
+            kill_group(pid);
+        }
+    }
+}
+
+pub fn vcm_cmd(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vcm"));
+    cmd.args(args)
+        .env_remove("VCM_TOKEN")
+        .env_remove("VCM_CONFIG");
+    cmd
+}
+
+pub fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// vcm's configuration for the bed as its one host.
+pub fn write_config(dir: &Path, bed: &TestBed) -> PathBuf {
+    let bins = KubeBins::locate();
+    let cli = bins.get("vclusterctl").unwrap();
+    let bin_dir = bins.dir_of("vclusterctl").unwrap();
+    let values = dir.join("host-values.yaml");
+    std::fs::write(&values, HOST_VALUES).unwrap();
+    let node = bed.node().unwrap().addresses().node;
+    let config = dir.join("vcm.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"driver = "vcluster"
+
+[vcluster]
+cli = "{cli}"
+helm_dir = "{bin_dir}"
+chart_dir = "{bin_dir}/vcluster-chart"
+cli_timeout_secs = 120
+ready_timeout_secs = 300
+orphan_grace_secs = 300
+kubernetes_versions = {{ "1.36" = "v1.36.3" }}
+
+[[hosts]]
+name = "bed"
+kubeconfig = "{kubeconfig}"
+server_template = "https://{node}:{{node_port}}"
+values_file = "{values}"
+"#,
+            cli = cli.display(),
+            bin_dir = bin_dir.display(),
+            kubeconfig = bed.kubeconfig_path().display(),
+            values = values.display(),
+        ),
+    )
+    .unwrap();
+    config
+}

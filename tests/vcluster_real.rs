@@ -1,0 +1,193 @@
+//! The vcluster driver end to end with the real thing: the real `vcm` binary as server
+//! (`driver = "vcluster"`) and CLI, a tier-C host (real kubelet, containerd, kube-proxy), the real
+//! `vclusterctl` and chart, and the vCluster control plane running as a real container from the
+//! locally built images. Nothing plays the syncer here.
+//!
+//! vcm runs outside the host's network (on the machine, the host's pods inside the bed's
+//! namespace), as in the README's EKS example: it reaches each vCluster through a NodePort on
+//! the node's address (`server_template = "https://<node>:{node_port}"`).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "support/kubectl.rs"]
+mod kubectl;
+#[path = "support/vcm_server.rs"]
+mod vcm_server;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::Api;
+use kube::api::ListParams;
+use kubectl::Kubectl;
+use vcm::testing::tier_c::WORKLOAD_IMAGE;
+use vcm::testing::{TestBed, eventually};
+use vcm_server::{Server, write_config};
+
+/// A workload for inside the virtual cluster.
+const DEPLOYMENT: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: web
+        image: IMAGE
+        imagePullPolicy: Never
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_real_vcluster_is_created_used_and_deleted_through_vcm() {
+    // Arrange
+    let bed = TestBed::tier_c().await;
+    let node = bed.node().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &bed);
+    let vcm = Server::start(dir.path(), &config);
+
+    // Act: create and wait, as a pipeline would.
+    let started = Instant::now();
+    let created: serde_json::Value = serde_json::from_str(&vcm.cli_ok(&[
+        "cluster",
+        "create",
+        "--name",
+        "real",
+        "--host",
+        "bed",
+        "--wait",
+        "--timeout",
+        "5m",
+        "--output",
+        "json",
+    ]))
+    .unwrap();
+    let took = started.elapsed();
+
+    // Assert: Ready, with the real control plane running as a container on the node.
+    assert_eq!(created["phase"], "Ready", "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let ns = format!("vcm-{id}");
+    eprintln!(
+        "vcm cluster create --wait: Ready in {:.1}s",
+        took.as_secs_f64()
+    );
+    let pods: Api<Pod> = Api::namespaced(bed.client(), &ns);
+    let control = pods
+        .list(&ListParams::default().labels(&format!("app=vcluster,release={id}")))
+        .await
+        .unwrap();
+    let status = control.items[0].status.clone().unwrap();
+    let syncer = status
+        .container_statuses
+        .unwrap()
+        .into_iter()
+        .find(|c| c.name == "syncer")
+        .unwrap();
+    assert!(syncer.ready, "{syncer:?}");
+    assert_eq!(syncer.image, "vcm.local/vcluster:0.36.1");
+    let containers = node.ctr(&["containers", "ls"]).unwrap();
+    assert!(
+        containers.contains("vcm.local/vcluster:0.36.1"),
+        "{containers}"
+    );
+    let endpoint = created["endpoint"].as_str().unwrap();
+    let node_ip = node.addresses().node.to_string();
+    assert!(
+        endpoint.starts_with(&format!("https://{node_ip}:")),
+        "{endpoint}"
+    );
+
+    // The CI kubeconfig vcm hands out works with kubectl, from outside the host's network.
+    let kc = dir.path().join("ci.yaml");
+    vcm.cli_ok(&[
+        "cluster",
+        "kubeconfig",
+        &id,
+        "--output-file",
+        kc.to_str().unwrap(),
+    ]);
+    let kubectl = Kubectl { kubeconfig: kc };
+    let nss = kubectl.run(&["get", "namespaces", "-o", "name"]).await;
+    assert!(nss.contains("namespace/kube-system"), "{nss}");
+
+    // A Deployment inside the virtual cluster is synced to the host namespace and its pod runs
+    // as a real container; logs and exec go through the virtual cluster.
+    let manifest = dir.path().join("web.yaml");
+    std::fs::write(&manifest, DEPLOYMENT.replace("IMAGE", WORKLOAD_IMAGE)).unwrap();
+    kubectl
+        .run(&["apply", "-f", manifest.to_str().unwrap()])
+        .await;
+    kubectl
+        .run(&["rollout", "status", "deployment/web", "--timeout=180s"])
+        .await;
+    let synced = eventually(
+        "the synced pod Running",
+        Duration::from_secs(60),
+        || async {
+            let list = pods.list(&ListParams::default()).await?;
+            Ok(list.items.into_iter().find(|p| {
+                p.metadata
+                    .name
+                    .as_deref()
+                    .is_some_and(|n| n.starts_with("web-"))
+                    && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+            }))
+        },
+    )
+    .await
+    .unwrap();
+    let synced_name = synced.metadata.name.unwrap();
+    assert!(
+        synced_name.ends_with(&format!("-x-default-x-{id}")),
+        "{synced_name}"
+    );
+    let containers = node.ctr(&["containers", "ls"]).unwrap();
+    assert!(containers.contains(WORKLOAD_IMAGE), "{containers}");
+    let logs = kubectl.run(&["logs", "deployment/web"]).await;
+    assert!(logs.contains("workload serving /www on :8080"), "{logs}");
+    let page = kubectl
+        .run(&["exec", "deployment/web", "--", "cat", "/www/index.html"])
+        .await;
+    assert_eq!(page.trim(), "hello from vcm's test workload");
+
+    // Delete, and nothing of the cluster is left on the node.
+    vcm.cli_ok(&["cluster", "delete", &id, "--wait", "--timeout", "3m"]);
+    let namespaces: Api<Namespace> = Api::all(bed.client());
+    assert!(namespaces.get_opt(&ns).await.unwrap().is_none());
+    eventually(
+        "no container left on the node",
+        Duration::from_secs(60),
+        || async {
+            let left = node.ctr(&["containers", "ls", "-q"])?;
+            Ok(left.trim().is_empty().then_some(()))
+        },
+    )
+    .await
+    .unwrap();
+    let tasks = node.ctr(&["tasks", "ls", "-q"]).unwrap();
+    assert!(tasks.trim().is_empty(), "tasks left: {tasks}");
+    let netns = node_netns(bed.dir());
+    assert!(netns.is_empty(), "pod network namespaces left: {netns:?}");
+    let rules = node.run_inside(&["iptables-save"]).unwrap();
+    assert!(
+        !rules.contains(&ns),
+        "iptables rules of {ns} left:\n{rules}"
+    );
+}
+
+/// Pod network namespaces containerd keeps under its state directory.
+fn node_netns(bed_dir: &Path) -> Vec<String> {
+    let dir = bed_dir.join("containerd/state/io.containerd.grpc.v1.cri/netns");
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
