@@ -1,31 +1,34 @@
 //! The vcluster driver against real binaries: the real `vclusterctl` and helm install the real
 //! chart into a tier-B test bed (etcd, kube-apiserver, controller-manager, scheduler, kwok).
 //!
-//! No container runs here, so the control-plane pod never really serves: kwok marks it Running
-//! and Ready, and the test "plays the syncer" by writing secret `vc-<id>` with the admin
-//! kubeconfig of a separate tier-A bed, whose address is the host's `server_template`. Every
-//! other step (namespace, quota, limit range, network policy, CLI, helm, chart, readiness
-//! checks, kubeconfig, delete) is the real thing.
+//! The happy path (`real_host.rs`) runs on a tier-C host: the control plane is a real container
+//! and the real syncer writes `vc-<id>`. The failure paths run on tier B, where no container
+//! runs: kwok marks the control-plane pod Running and Ready, and a test that needs the secret
+//! "plays the syncer" by writing it with the admin kubeconfig of a separate tier-A bed, whose
+//! address is the host's `server_template`. Everything else (namespace, quota, limit range,
+//! network policy, CLI, helm, chart, readiness checks, kubeconfig, delete) is the real thing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 // NB: a file of its own beside this one (not `tests/host_values.rs`, which cargo would build
 // as a test binary of its own); it shares this file's helpers.
 #[path = "vcluster_driver/host_values.rs"]
 mod host_values;
+// The happy path with a real vCluster on a tier-C host (no played syncer).
+#[path = "vcluster_driver/real_host.rs"]
+mod real_host;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{LimitRange, Namespace, Pod, ResourceQuota, Secret, Service};
-use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::core::v1::Namespace;
 use kube::Api;
-use kube::api::{ListParams, PostParams};
+use kube::api::PostParams;
 use vcm::controlplane::{KubeBins, free_port};
 use vcm::domain::{Cluster, ClusterId, Phase, Timestamp, Ttl};
 use vcm::driver::vcluster::{ChartSource, HostConfig, VclusterConfig, VclusterDriver};
 use vcm::driver::{Driver, DriverError, Ensured};
-use vcm::testing::{TestBed, eventually};
+use vcm::testing::TestBed;
 
 const HOST: &str = "bed";
 /// The chart's Deployment is made, scheduled and marked Ready by kwok within this.
@@ -125,186 +128,6 @@ fn expect_permanent(res: Result<impl std::fmt::Debug, DriverError>) -> String {
 }
 
 // === tests ===
-
-#[tokio::test]
-async fn a_cluster_is_installed_by_the_real_cli_becomes_ready_serves_ci_and_is_deleted() {
-    // Arrange
-    let (host, standin) = tokio::join!(TestBed::tier_b(), TestBed::tier_a());
-    let server = standin.kubeconfig().server;
-    let config = VclusterConfig {
-        installation: Some("0123456789abcdef".into()),
-        ..mk_config()
-    };
-    let driver = VclusterDriver::new(vec![mk_host(&host, &server)], config)
-        .await
-        .unwrap();
-    let cluster = mk_cluster();
-    let (id, ns) = (cluster.id.to_string(), ns_of(&cluster));
-
-    // Act: the first step installs the chart with the real CLI.
-    let started = Instant::now();
-    let first = driver.ensure(&cluster).await.unwrap();
-    eprintln!("vclusterctl create + first checks: {:?}", started.elapsed());
-
-    // Assert: not ready yet; the chart's objects and vcm's isolation objects exist.
-    assert!(matches!(first, Ensured::InProgress { .. }), "{first:?}");
-    // NB: without a volume (size small) the chart runs the control plane as a Deployment.
-    let deploy: Deployment = Api::namespaced(host.client(), &ns).get(&id).await.unwrap();
-    let init = deploy
-        .spec
-        .unwrap()
-        .template
-        .spec
-        .unwrap()
-        .init_containers
-        .unwrap();
-    assert!(
-        init.iter()
-            .any(|c| c.image.as_deref().unwrap_or("").ends_with(":v1.36.0")),
-        "Kubernetes 1.36 maps to the chart's v1.36.0 image: {init:?}"
-    );
-    Api::<Service>::namespaced(host.client(), &ns)
-        .get(&id)
-        .await
-        .expect("the chart's Service");
-    let quota: ResourceQuota = Api::namespaced(host.client(), &ns)
-        .get("vcm-quota")
-        .await
-        .unwrap();
-    assert_eq!(quota.spec.unwrap().hard.unwrap()["count/pods"].0, "30");
-    Api::<LimitRange>::namespaced(host.client(), &ns)
-        .get("vcm-limits")
-        .await
-        .expect("the limit range");
-    let np: NetworkPolicy = Api::namespaced(host.client(), &ns)
-        .get("vcm-isolation")
-        .await
-        .unwrap();
-    assert_eq!(
-        np.spec.unwrap().policy_types.unwrap(),
-        ["Ingress", "Egress"]
-    );
-    let labels = Api::<Namespace>::all(host.client())
-        .get(&ns)
-        .await
-        .unwrap()
-        .metadata
-        .labels
-        .unwrap();
-    assert_eq!(labels["app.kubernetes.io/managed-by"], "vcm");
-    assert_eq!(labels["vcm.dev/cluster-id"], id);
-    assert_eq!(labels["pod-security.kubernetes.io/enforce"], "baseline");
-    assert_eq!(labels["vcm.dev/installation"], "0123456789abcdef");
-    let binding: k8s_openapi::api::rbac::v1::RoleBinding = Api::namespaced(host.client(), &ns)
-        .get("vcm-namespace")
-        .await
-        .expect("vcm's own Secrets access, in this namespace only");
-    assert_eq!(binding.role_ref.name, "vcm-namespace");
-    // A privileged pod (what a synced CI pod could ask for) is refused by the host's admission.
-    let privileged: Pod = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": "root"},
-        "spec": {"containers": [{"name": "c", "image": "x",
-            "securityContext": {"privileged": true}}]},
-    }))
-    .unwrap();
-    let refused = Api::<Pod>::namespaced(host.client(), &ns)
-        .create(&Default::default(), &privileged)
-        .await
-        .expect_err("baseline refuses privileged pods");
-    assert!(
-        refused
-            .to_string()
-            .contains("violates PodSecurity \"baseline:latest\""),
-        "the message a user sees: {refused}"
-    );
-
-    // Act: kwok makes the pod Ready; ensure then waits for the syncer's secret.
-    let waiting = eventually("pod Ready, secret awaited", POD_READY_TIMEOUT, || async {
-        match driver.ensure(&cluster).await? {
-            Ensured::InProgress { message } if message.contains("secret") => Ok(Some(message)),
-            Ensured::InProgress { message } => anyhow::bail!("still: {message}"),
-            ready => anyhow::bail!("ready without the secret: {ready:?}"),
-        }
-    })
-    .await
-    .unwrap();
-    eprintln!("pod Ready after {:?}: {waiting}", started.elapsed());
-    let pods: Api<Pod> = Api::namespaced(host.client(), &ns);
-    let selector = format!("app=vcluster,release={id}");
-    assert_eq!(
-        pods.list(&ListParams::default().labels(&selector))
-            .await
-            .unwrap()
-            .items
-            .len(),
-        1
-    );
-
-    // Act: play the syncer.
-    let secret: Secret = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": format!("vc-{id}")},
-        "stringData": {"config": standin.kubeconfig().to_yaml().unwrap()},
-    }))
-    .unwrap();
-    Api::<Secret>::namespaced(host.client(), &ns)
-        .create(&PostParams::default(), &secret)
-        .await
-        .unwrap();
-    let ready = driver.ensure(&cluster).await.unwrap();
-
-    // Assert: ready at the handed-out address; CI credentials work with the real kubectl.
-    assert_eq!(
-        ready,
-        Ensured::Ready {
-            endpoint: server.clone()
-        }
-    );
-    // The health check of the Ready cluster finds its release and control plane in place.
-    let healthy = driver
-        .ensure(&Cluster {
-            phase: Phase::Ready,
-            ready_at: Some(Timestamp::now()),
-            ..cluster.clone()
-        })
-        .await
-        .unwrap();
-    assert!(matches!(healthy, Ensured::Ready { .. }), "{healthy:?}");
-    let admin = driver.admin_kubeconfig(&cluster).await.unwrap();
-    assert_eq!(admin.server, server);
-    let ci = vcm::driver::mint_ci_kubeconfig(&admin, "pr-42-web", 600)
-        .await
-        .unwrap();
-    assert!(matches!(
-        ci.user,
-        vcm::controlplane::KubeconfigUser::Token(_)
-    ));
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("ci.kubeconfig");
-    ci.write(&path).unwrap();
-    let out = tokio::process::Command::new("kubectl")
-        .arg(format!("--kubeconfig={}", path.display()))
-        .args(["get", "ns", "-o", "name"])
-        .output()
-        .await
-        .expect("kubectl runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("namespace/default"),
-        "kubectl: {stdout} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(driver.list_managed().await.unwrap().contains(&cluster.id));
-
-    // Act: delete, twice.
-    let started = Instant::now();
-    driver.delete(&cluster.id).await.unwrap();
-    eprintln!("delete took {:?}", started.elapsed());
-    driver.delete(&cluster.id).await.unwrap();
-
-    // Assert: nothing left.
-    assert!(!namespace_exists(&host, &ns).await, "namespace left behind");
-    assert!(!driver.list_managed().await.unwrap().contains(&cluster.id));
-}
 
 #[tokio::test]
 async fn a_missing_cli_is_refused_at_start_and_fails_ensure_permanently_naming_the_build() {

@@ -155,6 +155,40 @@ async fn a_real_vcluster_is_created_used_and_deleted_through_vcm() {
         .await;
     assert_eq!(page.trim(), "hello from vcm's test workload");
 
+    // A privileged pod (a CI job asking for the node) is accepted by the virtual cluster but
+    // refused by the host's Pod Security admission when synced; the user sees why in the
+    // virtual cluster's events, and nothing of it runs on the host.
+    let root = dir.path().join("root.yaml");
+    std::fs::write(&root, PRIVILEGED_POD.replace("IMAGE", WORKLOAD_IMAGE)).unwrap();
+    kubectl.run(&["apply", "-f", root.to_str().unwrap()]).await;
+    let events = kubectl
+        .until(
+            &[
+                "get",
+                "events",
+                "--field-selector=involvedObject.name=root",
+                "-o",
+                "jsonpath={.items[*].message}",
+            ],
+            |out| out.contains("violates PodSecurity"),
+        )
+        .await;
+    eprintln!("what the user sees: {events}");
+    assert!(
+        events.contains("violates PodSecurity \"baseline:latest\": privileged"),
+        "{events}"
+    );
+    let on_host = pods.list(&ListParams::default()).await.unwrap();
+    assert!(
+        !on_host.items.iter().any(|p| p
+            .metadata
+            .name
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("root-")),
+        "the privileged pod reached the host"
+    );
+
     // Delete, and nothing of the cluster is left on the node.
     vcm.cli_ok(&["cluster", "delete", &id, "--wait", "--timeout", "3m"]);
     let namespaces: Api<Namespace> = Api::all(bed.client());
@@ -179,6 +213,19 @@ async fn a_real_vcluster_is_created_used_and_deleted_through_vcm() {
         "iptables rules of {ns} left:\n{rules}"
     );
 }
+
+/// A pod asking for a privileged container.
+const PRIVILEGED_POD: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: root}
+spec:
+  containers:
+  - name: c
+    image: IMAGE
+    imagePullPolicy: Never
+    securityContext: {privileged: true}
+"#;
 
 /// Pod network namespaces containerd keeps under its state directory.
 fn node_netns(bed_dir: &Path) -> Vec<String> {

@@ -160,7 +160,8 @@ async fn a_host_values_file_reaches_the_release_and_vcm_keeps_its_own_keys() {
     let values = mk_values_file(
         dir.path(),
         "controlPlane:\n  service:\n    annotations:\n      example.com/from: host-values\n  \
-         statefulSet:\n    resources:\n      requests: {cpu: \"3\", memory: 5Gi}\n\
+         statefulSet:\n    resources:\n      requests: {cpu: \"3\", memory: 5Gi}\n  \
+         ingress:\n    enabled: true\n\
          telemetry:\n  enabled: true\n",
     );
     let missing = HostConfig {
@@ -169,7 +170,7 @@ async fn a_host_values_file_reaches_the_release_and_vcm_keeps_its_own_keys() {
     };
     let config = HostConfig {
         values_file: Some(values),
-        ..mk_host(&host, "https://x")
+        ..mk_host(&host, "https://{id}.vc.example.com")
     };
 
     // Act
@@ -211,6 +212,14 @@ async fn a_host_values_file_reaches_the_release_and_vcm_keeps_its_own_keys() {
         (requests["cpu"].0.as_str(), requests["memory"].0.as_str()),
         ("200m", "256Mi"),
         "the small size's requests, not the host's"
+    );
+    // The host enabled the chart's Ingress; vcm made its host the cluster's own name.
+    let ingress: k8s_openapi::api::networking::v1::Ingress =
+        Api::namespaced(host.client(), &ns).get(&id).await.unwrap();
+    let rules = ingress.spec.unwrap().rules.unwrap();
+    assert_eq!(
+        rules[0].host.as_deref(),
+        Some(format!("{id}.vc.example.com").as_str())
     );
     // The values the chart ran with (it keeps them in secret `vc-config-<id>`).
     let applied: Secret = Api::namespaced(host.client(), &ns)

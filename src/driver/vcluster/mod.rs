@@ -60,7 +60,9 @@ pub use self::config::{
 };
 use self::endpoint::Endpoint;
 use self::host::Host;
-pub use self::objects::{LIMIT_RANGE_NAME, NETWORK_POLICY_NAME, QUOTA_NAME};
+pub use self::objects::{
+    API_NETWORK_POLICY_NAME, LIMIT_RANGE_NAME, NETWORK_POLICY_NAME, QUOTA_NAME,
+};
 use self::readiness::Readiness;
 pub use self::size::{PodSecurityLevel, SizeProfile};
 pub use self::template::PLACEHOLDERS;

@@ -24,6 +24,10 @@ pub const QUOTA_NAME: &str = "vcm-quota";
 pub const LIMIT_RANGE_NAME: &str = "vcm-limits";
 /// Name of the NetworkPolicy in every cluster namespace.
 pub const NETWORK_POLICY_NAME: &str = "vcm-isolation";
+/// Name of the NetworkPolicy that opens the control plane's API port on `{node_port}` hosts.
+pub const API_NETWORK_POLICY_NAME: &str = "vcm-api";
+/// The port the vCluster control plane serves its API on (the chart's Service target).
+const CONTROL_PLANE_PORT: u16 = 8443;
 /// Name of the RoleBinding (and of the ClusterRole it binds) that gives vcm the Secrets of the
 /// namespace, and of nothing else (deploy/host-rbac.yaml).
 pub const NAMESPACE_ROLE: &str = "vcm-namespace";
@@ -171,6 +175,23 @@ pub fn network_policy(id: &str, vcm_namespace: &str, egress_except: &[String]) -
     })
 }
 
+/// With `{node_port}` in the host's `server_template`, vcm and CI reach the control plane from
+/// outside the cluster, which [`network_policy`] would refuse: this second policy admits TCP
+/// to the API port (8443, behind both of the chart's Service ports) of the control-plane pod
+/// only, from anywhere. The API authenticates every caller; the workloads stay isolated.
+pub fn api_network_policy(id: &str) -> Value {
+    json!({
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": { "name": API_NETWORK_POLICY_NAME, "labels": labels(id) },
+        "spec": {
+            "podSelector": { "matchLabels": { "app": "vcluster", "release": id } },
+            "policyTypes": ["Ingress"],
+            "ingress": [{ "ports": [{ "protocol": "TCP", "port": CONTROL_PLANE_PORT }] }],
+        },
+    })
+}
+
 /// Create the namespace and its isolation objects, each only if missing (a 409 is fine, so
 /// this is safe to repeat). Objects that already exist are left as they are.
 pub async fn prepare(
@@ -210,10 +231,19 @@ pub async fn prepare(
     .await?;
     create::<NetworkPolicy>(
         host,
-        Api::namespaced(client, namespace),
+        Api::namespaced(client.clone(), namespace),
         network_policy(id, &host.config.vcm_namespace, &host.config.egress_except),
     )
-    .await
+    .await?;
+    if host.config.uses_node_port() {
+        create::<NetworkPolicy>(
+            host,
+            Api::namespaced(client, namespace),
+            api_network_policy(id),
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// vcm's user name on `host` (a SelfSubjectReview: whatever credentials it was given).
@@ -312,6 +342,20 @@ mod tests {
         assert_eq!(
             block(2).expect("v6").except,
             Some(vec!["fd00::/8".to_owned()])
+        );
+    }
+
+    #[test]
+    fn the_api_policy_opens_only_the_control_plane_port_of_its_own_pod() {
+        let np = api_network_policy("c-abc");
+        assert_eq!(
+            np["spec"]["podSelector"]["matchLabels"],
+            json!({ "app": "vcluster", "release": "c-abc" })
+        );
+        assert_eq!(np["spec"]["policyTypes"], json!(["Ingress"]));
+        assert_eq!(
+            np["spec"]["ingress"],
+            json!([{ "ports": [{ "protocol": "TCP", "port": 8443 }] }])
         );
     }
 

@@ -82,6 +82,11 @@ pub fn values(input: &ValuesInput<'_>) -> Value {
         },
         "telemetry": { "enabled": false },
     });
+    // NB: a host name in the template is each cluster's own name under a wildcard DNS record:
+    // the chart's Ingress (off unless a host's values file enables it) must route exactly it.
+    if let Some(host) = host_of(input.server).filter(|h| is_ingress_host(h)) {
+        doc["controlPlane"]["ingress"] = json!({ "host": host });
+    }
     if input.node_port {
         doc["controlPlane"]["service"] = json!({ "spec": { "type": "NodePort" } });
     } else {
@@ -91,6 +96,14 @@ pub fn values(input: &ValuesInput<'_>) -> Value {
         doc["exportKubeConfig"] = json!({ "server": input.server });
     }
     doc
+}
+
+/// Whether `host` is a DNS name an Ingress could route (not an address, not a Service name).
+fn is_ingress_host(host: &str) -> bool {
+    host.parse::<std::net::IpAddr>().is_err()
+        && host.contains('.')
+        && !host.ends_with(".svc")
+        && !host.contains(".svc.")
 }
 
 /// The Service's `.svc` names (not in the chart's default SANs) and the host of the handed-out
@@ -172,6 +185,24 @@ mod tests {
             v["controlPlane"]["statefulSet"]["persistence"]["volumeClaim"]["size"],
             "10Gi"
         );
+    }
+
+    #[test]
+    fn a_host_name_in_the_template_is_the_ingress_host_and_addresses_are_not() {
+        let size = SizeProfile::small();
+        let named = values(&mk_input(&size, "https://c-abc.vc.example.com"));
+        assert_eq!(
+            named["controlPlane"]["ingress"],
+            json!({ "host": "c-abc.vc.example.com" })
+        );
+        for server in [
+            "https://c-abc.vcm-c-abc.svc:443",
+            "https://10.0.0.7:443",
+            "https://[::1]:6443",
+        ] {
+            let v = values(&mk_input(&size, server));
+            assert!(v["controlPlane"].get("ingress").is_none(), "{server}: {v}");
+        }
     }
 
     #[test]
