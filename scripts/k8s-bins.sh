@@ -121,26 +121,17 @@ build_helm() {
 # go.sum of the wrapper still pins what was downloaded).
 build_vcluster() {
   local t=$SECONDS w="$WORK/vcluster"
-  mkdir -p "$w"; cd "$w"
+  mkdir -p "$w/bin"; cd "$w"
   go mod init vcm.local/vclusterbuild >/dev/null 2>&1
   go mod edit "-require=github.com/loft-sh/vcluster@v$VCLUSTER_VERSION"
+  # One build for the CLI and the control plane the chart runs (`vcluster start`, the syncer,
+  # for the test bed's locally built image): they share most packages. NB: the syncer's
+  # telemetry.SyncerVersion stays "dev", which turns its telemetry off.
   GONOSUMDB=github.com/loft-sh go build -trimpath \
-    -ldflags "-s -w -X main.version=$VCLUSTER_VERSION" \
-    -o "$w/vclusterctl" github.com/loft-sh/vcluster/cmd/vclusterctl
-  mv "$w/vclusterctl" "$OUT/vclusterctl"
-  log "built vclusterctl v$VCLUSTER_VERSION in $((SECONDS - t))s"
-}
-# The control plane the chart runs (`vcluster start`, the syncer), for the test bed's locally
-# built image. NB: telemetry.SyncerVersion stays "dev", which turns telemetry off.
-build_vcluster_syncer() {
-  local t=$SECONDS w="$WORK/vcluster-syncer"
-  mkdir -p "$w"; cd "$w"
-  go mod init vcm.local/vclustersyncer >/dev/null 2>&1
-  go mod edit "-require=github.com/loft-sh/vcluster@v$VCLUSTER_VERSION"
-  GONOSUMDB=github.com/loft-sh go build -trimpath -ldflags "-s -w" \
-    -o "$w/vcluster" github.com/loft-sh/vcluster/cmd/vcluster
-  mv "$w/vcluster" "$OUT/vcluster"
-  log "built vcluster (syncer) v$VCLUSTER_VERSION in $((SECONDS - t))s"
+    -ldflags "-s -w -X main.version=$VCLUSTER_VERSION" -o "$w/bin/" \
+    github.com/loft-sh/vcluster/cmd/vclusterctl github.com/loft-sh/vcluster/cmd/vcluster
+  mv "$w/bin/vclusterctl" "$w/bin/vcluster" "$OUT/"
+  log "built vclusterctl and vcluster v$VCLUSTER_VERSION in $((SECONDS - t))s"
 }
 
 # --- CoreDNS with the plugins the vCluster chart's Corefile uses ------------------------------------
@@ -180,7 +171,10 @@ copy_vcluster_chart() {
 }
 
 have etcd || build_etcd
-have kube-apiserver kube-controller-manager kube-scheduler || build_kube "$K8S_VERSION" "$OUT"
+# NB: the default release's kubelet and kube-proxy (test bed tier C's node) in the same `go build`
+# as its control plane: they share most packages.
+have kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy ||
+  build_kube "$K8S_VERSION" "$OUT" kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy
 for v in $K8S_EXTRA_VERSIONS; do
   have "k8s-$v/kube-apiserver" "k8s-$v/kube-controller-manager" "k8s-$v/kube-scheduler" ||
     build_kube "$v" "$OUT/k8s-$v"
@@ -188,11 +182,9 @@ done
 have kwok || build_kwok
 [[ -f "$OUT/kwok-stages/pod-ready.yaml" ]] || copy_kwok_stages
 have helm || build_helm
-have vclusterctl || build_vcluster
-# Test bed tier C (a real node): the kubelet and kube-proxy of the default release, the vCluster
-# syncer and kine for the locally built images (scripts/node-images.sh).
-have kubelet kube-proxy || build_kube "$K8S_VERSION" "$OUT" kubelet kube-proxy
-have vcluster || build_vcluster_syncer
+have vclusterctl vcluster || build_vcluster
+# Test bed tier C (a real node): kine and CoreDNS for the locally built images
+# (scripts/node-images.sh).
 have kine || build_kine
 have coredns || build_coredns
 [[ -f "$OUT/vcluster-chart/Chart.yaml" ]] || copy_vcluster_chart

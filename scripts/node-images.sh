@@ -49,8 +49,7 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
   log "installed in $((SECONDS - t))s"
 fi
-if ! file -L /bin/busybox 2>/dev/null | grep -q 'statically linked' &&
-   ! ldd /bin/busybox 2>&1 | grep -q 'not a dynamic executable'; then
+if ! { ldd /bin/busybox 2>&1 || true; } | grep -q 'not a dynamic executable'; then
   log "/bin/busybox is not statically linked; install busybox-static"
   exit 1
 fi
