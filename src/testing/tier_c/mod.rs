@@ -15,7 +15,9 @@
 //!   bed whose test process died without teardown is cleaned by the next bed's start
 //!   ([`clean_stale`]) from the `node-state` file in its directory.
 
+mod cleanup;
 mod files;
+mod prereq;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -26,28 +28,18 @@ use k8s_openapi::api::core::v1::Node as KubeNode;
 use kube::Api;
 
 use super::{TestBed, eventually};
-use crate::controlplane::{KubeBins, Kubeconfig, KubeconfigUser, Supervised, SupervisedOptions};
+use crate::controlplane::{Kubeconfig, KubeconfigUser, Supervised, SupervisedOptions};
 
+use self::cleanup::{cgroup_pids, hierarchies, kill_all, mntns_pids, remove_cgroups};
+pub use self::cleanup::{clean_stale, existing_cgroups};
 pub use self::files::{POD_CIDR, SANDBOX_IMAGE};
+pub use self::prereq::{IMAGES_COMMAND, image_files, preflight};
+use self::prereq::{run, which};
 
 /// The node's name.
 pub const NODE_NAME: &str = "vcm-node";
-/// The image tarballs `scripts/node-images.sh` builds (named after the pinned versions); every
-/// bed imports them all.
-pub fn image_files() -> Vec<String> {
-    let v = crate::controlplane::version_of;
-    vec![
-        "pause_3.10.tar".into(),
-        "workload_1.tar".into(),
-        format!("vcluster_{}.tar", v("VCLUSTER_VERSION")),
-        format!("vcluster-k8s_v{}.tar", v("K8S_VERSION")),
-        format!("coredns_{}.tar", v("COREDNS_VERSION")),
-    ]
-}
 /// The test workload image: prints a line, serves `/www` (one `index.html`) on port 8080.
 pub const WORKLOAD_IMAGE: &str = "vcm.local/workload:1";
-/// How the images are built.
-pub const IMAGES_COMMAND: &str = "scripts/node-images.sh (run by `make test`)";
 const CGROUP_PREFIX: &str = "vcm-bed-";
 const VETH_PREFIX: &str = "vcmb";
 const READY_TIMEOUT: Duration = Duration::from_secs(90);
@@ -83,45 +75,6 @@ impl std::fmt::Debug for Node {
             .field("addresses", &self.addresses)
             .finish_non_exhaustive()
     }
-}
-
-/// Check everything tier C needs before anything is created; the error says how to get it.
-pub fn preflight(bins: &KubeBins) -> anyhow::Result<PathBuf> {
-    anyhow::ensure!(
-        nix::unistd::geteuid().is_root(),
-        "test bed tier C runs containers and network namespaces and needs root"
-    );
-    for b in ["kubelet", "kube-proxy"] {
-        bins.get(b)?;
-    }
-    for tool in [
-        "containerd",
-        "containerd-shim-runc-v2",
-        "runc",
-        "ctr",
-        "nsenter",
-        "unshare",
-        "ip",
-        "iptables",
-    ] {
-        anyhow::ensure!(
-            which(tool).is_some(),
-            "`{tool}` is not installed; {IMAGES_COMMAND} installs it from Debian"
-        );
-    }
-    anyhow::ensure!(
-        Path::new("/usr/lib/cni/bridge").is_file(),
-        "the CNI plugins are missing (/usr/lib/cni/bridge); {IMAGES_COMMAND} installs them"
-    );
-    let images = bins.dir_of("kubelet")?.join("images");
-    for image in image_files() {
-        anyhow::ensure!(
-            images.join(&image).is_file(),
-            "image {} is missing; build it with {IMAGES_COMMAND}",
-            images.join(&image).display()
-        );
-    }
-    Ok(images)
 }
 
 impl Node {
@@ -456,160 +409,4 @@ impl Drop for Node {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
-}
-
-/// Tear down what a bed left when its test process died without teardown: `dir` holds the
-/// `node-state` file its [`Node::create`] wrote.
-pub fn clean_stale(dir: &Path) {
-    let Ok(state) = std::fs::read_to_string(dir.join("node-state")) else {
-        return;
-    };
-    let get = |key: &str| {
-        state
-            .lines()
-            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let (cgroup, mntns) = (get("cgroup"), get("mntns"));
-    if !cgroup.starts_with(CGROUP_PREFIX) {
-        return;
-    }
-    kill_all(&cgroup, &mntns, 0);
-    remove_cgroups(&cgroup);
-}
-
-/// SIGKILL every process in `cgroup` and mount namespace `mntns` (except `keep`) until none is
-/// left (at most 10 s).
-fn kill_all(cgroup: &str, mntns: &str, keep: u32) {
-    let t = Instant::now();
-    loop {
-        let mut pids = cgroup_pids(cgroup);
-        if !mntns.is_empty() {
-            pids.extend(mntns_pids(mntns));
-        }
-        pids.retain(|p| *p != keep && *p != std::process::id());
-        if pids.is_empty() || t.elapsed() > Duration::from_secs(10) {
-            return;
-        }
-        for pid in pids {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid as i32),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// The mounted cgroup hierarchies (v1 controllers, `systemd`, `unified`).
-fn hierarchies() -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup") else {
-        return vec![];
-    };
-    let mut out: Vec<PathBuf> = entries
-        .flatten()
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-        .map(|e| e.path())
-        .collect();
-    out.sort();
-    out
-}
-
-/// Every process in `cgroup` or below, in any hierarchy.
-fn cgroup_pids(cgroup: &str) -> Vec<u32> {
-    let mut pids = vec![];
-    for h in hierarchies() {
-        let mut stack = vec![h.join(cgroup)];
-        while let Some(dir) = stack.pop() {
-            let Ok(entries) = std::fs::read_dir(&dir) else {
-                continue;
-            };
-            for e in entries.flatten() {
-                if e.file_type().is_ok_and(|t| t.is_dir()) {
-                    stack.push(e.path());
-                }
-            }
-            if let Ok(procs) = std::fs::read_to_string(dir.join("cgroup.procs")) {
-                pids.extend(procs.lines().filter_map(|l| l.trim().parse::<u32>().ok()));
-            }
-        }
-    }
-    pids
-}
-
-/// Every process whose mount namespace is `mntns` (`mnt:[…]`).
-fn mntns_pids(mntns: &str) -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return vec![];
-    };
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read_link(format!("/proc/{pid}/ns/mnt"))
-                .is_ok_and(|l| l.display().to_string() == mntns)
-        })
-        .collect()
-}
-
-/// Remove `cgroup` and everything below it in every hierarchy (children first).
-fn remove_cgroups(cgroup: &str) {
-    for h in hierarchies() {
-        let root = h.join(cgroup);
-        let mut dirs = vec![];
-        let mut stack = vec![root];
-        while let Some(dir) = stack.pop() {
-            if let Ok(entries) = std::fs::read_dir(&dir) {
-                for e in entries.flatten() {
-                    if e.file_type().is_ok_and(|t| t.is_dir()) {
-                        stack.push(e.path());
-                    }
-                }
-                dirs.push(dir);
-            }
-        }
-        for dir in dirs.iter().rev() {
-            let _ = std::fs::remove_dir(dir);
-        }
-    }
-}
-
-/// Names of the bed cgroups that exist now (for leak checks).
-pub fn existing_cgroups() -> Vec<String> {
-    let mut out = vec![];
-    for h in hierarchies() {
-        if let Ok(entries) = std::fs::read_dir(&h) {
-            for e in entries.flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                if name.starts_with(CGROUP_PREFIX) {
-                    out.push(format!("{}/{name}", h.display()));
-                }
-            }
-        }
-    }
-    out
-}
-
-fn run(program: &str, args: &[&str]) -> anyhow::Result<String> {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .with_context(|| format!("running {program}"))?;
-    anyhow::ensure!(
-        out.status.success(),
-        "`{program} {}` failed ({}): {}",
-        args.join(" "),
-        out.status,
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-fn which(tool: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .map(|d| d.join(tool))
-            .find(|p| p.is_file())
-    })
 }
