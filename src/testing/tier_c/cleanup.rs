@@ -23,18 +23,25 @@ pub fn clean_stale(dir: &Path) {
     if !cgroup.starts_with(CGROUP_PREFIX) {
         return;
     }
-    kill_all(&cgroup, &mntns, 0);
+    // NB: the namespace recorded may be gone and its number reused by another: only processes
+    // that name this bed's directory (containerd and its shims do) are taken from it.
+    let dir = dir.display().to_string();
+    let mentions_dir = |pid: u32| {
+        std::fs::read(format!("/proc/{pid}/cmdline"))
+            .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&dir))
+    };
+    kill_all(&cgroup, &mntns, 0, &mentions_dir);
     remove_cgroups(&cgroup);
 }
 
-/// SIGKILL every process in `cgroup` and mount namespace `mntns` (except `keep`) until none is
-/// left (at most 10 s).
-pub(super) fn kill_all(cgroup: &str, mntns: &str, keep: u32) {
+/// SIGKILL every process in `cgroup`, and those in mount namespace `mntns` that `ours` accepts
+/// (except `keep`), until none is left (at most 10 s).
+pub(super) fn kill_all(cgroup: &str, mntns: &str, keep: u32, ours: &dyn Fn(u32) -> bool) {
     let t = Instant::now();
     loop {
         let mut pids = cgroup_pids(cgroup);
         if !mntns.is_empty() {
-            pids.extend(mntns_pids(mntns));
+            pids.extend(mntns_pids(mntns).into_iter().filter(|p| ours(*p)));
         }
         pids.retain(|p| *p != keep && *p != std::process::id());
         if pids.is_empty() || t.elapsed() > Duration::from_secs(10) {

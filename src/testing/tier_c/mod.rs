@@ -399,7 +399,13 @@ impl Drop for Node {
         for p in &mut self.procs {
             p.stop(Duration::from_secs(5));
         }
-        kill_all(&self.addresses.cgroup, &self.mntns, self.holder.pid());
+        // NB: the holder is alive, so the namespace is this bed's: everything in it goes.
+        kill_all(
+            &self.addresses.cgroup,
+            &self.mntns,
+            self.holder.pid(),
+            &|_| true,
+        );
         remove_cgroups(&self.addresses.cgroup);
         self.holder.stop(Duration::ZERO);
         // NB: the kernel frees the namespace (and with it the veth) shortly after.
