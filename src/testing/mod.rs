@@ -39,7 +39,7 @@ pub enum Tier {
     C,
 }
 
-/// A running test bed. Fields drop in declaration order: helpers first, then the API server,
+/// A running test bed. Fields drop in declaration order: the node (tier C), helpers, then the API server,
 /// then etcd, and the temp directory last.
 pub struct TestBed {
     /// Tier C's node: torn down first.
