@@ -39,8 +39,8 @@ pub enum Tier {
     C,
 }
 
-/// A running test bed. Fields drop in declaration order: the node (tier C), helpers, then the API server,
-/// then etcd, and the temp directory last.
+/// A running test bed. Fields drop in declaration order: the node (tier C), the helpers, then
+/// the API server, then etcd, and the temp directory last.
 pub struct TestBed {
     /// Tier C's node: torn down first.
     node: Option<tier_c::Node>,
