@@ -284,6 +284,40 @@ fn remove_stale_dirs() {
     }
 }
 
+/// Wait until node `name` reports `Ready`.
+pub(crate) async fn wait_node_ready(
+    client: &kube::Client,
+    name: &str,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client.clone());
+    eventually(&format!("node {name} Ready"), timeout, || async {
+        let Some(node) = nodes.get_opt(name).await? else {
+            return Ok(None);
+        };
+        let ready = node
+            .status
+            .and_then(|s| s.conditions)
+            .unwrap_or_default()
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True");
+        Ok(ready.then_some(()))
+    })
+    .await
+}
+
+/// `err` with the exit status and log tail of process `name` among `procs`, if it is one.
+pub(crate) fn failure(procs: &mut [Supervised], name: &str, err: anyhow::Error) -> anyhow::Error {
+    let Some(p) = procs.iter_mut().find(|p| p.name() == name) else {
+        return err;
+    };
+    let status = p
+        .exit_status()
+        .map(|s| format!(" (exited: {s})"))
+        .unwrap_or_default();
+    anyhow::anyhow!("{err:#}\n{name}{status} log tail:\n{}", p.log_tail(30))
+}
+
 /// Poll `f` every 100 ms until it returns `Ok(Some(v))`, or fail after `timeout` with the last
 /// error or `what`. (Errors are retried here: in tests, "not yet" often looks like one.)
 pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> anyhow::Result<T>

@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::{Node, ServiceAccount};
 use kube::Api;
 use kube::api::PostParams;
 
-use super::{TestBed, eventually};
+use super::{TestBed, eventually, failure, wait_node_ready};
 use crate::controlplane::{PortLease, Supervised, SupervisedOptions};
 
 /// The fake node's name.
@@ -122,18 +122,7 @@ pub(super) async fn start(
 
     if fake_node {
         create_fake_node(&bed.client).await?;
-        let nodes: Api<Node> = Api::all(bed.client.clone());
-        let node_ready = eventually("kwok node Ready", READY_TIMEOUT, || async {
-            let node = nodes.get(NODE_NAME).await?;
-            let ready = node
-                .status
-                .and_then(|s| s.conditions)
-                .unwrap_or_default()
-                .iter()
-                .any(|c| c.type_ == "Ready" && c.status == "True");
-            Ok(ready.then_some(()))
-        })
-        .await;
+        let node_ready = wait_node_ready(&bed.client, NODE_NAME, READY_TIMEOUT).await;
         if let Err(e) = node_ready {
             return Err(failure(&mut helpers, "kwok", e));
         }
@@ -147,18 +136,6 @@ pub(super) async fn start(
         return Err(failure(&mut helpers, "kube-controller-manager", e));
     }
     Ok((helpers, vec![kcm_port, sched_port]))
-}
-
-/// Attach the failing helper's log (and exit status) to the error.
-fn failure(helpers: &mut [Supervised], name: &str, err: anyhow::Error) -> anyhow::Error {
-    let Some(p) = helpers.iter_mut().find(|p| p.name() == name) else {
-        return err;
-    };
-    let status = p
-        .exit_status()
-        .map(|s| format!(" (exited: {s})"))
-        .unwrap_or_default();
-    anyhow::anyhow!("{err:#}\n{name}{status} log tail:\n{}", p.log_tail(30))
 }
 
 async fn create_fake_node(client: &kube::Client) -> anyhow::Result<()> {

@@ -24,10 +24,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use k8s_openapi::api::core::v1::Node as KubeNode;
-use kube::Api;
 
-use super::{TestBed, eventually};
+use super::{TestBed, eventually, failure, wait_node_ready};
 use crate::controlplane::{Kubeconfig, KubeconfigUser, Supervised, SupervisedOptions};
 
 use self::cleanup::{cgroup_pids, hierarchies, kill_all, mntns_pids, remove_cgroups};
@@ -282,21 +280,9 @@ impl Node {
         )?;
         self.procs.insert(0, proxy);
 
-        let nodes: Api<KubeNode> = Api::all(bed.client());
-        eventually("the node to be Ready", READY_TIMEOUT, || async {
-            let Some(node) = nodes.get_opt(NODE_NAME).await? else {
-                return Ok(None);
-            };
-            let ready = node
-                .status
-                .and_then(|s| s.conditions)
-                .unwrap_or_default()
-                .iter()
-                .any(|c| c.type_ == "Ready" && c.status == "True");
-            Ok(ready.then_some(()))
-        })
-        .await
-        .map_err(|e| self.failure("kubelet", e))?;
+        wait_node_ready(&bed.client(), NODE_NAME, READY_TIMEOUT)
+            .await
+            .map_err(|e| self.failure("kubelet", e))?;
         eventually(
             "kube-proxy to program the kubernetes Service",
             READY_TIMEOUT,
@@ -366,16 +352,7 @@ impl Node {
     }
 
     fn failure(&mut self, name: &str, err: anyhow::Error) -> anyhow::Error {
-        match self.procs.iter_mut().find(|p| p.name() == name) {
-            Some(p) => {
-                let status = p
-                    .exit_status()
-                    .map(|s| format!(" (exited: {s})"))
-                    .unwrap_or_default();
-                anyhow::anyhow!("{err:#}\n{name}{status} log tail:\n{}", p.log_tail(30))
-            }
-            None => err,
-        }
+        failure(&mut self.procs, name, err)
     }
 
     fn make_cgroups(&self) -> anyhow::Result<()> {
