@@ -73,21 +73,8 @@ async fn main() {
                 delete_namespace(&bed, &name).await;
             } else {
                 let started = Instant::now();
-                let out = vcm.cli_ok(&[
-                    "cluster",
-                    "create",
-                    "--name",
-                    &format!("r{round}"),
-                    "--host",
-                    "bed",
-                    "--wait",
-                    "--timeout",
-                    "5m",
-                    "--output",
-                    "json",
-                ]);
+                let created = vcm.create_ready(&format!("r{round}"));
                 let t = started.elapsed().as_secs_f64();
-                let created: serde_json::Value = serde_json::from_str(&out).unwrap();
                 eprintln!("round {round}: vcm cluster create --wait: {t:.2}s");
                 ours.push(t);
                 let id = created["id"].as_str().unwrap();

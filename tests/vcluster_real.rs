@@ -52,20 +52,7 @@ async fn a_real_vcluster_is_created_used_and_deleted_through_vcm() {
 
     // Act: create and wait, as a pipeline would.
     let started = Instant::now();
-    let created: serde_json::Value = serde_json::from_str(&vcm.cli_ok(&[
-        "cluster",
-        "create",
-        "--name",
-        "real",
-        "--host",
-        "bed",
-        "--wait",
-        "--timeout",
-        "5m",
-        "--output",
-        "json",
-    ]))
-    .unwrap();
+    let created = vcm.create_ready("real");
     let took = started.elapsed();
 
     // Assert: Ready, with the real control plane running as a container on the node.

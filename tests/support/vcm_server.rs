@@ -85,6 +85,24 @@ impl Server {
             .unwrap()
     }
 
+    /// `vcm cluster create --name <name> --host bed --wait` (5 min at most), as JSON.
+    pub fn create_ready(&self, name: &str) -> serde_json::Value {
+        let out = self.cli_ok(&[
+            "cluster",
+            "create",
+            "--name",
+            name,
+            "--host",
+            "bed",
+            "--wait",
+            "--timeout",
+            "5m",
+            "--output",
+            "json",
+        ]);
+        serde_json::from_str(&out).unwrap()
+    }
+
     pub fn cli_ok(&self, args: &[&str]) -> String {
         let out = self.cli(args);
         assert!(out.status.success(), "vcm {args:?} failed: {}", text(&out));
