@@ -11,8 +11,8 @@ use serde::de::DeserializeOwned;
 pub use self::tls::TlsOptions;
 use crate::api::{
     ClusterList, ClusterView, CreateClusterRequest, CreateTokenRequest, CreatedToken,
-    DeletedClusters, EventList, KubeconfigRequest, TokenList, TokenView, UpdateClusterRequest,
-    WhoAmI,
+    DeletedClusters, EventList, GatewayCredentialList, KubeconfigRequest, RevokedCredentials,
+    TokenList, TokenView, UpdateClusterRequest, WhoAmI,
 };
 
 /// An extra CA to trust and a client certificate (`VCM_CACERT`, `VCM_CLIENT_CERT/KEY`).
@@ -263,6 +263,23 @@ impl Client {
     pub async fn events(&self, id: &str) -> Result<EventList> {
         let path = ["v1", "clusters", id, "events"];
         self.json(self.request(Method::GET, &path)?).await
+    }
+
+    /// `GET /v1/clusters/{id}/credentials`: its gateway credentials.
+    pub async fn credentials(&self, id: &str) -> Result<GatewayCredentialList> {
+        let path = ["v1", "clusters", id, "credentials"];
+        self.json(self.request(Method::GET, &path)?).await
+    }
+
+    /// `DELETE /v1/clusters/{id}/credentials[/{credential}]`: revoke them (or one).
+    pub async fn revoke_credentials(
+        &self,
+        id: &str,
+        credential: Option<&str>,
+    ) -> Result<RevokedCredentials> {
+        let mut path = vec!["v1", "clusters", id, "credentials"];
+        path.extend(credential);
+        self.json(self.request(Method::DELETE, &path)?).await
     }
 
     /// `GET /v1/whoami`: the caller as the server sees it.

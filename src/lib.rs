@@ -25,6 +25,8 @@ pub mod driver;
 pub mod error;
 /// Small file-system helpers (owner-only credential files).
 pub mod fsutil;
+/// The cluster gateway: `/k8s/<id>/…` to each cluster's Kubernetes API.
+pub mod gateway;
 /// HTTP door: the axum router, health endpoints and error mapping.
 pub mod http;
 /// Waiting for a condition: one poll-until helper.

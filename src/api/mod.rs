@@ -298,7 +298,10 @@ mod json;
 /// `/v1/tokens` bodies.
 mod tokens;
 
-pub use self::tokens::{CreateTokenRequest, CreatedToken, TokenList, TokenView, WhoAmI};
+pub use self::tokens::{
+    CreateTokenRequest, CreatedToken, GatewayCredentialList, GatewayCredentialView,
+    RevokedCredentials, TokenList, TokenView, WhoAmI,
+};
 
 pub use self::json::{ClusterJson, ClusterListJson};
 

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::domain::{ApiToken, TokenSecret};
+use crate::domain::{ApiToken, GatewayCredential, TokenSecret};
 
 /// `POST /v1/tokens` body.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
@@ -99,4 +99,48 @@ pub struct WhoAmI {
     pub role: String,
     /// Team, if any.
     pub team: Option<String>,
+}
+
+/// A gateway credential as listed: never its secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct GatewayCredentialView {
+    /// Id (`g-…`); `vcm-credential-id` of the kubeconfig response that carried it.
+    pub id: String,
+    /// The cluster it opens.
+    pub cluster_id: String,
+    /// Who it speaks for (`token:t-…`, `oidc:github/…`).
+    pub principal: String,
+    /// Issued at (RFC 3339).
+    pub created_at: String,
+    /// Stops working at.
+    pub expires_at: String,
+    /// Revoked at, if revoked.
+    pub revoked_at: Option<String>,
+}
+
+impl From<&GatewayCredential> for GatewayCredentialView {
+    fn from(c: &GatewayCredential) -> Self {
+        Self {
+            id: c.id.clone(),
+            cluster_id: c.cluster_id.clone(),
+            principal: c.principal.subject.clone(),
+            created_at: c.created_at.to_string(),
+            expires_at: c.expires_at.to_string(),
+            revoked_at: c.revoked_at.as_ref().map(ToString::to_string),
+        }
+    }
+}
+
+/// A cluster's gateway credentials.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct GatewayCredentialList {
+    /// Newest first.
+    pub items: Vec<GatewayCredentialView>,
+}
+
+/// What a revocation did.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RevokedCredentials {
+    /// How many credentials it revoked (those revoked before are not counted).
+    pub revoked: u64,
 }

@@ -190,7 +190,7 @@ impl Authenticator {
 }
 
 /// The token of a `Bearer <token>` header value (the scheme is case-insensitive).
-fn bearer_value(value: &str) -> Result<&str> {
+pub(crate) fn bearer_value(value: &str) -> Result<&str> {
     let (scheme, rest) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(Error::Unauthenticated(

@@ -29,6 +29,11 @@ pub enum ClusterCmd {
     Delete(DeleteArgs),
     /// Get a kubeconfig with a short-lived token (YAML; JSON with `--output json`).
     Kubeconfig(KubeconfigArgs),
+    /// List the gateway credentials of a cluster (what its kubeconfigs carry).
+    Credentials(IdArg),
+    /// Revoke a cluster's gateway credentials (or one): kubeconfigs that carry them stop
+    /// working, and their open watches and exec sessions end within a second.
+    Revoke(RevokeArgs),
     /// Mark a cluster active (resets its idle clock).
     Keepalive(IdArg),
     /// Show a cluster's lifecycle events.
@@ -156,6 +161,16 @@ pub struct KubeconfigArgs {
     pub output_file: Option<PathBuf>,
 }
 
+/// `vcm cluster revoke` flags.
+#[derive(Debug, Args)]
+pub struct RevokeArgs {
+    /// Cluster id or name.
+    pub id: String,
+    /// Only this credential (`g-…`, the `vcm-credential-id` of its kubeconfig); default: all.
+    #[arg(long, value_name = "ID")]
+    pub credential: Option<String>,
+}
+
 /// Runs a `vcm cluster` command.
 pub async fn run(cmd: ClusterCmd, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
     let client = global.client()?;
@@ -175,6 +190,15 @@ pub async fn run(cmd: ClusterCmd, global: &GlobalOpts) -> anyhow::Result<ExitCod
         }
         ClusterCmd::Delete(args) => delete(&client, args, out).await,
         ClusterCmd::Kubeconfig(args) => kubeconfig(&client, args, out).await,
+        ClusterCmd::Credentials(IdArg { id }) => {
+            print(output::credentials(&client.credentials(&id).await?, out))
+        }
+        ClusterCmd::Revoke(args) => {
+            let revoked = client
+                .revoke_credentials(&args.id, args.credential.as_deref())
+                .await?;
+            print(output::revoked(&revoked, out))
+        }
         ClusterCmd::Keepalive(IdArg { id }) => {
             print(output::cluster(&client.keepalive(&id).await?, out))
         }

@@ -6,7 +6,10 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use super::OutputFormat;
-use crate::api::{ClusterList, ClusterView, DeletedClusters, EventList, TokenList};
+use crate::api::{
+    ClusterList, ClusterView, DeletedClusters, EventList, GatewayCredentialList,
+    RevokedCredentials, TokenList,
+};
 
 /// One cluster: every field, one per row.
 pub fn cluster(c: &ClusterView, format: OutputFormat) -> anyhow::Result<String> {
@@ -113,6 +116,39 @@ pub fn deleted(
             .map(|id| format!("cluster {id} {verb}\n"))
             .collect())
     })
+}
+
+/// Gateway credentials: one row each (never a secret).
+pub fn credentials(list: &GatewayCredentialList, format: OutputFormat) -> anyhow::Result<String> {
+    structured(list, format).unwrap_or_else(|| {
+        if list.items.is_empty() {
+            return Ok("no gateway credentials\n".to_owned());
+        }
+        let now = Timestamp::now();
+        let mut table = mk_table();
+        table.set_header(vec!["ID", "PRINCIPAL", "AGE", "EXPIRES", "STATE"]);
+        for c in &list.items {
+            let state = match &c.revoked_at {
+                Some(_) => "revoked",
+                None if c.expires_at.parse::<Timestamp>().is_ok_and(|e| e <= now) => "expired",
+                None => "active",
+            };
+            table.add_row(vec![
+                c.id.clone(),
+                c.principal.clone(),
+                age(&c.created_at, now),
+                c.expires_at.clone(),
+                state.to_owned(),
+            ]);
+        }
+        Ok(format!("{table}\n"))
+    })
+}
+
+/// What a revocation did.
+pub fn revoked(revoked: &RevokedCredentials, format: OutputFormat) -> anyhow::Result<String> {
+    structured(revoked, format)
+        .unwrap_or_else(|| Ok(format!("{} credential(s) revoked\n", revoked.revoked)))
 }
 
 /// JSON or YAML of `value`; `None` for the table format.

@@ -26,6 +26,7 @@ pub use self::sizes::{BUILTIN_SIZES, SizeConfig, Sizes};
 pub use self::tls::{ClientCertRule, TlsConfig};
 use crate::domain::TokenSecret;
 pub use crate::driver::vcluster::{HostConfig, VclusterConfig};
+pub use crate::gateway::{GatewayConfig, KubeconfigMode};
 pub use crate::http::RateLimitConfig;
 
 /// The `[auth]` section: CI OIDC issuers and Kubernetes clusters whose tokens are accepted.
@@ -91,6 +92,8 @@ pub struct Config {
     pub vcluster: VclusterConfig,
     /// Bearer tokens accepted besides vcm API tokens: CI OIDC and Kubernetes ServiceAccounts.
     pub auth: AuthConfig,
+    /// The cluster gateway (`/k8s/<id>/…`) and the kubeconfigs that point at it.
+    pub gateway: GatewayConfig,
     /// Development mode (`vcm server --dev`): always the embedded SQLite store under `data_dir`
     /// and the local driver, whatever `store_url` and `driver` say, and an admin token kept in
     /// `<data_dir>/dev-token`. NB: the flag only, never a config file or `VCM_DEV`: a stray
@@ -240,6 +243,7 @@ impl Default for Config {
             hosts: vec![],
             vcluster: VclusterConfig::default(),
             auth: AuthConfig::default(),
+            gateway: GatewayConfig::default(),
             dev: false,
             dev_token: None,
         }

@@ -68,7 +68,10 @@ impl Kubeconfig {
                 name: self.name.clone(),
                 cluster: Some(Cluster {
                     server: Some(self.server.clone()),
-                    certificate_authority_data: Some(B64.encode(&self.ca_pem)),
+                    // NB: none for a server whose certificate the system roots verify
+                    // (or plain HTTP): an empty value would make clients trust nothing.
+                    certificate_authority_data: (!self.ca_pem.is_empty())
+                        .then(|| B64.encode(&self.ca_pem)),
                     ..Cluster::default()
                 }),
                 ..NamedCluster::default()

@@ -17,7 +17,7 @@ pub(crate) use error::quoted;
 pub use labels::{LabelSelector, Labels, MAX_LABELS, MAX_SELECTOR_REQUIREMENTS};
 pub use phase::{InvalidTransition, Phase, PhaseEvent};
 pub use principal::{Principal, ROLES, Role};
-pub use token::{ApiToken, TokenSecret};
+pub use token::{ApiToken, GATEWAY_PREFIX, GatewayCredential, TokenSecret};
 
 /// Timestamps everywhere are UTC instants.
 pub type Timestamp = jiff::Timestamp;

@@ -3,10 +3,15 @@
 use secrecy::{ExposeSecret as _, SecretString};
 use sha2::{Digest as _, Sha256};
 
-use super::{Role, Timestamp};
+use super::{Principal, Role, Timestamp};
 
 /// The prefix that makes a vcm token recognisable (secret scanners, logs).
 pub const TOKEN_PREFIX: &str = "vcm_";
+
+/// The prefix of a gateway credential: the bearer token of a kubeconfig that points at the
+/// cluster gateway (one cluster, one principal, short-lived). Not a `vcm_` token: the REST API
+/// refuses it.
+pub const GATEWAY_PREFIX: &str = "vcmgw_";
 
 /// A token's secret value: `Debug` never shows it, and its memory is wiped when dropped
 /// (`secrecy`).
@@ -34,14 +39,32 @@ impl Eq for TokenSecret {}
 impl TokenSecret {
     /// A new random token.
     pub fn generate() -> Self {
+        Self::generate_with(TOKEN_PREFIX)
+    }
+
+    /// A new random gateway credential (`vcmgw_…`).
+    pub fn generate_gateway() -> Self {
+        Self::generate_with(GATEWAY_PREFIX)
+    }
+
+    fn generate_with(prefix: &str) -> Self {
         let mut bytes = [0u8; 32];
         rand::fill(&mut bytes[..]);
-        Self(format!("{TOKEN_PREFIX}{}", hex::encode(bytes)).into())
+        Self(format!("{prefix}{}", hex::encode(bytes)).into())
     }
 
     /// Parse a presented token; `None` unless it has the vcm shape.
     pub fn parse(s: &str) -> Option<Self> {
-        let hexpart = s.strip_prefix(TOKEN_PREFIX)?;
+        Self::parse_with(TOKEN_PREFIX, s)
+    }
+
+    /// Parse a presented gateway credential; `None` unless it has the `vcmgw_` shape.
+    pub fn parse_gateway(s: &str) -> Option<Self> {
+        Self::parse_with(GATEWAY_PREFIX, s)
+    }
+
+    fn parse_with(prefix: &str, s: &str) -> Option<Self> {
+        let hexpart = s.strip_prefix(prefix)?;
         (hexpart.len() == 64 && hexpart.bytes().all(|b| b.is_ascii_hexdigit()))
             .then(|| Self(s.into()))
     }
@@ -107,6 +130,49 @@ impl ApiToken {
     /// Usable now: not revoked, not expired.
     pub fn is_active(&self, now: Timestamp) -> bool {
         self.revoked_at.is_none() && self.expires_at.is_none_or(|e| e > now)
+    }
+}
+
+/// A stored gateway credential (no secret, only its hash): what a gateway kubeconfig carries.
+/// It speaks for the principal that asked for it, for one cluster, until it expires or is
+/// revoked; revoking the principal's API token or deleting the cluster ends it too.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GatewayCredential {
+    /// Public id (`g-…`).
+    pub id: String,
+    /// SHA-256 of the secret.
+    pub hash: String,
+    /// The one cluster it opens.
+    pub cluster_id: String,
+    /// The principal it was issued to.
+    pub principal: Principal,
+    /// Issued at.
+    pub created_at: Timestamp,
+    /// Expires at.
+    pub expires_at: Timestamp,
+    /// Revoked at, if revoked.
+    pub revoked_at: Option<Timestamp>,
+}
+
+impl GatewayCredential {
+    /// A new record (fresh id, issued now) for a credential whose hash is still to be set.
+    pub fn new(cluster_id: &str, principal: &Principal, expires_at: Timestamp) -> Self {
+        let mut id = [0u8; 6];
+        rand::fill(&mut id[..]);
+        Self {
+            id: format!("g-{}", hex::encode(id)),
+            hash: String::new(),
+            cluster_id: cluster_id.to_owned(),
+            principal: principal.clone(),
+            created_at: super::now_ms(),
+            expires_at,
+            revoked_at: None,
+        }
+    }
+
+    /// Usable now: not revoked, not expired.
+    pub fn is_active(&self, now: Timestamp) -> bool {
+        self.revoked_at.is_none() && self.expires_at > now
     }
 }
 

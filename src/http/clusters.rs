@@ -16,10 +16,13 @@ use super::{
 };
 use crate::api::{
     ClusterJson, ClusterList, ClusterView, CreateClusterRequest, DeletedClusters, ErrorBody,
-    EventList, EventView, KubeconfigRequest, UpdateClusterRequest,
+    EventList, EventView, GatewayCredentialList, KubeconfigRequest, RevokedCredentials,
+    UpdateClusterRequest,
 };
+use crate::controlplane::{Kubeconfig, KubeconfigUser};
 use crate::domain::DeleteReason;
 use crate::error::Error;
+use crate::gateway::KubeconfigMode;
 
 /// Set to `true` on a create answered from an earlier request with the same `Idempotency-Key`.
 pub const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
@@ -36,6 +39,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(keepalive))
         .routes(routes!(forget))
         .routes(routes!(events))
+        .routes(routes!(list_credentials, revoke_credentials))
+        .routes(routes!(revoke_credential))
 }
 
 /// Accept a new cluster; it starts `Pending` and the reconciler takes it from there.
@@ -256,24 +261,130 @@ async fn kubeconfig(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
     Path(id): Path<String>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     JsonOrEmpty(req): JsonOrEmpty<KubeconfigRequest>,
 ) -> Result<Response, ApiError> {
-    let kubeconfig = state
-        .service
-        .kubeconfig(&principal, &id, req.ttl.as_deref())
-        .await?;
+    let ttl = req.ttl.as_deref();
+    let (kubeconfig, credential) = match &state.gateway {
+        Some(gw) if gw.mode() == KubeconfigMode::Gateway => {
+            let (cluster, credential, secret) = state
+                .service
+                .gateway_credential(&principal, &id, ttl)
+                .await?;
+            // NB: HTTP/2 carries the host in the URI (`:authority`), HTTP/1.1 in `Host`.
+            let host = uri
+                .authority()
+                .map(|a| a.as_str())
+                .or_else(|| headers.get(header::HOST).and_then(|h| h.to_str().ok()));
+            let server = gw
+                .server_url(host, &cluster.id)
+                .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "no_public_url", e))?;
+            let kubeconfig = Kubeconfig {
+                name: cluster.name.to_string(),
+                server,
+                ca_pem: gw.ca_pem().map_err(ApiError::internal)?,
+                user: KubeconfigUser::Token(secret.expose().to_owned()),
+                namespace: Some("default".into()),
+            };
+            (kubeconfig, Some(credential.id))
+        }
+        _ => (state.service.kubeconfig(&principal, &id, ttl).await?, None),
+    };
     // NB: the body is a credential; no cache on the way may keep it.
-    let no_store = [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))];
-    if accepts_json(&headers) {
-        return Ok((no_store, Json(kubeconfig.to_value())).into_response());
+    let mut response = if accepts_json(&headers) {
+        Json(kubeconfig.to_value()).into_response()
+    } else {
+        let yaml = kubeconfig.to_yaml().map_err(ApiError::internal)?;
+        let content_type = [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/yaml"),
+        )];
+        (content_type, yaml).into_response()
+    };
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Some(id) = credential.and_then(|id| HeaderValue::from_str(&id).ok()) {
+        headers.insert(CREDENTIAL_ID_HEADER, id);
     }
-    let yaml = kubeconfig.to_yaml().map_err(ApiError::internal)?;
-    let content_type = [(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/yaml"),
-    )];
-    Ok((no_store, content_type, yaml).into_response())
+    Ok(response)
+}
+
+/// The response header naming the gateway credential a kubeconfig carries (for revoking it).
+pub const CREDENTIAL_ID_HEADER: &str = "vcm-credential-id";
+
+/// The cluster's gateway credentials (what gateway kubeconfigs carry), newest first.
+#[utoipa::path(
+    get, path = "/v1/clusters/{id}/credentials", tag = "clusters",
+    params(("id" = String, Path, description = "Cluster id or live name")),
+    responses(
+        (status = 200, description = "Its gateway credentials", body = GatewayCredentialList),
+        (status = 401, description = "Unauthenticated", body = ErrorBody),
+        (status = 404, description = "No such cluster", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+async fn list_credentials(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<GatewayCredentialList>, ApiError> {
+    let items = state.service.gateway_credentials(&principal, &id).await?;
+    Ok(Json(GatewayCredentialList {
+        items: items.iter().map(Into::into).collect(),
+    }))
+}
+
+/// Revoke every gateway credential of the cluster: requests that present one are refused, and
+/// open watches and exec sessions through the gateway end within a second.
+#[utoipa::path(
+    delete, path = "/v1/clusters/{id}/credentials", tag = "clusters",
+    params(("id" = String, Path, description = "Cluster id or live name")),
+    responses(
+        (status = 200, description = "How many were revoked", body = RevokedCredentials),
+        (status = 401, description = "Unauthenticated", body = ErrorBody),
+        (status = 404, description = "No such cluster", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+async fn revoke_credentials(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<RevokedCredentials>, ApiError> {
+    let revoked = state
+        .service
+        .revoke_gateway_credentials(&principal, &id, None)
+        .await?;
+    Ok(Json(RevokedCredentials { revoked }))
+}
+
+/// Revoke one gateway credential of the cluster (its id is the `vcm-credential-id` header of
+/// the kubeconfig response).
+#[utoipa::path(
+    delete, path = "/v1/clusters/{id}/credentials/{credential}", tag = "clusters",
+    params(
+        ("id" = String, Path, description = "Cluster id or live name"),
+        ("credential" = String, Path, description = "Credential id (`g-…`)"),
+    ),
+    responses(
+        (status = 200, description = "How many were revoked (0 if it was already)",
+            body = RevokedCredentials),
+        (status = 401, description = "Unauthenticated", body = ErrorBody),
+        (status = 404, description = "No such cluster or credential", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+async fn revoke_credential(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    Path((id, credential)): Path<(String, String)>,
+) -> Result<Json<RevokedCredentials>, ApiError> {
+    let revoked = state
+        .service
+        .revoke_gateway_credentials(&principal, &id, Some(&credential))
+        .await?;
+    Ok(Json(RevokedCredentials { revoked }))
 }
 
 /// Mark activity now (resets the idle clock).

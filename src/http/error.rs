@@ -145,7 +145,13 @@ impl ApiError {
         Self::new(status, code_for_status(status), message)
     }
 
-    fn report(&self) -> ErrorReport {
+    /// When the client should retry, if the error says.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+
+    /// What is sent (the message is opaque for a 5xx that is not public) and what is logged.
+    pub fn report(&self) -> ErrorReport {
         let public_message = match self.status {
             _ if self.public => self.message.clone(),
             StatusCode::SERVICE_UNAVAILABLE => unavailable_message(self.code).to_owned(),

@@ -73,6 +73,8 @@ pub struct AppState {
     pub limits: Arc<RateLimiter>,
     /// The JSON of the latest listing pages, by content.
     pub(crate) list_bodies: Arc<ListBodies>,
+    /// The cluster gateway (`/k8s/…`), when enabled.
+    pub gateway: Option<Arc<crate::gateway::Gateway>>,
 }
 
 // === impl AppState ===
@@ -88,7 +90,14 @@ impl AppState {
             service,
             auth,
             list_bodies: Arc::default(),
+            gateway: None,
         }
+    }
+
+    /// Serve the cluster gateway, and hand out kubeconfigs as it says.
+    pub fn with_gateway(mut self, gateway: crate::gateway::Gateway) -> Self {
+        self.gateway = Some(Arc::new(gateway));
+        self
     }
 }
 
@@ -193,7 +202,29 @@ pub fn router(state: AppState) -> Router {
             async move { serve_openapi(&doc, &served, &state).await }
         }),
     );
-    with_middleware(routes, state)
+    let gateway = gateway_with_middleware(state.clone());
+    gateway.merge(with_middleware(routes, state))
+}
+
+/// The gateway's routes with their own middleware: the request id, tracing and panic guard of
+/// the API, but no body limit (a request streams to the cluster, whose API server has its own)
+/// and no JSON error rendering (errors are Kubernetes `Status` objects, and the cluster's pass
+/// through as they are, JSON or protobuf).
+fn gateway_with_middleware(state: AppState) -> Router {
+    let middleware = ServiceBuilder::new()
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+        ]))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http().make_span_with(make_span))
+        .layer(CatchPanicLayer::custom(|panic| {
+            let _ = error::panic_response(panic);
+            crate::gateway::status_response(ApiError::internal(anyhow::anyhow!(
+                "the gateway panicked"
+            )))
+        }));
+    crate::gateway::router().layer(middleware).with_state(state)
 }
 
 /// `GET /openapi.json`: public, like the health endpoints. What it states depends on

@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use tokio::sync::Notify;
 
 use super::Background;
+use crate::gateway::Gateway;
 use crate::{
     auth::{Authenticator, OidcVerifier, TokenReviewer, bootstrap_token},
     config::{ClustersConfig, Config, DriverKind, Sizes},
@@ -73,7 +74,15 @@ pub async fn assemble(config: &Config) -> anyhow::Result<(AppState, Background)>
     Ok((
         AppState::new(service, Arc::new(authenticator(store, config).await?))
             .try_with_rate_limits(config.rate_limits.clone())
-            .context("configuration [rate_limits]")?,
+            .context("configuration [rate_limits]")?
+            .with_gateway(
+                Gateway::try_new(
+                    config.gateway.clone(),
+                    config.tls.cert_file.clone(),
+                    config.tls.cert_file.is_some(),
+                )
+                .context("configuration [gateway]")?,
+            ),
         background,
     ))
 }

@@ -12,7 +12,9 @@ use std::sync::{Arc, RwLock};
 use async_trait::async_trait;
 
 use super::{ClusterFilter, IdempotencyRecord, Page, Store, StoreError, Visibility};
-use crate::domain::{ApiToken, Cluster, ClusterEvent, ClusterId, NewEvent, Phase, Timestamp};
+use crate::domain::{
+    ApiToken, Cluster, ClusterEvent, ClusterId, GatewayCredential, NewEvent, Phase, Timestamp,
+};
 
 /// Most listing pages kept at once; a new one beyond that drops them all. Listings repeat the
 /// same few queries (the first page, a CI job's label filter), and a page of 500 clusters is
@@ -242,6 +244,37 @@ impl Store for CachedStore {
         let res = self.inner.token_used(id, at).await;
         write(&self.tokens).retain(|_, t| t.id != id);
         res
+    }
+
+    async fn insert_gateway_credential(&self, c: &GatewayCredential) -> Result<(), StoreError> {
+        self.inner.insert_gateway_credential(c).await
+    }
+
+    // NB: gateway credentials are not cached here: revoking one must be seen at once (the
+    // gateway keeps its own short-lived cache of what it checked).
+    async fn gateway_credential_by_hash(
+        &self,
+        hash: &str,
+    ) -> Result<Option<GatewayCredential>, StoreError> {
+        self.inner.gateway_credential_by_hash(hash).await
+    }
+
+    async fn gateway_credentials_of(
+        &self,
+        cluster_id: &str,
+    ) -> Result<Vec<GatewayCredential>, StoreError> {
+        self.inner.gateway_credentials_of(cluster_id).await
+    }
+
+    async fn revoke_gateway_credentials(
+        &self,
+        cluster_id: &str,
+        id: Option<&str>,
+        at: Timestamp,
+    ) -> Result<u64, StoreError> {
+        self.inner
+            .revoke_gateway_credentials(cluster_id, id, at)
+            .await
     }
 
     async fn installation_id(&self) -> Result<String, StoreError> {

@@ -15,7 +15,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::domain::{
-    ApiToken, Cluster, ClusterEvent, ClusterId, LabelSelector, NewEvent, Phase, Timestamp,
+    ApiToken, Cluster, ClusterEvent, ClusterId, GatewayCredential, LabelSelector, NewEvent, Phase,
+    Timestamp,
 };
 
 pub use cache::CachedStore;
@@ -167,6 +168,33 @@ pub trait Store: Send + Sync + 'static {
     /// Record that token `id` authenticated a request at `at` (a later time wins; an unknown
     /// id is not an error: the token may have been purged meanwhile).
     async fn token_used(&self, id: &str, at: Timestamp) -> Result<(), StoreError>;
+
+    /// Store a gateway credential (hash only).
+    async fn insert_gateway_credential(
+        &self,
+        credential: &GatewayCredential,
+    ) -> Result<(), StoreError>;
+
+    /// The gateway credential with this hash.
+    async fn gateway_credential_by_hash(
+        &self,
+        hash: &str,
+    ) -> Result<Option<GatewayCredential>, StoreError>;
+
+    /// The gateway credentials of cluster `cluster_id`, newest first.
+    async fn gateway_credentials_of(
+        &self,
+        cluster_id: &str,
+    ) -> Result<Vec<GatewayCredential>, StoreError>;
+
+    /// Revoke the gateway credentials of cluster `cluster_id` (only the one called `id` when
+    /// given) that are not revoked yet; returns how many.
+    async fn revoke_gateway_credentials(
+        &self,
+        cluster_id: &str,
+        id: Option<&str>,
+        at: Timestamp,
+    ) -> Result<u64, StoreError>;
 
     /// This store's installation id (16 hex digits), made once when the store was created and
     /// never changed: what marks the host namespaces of this installation.

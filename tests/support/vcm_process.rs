@@ -15,6 +15,8 @@ pub const TOKEN: &str = "vcm_e2e000000000000000000000000000000000000000000000000
 pub struct Vcm {
     child: Option<Child>,
     env: Vec<(String, String)>,
+    /// The self-signed certificate it serves HTTPS with ([`Vcm::start_tls`]).
+    pub cacert: Option<PathBuf>,
     pub addr: String,
     pub port: u16,
     pub data: PathBuf,
@@ -33,11 +35,39 @@ impl Vcm {
         let port = free_port().unwrap();
         let mut vcm = Self {
             child: None,
+            cacert: None,
             env: env
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
             addr: format!("http://127.0.0.1:{port}"),
+            port,
+            data,
+            _dir: dir,
+        };
+        vcm.spawn();
+        vcm
+    }
+
+    /// A server that speaks HTTPS with a self-signed certificate for 127.0.0.1 (kubectl sends
+    /// credentials only over TLS, so gateway kubeconfigs need it); the CLI trusts it.
+    pub fn start_tls() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        let key_pair = rcgen::KeyPair::generate().unwrap();
+        let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
+        std::fs::write(&cert, params.self_signed(&key_pair).unwrap().pem()).unwrap();
+        std::fs::write(&key, key_pair.serialize_pem()).unwrap();
+        let port = free_port().unwrap();
+        let mut vcm = Self {
+            child: None,
+            env: vec![
+                ("VCM_TLS__CERT_FILE".into(), cert.display().to_string()),
+                ("VCM_TLS__KEY_FILE".into(), key.display().to_string()),
+            ],
+            cacert: Some(cert),
+            addr: format!("https://127.0.0.1:{port}"),
             port,
             data,
             _dir: dir,
@@ -68,7 +98,11 @@ impl Vcm {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            if http_status(self.port, "/readyz") == Some(200) {
+            let ready = match self.cacert {
+                None => http_status(self.port, "/readyz") == Some(200),
+                Some(_) => self.cli(&["cluster", "list"]).status.success(),
+            };
+            if ready {
                 return;
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -106,6 +140,10 @@ impl Vcm {
             .args(args)
             .env("VCM_ADDR", &self.addr)
             .env("VCM_TOKEN", TOKEN)
+            .env(
+                "VCM_CACERT",
+                self.cacert.as_deref().unwrap_or(Path::new("")),
+            )
             .output()
             .unwrap()
     }

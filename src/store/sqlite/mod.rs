@@ -17,7 +17,9 @@ use sqlx::sqlite::{
 use sqlx::{AssertSqlSafe, Sqlite, Transaction};
 
 use super::{ClusterFilter, Cursor, IdempotencyRecord, Page, Store, StoreError, Visibility};
-use crate::domain::{ApiToken, Cluster, ClusterEvent, ClusterId, NewEvent, Timestamp};
+use crate::domain::{
+    ApiToken, Cluster, ClusterEvent, ClusterId, GatewayCredential, NewEvent, Timestamp,
+};
 
 /// How long a statement waits for SQLite's write lock before giving up as `Unavailable`.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -45,6 +47,17 @@ macro_rules! select_tokens {
         concat!(
             "SELECT id, name, hash, role, team, created_ms, expires_ms, revoked_ms, last_used_ms \
              FROM api_tokens ",
+            $tail
+        )
+    };
+}
+
+/// `SELECT <every gateway credential column> FROM gateway_credentials <tail>`.
+macro_rules! select_gateway_credentials {
+    ($tail:literal) => {
+        concat!(
+            "SELECT id, hash, cluster_id, subject, display, role, team, created_ms, expires_ms, \
+             revoked_ms FROM gateway_credentials ",
             $tail
         )
     };
@@ -345,6 +358,7 @@ impl Store for SqliteStore {
         let tables = [
             ("cluster_events", "cluster_id"),
             ("idempotency_keys", "cluster_id"),
+            ("gateway_credentials", "cluster_id"),
         ];
         for (table, key) in tables.into_iter().chain([("clusters", "id")]) {
             let sql = format!(
@@ -400,6 +414,71 @@ impl Store for SqliteStore {
             "UPDATE api_tokens SET last_used_ms = MAX(COALESCE(last_used_ms, 0), ?) WHERE id = ?";
         let q = sqlx::query(sql).bind(at.as_millisecond()).bind(id);
         self.exec(q, "recording a token's use").await.map(drop)
+    }
+
+    async fn insert_gateway_credential(&self, c: &GatewayCredential) -> Result<(), StoreError> {
+        let sql = "INSERT INTO gateway_credentials \
+                   (id, hash, cluster_id, subject, display, role, team, created_ms, expires_ms, \
+                    revoked_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+        let q = sqlx::query(sql)
+            .bind(&c.id)
+            .bind(&c.hash)
+            .bind(&c.cluster_id)
+            .bind(&c.principal.subject)
+            .bind(&c.principal.display)
+            .bind(c.principal.role.as_str())
+            .bind(&c.principal.team)
+            .bind(c.created_at.as_millisecond())
+            .bind(c.expires_at.as_millisecond())
+            .bind(c.revoked_at.map(|t| t.as_millisecond()));
+        self.exec(q, &format!("inserting gateway credential {}", c.id))
+            .await
+            .map(drop)
+    }
+
+    async fn gateway_credential_by_hash(
+        &self,
+        hash: &str,
+    ) -> Result<Option<GatewayCredential>, StoreError> {
+        let q = sqlx::query(select_gateway_credentials!("WHERE hash = ?")).bind(hash);
+        self.one(
+            q,
+            gateway_credential_from_row,
+            "reading a gateway credential",
+        )
+        .await
+    }
+
+    async fn gateway_credentials_of(
+        &self,
+        cluster_id: &str,
+    ) -> Result<Vec<GatewayCredential>, StoreError> {
+        let q = sqlx::query(select_gateway_credentials!(
+            "WHERE cluster_id = ? ORDER BY created_ms DESC, id DESC"
+        ))
+        .bind(cluster_id);
+        self.all(
+            q,
+            gateway_credential_from_row,
+            "listing gateway credentials",
+        )
+        .await
+    }
+
+    async fn revoke_gateway_credentials(
+        &self,
+        cluster_id: &str,
+        id: Option<&str>,
+        at: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let sql = "UPDATE gateway_credentials SET revoked_ms = ? \
+                   WHERE cluster_id = ? AND revoked_ms IS NULL AND (? IS NULL OR id = ?)";
+        let q = sqlx::query(sql)
+            .bind(at.as_millisecond())
+            .bind(cluster_id)
+            .bind(id)
+            .bind(id);
+        self.exec(q, "revoking gateway credentials").await
     }
 
     async fn installation_id(&self) -> Result<String, StoreError> {

@@ -6,8 +6,8 @@ use sqlx::sqlite::SqliteRow;
 
 use super::Query;
 use crate::domain::{
-    ApiToken, Cluster, ClusterEvent, ClusterId, ClusterName, DeleteReason, Labels, NewEvent, Phase,
-    Role, Timestamp, Ttl,
+    ApiToken, Cluster, ClusterEvent, ClusterId, ClusterName, DeleteReason, GatewayCredential,
+    Labels, NewEvent, Phase, Principal, Role, Timestamp, Ttl,
 };
 use crate::store::{IdempotencyRecord, StoreError};
 
@@ -109,6 +109,23 @@ pub(super) fn token_from_row(r: &SqliteRow) -> Result<ApiToken, StoreError> {
         expires_at: opt_ts(get(r, "expires_ms")?)?,
         revoked_at: opt_ts(get(r, "revoked_ms")?)?,
         last_used_at: opt_ts(get(r, "last_used_ms")?)?,
+    })
+}
+
+pub(super) fn gateway_credential_from_row(r: &SqliteRow) -> Result<GatewayCredential, StoreError> {
+    Ok(GatewayCredential {
+        id: get(r, "id")?,
+        hash: get(r, "hash")?,
+        cluster_id: get(r, "cluster_id")?,
+        principal: Principal {
+            subject: get(r, "subject")?,
+            display: get(r, "display")?,
+            role: role(get(r, "role")?)?,
+            team: get(r, "team")?,
+        },
+        created_at: ts(get(r, "created_ms")?)?,
+        expires_at: ts(get(r, "expires_ms")?)?,
+        revoked_at: opt_ts(get(r, "revoked_ms")?)?,
     })
 }
 
