@@ -9,7 +9,8 @@
 #                                     kube-controller-manager, kube-scheduler, kine, helm} + cp
 #   vcm.local/vcluster:<vcluster>     the vCluster control plane: /vcluster, Entrypoint `vcluster start`
 #   vcm.local/coredns:<coredns>       the cluster DNS the chart deploys in each virtual cluster
-#   vcm.local/workload:1              a test workload: prints a line, serves /www on port 8080
+#   vcm.local/workload:2              a test workload: prints a line, serves /www on port 8080
+#                                     (has tar, for kubectl cp)
 #
 #   scripts/node-images.sh            install/build what is missing, print the images directory
 #
@@ -148,10 +149,11 @@ if ! have "coredns_$COREDNS_VERSION.tar"; then
 fi
 
 # --- the test workload ----------------------------------------------------------------------------------
-if ! have workload_1.tar; then
+if ! have workload_2.tar; then
   r="$WORK/workload"; base_rootfs "$r"; mkdir -p "$r/www"
+  ln -s busybox "$r/bin/tar"
   echo "hello from vcm's test workload" >"$r/www/index.html"
-  oci_image vcm.local/workload:1 "$r" \
+  oci_image vcm.local/workload:2 "$r" \
     '{"Entrypoint":["/bin/sh","-c","echo \"workload serving /www on :8080 as $(hostname)\"; exec httpd -f -p 8080 -h /www"],"Env":["PATH=/bin"]}'
 fi
 

@@ -233,9 +233,16 @@ impl Client {
     }
 
     /// `POST /v1/clusters/{id}/kubeconfig`: the kubeconfig text, YAML or (with `json`) JSON.
-    pub async fn kubeconfig(&self, id: &str, ttl: Option<&str>, json: bool) -> Result<String> {
+    pub async fn kubeconfig(
+        &self,
+        id: &str,
+        ttl: Option<&str>,
+        mode: Option<&str>,
+        json: bool,
+    ) -> Result<String> {
         let body = KubeconfigRequest {
             ttl: ttl.map(str::to_owned),
+            mode: mode.map(str::to_owned),
         };
         let accept = if json {
             "application/json"

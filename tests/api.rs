@@ -226,7 +226,11 @@ async fn a_wrong_token_is_a_401_and_a_pending_cluster_has_no_kubeconfig() {
 
     // Act
     let unauthenticated = stranger.list(&ListQuery::default()).await.unwrap_err();
-    let not_ready = app.client.kubeconfig("web", None, false).await.unwrap_err();
+    let not_ready = app
+        .client
+        .kubeconfig("web", None, None, false)
+        .await
+        .unwrap_err();
 
     // Assert
     assert_eq!(unauthenticated.status(), Some(401));
@@ -243,7 +247,11 @@ async fn a_server_side_failure_is_an_opaque_500() {
     app.reconciler.reconcile_until_idle(20).await;
 
     // Act
-    let err = app.client.kubeconfig("web", None, true).await.unwrap_err();
+    let err = app
+        .client
+        .kubeconfig("web", None, None, true)
+        .await
+        .unwrap_err();
 
     // Assert
     assert_eq!(err.status(), Some(500));

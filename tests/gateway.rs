@@ -3,15 +3,16 @@
 //! `helm` through them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/streaming.rs"]
+mod streaming;
 #[path = "support/vcm_process.rs"]
 mod vcm_process;
 
-use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use streaming::Streaming;
 use vcm::controlplane::KubeBins;
 use vcm_process::{Vcm, kubectl};
 
@@ -68,69 +69,6 @@ fn kubectl_err(kubeconfig: &Path, args: &[&str]) -> String {
     let out = kubectl(kubeconfig, args);
     assert!(!out.status.success(), "kubectl {args:?} succeeded");
     String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// A long-running kubectl whose output lines arrive on a channel with the time each arrived.
-struct Streaming {
-    child: Child,
-    lines: mpsc::Receiver<(Instant, String)>,
-}
-
-impl Streaming {
-    fn start(kubeconfig: &Path, args: &[&str]) -> Self {
-        let mut child = Command::new("kubectl")
-            .arg(format!("--kubeconfig={}", kubeconfig.display()))
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("kubectl is installed");
-        let stdout = child.stdout.take().unwrap();
-        let (send, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if send.send((Instant::now(), line)).is_err() {
-                    return;
-                }
-            }
-        });
-        Self { child, lines }
-    }
-
-    /// When the first line containing `needle` arrived (waiting at most `timeout`).
-    fn line_with(&self, needle: &str, timeout: Duration) -> Instant {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok((at, line)) if line.contains(needle) => return at,
-                Ok(_) => {}
-                Err(e) => panic!("no line with {needle:?} within {timeout:?}: {e}"),
-            }
-        }
-    }
-
-    /// How long after `since` the process ended (waiting at most `timeout`), if it did.
-    fn ended_after(&mut self, since: Instant, timeout: Duration) -> Option<Duration> {
-        while since.elapsed() < timeout {
-            if self.child.try_wait().unwrap().is_some() {
-                return Some(since.elapsed());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
-    }
-
-    fn running(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
-    }
-}
-
-impl Drop for Streaming {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Status and body of a request to vcm (trusting its certificate only).

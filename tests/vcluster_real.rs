@@ -10,6 +10,8 @@
 
 #[path = "support/kubectl.rs"]
 mod kubectl;
+#[path = "support/streaming.rs"]
+mod streaming;
 #[path = "support/vcm_server.rs"]
 mod vcm_server;
 
@@ -20,9 +22,94 @@ use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::Api;
 use kube::api::ListParams;
 use kubectl::Kubectl;
+use streaming::Streaming;
 use vcm::testing::tier_c::WORKLOAD_IMAGE;
 use vcm::testing::{TestBed, eventually};
 use vcm_server::{Server, write_config};
+
+/// What streams through the gateway to a workload on the real node: `logs -f`, `exec -i` with
+/// stdin, `port-forward` serving a real HTTP response, `cp` both ways; then a revoked credential
+/// ends an open exec session within a second.
+async fn gateway_streams(vcm: &Server, id: &str, kc: &Path, dir: &Path) {
+    let kubectl = Kubectl {
+        kubeconfig: kc.to_owned(),
+    };
+    let logs = Streaming::start(kc, &["logs", "-f", "deployment/web"]);
+    logs.line_with("workload serving /www on :8080", Duration::from_secs(30));
+
+    let mut exec = Streaming::start(kc, &["exec", "-i", "deployment/web", "--", "cat"]);
+    exec.send("ping through the gateway");
+    exec.line_with("ping through the gateway", Duration::from_secs(30));
+
+    let port = vcm::controlplane::free_port().unwrap();
+    let forward = Streaming::start(
+        kc,
+        &["port-forward", "deployment/web", &format!("{port}:8080")],
+    );
+    forward.line_with("Forwarding from", Duration::from_secs(30));
+    let page = http_get(port, "/index.html");
+    assert!(page.contains("hello from vcm's test workload"), "{page}");
+    drop(forward);
+
+    let pod = kubectl
+        .run(&[
+            "get",
+            "pods",
+            "-l",
+            "app=web",
+            "-o",
+            "jsonpath={.items[0].metadata.name}",
+        ])
+        .await;
+    let local = dir.join("copied-in.txt");
+    std::fs::write(&local, "copied through the gateway\n").unwrap();
+    kubectl
+        .run(&[
+            "cp",
+            local.to_str().unwrap(),
+            &format!("{pod}:/tmp/copied.txt"),
+        ])
+        .await;
+    let back = dir.join("copied-out.txt");
+    kubectl
+        .run(&[
+            "cp",
+            &format!("{pod}:/tmp/copied.txt"),
+            back.to_str().unwrap(),
+        ])
+        .await;
+    assert_eq!(
+        std::fs::read_to_string(&back).unwrap(),
+        "copied through the gateway\n"
+    );
+
+    // Revoking every credential of the cluster ends the open exec session and log stream.
+    let revoked = Instant::now();
+    vcm.cli_ok(&["cluster", "revoke", id]);
+    let ended = exec.ended_after(revoked, Duration::from_secs(5));
+    eprintln!("exec session ended {ended:?} after revocation");
+    assert!(
+        ended.is_some_and(|d| d < Duration::from_secs(1)),
+        "the exec session ran on after its credential was revoked: {ended:?}"
+    );
+    let mut logs = logs;
+    assert!(
+        logs.ended_after(revoked, Duration::from_secs(2)).is_some(),
+        "logs -f ran on after its credential was revoked"
+    );
+}
+
+/// The body of a plain HTTP/1.0 GET to a loopback port.
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(conn, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    let mut response = String::new();
+    conn.read_to_string(&mut response).unwrap();
+    response
+}
 
 /// A workload for inside the virtual cluster.
 const DEPLOYMENT: &str = r#"
@@ -89,7 +176,33 @@ async fn a_real_vcluster_is_created_used_and_deleted_through_vcm() {
         "{endpoint}"
     );
 
-    // The CI kubeconfig vcm hands out works with kubectl, from outside the host's network.
+    // Both kinds of kubeconfig vcm hands out work with kubectl from outside the host's network:
+    // the direct one (the cluster's own endpoint) and the default one, through vcm's gateway.
+    let direct = dir.path().join("direct.yaml");
+    vcm.cli_ok(&[
+        "cluster",
+        "kubeconfig",
+        &id,
+        "--mode",
+        "direct",
+        "--output-file",
+        direct.to_str().unwrap(),
+    ]);
+    let server = Kubectl {
+        kubeconfig: direct.clone(),
+    }
+    .run(&[
+        "config",
+        "view",
+        "-o",
+        "jsonpath={.clusters[0].cluster.server}",
+    ])
+    .await;
+    assert_eq!(server, endpoint);
+    let nss = Kubectl { kubeconfig: direct }
+        .run(&["get", "namespaces", "-o", "name"])
+        .await;
+    assert!(nss.contains("namespace/kube-system"), "{nss}");
     let kc = dir.path().join("ci.yaml");
     vcm.cli_ok(&[
         "cluster",
@@ -98,7 +211,18 @@ async fn a_real_vcluster_is_created_used_and_deleted_through_vcm() {
         "--output-file",
         kc.to_str().unwrap(),
     ]);
-    let kubectl = Kubectl { kubeconfig: kc };
+    let kubectl = Kubectl {
+        kubeconfig: kc.clone(),
+    };
+    let server = kubectl
+        .run(&[
+            "config",
+            "view",
+            "-o",
+            "jsonpath={.clusters[0].cluster.server}",
+        ])
+        .await;
+    assert_eq!(server, format!("{}/k8s/{id}", vcm.addr));
     let nss = kubectl.run(&["get", "namespaces", "-o", "name"]).await;
     assert!(nss.contains("namespace/kube-system"), "{nss}");
 
@@ -141,6 +265,15 @@ async fn a_real_vcluster_is_created_used_and_deleted_through_vcm() {
         .run(&["exec", "deployment/web", "--", "cat", "/www/index.html"])
         .await;
     assert_eq!(page.trim(), "hello from vcm's test workload");
+    gateway_streams(&vcm, &id, &kc, dir.path()).await;
+    // The revocation in there ended that kubeconfig; the rest of the pipeline takes a new one.
+    vcm.cli_ok(&[
+        "cluster",
+        "kubeconfig",
+        &id,
+        "--output-file",
+        kc.to_str().unwrap(),
+    ]);
 
     // A privileged pod (a CI job asking for the node) is accepted by the virtual cluster but
     // refused by the host's Pod Security admission when synced; the user sees why in the

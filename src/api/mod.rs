@@ -108,6 +108,11 @@ pub struct KubeconfigRequest {
     /// Token lifetime (default 1h); never beyond the cluster's expiry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl: Option<String>,
+    /// `gateway` (`server` is vcm's `/k8s/<id>`, the credential revocable) or `direct` (the
+    /// cluster's own endpoint and a ServiceAccount token); default: the server's
+    /// `[gateway] kubeconfig` setting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
 }
 
 /// The cluster resource.

@@ -159,6 +159,10 @@ pub struct KubeconfigArgs {
     /// Write to this file (mode 0600) instead of stdout.
     #[arg(long, value_name = "PATH")]
     pub output_file: Option<PathBuf>,
+    /// `gateway` (through vcm, revocable) or `direct` (the cluster's own endpoint); default:
+    /// the server's setting.
+    #[arg(long, value_parser = ["gateway", "direct"])]
+    pub mode: Option<String>,
 }
 
 /// `vcm cluster revoke` flags.
@@ -345,7 +349,7 @@ async fn kubeconfig(
 ) -> anyhow::Result<ExitCode> {
     let json = out == OutputFormat::Json;
     let text = client
-        .kubeconfig(&args.id, args.ttl.as_deref(), json)
+        .kubeconfig(&args.id, args.ttl.as_deref(), args.mode.as_deref(), json)
         .await?;
     match args.output_file {
         Some(path) => {

@@ -166,7 +166,7 @@ impl Gateway {
     }
 
     /// Whether clients reach vcm over TLS.
-    fn https(&self) -> bool {
+    pub fn https(&self) -> bool {
         match &self.config.public_url {
             Some(url) => url.starts_with("https://"),
             None => self.scheme == "https",

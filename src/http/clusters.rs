@@ -20,7 +20,7 @@ use crate::api::{
     UpdateClusterRequest,
 };
 use crate::controlplane::{Kubeconfig, KubeconfigUser};
-use crate::domain::DeleteReason;
+use crate::domain::{DeleteReason, InvalidField};
 use crate::error::Error;
 use crate::gateway::KubeconfigMode;
 
@@ -266,8 +266,29 @@ async fn kubeconfig(
     JsonOrEmpty(req): JsonOrEmpty<KubeconfigRequest>,
 ) -> Result<Response, ApiError> {
     let ttl = req.ttl.as_deref();
-    let (kubeconfig, credential) = match &state.gateway {
-        Some(gw) if gw.mode() == KubeconfigMode::Gateway => {
+    let gateway = match (req.mode.as_deref(), &state.gateway) {
+        (None, Some(gw)) => (gw.mode() == KubeconfigMode::Gateway).then_some(gw),
+        (None | Some("direct"), _) => None,
+        (Some("gateway"), Some(gw)) if gw.mode() == KubeconfigMode::Gateway || gw.https() => {
+            Some(gw)
+        }
+        (Some("gateway"), _) => {
+            return Err(ApiError::from(Error::conflict(
+                "gateway_needs_tls",
+                "gateway kubeconfigs need clients to reach vcm over TLS (kubectl sends \
+                 credentials only over TLS), and this server speaks plain HTTP; ask for \
+                 mode \"direct\", or have the operator configure [tls]",
+            )));
+        }
+        (Some(other), _) => {
+            return Err(ApiError::from(Error::from(InvalidField::new(
+                "mode",
+                format!("{other:?} is not a kubeconfig mode: use \"gateway\" or \"direct\""),
+            ))));
+        }
+    };
+    let (kubeconfig, credential) = match gateway {
+        Some(gw) => {
             let (cluster, credential, secret) = state
                 .service
                 .gateway_credential(&principal, &id, ttl)

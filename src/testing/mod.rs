@@ -337,3 +337,17 @@ where
     })
     .await
 }
+
+/// A self-signed certificate for `127.0.0.1` and its key, written as `cert.pem` and `key.pem`
+/// in `dir`: for a vcm server that speaks HTTPS on loopback (kubectl sends credentials only
+/// over TLS, so gateway kubeconfigs need one). Clients trust `cert.pem` itself.
+pub fn loopback_certificate(dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let key_pair = rcgen::KeyPair::generate().context("generating a key")?;
+    let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .context("naming the certificate")?;
+    let signed = params.self_signed(&key_pair).context("signing")?;
+    std::fs::write(&cert, signed.pem()).context("writing the certificate")?;
+    crate::fsutil::write_private(&key, key_pair.serialize_pem().as_bytes())?;
+    Ok((cert, key))
+}

@@ -54,11 +54,7 @@ impl Vcm {
     pub fn start_tls() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
-        let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-        let key_pair = rcgen::KeyPair::generate().unwrap();
-        let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
-        std::fs::write(&cert, params.self_signed(&key_pair).unwrap().pem()).unwrap();
-        std::fs::write(&key, key_pair.serialize_pem()).unwrap();
+        let (cert, key) = vcm::testing::loopback_certificate(dir.path()).unwrap();
         let port = free_port().unwrap();
         let mut vcm = Self {
             child: None,

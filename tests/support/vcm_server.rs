@@ -26,12 +26,15 @@ controlPlane:
 "#;
 
 /// A `vcm server --config` (not `--dev`: that forces the local driver) with a bootstrapped
-/// admin token. Dropping it kills the server.
+/// admin token, serving HTTPS with a self-signed certificate (so its kubeconfigs point at its
+/// gateway). Dropping it kills the server.
 pub struct Server {
     child: Child,
-    addr: String,
+    pub addr: String,
     token: String,
     data: PathBuf,
+    /// The certificate it serves, which its clients trust.
+    pub cacert: PathBuf,
 }
 
 impl Server {
@@ -52,18 +55,22 @@ impl Server {
         assert!(boot.status.success(), "bootstrap: {}", text(&boot));
         let token: serde_json::Value = serde_json::from_slice(&boot.stdout).unwrap();
         let port = free_port().unwrap();
+        let (cacert, key) = vcm::testing::loopback_certificate(dir).unwrap();
         let child = vcm_cmd(&["server", "--config", config.to_str().unwrap()])
             .arg(format!("--listen=127.0.0.1:{port}"))
             .arg(format!("--data-dir={}", data.display()))
+            .env("VCM_TLS__CERT_FILE", &cacert)
+            .env("VCM_TLS__KEY_FILE", &key)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.join("vcm.log")).unwrap())
             .spawn()
             .unwrap();
         let server = Self {
             child,
-            addr: format!("http://127.0.0.1:{port}"),
+            addr: format!("https://127.0.0.1:{port}"),
             token: token["secret"].as_str().unwrap().to_owned(),
             data,
+            cacert,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         while !server.cli(&["cluster", "list"]).status.success() {
@@ -81,6 +88,7 @@ impl Server {
         vcm_cmd(args)
             .env("VCM_ADDR", &self.addr)
             .env("VCM_TOKEN", &self.token)
+            .env("VCM_CACERT", &self.cacert)
             .output()
             .unwrap()
     }

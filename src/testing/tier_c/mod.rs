@@ -37,7 +37,7 @@ use self::prereq::{run, which};
 /// The node's name.
 pub const NODE_NAME: &str = "vcm-node";
 /// The test workload image: prints a line, serves `/www` (one `index.html`) on port 8080.
-pub const WORKLOAD_IMAGE: &str = "vcm.local/workload:1";
+pub const WORKLOAD_IMAGE: &str = "vcm.local/workload:2";
 const CGROUP_PREFIX: &str = "vcm-bed-";
 const VETH_PREFIX: &str = "vcmb";
 const READY_TIMEOUT: Duration = Duration::from_secs(90);

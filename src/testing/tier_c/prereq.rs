@@ -16,7 +16,7 @@ pub fn image_files() -> Vec<String> {
     let v = crate::controlplane::version_of;
     vec![
         "pause_3.10.tar".into(),
-        "workload_1.tar".into(),
+        "workload_2.tar".into(),
         format!("vcluster_{}.tar", v("VCLUSTER_VERSION")),
         format!("vcluster-k8s_v{}.tar", v("K8S_VERSION")),
         format!("coredns_{}.tar", v("COREDNS_VERSION")),
