@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Runs the lifecycle benchmark (benches/lifecycle.rs) with its external load generator: installs
-# wrk from Debian when missing, builds the Kubernetes binaries if needed, then `cargo bench`.
-# Figures and how to read them: docs/PERFORMANCE.md.
+# Runs a benchmark with its external load generator: installs wrk from Debian when missing,
+# builds the Kubernetes binaries if needed, then `cargo bench`. `bench/run.sh` runs the
+# lifecycle benchmark (benches/lifecycle.rs); `bench/run.sh gateway` the gateway against direct
+# (benches/gateway.rs). Figures and how to read them: docs/PERFORMANCE.md.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+bench=lifecycle
+if [[ $# -gt 0 && $1 != -* ]]; then bench=$1; shift; fi
 if ! command -v wrk >/dev/null; then
   echo "bench: installing wrk (Debian package)" >&2
   apt-get update -qq && apt-get install -y -qq wrk >/dev/null
 fi
 scripts/k8s-bins.sh >/dev/null
-exec cargo bench --bench lifecycle "$@"
+exec cargo bench --bench "$bench" "$@"

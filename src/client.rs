@@ -11,8 +11,8 @@ use serde::de::DeserializeOwned;
 pub use self::tls::TlsOptions;
 use crate::api::{
     ClusterList, ClusterView, CreateClusterRequest, CreateTokenRequest, CreatedToken,
-    DeletedClusters, EventList, GatewayCredentialList, KubeconfigRequest, RevokedCredentials,
-    TokenList, TokenView, UpdateClusterRequest, WhoAmI,
+    DeletedClusters, EventList, GatewayCredentialList, KubeconfigKind, KubeconfigRequest,
+    RevokedCredentials, TokenList, TokenView, UpdateClusterRequest, WhoAmI,
 };
 
 /// An extra CA to trust and a client certificate (`VCM_CACERT`, `VCM_CLIENT_CERT/KEY`).
@@ -237,12 +237,12 @@ impl Client {
         &self,
         id: &str,
         ttl: Option<&str>,
-        mode: Option<&str>,
+        mode: Option<KubeconfigKind>,
         json: bool,
     ) -> Result<String> {
         let body = KubeconfigRequest {
             ttl: ttl.map(str::to_owned),
-            mode: mode.map(str::to_owned),
+            mode,
         };
         let accept = if json {
             "application/json"

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use streaming::Streaming;
+use streaming::{Streaming, http_get};
 use vcm::controlplane::KubeBins;
 use vcm_process::{Vcm, kubectl};
 
@@ -237,6 +237,18 @@ fn kubectl_and_helm_work_through_the_gateway_and_its_own_errors_are_kubernetes_s
     ]);
     run_helm(&["uninstall", "demo", "--namespace", "demo", "--wait"]);
 
+    // kubectl proxy in front of it serves the cluster's API on plain loopback HTTP (with
+    // --append-server-path, or it drops the server URL's /k8s/<id>).
+    let port = vcm::controlplane::free_port().unwrap();
+    let proxy = Streaming::start(
+        kc,
+        &["proxy", "--append-server-path", &format!("--port={port}")],
+    );
+    proxy.line_with("Starting to serve", Duration::from_secs(10));
+    let answer = http_get(port, "/api/v1/namespaces/t/configmaps/w1");
+    assert!(answer.contains(r#""name":"w1""#), "{answer}");
+    drop(proxy);
+
     // The gateway's own refusals are Kubernetes Status objects.
     let (status, body) = http(&vcm, "GET", &format!("/k8s/{}/api", c.id), None);
     assert_eq!(status, 401, "{body}");
@@ -380,5 +392,43 @@ fn kubectl_use_keeps_a_cluster_alive_and_an_untouched_or_only_watched_one_is_del
     assert!(
         !watch.running(),
         "the watch on a deleted cluster stayed open"
+    );
+}
+
+#[test]
+fn a_principal_past_its_gateway_rate_is_refused_with_a_429_status_naming_the_setting() {
+    // Arrange: a gateway that allows a burst of 5 requests, then one a minute.
+    let vcm = Vcm::start_tls_with_env(&[
+        ("VCM_GATEWAY__BURST", "5"),
+        ("VCM_GATEWAY__REQUESTS_PER_MINUTE", "1"),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let c = ready_cluster(&vcm, dir.path(), "limited", &[]);
+    let token = token_of(&c.kubeconfig);
+
+    // Act
+    let answers: Vec<(u16, String)> = (0..6)
+        .map(|_| http(&vcm, "GET", &format!("/k8s/{}/version", c.id), Some(&token)))
+        .collect();
+
+    // Assert
+    for (status, body) in &answers[..5] {
+        assert_eq!(*status, 200, "{body}");
+    }
+    let (status, body) = &answers[5];
+    assert_eq!(*status, 429, "{body}");
+    let body: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(body["kind"], "Status");
+    assert_eq!(body["reason"], "TooManyRequests");
+    assert!(
+        body["details"]["retryAfterSeconds"].as_u64().unwrap() >= 1,
+        "{body}"
+    );
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("[gateway] requests_per_minute"),
+        "{body}"
     );
 }

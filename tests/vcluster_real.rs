@@ -22,7 +22,7 @@ use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::Api;
 use kube::api::ListParams;
 use kubectl::Kubectl;
-use streaming::Streaming;
+use streaming::{Streaming, http_get};
 use vcm::testing::tier_c::WORKLOAD_IMAGE;
 use vcm::testing::{TestBed, eventually};
 use vcm_server::{Server, write_config};
@@ -83,6 +83,31 @@ async fn gateway_streams(vcm: &Server, id: &str, kc: &Path, dir: &Path) {
         "copied through the gateway\n"
     );
 
+    // attach: a pod whose process reads its stdin gets a line through the gateway.
+    let echo = dir.join("echo.yaml");
+    std::fs::write(&echo, ECHO_POD.replace("IMAGE", WORKLOAD_IMAGE)).unwrap();
+    kubectl.run(&["apply", "-f", echo.to_str().unwrap()]).await;
+    kubectl
+        .run(&[
+            "wait",
+            "--for=condition=Ready",
+            "pod/echo",
+            "--timeout=120s",
+        ])
+        .await;
+    let mut attach = Streaming::start(kc, &["attach", "-i", "echo"]);
+    // NB: attach connects asynchronously; a line sent before it is attached is not seen, so
+    // send until one comes back.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        attach.send("hello over attach");
+        if attach.try_line_with("hello over attach", Duration::from_secs(1)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "attach never echoed a line");
+    }
+    drop(attach);
+
     // Revoking every credential of the cluster ends the open exec session and log stream.
     let revoked = Instant::now();
     vcm.cli_ok(&["cluster", "revoke", id]);
@@ -99,17 +124,19 @@ async fn gateway_streams(vcm: &Server, id: &str, kc: &Path, dir: &Path) {
     );
 }
 
-/// The body of a plain HTTP/1.0 GET to a loopback port.
-fn http_get(port: u16, path: &str) -> String {
-    use std::io::{Read as _, Write as _};
-    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(conn, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
-    let mut response = String::new();
-    conn.read_to_string(&mut response).unwrap();
-    response
-}
+/// A pod whose one process echoes its stdin (for `kubectl attach`).
+const ECHO_POD: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: echo}
+spec:
+  containers:
+  - name: echo
+    image: IMAGE
+    imagePullPolicy: Never
+    command: ["cat"]
+    stdin: true
+"#;
 
 /// A workload for inside the virtual cluster.
 const DEPLOYMENT: &str = r#"

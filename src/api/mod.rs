@@ -112,7 +112,17 @@ pub struct KubeconfigRequest {
     /// cluster's own endpoint and a ServiceAccount token); default: the server's
     /// `[gateway] kubeconfig` setting.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mode: Option<String>,
+    pub mode: Option<KubeconfigKind>,
+}
+
+/// Which way a kubeconfig reaches its cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum KubeconfigKind {
+    /// Through vcm's gateway, with a revocable gateway credential.
+    Gateway,
+    /// To the cluster's own endpoint, with a ServiceAccount token.
+    Direct,
 }
 
 /// The cluster resource.

@@ -10,7 +10,7 @@ use super::{
     GlobalOpts, OutputFormat, output,
     wait::{self, Target},
 };
-use crate::api::{CreateClusterRequest, DeletedClusters, UpdateClusterRequest};
+use crate::api::{CreateClusterRequest, DeletedClusters, KubeconfigKind, UpdateClusterRequest};
 use crate::client::{Client, ListQuery};
 use crate::domain::Ttl;
 
@@ -161,8 +161,8 @@ pub struct KubeconfigArgs {
     pub output_file: Option<PathBuf>,
     /// `gateway` (through vcm, revocable) or `direct` (the cluster's own endpoint); default:
     /// the server's setting.
-    #[arg(long, value_parser = ["gateway", "direct"])]
-    pub mode: Option<String>,
+    #[arg(long, value_parser = parse_mode)]
+    pub mode: Option<KubeconfigKind>,
 }
 
 /// `vcm cluster revoke` flags.
@@ -349,7 +349,7 @@ async fn kubeconfig(
 ) -> anyhow::Result<ExitCode> {
     let json = out == OutputFormat::Json;
     let text = client
-        .kubeconfig(&args.id, args.ttl.as_deref(), args.mode.as_deref(), json)
+        .kubeconfig(&args.id, args.ttl.as_deref(), args.mode, json)
         .await?;
     match args.output_file {
         Some(path) => {
@@ -372,6 +372,14 @@ fn labels_map(labels: Vec<(String, String)>) -> Option<BTreeMap<String, String>>
 }
 
 /// `key=value` (the server checks the syntax further).
+fn parse_mode(s: &str) -> Result<KubeconfigKind, String> {
+    match s {
+        "gateway" => Ok(KubeconfigKind::Gateway),
+        "direct" => Ok(KubeconfigKind::Direct),
+        _ => Err("use gateway or direct".into()),
+    }
+}
+
 fn parse_label(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),

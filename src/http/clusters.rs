@@ -16,11 +16,11 @@ use super::{
 };
 use crate::api::{
     ClusterJson, ClusterList, ClusterView, CreateClusterRequest, DeletedClusters, ErrorBody,
-    EventList, EventView, GatewayCredentialList, KubeconfigRequest, RevokedCredentials,
-    UpdateClusterRequest,
+    EventList, EventView, GatewayCredentialList, KubeconfigKind, KubeconfigRequest,
+    RevokedCredentials, UpdateClusterRequest,
 };
 use crate::controlplane::{Kubeconfig, KubeconfigUser};
-use crate::domain::{DeleteReason, InvalidField};
+use crate::domain::DeleteReason;
 use crate::error::Error;
 use crate::gateway::KubeconfigMode;
 
@@ -266,25 +266,17 @@ async fn kubeconfig(
     JsonOrEmpty(req): JsonOrEmpty<KubeconfigRequest>,
 ) -> Result<Response, ApiError> {
     let ttl = req.ttl.as_deref();
-    let gateway = match (req.mode.as_deref(), &state.gateway) {
+    let gateway = match (req.mode, &state.gateway) {
         (None, Some(gw)) => (gw.mode() == KubeconfigMode::Gateway).then_some(gw),
-        (None | Some("direct"), _) => None,
-        (Some("gateway"), Some(gw)) if gw.mode() == KubeconfigMode::Gateway || gw.https() => {
-            Some(gw)
-        }
-        (Some("gateway"), _) => {
+        (None | Some(KubeconfigKind::Direct), _) => None,
+        (Some(KubeconfigKind::Gateway), Some(gw)) if gw.https() => Some(gw),
+        (Some(KubeconfigKind::Gateway), _) => {
             return Err(ApiError::from(Error::conflict(
                 "gateway_needs_tls",
                 "gateway kubeconfigs need clients to reach vcm over TLS (kubectl sends \
                  credentials only over TLS), and this server speaks plain HTTP; ask for \
                  mode \"direct\", or have the operator configure [tls]",
             )));
-        }
-        (Some(other), _) => {
-            return Err(ApiError::from(Error::from(InvalidField::new(
-                "mode",
-                format!("{other:?} is not a kubeconfig mode: use \"gateway\" or \"direct\""),
-            ))));
         }
     };
     let (kubeconfig, credential) = match gateway {

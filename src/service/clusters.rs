@@ -321,11 +321,12 @@ impl ClusterService {
         Ok(revoked)
     }
 
-    /// Record activity from the cluster gateway (best effort, at most one write per
-    /// [`ACTIVITY_GRANULARITY`]).
+    /// Record activity from the cluster gateway (best effort). The gateway calls this at most
+    /// once per cluster every few seconds, so it writes each time: a second coarse filter here
+    /// would let the recorded time lag real use by both intervals.
     pub async fn gateway_activity(&self, id: &ClusterId) {
         if let Ok(Some(cluster)) = self.store.get_cluster(id).await {
-            self.touch(cluster, false).await;
+            self.touch(cluster, true).await;
         }
     }
 

@@ -44,13 +44,23 @@ impl Streaming {
 
     /// When the first line containing `needle` arrived (waiting at most `timeout`).
     pub fn line_with(&self, needle: &str, timeout: Duration) -> Instant {
+        self.arrival_of(needle, timeout)
+            .unwrap_or_else(|| panic!("no line with {needle:?} within {timeout:?}"))
+    }
+
+    /// Whether a line containing `needle` arrives within `timeout`.
+    pub fn try_line_with(&self, needle: &str, timeout: Duration) -> bool {
+        self.arrival_of(needle, timeout).is_some()
+    }
+
+    fn arrival_of(&self, needle: &str, timeout: Duration) -> Option<Instant> {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
-                Ok((at, line)) if line.contains(needle) => return at,
+                Ok((at, line)) if line.contains(needle) => return Some(at),
                 Ok(_) => {}
-                Err(e) => panic!("no line with {needle:?} within {timeout:?}: {e}"),
+                Err(_) => return None,
             }
         }
     }
@@ -83,4 +93,17 @@ impl Drop for Streaming {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The whole answer (status line, headers, body) to a plain HTTP/1.0 GET of a loopback port
+/// (what a port-forward or `kubectl proxy` serves).
+pub fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(conn, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    let mut response = String::new();
+    conn.read_to_string(&mut response).unwrap();
+    response
 }

@@ -52,16 +52,25 @@ impl Vcm {
     /// A server that speaks HTTPS with a self-signed certificate for 127.0.0.1 (kubectl sends
     /// credentials only over TLS, so gateway kubeconfigs need it); the CLI trusts it.
     pub fn start_tls() -> Self {
+        Self::start_tls_with_env(&[])
+    }
+
+    /// [`Vcm::start_tls`] with these extra `VCM_*` variables (configuration).
+    pub fn start_tls_with_env(env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let (cert, key) = vcm::testing::loopback_certificate(dir.path()).unwrap();
         let port = free_port().unwrap();
         let mut vcm = Self {
             child: None,
-            env: vec![
-                ("VCM_TLS__CERT_FILE".into(), cert.display().to_string()),
-                ("VCM_TLS__KEY_FILE".into(), key.display().to_string()),
-            ],
+            env: [
+                ("VCM_TLS__CERT_FILE", cert.display().to_string()),
+                ("VCM_TLS__KEY_FILE", key.display().to_string()),
+            ]
+            .into_iter()
+            .chain(env.iter().map(|(k, v)| (*k, (*v).to_owned())))
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
             cacert: Some(cert),
             addr: format!("https://127.0.0.1:{port}"),
             port,
@@ -132,16 +141,14 @@ impl Vcm {
 
     /// `vcm <args>` as a client of this server.
     pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_vcm"))
-            .args(args)
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vcm"));
+        cmd.args(args)
             .env("VCM_ADDR", &self.addr)
-            .env("VCM_TOKEN", TOKEN)
-            .env(
-                "VCM_CACERT",
-                self.cacert.as_deref().unwrap_or(Path::new("")),
-            )
-            .output()
-            .unwrap()
+            .env("VCM_TOKEN", TOKEN);
+        if let Some(cacert) = &self.cacert {
+            cmd.env("VCM_CACERT", cacert);
+        }
+        cmd.output().unwrap()
     }
 
     pub fn cli_ok(&self, args: &[&str]) -> String {
