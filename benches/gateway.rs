@@ -25,7 +25,7 @@ use anyhow::Context as _;
 use vcm::controlplane::free_port;
 use wrk::{Load, which_wrk, wrk};
 
-const TOKEN: &str = "vcm_00000000000000000000000000000000000000000000000000000000000000ga";
+const TOKEN: &str = "vcm_00000000000000000000000000000000000000000000000000000000000000a1";
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -54,7 +54,8 @@ async fn main() -> anyhow::Result<()> {
     // --- vcm over HTTPS, one Ready cluster ------------------------------------------------
     let port = free_port()?;
     let addr = format!("https://127.0.0.1:{port}");
-    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_vcm"))
+    let data = work.path().join("vcm");
+    let server = std::process::Command::new(env!("CARGO_BIN_EXE_vcm"))
         .args([
             "server",
             "--dev",
@@ -64,7 +65,7 @@ async fn main() -> anyhow::Result<()> {
             "warn",
         ])
         .arg(format!("--listen=127.0.0.1:{port}"))
-        .arg(format!("--data-dir={}", work.path().join("vcm").display()))
+        .arg(format!("--data-dir={}", data.display()))
         .env("VCM_TLS__CERT_FILE", &cert)
         .env("VCM_TLS__KEY_FILE", &key)
         // NB: the limits still run on every request (their cost is measured), but wrk's
@@ -73,6 +74,10 @@ async fn main() -> anyhow::Result<()> {
         .env("VCM_GATEWAY__BURST", u32::MAX.to_string())
         .spawn()
         .context("starting vcm")?;
+    let server = Reaper {
+        server,
+        data: data.display().to_string(),
+    };
     let api = reqwest::Client::builder()
         .tls_certs_only([vcm_ca.clone()])
         .build()?;
@@ -89,7 +94,7 @@ async fn main() -> anyhow::Result<()> {
     }
 
     // --- load from wrk ----------------------------------------------------------------------
-    let pid = server.id();
+    let pid = server.server.id();
     let mut rows: Vec<(&str, &str, Load, Load)> = vec![];
     for (what, path, conns) in [
         ("GET one ConfigMap", format!("{cms}/small"), 1),
@@ -142,8 +147,7 @@ async fn main() -> anyhow::Result<()> {
         }
         latencies.push(seen);
     }
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
 
     // --- report -----------------------------------------------------------------------------
     println!("## Gateway against direct ({secs}s per wrk run, {objects} objects listed)\n");
@@ -177,6 +181,24 @@ async fn main() -> anyhow::Result<()> {
         g.1 / d.1
     );
     Ok(())
+}
+
+/// The vcm server and everything it started: a local cluster's processes outlive a killed vcm
+/// (a restarted one adopts them), so dropping this (at the end, or on an error) kills every
+/// process working under the data directory too.
+struct Reaper {
+    server: std::process::Child,
+    data: String,
+}
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+        for (pid, _) in vcm::controlplane::find_processes(&self.data) {
+            vcm::controlplane::kill_group(pid);
+        }
+    }
 }
 
 /// Create a cluster and wait until it is Ready; its id.

@@ -14,8 +14,12 @@ pub fn init(format: LogFormat, level: &str) -> anyhow::Result<()> {
     let filter = match std::env::var("RUST_LOG") {
         Ok(directives) if !directives.trim().is_empty() => EnvFilter::try_new(&directives)
             .with_context(|| format!("invalid RUST_LOG directives {directives:?}"))?,
+        // NB: rustls warns once per connection about what a client got wrong (an IP address
+        // sent as SNI, as wrk and some proxies do): the client's quirk, not the server's
+        // trouble, and one line per connection under load.
         _ => EnvFilter::try_new(level)
-            .with_context(|| format!("invalid log level directives {level:?}"))?,
+            .with_context(|| format!("invalid log level directives {level:?}"))?
+            .add_directive("rustls=error".parse().context("the rustls directive")?),
     };
     let registry = tracing_subscriber::registry().with(filter);
     let installed = match format {

@@ -2,8 +2,8 @@
 //! principal that may take the cluster's credentials; and only to a Ready cluster.
 
 use std::{
-    collections::HashMap,
-    sync::Mutex,
+    collections::{HashMap, HashSet},
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -17,9 +17,12 @@ use crate::{
     tls::ClientCertAuth,
 };
 
-/// How long a checked gateway credential is trusted before the store is asked again: with
-/// [`super::RECHECK_INTERVAL`], a revocation ends streams well within a second.
-const CHECK_TTL: Duration = Duration::from_millis(400);
+/// How old a checked gateway credential may be before it is checked again, in the background:
+/// requests keep using the last check meanwhile.
+const REFRESH_AFTER: Duration = Duration::from_millis(300);
+/// How old a check may be at most: past it, the request waits for a fresh one. With
+/// [`super::RECHECK_INTERVAL`], a revocation ends requests and streams within about a second.
+const MAX_AGE: Duration = Duration::from_millis(700);
 
 /// Who passes, to which cluster.
 #[derive(Debug, Clone)]
@@ -32,30 +35,75 @@ pub(super) struct Grant {
     pub cluster: Cluster,
 }
 
-/// Gateway credentials checked in the last [`CHECK_TTL`], by the SHA-256 of their secret.
-#[derive(Default)]
-pub(super) struct CheckCache(Mutex<HashMap<String, (Instant, GatewayCredential)>>);
+/// Gateway credentials checked lately, by the SHA-256 of their secret: the stored record, and
+/// whether the API token it was issued to (if any) was active then. A check older than
+/// [`REFRESH_AFTER`] is redone in the background, so requests rarely wait on the store.
+#[derive(Clone, Default)]
+pub(super) struct CheckCache {
+    entries: Arc<Mutex<HashMap<String, (Instant, Checked)>>>,
+    refreshing: Arc<Mutex<HashSet<String>>>,
+}
+
+#[derive(Clone)]
+struct Checked {
+    credential: GatewayCredential,
+    parent_active: bool,
+}
 
 // === impl CheckCache ===
 
 impl CheckCache {
-    fn get(&self, hash: &str) -> Option<GatewayCredential> {
-        let cache = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        cache
-            .get(hash)
-            .filter(|(at, _)| at.elapsed() < CHECK_TTL)
-            .map(|(_, c)| c.clone())
+    /// The check of `hash`: the cached one while it is young enough (starting a background
+    /// refresh when it is getting old), else a fresh one.
+    async fn check(&self, state: &AppState, hash: &str) -> Result<Option<Checked>> {
+        let cached = {
+            let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+            entries.get(hash).cloned()
+        };
+        match cached {
+            Some((at, checked)) if at.elapsed() < REFRESH_AFTER => Ok(Some(checked)),
+            Some((at, checked)) if at.elapsed() < MAX_AGE => {
+                let first = {
+                    let mut refreshing = self.refreshing.lock().unwrap_or_else(|e| e.into_inner());
+                    refreshing.insert(hash.to_owned())
+                };
+                if first {
+                    let (cache, state, hash) = (self.clone(), state.clone(), hash.to_owned());
+                    tokio::spawn(async move {
+                        // NB: a failed refresh leaves the entry to age out; the next request
+                        // past MAX_AGE checks for itself and reports the error.
+                        let _ = cache.fetch(&state, &hash).await;
+                        let mut refreshing =
+                            cache.refreshing.lock().unwrap_or_else(|e| e.into_inner());
+                        refreshing.remove(&hash);
+                    });
+                }
+                Ok(Some(checked))
+            }
+            _ => self.fetch(state, hash).await,
+        }
     }
 
-    fn put(&self, credential: &GatewayCredential) {
-        let mut cache = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if cache.len() > 10_000 {
-            cache.retain(|_, (at, _)| at.elapsed() < CHECK_TTL);
+    /// Check `hash` against the store now, and remember the answer.
+    async fn fetch(&self, state: &AppState, hash: &str) -> Result<Option<Checked>> {
+        let store = state.service.store();
+        let Some(credential) = store.gateway_credential_by_hash(hash).await? else {
+            return Ok(None);
+        };
+        let parent_active = match credential.principal.subject.strip_prefix("token:") {
+            Some(token_id) => token_active(state, token_id).await?,
+            None => true,
+        };
+        let checked = Checked {
+            credential,
+            parent_active,
+        };
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() > 10_000 {
+            entries.retain(|_, (at, _)| at.elapsed() < MAX_AGE);
         }
-        cache.insert(
-            credential.hash.clone(),
-            (Instant::now(), credential.clone()),
-        );
+        entries.insert(hash.to_owned(), (Instant::now(), checked.clone()));
+        Ok(Some(checked))
     }
 }
 
@@ -119,24 +167,16 @@ async fn gateway_credential(
         ))
     })?;
     let hash = secret.hash();
-    let credential = match checks.get(&hash) {
-        Some(c) => c,
-        None => {
-            let found = state
-                .service
-                .store()
-                .gateway_credential_by_hash(&hash)
-                .await?;
-            let Some(found) = found else {
-                return Err(Error::Unauthenticated(
-                    "unknown gateway credential (its cluster may have been purged); get a new \
-                     kubeconfig: vcm cluster kubeconfig <cluster>"
-                        .into(),
-                ));
-            };
-            checks.put(&found);
-            found
-        }
+    let Some(Checked {
+        credential,
+        parent_active,
+    }) = checks.check(state, &hash).await?
+    else {
+        return Err(Error::Unauthenticated(
+            "unknown gateway credential (its cluster may have been purged); get a new \
+             kubeconfig: vcm cluster kubeconfig <cluster>"
+                .into(),
+        ));
     };
     let now = now_ms();
     if let Some(at) = credential.revoked_at {
@@ -152,8 +192,11 @@ async fn gateway_credential(
             credential.id, credential.expires_at, credential.cluster_id
         )));
     }
-    if let Some(token_id) = credential.principal.subject.strip_prefix("token:") {
-        parent_token_active(state, token_id, &credential).await?;
+    if !parent_active {
+        return Err(Error::Unauthenticated(format!(
+            "gateway credential {} was issued to {}, an API token that is revoked or expired",
+            credential.id, credential.principal.subject
+        )));
     }
     if credential.cluster_id != id {
         return Err(Error::Forbidden(format!(
@@ -164,24 +207,13 @@ async fn gateway_credential(
     Ok(credential)
 }
 
-/// A credential issued to an API token ends with that token.
-async fn parent_token_active(
-    state: &AppState,
-    token_id: &str,
-    credential: &GatewayCredential,
-) -> Result<()> {
+/// Whether API token `token_id` is active (a credential issued to it ends with it).
+async fn token_active(state: &AppState, token_id: &str) -> Result<bool> {
     let tokens = state.service.store().list_tokens().await?;
-    let active = tokens
+    Ok(tokens
         .iter()
         .find(|t| t.id == token_id)
-        .is_some_and(|t| t.is_active(now_ms()));
-    if active {
-        return Ok(());
-    }
-    Err(Error::Unauthenticated(format!(
-        "gateway credential {} was issued to API token {token_id}, which is revoked or expired",
-        credential.id
-    )))
+        .is_some_and(|t| t.is_active(now_ms())))
 }
 
 /// Only a Ready cluster is served: one being made says when to come back, one going or gone

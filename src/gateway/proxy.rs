@@ -103,12 +103,7 @@ pub(super) async fn handle(State(state): State<AppState>, mut req: Request) -> R
         }
         Err(e) => return record.refused(e),
     };
-    let client = if upgrade {
-        &upstream.upgrade_client
-    } else {
-        &upstream.client
-    };
-    let mut response = match client.request(upstream_req).await {
+    let mut response = match upstream.client.request(upstream_req).await {
         Ok(r) => r,
         Err(e) => {
             return record.refused(Error::TryLater {

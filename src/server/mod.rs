@@ -7,6 +7,7 @@ pub mod wiring;
 use std::{net::SocketAddr, pin::Pin, time::Duration};
 
 use anyhow::Context as _;
+use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -143,7 +144,10 @@ impl Server {
         let serve: Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>> = match tls {
             None => Box::pin(
                 axum::serve(
-                    listener,
+                    // NB: no Nagle delay on streamed answers (see `TlsListener`).
+                    listener.tap_io(|tcp| {
+                        let _ = tcp.set_nodelay(true);
+                    }),
                     router.into_make_service_with_connect_info::<SocketAddr>(),
                 )
                 .with_graceful_shutdown(signal)

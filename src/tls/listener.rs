@@ -100,6 +100,9 @@ async fn accept_loop(
                 continue;
             }
         };
+        // NB: without it, a streamed answer (the gateway's: headers, then the body as it comes)
+        // waits on Nagle's algorithm for the client's delayed ACK, up to 40 ms per request.
+        let _ = tcp.set_nodelay(true);
         let (acceptor, tx) = (acceptor.clone(), tx.clone());
         tokio::spawn(async move {
             let _permit = permit;
