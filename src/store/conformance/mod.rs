@@ -48,6 +48,7 @@ where
     case!(idempotency_records_round_trip_and_keys_are_unique_per_principal);
     case!(purge_ended_removes_only_old_ended_clusters_with_their_events);
     case!(tokens_insert_look_up_list_and_revoke);
+    case!(gateway_credentials_insert_look_up_revoke_and_go_with_their_cluster);
     case!(concurrent_updates_from_the_same_version_have_exactly_one_winner);
     case!(the_installation_id_is_made_once_and_stays);
 }

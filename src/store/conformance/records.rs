@@ -249,3 +249,83 @@ pub(super) async fn concurrent_updates_from_the_same_version_have_exactly_one_wi
         "the insert event and the winner's only: {events:?}"
     );
 }
+
+pub(super) async fn gateway_credentials_insert_look_up_revoke_and_go_with_their_cluster(
+    store: Arc<dyn Store>,
+) {
+    let now = now_ms();
+    let cluster = Cluster {
+        phase: Phase::Deleted,
+        deleted_at: Some(secs_after(now, -7200)),
+        ..mk_cluster("gw")
+    };
+    insert(&store, &cluster).await;
+    let who = crate::domain::Principal::token("t-1", "ci", Role::Ci, Some("web".into()));
+    let mk = |hash: &str, secs: i64| crate::domain::GatewayCredential {
+        hash: hash.into(),
+        ..crate::domain::GatewayCredential::new(cluster.id.as_str(), &who, secs_after(now, secs))
+    };
+    let (first, second) = (mk("h1", 3600), mk("h2", 60));
+    for c in [&first, &second] {
+        store.insert_gateway_credential(c).await.expect("insert");
+    }
+
+    let found = store
+        .gateway_credential_by_hash("h1")
+        .await
+        .expect("lookup");
+    assert_eq!(found.as_ref(), Some(&first), "every field round-trips");
+    assert_eq!(
+        store
+            .gateway_credential_by_hash("nope")
+            .await
+            .expect("lookup"),
+        None
+    );
+    let listed = store
+        .gateway_credentials_of(cluster.id.as_str())
+        .await
+        .expect("list");
+    assert_eq!(listed.len(), 2);
+
+    let at = secs_after(now, 5);
+    let one = store
+        .revoke_gateway_credentials(cluster.id.as_str(), Some(&first.id), at)
+        .await
+        .expect("revoke one");
+    assert_eq!(one, 1);
+    let again = store
+        .revoke_gateway_credentials(cluster.id.as_str(), Some(&first.id), secs_after(now, 9))
+        .await
+        .expect("revoke again");
+    assert_eq!(again, 0, "revoking twice changes nothing");
+    let revoked = store
+        .gateway_credential_by_hash("h1")
+        .await
+        .expect("lookup");
+    assert_eq!(
+        revoked
+            .and_then(|c| c.revoked_at)
+            .map(|t| t.as_millisecond()),
+        Some(at.as_millisecond()),
+        "the first revocation time stays"
+    );
+    let rest = store
+        .revoke_gateway_credentials(cluster.id.as_str(), None, at)
+        .await
+        .expect("revoke all");
+    assert_eq!(rest, 1, "only the one not revoked yet");
+
+    store
+        .purge_ended(secs_after(now, -3600))
+        .await
+        .expect("purge");
+    assert!(
+        store
+            .gateway_credentials_of(cluster.id.as_str())
+            .await
+            .expect("list")
+            .is_empty(),
+        "a purged cluster's credentials go with it"
+    );
+}
