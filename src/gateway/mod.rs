@@ -10,10 +10,12 @@
 //! errors of the cluster pass through unchanged.
 
 mod access;
+mod audit;
 mod limits;
 mod proxy;
 mod request_info;
 mod status;
+mod stream;
 mod upstream;
 
 use std::{

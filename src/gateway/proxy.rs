@@ -2,35 +2,34 @@
 //! answer back (or bridge the upgraded connection), and keep checking while it streams.
 
 use std::{
-    pin::Pin,
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
     },
-    task::{Context, Poll},
     time::Instant,
 };
 
 use axum::{
-    body::{Body, Bytes},
+    body::Body,
     extract::{Request, State},
     http::{Extensions, HeaderMap, HeaderName, StatusCode, Version, header},
     response::Response,
 };
-use http_body::Frame;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio_util::sync::{CancellationToken, DropGuard};
+use tokio_util::sync::CancellationToken;
 
-use super::{Gateway, RECHECK_INTERVAL, access, limits::Held, request_info, status_response};
+use super::{
+    Gateway, RECHECK_INTERVAL, access,
+    audit::{Ended, Record},
+    request_info, status_response,
+    stream::{Counting, Guarded},
+};
 use crate::{
     domain::ClusterId,
     error::Error,
     http::{ApiError, AppState},
     tls::ClientCertAuth,
 };
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Every method on `/k8s/{id}/…`.
 pub(super) async fn handle(State(state): State<AppState>, mut req: Request) -> Response {
@@ -316,152 +315,5 @@ async fn watchdog(
                 gw.activity(&state, &cluster);
             }
         }
-    }
-}
-
-/// One gateway request's audit record: logged when its answer starts, and for a stream again
-/// when it ends.
-struct Record {
-    id: String,
-    info: request_info::RequestInfo,
-    started: Instant,
-    principal: String,
-    credential: Option<String>,
-}
-
-impl Record {
-    fn log(&self, status: StatusCode) {
-        let i = &self.info;
-        tracing::info!(
-            target: "vcm::audit",
-            kind = "gateway",
-            principal = %self.principal,
-            credential = self.credential.as_deref().unwrap_or_default(),
-            cluster = %self.id,
-            verb = %i.verb,
-            resource = %i.resource,
-            namespace = %i.namespace,
-            name = %i.name,
-            status = status.as_u16(),
-            duration_ms = self.started.elapsed().as_millis() as u64,
-            "gateway request"
-        );
-    }
-
-    fn refused(self, e: Error) -> Response {
-        let response = status_response(ApiError::from(e));
-        self.log(response.status());
-        response
-    }
-}
-
-/// The end of a stream's record: logged when the stream's body or bridge is dropped.
-struct Ended(Record);
-
-impl Drop for Ended {
-    fn drop(&mut self) {
-        let r = &self.0;
-        tracing::info!(
-            target: "vcm::audit",
-            kind = "gateway",
-            principal = %r.principal,
-            cluster = %r.id,
-            verb = %r.info.verb,
-            resource = %r.info.resource,
-            namespace = %r.info.namespace,
-            name = %r.info.name,
-            duration_ms = r.started.elapsed().as_millis() as u64,
-            "gateway stream ended"
-        );
-    }
-}
-
-/// The upstream body, counted, ended early when its stream's grant is gone, holding the
-/// request's place in the limits until it is dropped.
-struct Guarded {
-    inner: hyper::body::Incoming,
-    cancelled: Option<Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>>,
-    bytes: Arc<AtomicU64>,
-    _held: Held,
-    _done: Option<DropGuard>,
-    _ended: Option<Ended>,
-}
-
-impl http_body::Body for Guarded {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        if let Some(cancelled) = self.cancelled.as_mut()
-            && cancelled.as_mut().poll(cx).is_ready()
-        {
-            return Poll::Ready(Some(Err(
-                "the gateway ended this stream: its credential or cluster is gone".into(),
-            )));
-        }
-        match Pin::new(&mut self.inner).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref() {
-                    self.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
-                }
-                Poll::Ready(Some(Ok(frame)))
-            }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
-            Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-/// An upgraded connection's client side, counting the bytes both ways.
-struct Counting<T> {
-    io: T,
-    bytes: Arc<AtomicU64>,
-}
-
-impl<T: AsyncRead + Unpin> AsyncRead for Counting<T> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.io).poll_read(cx, buf);
-        let read = buf.filled().len() - before;
-        self.bytes.fetch_add(read as u64, Ordering::Relaxed);
-        polled
-    }
-}
-
-impl<T: AsyncWrite + Unpin> AsyncWrite for Counting<T> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        let polled = Pin::new(&mut self.io).poll_write(cx, buf);
-        if let Poll::Ready(Ok(n)) = &polled {
-            self.bytes.fetch_add(*n as u64, Ordering::Relaxed);
-        }
-        polled
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
