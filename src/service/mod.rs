@@ -4,6 +4,7 @@
 pub mod access;
 mod clusters;
 mod create;
+mod credentials;
 mod forget;
 mod host_cache;
 mod placement;
