@@ -23,16 +23,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use vcm::controlplane::free_port;
-use wrk::{Load, which_wrk, wrk};
+use wrk::{Load, env_or, which_wrk, wrk};
 
 const TOKEN: &str = "vcm_00000000000000000000000000000000000000000000000000000000000000a1";
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// Where one path ends and how it authenticates.
 struct Path {

@@ -28,16 +28,9 @@ use anyhow::Context as _;
 use vcm::controlplane::{ApiServer, ApiServerOptions, Etcd, KubeBins, Pki, free_port};
 use vcm::domain::{ClusterName, NewEvent, Phase, now_ms};
 use vcm::driver::LocalSize;
-use wrk::{available_cores, which_wrk, wrk};
+use wrk::{available_cores, env_or, which_wrk, wrk};
 
 const TOKEN: &str = "vcm_00000000000000000000000000000000000000000000000000000000000000be";
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

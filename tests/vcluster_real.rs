@@ -27,6 +27,28 @@ use vcm::testing::tier_c::WORKLOAD_IMAGE;
 use vcm::testing::{TestBed, eventually};
 use vcm_server::{Server, write_config};
 
+/// `vcm cluster kubeconfig` into `path` (`--mode direct` when `direct`, else the server's
+/// default: the gateway), and the server URL it names.
+async fn kubeconfig(vcm: &Server, id: &str, path: &Path, direct: bool) -> (Kubectl, String) {
+    let mut args = vec![
+        "cluster",
+        "kubeconfig",
+        id,
+        "--output-file",
+        path.to_str().unwrap(),
+    ];
+    if direct {
+        args.extend(["--mode", "direct"]);
+    }
+    vcm.cli_ok(&args);
+    let kubectl = Kubectl {
+        kubeconfig: path.to_owned(),
+    };
+    let jsonpath = "jsonpath={.clusters[0].cluster.server}";
+    let server = kubectl.run(&["config", "view", "-o", jsonpath]).await;
+    (kubectl, server)
+}
+
 /// What streams through the gateway to a workload on the real node: `logs -f`, `exec -i` with
 /// stdin, `port-forward` serving a real HTTP response, `cp` both ways; then a revoked credential
 /// ends an open exec session within a second.
@@ -205,50 +227,12 @@ async fn a_real_vcluster_is_created_used_and_deleted_through_vcm() {
 
     // Both kinds of kubeconfig vcm hands out work with kubectl from outside the host's network:
     // the direct one (the cluster's own endpoint) and the default one, through vcm's gateway.
-    let direct = dir.path().join("direct.yaml");
-    vcm.cli_ok(&[
-        "cluster",
-        "kubeconfig",
-        &id,
-        "--mode",
-        "direct",
-        "--output-file",
-        direct.to_str().unwrap(),
-    ]);
-    let server = Kubectl {
-        kubeconfig: direct.clone(),
-    }
-    .run(&[
-        "config",
-        "view",
-        "-o",
-        "jsonpath={.clusters[0].cluster.server}",
-    ])
-    .await;
+    let (direct, server) = kubeconfig(&vcm, &id, &dir.path().join("direct.yaml"), true).await;
     assert_eq!(server, endpoint);
-    let nss = Kubectl { kubeconfig: direct }
-        .run(&["get", "namespaces", "-o", "name"])
-        .await;
+    let nss = direct.run(&["get", "namespaces", "-o", "name"]).await;
     assert!(nss.contains("namespace/kube-system"), "{nss}");
     let kc = dir.path().join("ci.yaml");
-    vcm.cli_ok(&[
-        "cluster",
-        "kubeconfig",
-        &id,
-        "--output-file",
-        kc.to_str().unwrap(),
-    ]);
-    let kubectl = Kubectl {
-        kubeconfig: kc.clone(),
-    };
-    let server = kubectl
-        .run(&[
-            "config",
-            "view",
-            "-o",
-            "jsonpath={.clusters[0].cluster.server}",
-        ])
-        .await;
+    let (kubectl, server) = kubeconfig(&vcm, &id, &kc, false).await;
     assert_eq!(server, format!("{}/k8s/{id}", vcm.addr));
     let nss = kubectl.run(&["get", "namespaces", "-o", "name"]).await;
     assert!(nss.contains("namespace/kube-system"), "{nss}");
@@ -294,13 +278,7 @@ async fn a_real_vcluster_is_created_used_and_deleted_through_vcm() {
     assert_eq!(page.trim(), "hello from vcm's test workload");
     gateway_streams(&vcm, &id, &kc, dir.path()).await;
     // The revocation in there ended that kubeconfig; the rest of the pipeline takes a new one.
-    vcm.cli_ok(&[
-        "cluster",
-        "kubeconfig",
-        &id,
-        "--output-file",
-        kc.to_str().unwrap(),
-    ]);
+    kubeconfig(&vcm, &id, &kc, false).await;
 
     // A privileged pod (a CI job asking for the node) is accepted by the virtual cluster but
     // refused by the host's Pod Security admission when synced; the user sees why in the

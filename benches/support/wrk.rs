@@ -1,8 +1,17 @@
 //! `wrk`, the load generator the benchmarks run outside the process under test, with the CPU
-//! time it and the server spend per request (included with `#[path]`).
+//! time it and the server spend per request, and the benchmarks' settings (included with
+//! `#[path]`).
 #![allow(dead_code)]
 
 use anyhow::Context as _;
+
+/// The number in environment variable `name` (a benchmark setting), else `default`.
+pub fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
 
 pub struct Load {
     pub rps: f64,

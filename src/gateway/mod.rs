@@ -175,19 +175,21 @@ impl Gateway {
         }
     }
 
-    /// The server URL of a gateway kubeconfig for cluster `id`, for a request that reached vcm
-    /// as `host` (its `Host` header), unless `public_url` says otherwise.
-    pub fn server_url(&self, host: Option<&str>, id: &ClusterId) -> Result<String, String> {
-        let base = match (&self.config.public_url, host) {
-            (Some(url), _) => url.trim_end_matches('/').to_owned(),
-            (None, Some(host)) => format!("{}://{host}", self.scheme),
+    /// Where clients reach vcm (no trailing `/`), for a request that reached it as `host` (its
+    /// `Host` or `:authority`), unless `public_url` says otherwise.
+    pub fn base_url(&self, host: Option<&str>) -> Result<String, String> {
+        match (&self.config.public_url, host) {
+            (Some(url), _) => Ok(url.trim_end_matches('/').to_owned()),
+            (None, Some(host)) => Ok(format!("{}://{host}", self.scheme)),
             (None, None) => {
-                return Err(
-                    "the request has no Host header, and [gateway] public_url is not set".into(),
-                );
+                Err("the request has no Host header, and [gateway] public_url is not set".into())
             }
-        };
-        Ok(format!("{base}/k8s/{id}"))
+        }
+    }
+
+    /// The server URL of a gateway kubeconfig for cluster `id` (see [`Gateway::base_url`]).
+    pub fn server_url(&self, host: Option<&str>, id: &ClusterId) -> Result<String, String> {
+        Ok(format!("{}/k8s/{id}", self.base_url(host)?))
     }
 
     /// The CA certificate(s) a gateway kubeconfig carries (PEM), if vcm's certificate is one to

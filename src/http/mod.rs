@@ -33,6 +33,8 @@ use crate::{
 };
 
 pub mod clusters;
+/// Kubeconfigs and gateway credentials.
+pub mod credentials;
 pub mod error;
 pub mod extract;
 mod health;
@@ -186,6 +188,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 fn api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(clusters::router())
+        .merge(credentials::router())
         .merge(hosts::router())
         .merge(tokens::router())
 }

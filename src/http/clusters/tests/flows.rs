@@ -268,7 +268,7 @@ async fn kubeconfig_content_negotiation_follows_accept() {
         let mut headers = HeaderMap::new();
         headers.insert(header::ACCEPT, accept.parse().unwrap());
         assert_eq!(
-            crate::http::clusters::accepts_json(&headers),
+            crate::http::credentials::accepts_json(&headers),
             json,
             "{accept}"
         );
