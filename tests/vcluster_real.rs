@@ -4,8 +4,11 @@
 //! locally built images. Nothing plays the syncer here.
 //!
 //! vcm runs outside the host's network (on the machine, the host's pods inside the bed's
-//! namespace), as in the README's EKS example: it reaches each vCluster through a NodePort on
-//! the node's address (`server_template = "https://<node>:{node_port}"`).
+//! namespace), as in the README's EKS example, and reaches a vCluster both ways a host can be
+//! configured: through a NodePort on the node's address (`server_template =
+//! "https://<node>:{node_port}"`), and only through the host's API server (`api_access =
+//! "tunnel"`: a port-forward to the control-plane pod; the cluster's address is a `.svc` name
+//! that resolves nowhere on this machine).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "support/kubectl.rs"]
@@ -178,7 +181,7 @@ spec:
 "#;
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_real_vcluster_is_created_used_and_deleted_through_vcm() {
+async fn real_vclusters_are_created_used_and_deleted_through_vcm() {
     // Arrange
     let bed = TestBed::tier_c().await;
     let node = bed.node().unwrap();
@@ -186,17 +189,33 @@ async fn a_real_vcluster_is_created_used_and_deleted_through_vcm() {
     let config = write_config(dir.path(), &bed);
     let vcm = Server::start(dir.path(), &config);
 
-    // Act: create and wait, as a pipeline would.
+    // Act: create and wait, as two pipelines would at once: one cluster on the host vcm
+    // reaches by address (a node port), one on the host it reaches only through the host's
+    // API server (a tunnel; its address, a `.svc` name, resolves nowhere here).
+    let tunneled = vcm
+        .create_command("tunneled", "bed-tunnel")
+        .spawn()
+        .unwrap();
     let started = Instant::now();
     let created = vcm.create_ready("real");
     let took = started.elapsed();
+    let tunneled = tunneled.wait_with_output().unwrap();
+    assert!(
+        tunneled.status.success(),
+        "create on the tunnel host: {}",
+        vcm_server::text(&tunneled)
+    );
+    let tunneled: serde_json::Value = serde_json::from_slice(&tunneled.stdout).unwrap();
 
     // Assert: Ready, with the real control plane running as a container on the node.
     assert_eq!(created["phase"], "Ready", "{created}");
+    assert_eq!(tunneled["phase"], "Ready", "{tunneled}");
     let id = created["id"].as_str().unwrap().to_owned();
     let ns = format!("vcm-{id}");
+    let tid = tunneled["id"].as_str().unwrap().to_owned();
+    let tns = format!("vcm-{tid}");
     eprintln!(
-        "vcm cluster create --wait: Ready in {:.1}s",
+        "vcm cluster create --wait: Ready in {:.1}s (with a second cluster created at once)",
         took.as_secs_f64()
     );
     let pods: Api<Pod> = Api::namespaced(bed.client(), &ns);
@@ -224,6 +243,12 @@ async fn a_real_vcluster_is_created_used_and_deleted_through_vcm() {
         endpoint.starts_with(&format!("https://{node_ip}:")),
         "{endpoint}"
     );
+    // The tunnelled cluster's address is the in-cluster Service name: vcm never dialled it.
+    assert_eq!(
+        tunneled["endpoint"],
+        format!("https://{tid}.{tns}.svc:443"),
+        "{tunneled}"
+    );
 
     // Both kinds of kubeconfig vcm hands out work with kubectl from outside the host's network:
     // the direct one (the cluster's own endpoint) and the default one, through vcm's gateway.
@@ -231,27 +256,31 @@ async fn a_real_vcluster_is_created_used_and_deleted_through_vcm() {
     assert_eq!(server, endpoint);
     let nss = direct.run(&["get", "namespaces", "-o", "name"]).await;
     assert!(nss.contains("namespace/kube-system"), "{nss}");
-    let kc = dir.path().join("ci.yaml");
-    let (kubectl, server) = kubeconfig(&vcm, &id, &kc, false).await;
+    let (kubectl, server) = kubeconfig(&vcm, &id, &dir.path().join("ci.yaml"), false).await;
     assert_eq!(server, format!("{}/k8s/{id}", vcm.addr));
     let nss = kubectl.run(&["get", "namespaces", "-o", "name"]).await;
     assert!(nss.contains("namespace/kube-system"), "{nss}");
 
-    // A Deployment inside the virtual cluster is synced to the host namespace and its pod runs
-    // as a real container; logs and exec go through the virtual cluster.
+    // The tunnelled cluster through the gateway: a Deployment inside it is synced to the host
+    // namespace and its pod runs as a real container; logs, exec and every stream go through
+    // vcm, the host's API server and the kubelet.
+    let tkc = dir.path().join("tunneled.yaml");
+    let (tkubectl, server) = kubeconfig(&vcm, &tid, &tkc, false).await;
+    assert_eq!(server, format!("{}/k8s/{tid}", vcm.addr));
     let manifest = dir.path().join("web.yaml");
     std::fs::write(&manifest, DEPLOYMENT.replace("IMAGE", WORKLOAD_IMAGE)).unwrap();
-    kubectl
+    tkubectl
         .run(&["apply", "-f", manifest.to_str().unwrap()])
         .await;
-    kubectl
+    tkubectl
         .run(&["rollout", "status", "deployment/web", "--timeout=180s"])
         .await;
+    let tpods: Api<Pod> = Api::namespaced(bed.client(), &tns);
     let synced = eventually(
         "the synced pod Running",
         Duration::from_secs(60),
         || async {
-            let list = pods.list(&ListParams::default()).await?;
+            let list = tpods.list(&ListParams::default()).await?;
             Ok(list.items.into_iter().find(|p| {
                 p.metadata
                     .name
@@ -265,20 +294,18 @@ async fn a_real_vcluster_is_created_used_and_deleted_through_vcm() {
     .unwrap();
     let synced_name = synced.metadata.name.unwrap();
     assert!(
-        synced_name.ends_with(&format!("-x-default-x-{id}")),
+        synced_name.ends_with(&format!("-x-default-x-{tid}")),
         "{synced_name}"
     );
     let containers = node.ctr(&["containers", "ls"]).unwrap();
     assert!(containers.contains(WORKLOAD_IMAGE), "{containers}");
-    let logs = kubectl.run(&["logs", "deployment/web"]).await;
+    let logs = tkubectl.run(&["logs", "deployment/web"]).await;
     assert!(logs.contains("workload serving /www on :8080"), "{logs}");
-    let page = kubectl
+    let page = tkubectl
         .run(&["exec", "deployment/web", "--", "cat", "/www/index.html"])
         .await;
     assert_eq!(page.trim(), "hello from vcm's test workload");
-    gateway_streams(&vcm, &id, &kc, dir.path()).await;
-    // The revocation in there ended that kubeconfig; the rest of the pipeline takes a new one.
-    kubeconfig(&vcm, &id, &kc, false).await;
+    gateway_streams(&vcm, &tid, &tkc, dir.path()).await;
 
     // A privileged pod (a CI job asking for the node) is accepted by the virtual cluster but
     // refused by the host's Pod Security admission when synced; the user sees why in the
@@ -314,10 +341,11 @@ async fn a_real_vcluster_is_created_used_and_deleted_through_vcm() {
         "the privileged pod reached the host"
     );
 
-    // Delete, and nothing of the cluster is left on the node.
-    vcm.cli_ok(&["cluster", "delete", &id, "--wait", "--timeout", "3m"]);
+    // Delete, and nothing of either cluster is left on the node.
+    vcm.cli_ok(&["cluster", "delete", &id, &tid, "--wait", "--timeout", "3m"]);
     let namespaces: Api<Namespace> = Api::all(bed.client());
     assert!(namespaces.get_opt(&ns).await.unwrap().is_none());
+    assert!(namespaces.get_opt(&tns).await.unwrap().is_none());
     eventually(
         "no container left on the node",
         Duration::from_secs(60),
@@ -333,10 +361,12 @@ async fn a_real_vcluster_is_created_used_and_deleted_through_vcm() {
     let netns = node_netns(bed.dir());
     assert!(netns.is_empty(), "pod network namespaces left: {netns:?}");
     let rules = node.run_inside(&["iptables-save"]).unwrap();
-    assert!(
-        !rules.contains(&ns),
-        "iptables rules of {ns} left:\n{rules}"
-    );
+    for ns in [&ns, &tns] {
+        assert!(
+            !rules.contains(ns.as_str()),
+            "iptables rules of {ns} left:\n{rules}"
+        );
+    }
 }
 
 /// A pod asking for a privileged container.

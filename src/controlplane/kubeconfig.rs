@@ -7,6 +7,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 
 use super::pki::ClientCert;
+use super::tunnel::Tunnel;
 
 /// Who a kubeconfig authenticates as.
 #[derive(Clone)]
@@ -118,6 +119,34 @@ impl Kubeconfig {
             .context("loading the generated kubeconfig")?;
         config.connect_timeout = Some(std::time::Duration::from_secs(5));
         kube::Client::try_from(config).context("building a Kubernetes client")
+    }
+
+    /// A `kube::Client` for this kubeconfig whose connections go through `tunnel` (the server
+    /// address is not dialled; TLS checks the tunnel's server name against this kubeconfig's CA).
+    pub async fn client_via(&self, tunnel: &Tunnel) -> anyhow::Result<kube::Client> {
+        use kube::client::ConfigExt as _;
+        use tower::ServiceBuilder;
+
+        let mut config = kube::Config::from_custom_kubeconfig(self.to_kube(), &Default::default())
+            .await
+            .context("loading the generated kubeconfig")?;
+        config.tls_server_name = Some(tunnel.tls_server_name().to_owned());
+        let https = config
+            .rustls_https_connector_with_connector(tunnel.connector())
+            .context("building TLS for the tunnel")?;
+        let http =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build(https);
+        let service = ServiceBuilder::new()
+            .layer(config.base_uri_layer())
+            .option_layer(
+                config
+                    .auth_layer()
+                    .context("the kubeconfig's credentials")?,
+            )
+            .map_err(tower::BoxError::from)
+            .service(http);
+        Ok(kube::Client::new(service, config.default_namespace))
     }
 }
 

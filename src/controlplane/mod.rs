@@ -15,6 +15,7 @@ mod ownership;
 mod pki;
 mod ports;
 mod process;
+mod tunnel;
 
 pub use apiserver::{ApiServer, ApiServerOptions, EtcdClientFiles, wait_ready};
 pub use bins::{
@@ -30,3 +31,4 @@ pub use ports::{PortLease, free_port, hold_port, is_port_held, release_port};
 pub use process::{
     Supervised, SupervisedOptions, find_processes, is_alive, kill_group, log_tail, terminate_group,
 };
+pub use tunnel::{DialFuture, Tunnel, TunnelConnector, TunnelIo};

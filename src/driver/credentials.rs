@@ -8,7 +8,7 @@ use kube::Api;
 use kube::api::PostParams;
 
 use super::DriverError;
-use crate::controlplane::{Kubeconfig, KubeconfigUser};
+use crate::controlplane::{Kubeconfig, KubeconfigUser, Tunnel};
 
 /// Namespace of the CI ServiceAccount inside each virtual cluster.
 pub const CI_NAMESPACE: &str = "kube-system";
@@ -24,10 +24,22 @@ pub async fn mint_ci_kubeconfig(
     name: &str,
     secs: u64,
 ) -> Result<Kubeconfig, DriverError> {
-    let client = admin
-        .client()
-        .await
-        .map_err(|e| DriverError::Transient(format!("connecting to the cluster: {e:#}")))?;
+    mint_ci_kubeconfig_via(admin, name, secs, None).await
+}
+
+/// [`mint_ci_kubeconfig`], reaching the cluster through `via` when vcm cannot reach the
+/// kubeconfig's server address itself. The kubeconfig keeps that address: it is what CI uses.
+pub async fn mint_ci_kubeconfig_via(
+    admin: &Kubeconfig,
+    name: &str,
+    secs: u64,
+    via: Option<&Tunnel>,
+) -> Result<Kubeconfig, DriverError> {
+    let client = match via {
+        Some(tunnel) => admin.client_via(tunnel).await,
+        None => admin.client().await,
+    }
+    .map_err(|e| DriverError::Transient(format!("connecting to the cluster: {e:#}")))?;
     let pp = PostParams::default();
     let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), CI_NAMESPACE);
     let sa: ServiceAccount = serde_json::from_value(serde_json::json!({

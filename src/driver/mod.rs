@@ -16,10 +16,13 @@ use async_trait::async_trait;
 /// CI credentials minted inside a cluster (TokenRequest for a ServiceAccount).
 mod credentials;
 
-pub use self::credentials::{CI_NAMESPACE, CI_SERVICE_ACCOUNT, mint_ci_kubeconfig};
+pub use self::credentials::{
+    CI_NAMESPACE, CI_SERVICE_ACCOUNT, mint_ci_kubeconfig, mint_ci_kubeconfig_via,
+};
 pub use self::sizes::{BUILTIN_SIZES, LocalSize};
 /// A kubeconfig: what drivers hand out (admin access in memory, CI credentials to callers).
 pub use crate::controlplane::Kubeconfig;
+use crate::controlplane::Tunnel;
 use crate::domain::{Cluster, ClusterId};
 
 /// A driver failure. `Transient` is retried with backoff; `Permanent` fails the cluster with the
@@ -133,7 +136,15 @@ pub trait Driver: Send + Sync + 'static {
     /// seconds (never the admin credential). The default mints it through the admin kubeconfig.
     async fn ci_kubeconfig(&self, cluster: &Cluster, secs: u64) -> Result<Kubeconfig, DriverError> {
         let admin = self.admin_kubeconfig(cluster).await?;
-        mint_ci_kubeconfig(&admin, cluster.name.as_str(), secs).await
+        let tunnel = self.tunnel(cluster);
+        mint_ci_kubeconfig_via(&admin, cluster.name.as_str(), secs, tunnel.as_ref()).await
+    }
+
+    /// How vcm itself reaches the cluster's API when it cannot dial the kubeconfig's server
+    /// address (a vCluster behind a host it reaches only through the host's API server); `None`
+    /// means dial the address.
+    fn tunnel(&self, _cluster: &Cluster) -> Option<Tunnel> {
+        None
     }
 
     /// Ids of every cluster the driver holds resources for (for the orphan sweeper).

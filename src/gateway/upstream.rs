@@ -10,15 +10,15 @@ use std::{
 
 use anyhow::Context as _;
 use axum::{body::Body, http::HeaderValue};
-use hyper_rustls::HttpsConnector;
+use hyper_rustls::{FixedServerNameResolver, HttpsConnector};
 use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
     rt::TokioExecutor,
 };
-use rustls::pki_types::{CertificateDer, pem::PemObject as _};
+use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject as _};
 
 use crate::{
-    controlplane::KubeconfigUser,
+    controlplane::{KubeconfigUser, Tunnel, TunnelConnector},
     domain::{Cluster, ClusterId},
     error::{Error, Result},
     service::ClusterService,
@@ -29,7 +29,27 @@ const TOKEN_SECS: u64 = 3600;
 /// An upstream nobody used for this long is dropped (with its pooled connections).
 const UNUSED: Duration = Duration::from_secs(600);
 
-type HttpClient = Client<HttpsConnector<HttpConnector>, Body>;
+/// The pooled HTTP client of one upstream: TCP to the cluster's address, or through the
+/// driver's tunnel when vcm cannot reach that address itself.
+pub(super) enum HttpClient {
+    /// TCP to the address in the base URL.
+    Address(Client<HttpsConnector<HttpConnector>, Body>),
+    /// Each connection through a tunnel (a port-forward through the host's API server).
+    Tunnel(Client<HttpsConnector<TunnelConnector>, Body>),
+}
+
+impl HttpClient {
+    /// Send `req`, reusing a pooled connection when one is free.
+    pub(super) fn request(
+        &self,
+        req: axum::http::Request<Body>,
+    ) -> hyper_util::client::legacy::ResponseFuture {
+        match self {
+            Self::Address(c) => c.request(req),
+            Self::Tunnel(c) => c.request(req),
+        }
+    }
+}
 
 /// One cluster's API server, as the gateway reaches it.
 pub(super) struct Upstream {
@@ -116,10 +136,14 @@ async fn mint(service: &ClusterService, cluster: &Cluster) -> Result<Upstream> {
         .map_err(Error::Other)?;
     authorization.set_sensitive(true);
     let tls = tls_config(&kubeconfig.ca_pem).map_err(Error::Other)?;
+    let client = match service.driver().tunnel(cluster) {
+        Some(tunnel) => tunnel_client(tls, &tunnel).map_err(Error::Other)?,
+        None => client(tls),
+    };
     Ok(Upstream {
         base: kubeconfig.server.trim_end_matches('/').to_owned(),
         authorization,
-        client: client(tls),
+        client,
         endpoint: cluster.endpoint.clone(),
         renew_at: minted_at + Duration::from_secs(TOKEN_SECS * 3 / 4),
         used_at: Mutex::new(minted_at),
@@ -153,7 +177,24 @@ fn client(tls: rustls::ClientConfig) -> HttpClient {
         .https_only()
         .enable_http1()
         .wrap_connector(http);
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .build(connector)
+    HttpClient::Address(pool().build(connector))
+}
+
+/// The same over `tunnel`: the base URL's host is not dialled, TLS checks the tunnel's name.
+fn tunnel_client(tls: rustls::ClientConfig, tunnel: &Tunnel) -> anyhow::Result<HttpClient> {
+    let name = ServerName::try_from(tunnel.tls_server_name().to_owned())
+        .with_context(|| format!("TLS server name {:?}", tunnel.tls_server_name()))?;
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_only()
+        .with_server_name_resolver(FixedServerNameResolver::new(name))
+        .enable_http1()
+        .wrap_connector(tunnel.connector());
+    Ok(HttpClient::Tunnel(pool().build(connector)))
+}
+
+fn pool() -> hyper_util::client::legacy::Builder {
+    let mut builder = Client::builder(TokioExecutor::new());
+    builder.pool_idle_timeout(Duration::from_secs(90));
+    builder
 }

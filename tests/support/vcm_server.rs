@@ -85,30 +85,47 @@ impl Server {
     }
 
     pub fn cli(&self, args: &[&str]) -> Output {
-        vcm_cmd(args)
-            .env("VCM_ADDR", &self.addr)
+        self.command(args).output().unwrap()
+    }
+
+    /// The CLI with `args`, pointed at this server with its admin token.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = vcm_cmd(args);
+        cmd.env("VCM_ADDR", &self.addr)
             .env("VCM_TOKEN", &self.token)
-            .env("VCM_CACERT", &self.cacert)
-            .output()
-            .unwrap()
+            .env("VCM_CACERT", &self.cacert);
+        cmd
     }
 
     /// `vcm cluster create --name <name> --host bed --wait` (5 min at most), as JSON.
     pub fn create_ready(&self, name: &str) -> serde_json::Value {
-        let out = self.cli_ok(&[
+        let out = self.create_command(name, "bed").output().unwrap();
+        assert!(
+            out.status.success(),
+            "vcm cluster create failed: {}",
+            text(&out)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// The command `vcm cluster create --name <name> --host <host> --wait --output json` (5 min
+    /// at most), to run in the background.
+    pub fn create_command(&self, name: &str, host: &str) -> Command {
+        let mut cmd = self.command(&[
             "cluster",
             "create",
             "--name",
             name,
             "--host",
-            "bed",
+            host,
             "--wait",
             "--timeout",
             "5m",
             "--output",
             "json",
         ]);
-        serde_json::from_str(&out).unwrap()
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd
     }
 
     pub fn cli_ok(&self, args: &[&str]) -> String {
@@ -144,7 +161,9 @@ pub fn text(out: &Output) -> String {
     )
 }
 
-/// vcm's configuration for the bed as its one host.
+/// vcm's configuration for the bed as its host, twice: `bed`, reached by address (a node port
+/// of the node), and `bed-tunnel`, reached only through the bed's API server (`api_access =
+/// "tunnel"`, with the default `.svc` address, which does not resolve on this machine).
 pub fn write_config(dir: &Path, bed: &TestBed) -> PathBuf {
     let bins = KubeBins::locate();
     let cli = bins.get("vclusterctl").unwrap();
@@ -171,6 +190,12 @@ kubernetes_versions = {{ "1.36" = "v1.36.3" }}
 name = "bed"
 kubeconfig = "{kubeconfig}"
 server_template = "https://{node}:{{node_port}}"
+values_file = "{values}"
+
+[[hosts]]
+name = "bed-tunnel"
+kubeconfig = "{kubeconfig}"
+api_access = "tunnel"
 values_file = "{values}"
 "#,
             cli = cli.display(),

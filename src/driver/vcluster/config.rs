@@ -89,6 +89,21 @@ pub struct HostConfig {
     /// A YAML file of chart values for every cluster of this host (a private registry, say),
     /// read when the driver is built. vcm's own values are merged on top of it and win.
     pub values_file: Option<PathBuf>,
+    /// How vcm itself reaches each cluster's API (readiness, CI credentials, the gateway).
+    pub api_access: ApiAccess,
+}
+
+/// How vcm reaches the API of a vCluster on a host.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApiAccess {
+    /// At the address `server_template` gives (vcm runs in the host's network, or the address
+    /// is a load balancer, ingress or node port it can reach).
+    #[default]
+    Address,
+    /// Through the host's API server: a port-forward to the control-plane pod, so vcm needs
+    /// nothing of the host but its API (vcm outside the host's network, a private address).
+    Tunnel,
 }
 
 // === impl VclusterConfig ===
@@ -201,6 +216,7 @@ impl Default for HostConfig {
             vcm_namespace: DEFAULT_VCM_NAMESPACE.into(),
             egress_except: vec![],
             values_file: None,
+            api_access: ApiAccess::Address,
         }
     }
 }
@@ -306,6 +322,25 @@ mod tests {
                 repo: "https://charts.example".into(),
                 version: "0.36.1".into()
             }
+        );
+    }
+
+    #[test]
+    fn a_host_is_reached_by_address_unless_it_asks_for_the_tunnel() {
+        let host: HostConfig =
+            serde_json::from_value(serde_json::json!({"name": "eks"})).expect("deserialisable");
+        assert_eq!(host.api_access, ApiAccess::Address);
+        let host: HostConfig =
+            serde_json::from_value(serde_json::json!({"name": "eks", "api_access": "tunnel"}))
+                .expect("deserialisable");
+        assert_eq!(host.api_access, ApiAccess::Tunnel);
+        let err = serde_json::from_value::<HostConfig>(
+            serde_json::json!({"name": "eks", "api_access": "vpn"}),
+        )
+        .expect_err("unknown way");
+        assert!(
+            err.to_string().contains("expected `address` or `tunnel`"),
+            "{err}"
         );
     }
 

@@ -23,6 +23,8 @@ pub struct Host {
     pub config: HostConfig,
     /// A client with the host's credentials.
     pub client: kube::Client,
+    /// The same without a read timeout, for port-forwards that stay open (see [`super::tunnel`]).
+    pub tunnel_client: kube::Client,
     /// The chart values of `values_file` (a mapping), the base of every cluster's values.
     pub values: Option<serde_json::Value>,
 }
@@ -81,12 +83,17 @@ impl Host {
             })?,
         };
         kube_config.connect_timeout = Some(CONNECT_TIMEOUT);
+        // NB: a pooled tunnel connection (or a watch through the gateway) may carry nothing
+        // for minutes; the API server and kubelet keep port-forwards open while idle.
+        let tunnel_client = kube::Client::try_from(kube_config.clone())
+            .with_context(|| format!("building a Kubernetes client for host {}", config.name))?;
         kube_config.read_timeout = Some(READ_TIMEOUT);
         let client = kube::Client::try_from(kube_config)
             .with_context(|| format!("building a Kubernetes client for host {}", config.name))?;
         Ok(Self {
             config,
             client,
+            tunnel_client,
             values,
         })
     }

@@ -47,6 +47,7 @@ mod release;
 mod size;
 mod steps;
 mod template;
+mod tunnel;
 mod values;
 
 use async_trait::async_trait;
@@ -55,8 +56,8 @@ use kube::Api;
 use kube::api::ListParams;
 
 pub use self::config::{
-    CHART_DIR_NAME, ChartSource, DEFAULT_SERVER_TEMPLATE, DEFAULT_VCM_NAMESPACE, HostConfig,
-    VclusterConfig, default_kubernetes_versions,
+    ApiAccess, CHART_DIR_NAME, ChartSource, DEFAULT_SERVER_TEMPLATE, DEFAULT_VCM_NAMESPACE,
+    HostConfig, VclusterConfig, default_kubernetes_versions,
 };
 use self::endpoint::Endpoint;
 use self::host::Host;
@@ -67,7 +68,7 @@ use self::readiness::Readiness;
 pub use self::size::{PodSecurityLevel, SizeProfile};
 pub use self::template::PLACEHOLDERS;
 use super::{Driver, DriverError, Ensured, HostInfo};
-use crate::controlplane::{BUILD_COMMAND, Kubeconfig};
+use crate::controlplane::{BUILD_COMMAND, Kubeconfig, Tunnel};
 use crate::domain::{Cluster, ClusterId, Phase, Timestamp};
 
 /// Label marking everything vcm owns on a host.
@@ -250,7 +251,8 @@ impl Driver for VclusterDriver {
             Endpoint::Waiting(what) if deadline_passed() => return Err(not_ready(&what)),
             Endpoint::Waiting(message) => return Ok(Ensured::InProgress { message }),
         };
-        match readiness::check(host, &ns, id, cluster.name.as_str(), &server).await? {
+        let via = self.tunnel(cluster);
+        match readiness::check(host, &ns, id, cluster.name.as_str(), &server, via.as_ref()).await? {
             Readiness::Ready => Ok(Ensured::Ready { endpoint: server }),
             Readiness::Waiting(what) if deadline_passed() => Err(not_ready(&what)),
             Readiness::Waiting(message) => Ok(Ensured::InProgress { message }),
@@ -320,6 +322,13 @@ impl Driver for VclusterDriver {
         readiness::parse_kubeconfig(&yaml, cluster.name.as_str(), &server).map_err(|e| {
             DriverError::Transient(format!("secret {secret} holds no usable kubeconfig: {e:#}"))
         })
+    }
+
+    fn tunnel(&self, cluster: &Cluster) -> Option<Tunnel> {
+        let host = self.host(&cluster.host).ok()?;
+        let id = cluster.id.as_str();
+        (host.config.api_access == ApiAccess::Tunnel)
+            .then(|| tunnel::to_control_plane(host, &namespace_name(id), id))
     }
 
     async fn list_managed(&self) -> Result<Vec<ClusterId>, DriverError> {

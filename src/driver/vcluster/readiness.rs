@@ -13,7 +13,7 @@ use kube::api::ListParams;
 
 use super::DriverError;
 use super::host::{Host, describe};
-use crate::controlplane::{ClientCert, Kubeconfig, KubeconfigUser};
+use crate::controlplane::{ClientCert, Kubeconfig, KubeconfigUser, Tunnel};
 
 /// Key of the kubeconfig in secret `vc-<id>`.
 pub const SECRET_KEY: &str = "config";
@@ -36,6 +36,7 @@ pub async fn check(
     release: &str,
     name: &str,
     server: &str,
+    via: Option<&Tunnel>,
 ) -> Result<Readiness, DriverError> {
     if let Some(waiting) = pod_waiting(host, namespace, release).await? {
         return Ok(Readiness::Waiting(waiting));
@@ -54,9 +55,13 @@ pub async fn check(
             )));
         }
     };
-    Ok(match probe(&kubeconfig).await {
+    let at = match via {
+        Some(tunnel) => tunnel.what().to_owned(),
+        None => format!("the API at {server}"),
+    };
+    Ok(match probe(&kubeconfig, via).await {
         Ok(()) => Readiness::Ready,
-        Err(e) => Readiness::Waiting(format!("waiting for the API at {server} to answer: {e}")),
+        Err(e) => Readiness::Waiting(format!("waiting for {at} to answer: {e}")),
     })
 }
 
@@ -111,7 +116,7 @@ pub async fn workload_exists(
     Ok(deployment.is_some())
 }
 
-fn is_ready(pod: &Pod) -> bool {
+pub fn is_ready(pod: &Pod) -> bool {
     pod.metadata.deletion_timestamp.is_none()
         && pod
             .status
@@ -231,9 +236,13 @@ fn decode(b64: &str, what: &str) -> anyhow::Result<String> {
     String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{what} is not PEM text"))
 }
 
-/// `GET /version` with the kubeconfig's credentials.
-async fn probe(kubeconfig: &Kubeconfig) -> Result<(), String> {
-    let client = kubeconfig.client().await.map_err(|e| format!("{e:#}"))?;
+/// `GET /version` with the kubeconfig's credentials, at its address or through `via`.
+async fn probe(kubeconfig: &Kubeconfig, via: Option<&Tunnel>) -> Result<(), String> {
+    let client = match via {
+        Some(tunnel) => kubeconfig.client_via(tunnel).await,
+        None => kubeconfig.client().await,
+    }
+    .map_err(|e| format!("{e:#}"))?;
     match tokio::time::timeout(PROBE_TIMEOUT, client.apiserver_version()).await {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => Err(describe(&e)),
