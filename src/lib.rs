@@ -48,5 +48,7 @@ pub mod testing;
 /// TLS for the API listener: rustls with HTTP/1.1 and HTTP/2, certificate hot reload, and
 /// mutual TLS (client certificates mapped to principals by configuration).
 pub mod tls;
+/// Pull-request clusters from GitHub and Bitbucket webhooks.
+pub mod webhooks;
 /// Background workers: TTL and idle pruning, record purging, orphan sweeping.
 pub mod workers;

@@ -24,6 +24,7 @@ pub use self::auth::{
 pub use self::local::{LocalConfig, total_memory_mib};
 pub use self::sizes::{BUILTIN_SIZES, SizeConfig, Sizes};
 pub use self::tls::{ClientCertRule, TlsConfig};
+pub use self::webhooks::{DoorConfig, OnNewCommit, PrRule, WebhooksConfig, rule_for};
 use crate::domain::TokenSecret;
 pub use crate::driver::vcluster::{HostConfig, VclusterConfig};
 pub use crate::gateway::{GatewayConfig, KubeconfigMode};
@@ -39,6 +40,7 @@ pub mod local;
 pub mod sizes;
 /// `[tls]`: server certificate, client CA and client-certificate rules.
 pub mod tls;
+pub mod webhooks;
 
 use self::env::EnvSource;
 
@@ -94,6 +96,10 @@ pub struct Config {
     pub auth: AuthConfig,
     /// The cluster gateway (`/k8s/<id>/…`) and the kubeconfigs that point at it.
     pub gateway: GatewayConfig,
+    /// The webhook doors and their secrets.
+    pub webhooks: WebhooksConfig,
+    /// Which repositories' pull requests get clusters (`[[pull_requests]]`); first match wins.
+    pub pull_requests: Vec<PrRule>,
     /// Development mode (`vcm server --dev`): always the embedded SQLite store under `data_dir`
     /// and the local driver, whatever `store_url` and `driver` say, and an admin token kept in
     /// `<data_dir>/dev-token`. NB: the flag only, never a config file or `VCM_DEV`: a stray
@@ -244,6 +250,8 @@ impl Default for Config {
             vcluster: VclusterConfig::default(),
             auth: AuthConfig::default(),
             gateway: GatewayConfig::default(),
+            webhooks: WebhooksConfig::default(),
+            pull_requests: Vec::new(),
             dev: false,
             dev_token: None,
         }

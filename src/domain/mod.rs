@@ -8,6 +8,7 @@ mod error;
 pub mod labels;
 mod phase;
 mod principal;
+mod pull_request;
 mod token;
 
 pub use cluster::{Cluster, ClusterEvent, ClusterId, ClusterName, DeleteReason, NewEvent};
@@ -17,6 +18,7 @@ pub(crate) use error::quoted;
 pub use labels::{LabelSelector, Labels, MAX_LABELS, MAX_SELECTOR_REQUIREMENTS};
 pub use phase::{InvalidTransition, Phase, PhaseEvent};
 pub use principal::{Principal, ROLES, Role};
+pub use pull_request::{PrUpdate, PrWant, PullRequest};
 pub use token::{ApiToken, GATEWAY_PREFIX, GatewayCredential, TokenSecret};
 
 /// Timestamps everywhere are UTC instants.

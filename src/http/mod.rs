@@ -48,6 +48,8 @@ pub mod ratelimit;
 pub(crate) mod testkit;
 /// `/v1/tokens`.
 pub mod tokens;
+/// The webhook doors.
+pub mod webhooks;
 
 pub use error::ApiError;
 pub use health::Readiness;
@@ -77,6 +79,8 @@ pub struct AppState {
     pub(crate) list_bodies: Arc<ListBodies>,
     /// The cluster gateway (`/k8s/…`), when enabled.
     pub gateway: Option<Arc<crate::gateway::Gateway>>,
+    /// The webhook doors, when any is configured.
+    pub webhooks: Option<Arc<crate::webhooks::Doors>>,
 }
 
 // === impl AppState ===
@@ -93,12 +97,19 @@ impl AppState {
             auth,
             list_bodies: Arc::default(),
             gateway: None,
+            webhooks: None,
         }
     }
 
     /// Serve the cluster gateway, and hand out kubeconfigs as it says.
     pub fn with_gateway(mut self, gateway: crate::gateway::Gateway) -> Self {
         self.gateway = Some(Arc::new(gateway));
+        self
+    }
+
+    /// Open the webhook doors.
+    pub fn with_webhooks(mut self, doors: crate::webhooks::Doors) -> Self {
+        self.webhooks = Some(Arc::new(doors));
         self
     }
 }
@@ -206,7 +217,10 @@ pub fn router(state: AppState) -> Router {
         }),
     );
     let gateway = gateway_with_middleware(state.clone());
-    gateway.merge(with_middleware(routes, state))
+    let webhooks = layered(webhooks::router(), state.clone(), webhooks::GITHUB_MAX_BODY);
+    gateway
+        .merge(webhooks)
+        .merge(with_middleware(routes, state))
 }
 
 /// The gateway's routes with their own middleware: the request id, tracing and panic guard of
@@ -258,6 +272,15 @@ async fn serve_openapi(
 
 /// Adds the JSON fallbacks and the middleware stack to `routes`.
 fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
+    let routes = routes
+        .fallback(error::not_found)
+        // NB: applies to the routes registered so far, so it comes after every route.
+        .method_not_allowed_fallback(error::method_not_allowed);
+    layered(routes, state, MAX_REQUEST_BODY_BYTES)
+}
+
+/// The API's middleware stack on `routes`, refusing bodies over `body_limit` bytes.
+fn layered(routes: Router<AppState>, state: AppState, body_limit: usize) -> Router {
     // Outermost first: a request passes the layers top to bottom, its response bottom to top.
     let middleware = ServiceBuilder::new()
         // Before anything can log a request, so `Authorization` never shows in logs.
@@ -280,14 +303,8 @@ fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
             state.clone(),
             ratelimit::limit_anonymous,
         ))
-        .layer(RequestBodyLimitLayer::new(MAX_REQUEST_BODY_BYTES));
-
-    routes
-        .fallback(error::not_found)
-        // NB: applies to the routes registered so far, so it comes after every route.
-        .method_not_allowed_fallback(error::method_not_allowed)
-        .layer(middleware)
-        .with_state(state)
+        .layer(RequestBodyLimitLayer::new(body_limit));
+    routes.layer(middleware).with_state(state)
 }
 
 /// A `200 application/json` response of `value`, serialized into one buffer of about

@@ -29,6 +29,8 @@ pub struct Background {
     pub pruner: Pruner,
     /// The local driver, to stop its etcd on a graceful shutdown when no cluster runs.
     pub local: Option<std::sync::Arc<LocalDriver>>,
+    /// Carries out what webhook deliveries recorded, when a door is open.
+    pub pull_requests: Option<crate::webhooks::Engine>,
 }
 
 /// A built server, bound and ready to run; build it, read [`Server::addr`], then run it.
@@ -125,6 +127,9 @@ impl Server {
         if let Some(bg) = background {
             workers.spawn(bg.reconciler.run(workers_stop.clone()));
             workers.spawn(bg.pruner.run(workers_stop.clone()));
+            if let Some(engine) = bg.pull_requests {
+                workers.spawn(engine.run(workers_stop.clone()));
+            }
             local = bg.local;
         }
         let readiness = state.readiness.clone();

@@ -19,6 +19,7 @@ use crate::{
     reconciler::Reconciler,
     service::{ClusterPolicy, ClusterService},
     store::{self, Store},
+    webhooks::{Doors, Engine},
     workers::{Pruner, PrunerConfig},
 };
 
@@ -70,9 +71,23 @@ pub async fn assemble(config: &Config) -> anyhow::Result<(AppState, Background)>
             },
         ),
         local,
+        pull_requests: None,
+    };
+    let mut background = background;
+    let doors = if config.webhooks.github.is_some() || config.webhooks.bitbucket.is_some() {
+        let engine = Engine::new(service.clone(), config.pull_requests.clone());
+        background.pull_requests = Some(engine.clone());
+        Some(Doors::new(&config.webhooks, engine).context("configuration [webhooks]")?)
+    } else {
+        None
+    };
+    let state = AppState::new(service, Arc::new(authenticator(store, config).await?));
+    let state = match doors {
+        Some(doors) => state.with_webhooks(doors),
+        None => state,
     };
     Ok((
-        AppState::new(service, Arc::new(authenticator(store, config).await?))
+        state
             .try_with_rate_limits(config.rate_limits.clone())
             .context("configuration [rate_limits]")?
             .with_gateway(

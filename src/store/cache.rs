@@ -13,7 +13,8 @@ use async_trait::async_trait;
 
 use super::{ClusterFilter, IdempotencyRecord, Page, Store, StoreError, Visibility};
 use crate::domain::{
-    ApiToken, Cluster, ClusterEvent, ClusterId, GatewayCredential, NewEvent, Phase, Timestamp,
+    ApiToken, Cluster, ClusterEvent, ClusterId, GatewayCredential, NewEvent, Phase, PrUpdate,
+    PullRequest, Timestamp,
 };
 
 /// Most listing pages kept at once; a new one beyond that drops them all. Listings repeat the
@@ -279,6 +280,40 @@ impl Store for CachedStore {
 
     async fn installation_id(&self) -> Result<String, StoreError> {
         self.inner.installation_id().await
+    }
+
+    async fn record_delivery(
+        &self,
+        provider: &str,
+        delivery_id: &str,
+        event: &str,
+        update: Option<&PrUpdate>,
+        now: Timestamp,
+    ) -> Result<Option<bool>, StoreError> {
+        self.inner
+            .record_delivery(provider, delivery_id, event, update, now)
+            .await
+    }
+
+    async fn pending_pull_requests(&self, limit: usize) -> Result<Vec<PullRequest>, StoreError> {
+        self.inner.pending_pull_requests(limit).await
+    }
+
+    async fn get_pull_request(&self, key: &str) -> Result<Option<PullRequest>, StoreError> {
+        self.inner.get_pull_request(key).await
+    }
+
+    async fn pull_request_done(
+        &self,
+        key: &str,
+        generation: i64,
+        cluster: Option<&ClusterId>,
+    ) -> Result<(), StoreError> {
+        self.inner.pull_request_done(key, generation, cluster).await
+    }
+
+    async fn purge_deliveries(&self, before: Timestamp) -> Result<u64, StoreError> {
+        self.inner.purge_deliveries(before).await
     }
 }
 

@@ -16,7 +16,7 @@ use async_trait::async_trait;
 
 use crate::domain::{
     ApiToken, Cluster, ClusterEvent, ClusterId, GatewayCredential, LabelSelector, NewEvent, Phase,
-    Timestamp,
+    PrUpdate, PullRequest, Timestamp,
 };
 
 pub use cache::CachedStore;
@@ -199,6 +199,36 @@ pub trait Store: Send + Sync + 'static {
     /// This store's installation id (16 hex digits), made once when the store was created and
     /// never changed: what marks the host namespaces of this installation.
     async fn installation_id(&self) -> Result<String, StoreError>;
+
+    /// Record webhook delivery `delivery_id` of `provider` at most once and, in the same
+    /// transaction, what `update` changes of its pull request ([`PullRequest::next`]).
+    /// `Ok(None)`: seen before, nothing done; `Ok(Some(changed))`: recorded.
+    async fn record_delivery(
+        &self,
+        provider: &str,
+        delivery_id: &str,
+        event: &str,
+        update: Option<&PrUpdate>,
+        now: Timestamp,
+    ) -> Result<Option<bool>, StoreError>;
+
+    /// Pull requests with a change the engine has not carried out, least recently changed
+    /// first.
+    async fn pending_pull_requests(&self, limit: usize) -> Result<Vec<PullRequest>, StoreError>;
+
+    /// Pull request `key`.
+    async fn get_pull_request(&self, key: &str) -> Result<Option<PullRequest>, StoreError>;
+
+    /// The engine carried out `generation` of pull request `key`; its cluster is `cluster`.
+    async fn pull_request_done(
+        &self,
+        key: &str,
+        generation: i64,
+        cluster: Option<&ClusterId>,
+    ) -> Result<(), StoreError>;
+
+    /// Forget deliveries received before `before` (a redelivery after that is taken again).
+    async fn purge_deliveries(&self, before: Timestamp) -> Result<u64, StoreError>;
 }
 
 /// Open the store a URL names: `sqlite://<path>` (created if missing) or `sqlite::memory:`.

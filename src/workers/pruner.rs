@@ -192,6 +192,12 @@ impl Pruner {
             Ok(n) => report.purged = n,
             Err(e) => report.fail("purge", None, &e),
         }
+        // NB: GitHub redelivers on request for a few days; a week of delivery ids keeps every
+        // redelivery a no-op.
+        let week_ago = Timestamp::now() - jiff::SignedDuration::from_hours(24 * 7);
+        if let Err(e) = self.service.store().purge_deliveries(week_ago).await {
+            report.fail("purge", None, &e);
+        }
     }
 
     /// Best effort: an event `prune_failed` on the cluster's record, if there is one (an

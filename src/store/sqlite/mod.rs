@@ -18,7 +18,8 @@ use sqlx::{AssertSqlSafe, Sqlite, Transaction};
 
 use super::{ClusterFilter, Cursor, IdempotencyRecord, Page, Store, StoreError, Visibility};
 use crate::domain::{
-    ApiToken, Cluster, ClusterEvent, ClusterId, GatewayCredential, NewEvent, Timestamp,
+    ApiToken, Cluster, ClusterEvent, ClusterId, GatewayCredential, NewEvent, PrUpdate, PullRequest,
+    Timestamp,
 };
 
 /// How long a statement waits for SQLite's write lock before giving up as `Unavailable`.
@@ -492,8 +493,42 @@ impl Store for SqliteStore {
             .await?;
         id.ok_or_else(|| StoreError::Unavailable("the store has no installation id".into()))
     }
+
+    async fn record_delivery(
+        &self,
+        provider: &str,
+        delivery_id: &str,
+        event: &str,
+        update: Option<&PrUpdate>,
+        now: Timestamp,
+    ) -> Result<Option<bool>, StoreError> {
+        self.record_delivery_impl(provider, delivery_id, event, update, now)
+            .await
+    }
+
+    async fn pending_pull_requests(&self, limit: usize) -> Result<Vec<PullRequest>, StoreError> {
+        self.pending_pull_requests_impl(limit).await
+    }
+
+    async fn get_pull_request(&self, key: &str) -> Result<Option<PullRequest>, StoreError> {
+        self.get_pull_request_impl(key).await
+    }
+
+    async fn pull_request_done(
+        &self,
+        key: &str,
+        generation: i64,
+        cluster: Option<&ClusterId>,
+    ) -> Result<(), StoreError> {
+        self.pull_request_done_impl(key, generation, cluster).await
+    }
+
+    async fn purge_deliveries(&self, before: Timestamp) -> Result<u64, StoreError> {
+        self.purge_deliveries_impl(before).await
+    }
 }
 
+mod pull_requests;
 mod rows;
 use self::rows::*;
 

@@ -1,0 +1,183 @@
+//! Webhook deliveries and pull requests on SQLite.
+
+use sqlx::sqlite::SqliteRow;
+
+use super::rows::{Doing as _, get, to_i64, to_u64, ts};
+use super::{SqliteStore, StoreResult};
+use crate::domain::{ClusterId, PrUpdate, PullRequest, Timestamp};
+use crate::store::StoreError;
+
+/// `SELECT <every pull request column> FROM pull_requests <tail>`.
+macro_rules! select_pull_requests {
+    ($tail:literal) => {
+        concat!(
+            "SELECT key, provider, repository, number, open, head_sha, branch, url, \
+             installation_id, version_ms, generation, done_generation, cluster_id, updated_ms \
+             FROM pull_requests ",
+            $tail
+        )
+    };
+}
+
+// === impl SqliteStore ===
+
+impl SqliteStore {
+    pub(super) async fn record_delivery_impl(
+        &self,
+        provider: &str,
+        delivery_id: &str,
+        event: &str,
+        update: Option<&PrUpdate>,
+        now: Timestamp,
+    ) -> StoreResult<Option<bool>> {
+        let doing = &format!("recording {provider} delivery {delivery_id}");
+        let mut tx = self.begin_write(doing).await?;
+        let inserted = sqlx::query(
+            "INSERT INTO webhook_deliveries (provider, delivery_id, event, received_ms) \
+             VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(provider)
+        .bind(delivery_id)
+        .bind(event)
+        .bind(now.as_millisecond())
+        .execute(&mut *tx)
+        .await
+        .doing(doing)?
+        .rows_affected();
+        if inserted == 0 {
+            return Ok(None);
+        }
+        let mut changed = false;
+        if let Some(update) = update {
+            let row = sqlx::query(select_pull_requests!("WHERE key = ?"))
+                .bind(&update.key)
+                .fetch_optional(&mut *tx)
+                .await
+                .doing(doing)?;
+            let current = row.as_ref().map(pull_request_from_row).transpose()?;
+            if let Some(next) = PullRequest::next(current.as_ref(), update, now) {
+                upsert(&mut tx, &next, doing).await?;
+                changed = true;
+            }
+        }
+        tx.commit().await.doing(doing)?;
+        Ok(Some(changed))
+    }
+
+    pub(super) async fn pending_pull_requests_impl(
+        &self,
+        limit: usize,
+    ) -> StoreResult<Vec<PullRequest>> {
+        let q = sqlx::query(select_pull_requests!(
+            "WHERE generation > done_generation ORDER BY updated_ms LIMIT ?"
+        ))
+        .bind(to_i64(limit)?);
+        self.all(q, pull_request_from_row, "listing pending pull requests")
+            .await
+    }
+
+    pub(super) async fn get_pull_request_impl(
+        &self,
+        key: &str,
+    ) -> StoreResult<Option<PullRequest>> {
+        let q = sqlx::query(select_pull_requests!("WHERE key = ?")).bind(key);
+        self.one(q, pull_request_from_row, "reading a pull request")
+            .await
+    }
+
+    pub(super) async fn pull_request_done_impl(
+        &self,
+        key: &str,
+        generation: i64,
+        cluster: Option<&ClusterId>,
+    ) -> StoreResult<()> {
+        let doing = &format!("recording pull request {key} carried out");
+        let mut tx = self.begin_write(doing).await?;
+        sqlx::query(
+            "UPDATE pull_requests SET done_generation = MAX(done_generation, ?), cluster_id = ? \
+             WHERE key = ?",
+        )
+        .bind(generation)
+        .bind(cluster.map(ClusterId::as_str))
+        .bind(key)
+        .execute(&mut *tx)
+        .await
+        .doing(doing)?;
+        tx.commit().await.doing(doing)
+    }
+
+    pub(super) async fn purge_deliveries_impl(&self, before: Timestamp) -> StoreResult<u64> {
+        let doing = "purging old webhook deliveries";
+        let mut tx = self.begin_write(doing).await?;
+        let n = sqlx::query("DELETE FROM webhook_deliveries WHERE received_ms < ?")
+            .bind(before.as_millisecond())
+            .execute(&mut *tx)
+            .await
+            .doing(doing)?
+            .rows_affected();
+        tx.commit().await.doing(doing)?;
+        Ok(n)
+    }
+}
+
+async fn upsert(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    pr: &PullRequest,
+    doing: &str,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO pull_requests (key, provider, repository, number, open, head_sha, branch, \
+         url, installation_id, version_ms, generation, done_generation, cluster_id, updated_ms) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (key) DO UPDATE SET open = excluded.open, head_sha = excluded.head_sha, \
+         branch = excluded.branch, url = excluded.url, installation_id = excluded.installation_id, \
+         version_ms = excluded.version_ms, generation = excluded.generation, \
+         updated_ms = excluded.updated_ms",
+    )
+    .bind(&pr.key)
+    .bind(&pr.provider)
+    .bind(&pr.repository)
+    .bind(to_i64(pr.number)?)
+    .bind(pr.open)
+    .bind(&pr.head_sha)
+    .bind(&pr.branch)
+    .bind(&pr.url)
+    .bind(pr.installation_id.map(to_i64).transpose()?)
+    .bind(pr.version_ms)
+    .bind(pr.generation)
+    .bind(pr.done_generation)
+    .bind(pr.cluster_id.as_ref().map(ClusterId::as_str))
+    .bind(pr.updated_at.as_millisecond())
+    .execute(&mut **tx)
+    .await
+    .doing(doing)?;
+    Ok(())
+}
+
+fn pull_request_from_row(r: &SqliteRow) -> StoreResult<PullRequest> {
+    let cluster_id: Option<String> = get(r, "cluster_id")?;
+    Ok(PullRequest {
+        key: get(r, "key")?,
+        provider: get(r, "provider")?,
+        repository: get(r, "repository")?,
+        number: to_u64(get(r, "number")?)?,
+        open: get(r, "open")?,
+        head_sha: get(r, "head_sha")?,
+        branch: get(r, "branch")?,
+        url: get(r, "url")?,
+        installation_id: get::<Option<i64>>(r, "installation_id")?
+            .map(to_u64)
+            .transpose()?,
+        version_ms: get(r, "version_ms")?,
+        generation: get(r, "generation")?,
+        done_generation: get(r, "done_generation")?,
+        cluster_id: cluster_id
+            .map(|id| {
+                ClusterId::parse(&id).ok_or_else(|| {
+                    StoreError::Other(anyhow::anyhow!("stored cluster id {id:?} is malformed"))
+                })
+            })
+            .transpose()?,
+        updated_at: ts(get(r, "updated_ms")?)?,
+    })
+}

@@ -1,0 +1,447 @@
+//! Pull-request clusters end to end: the real `vcm server --dev` (local driver, real API
+//! servers) with both webhook doors open, deliveries built from the providers' documented
+//! payloads (`tests/data/webhooks`), signed here, driving a pull request's whole life; and every
+//! way a delivery can be wrong.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "support/vcm_process.rs"]
+mod vcm_process;
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use vcm::webhooks::{Provider, cluster_name, signature::sign};
+use vcm_process::Vcm;
+
+const GITHUB_SECRET: &str = "It's a Secret to Everybody";
+const OLD_GITHUB_SECRET: &str = "the secret being rotated out";
+const BITBUCKET_SECRET: &str = "bitbucket-secret-7f3a";
+const REPO: &str = "nimbus-labs/vcm-demo";
+
+fn payload(name: &str) -> Vec<u8> {
+    let path = format!("{}/tests/data/webhooks/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// `payload(name)` with `edit` applied (compact JSON with raw UTF-8, as GitHub sends).
+fn edited(name: &str, edit: impl FnOnce(&mut Value)) -> Vec<u8> {
+    let mut v: Value = serde_json::from_slice(&payload(name)).unwrap();
+    edit(&mut v);
+    serde_json::to_vec(&v).unwrap()
+}
+
+/// A server with both doors open (GitHub with two secrets, as during a rotation) and rules for
+/// the demo repository on both providers.
+fn server() -> (Vcm, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let secret_file = dir.path().join("github-secret");
+    std::fs::write(&secret_file, format!("{GITHUB_SECRET}\n")).unwrap();
+    let config = dir.path().join("vcm.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[webhooks.github]
+secrets = ["env:E2E_OLD_GITHUB_SECRET", "file:{secret}"]
+[webhooks.bitbucket]
+secrets = ["env:E2E_BITBUCKET_SECRET"]
+
+[[pull_requests]]
+provider = "github"
+repository = "nimbus-labs/*"
+team = "demo"
+ttl = "2h"
+labels = {{ purpose = "preview" }}
+
+[[pull_requests]]
+provider = "bitbucket"
+repository = "Nimbus-Labs/vcm-demo"
+team = "demo"
+on_new_commit = "keep"
+"#,
+            secret = secret_file.display()
+        ),
+    )
+    .unwrap();
+    let config = config.display().to_string();
+    let vcm = Vcm::start_with_env(&[
+        ("VCM_CONFIG", &config),
+        ("E2E_OLD_GITHUB_SECRET", OLD_GITHUB_SECRET),
+        ("E2E_BITBUCKET_SECRET", BITBUCKET_SECRET),
+    ]);
+    (vcm, dir)
+}
+
+/// POST a delivery to a door: its status and JSON body.
+fn deliver(vcm: &Vcm, door: &str, headers: &[(&str, &str)], body: Vec<u8>) -> (u16, Value) {
+    let url = format!("{}/v1/webhooks/{door}", vcm.addr);
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let mut req = reqwest::Client::new()
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    })
+}
+
+/// A GitHub delivery of `event` signed with `secret`.
+fn github(vcm: &Vcm, event: &str, delivery: &str, secret: &str, body: Vec<u8>) -> (u16, Value) {
+    let sig = sign(secret.as_bytes(), &body);
+    let headers = [
+        ("X-GitHub-Event", event),
+        ("X-GitHub-Delivery", delivery),
+        ("X-Hub-Signature-256", sig.as_str()),
+        ("User-Agent", "GitHub-Hookshot/6b2f1d8"),
+    ];
+    deliver(vcm, "github", &headers, body)
+}
+
+/// A Bitbucket delivery of `key`, signed.
+fn bitbucket(vcm: &Vcm, key: &str, delivery: &str, body: Vec<u8>) -> (u16, Value) {
+    let sig = sign(BITBUCKET_SECRET.as_bytes(), &body);
+    let headers = [
+        ("X-Event-Key", key),
+        ("X-Request-UUID", delivery),
+        ("X-Hub-Signature", sig.as_str()),
+        ("X-Attempt-Number", "1"),
+        ("User-Agent", "Bitbucket-Webhooks/2.0"),
+    ];
+    deliver(vcm, "bitbucket", &headers, body)
+}
+
+/// The live clusters of pull request `pr` (by the labels vcm gives them).
+fn clusters_of(vcm: &Vcm, provider: &str, pr: u64) -> Vec<Value> {
+    let out = vcm.cli_ok(&[
+        "cluster",
+        "list",
+        "--label",
+        &format!("provider={provider}"),
+        "--label",
+        &format!("pr={pr}"),
+        "--output",
+        "json",
+    ]);
+    let list: Value = serde_json::from_str(&out).unwrap();
+    list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["phase"] != "Deleted" && c["phase"] != "Deleting")
+        .cloned()
+        .collect()
+}
+
+/// Wait until `check` holds of the live clusters of `pr`.
+fn until(
+    vcm: &Vcm,
+    provider: &str,
+    pr: u64,
+    what: &str,
+    check: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let live = clusters_of(vcm, provider, pr);
+        if check(&live) {
+            return live;
+        }
+        assert!(Instant::now() < deadline, "{what}: {live:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn sha_of(c: &Value) -> &str {
+    c["labels"]["sha"].as_str().unwrap()
+}
+
+#[test]
+fn a_github_pull_request_gets_a_cluster_that_follows_its_head_and_goes_when_it_closes() {
+    let (vcm, _dir) = server();
+    let name = cluster_name(Provider::Github, REPO, 42);
+
+    // Forged, legacy-only and wrong-door deliveries are refused and change nothing.
+    let opened = payload("github/pull_request.opened.json");
+    let (status, body) = github(
+        &vcm,
+        "pull_request",
+        "d-forged",
+        "not the secret",
+        opened.clone(),
+    );
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not match"),
+        "{body}"
+    );
+    let legacy = [
+        ("X-GitHub-Event", "pull_request"),
+        ("X-GitHub-Delivery", "d-legacy"),
+        (
+            "X-Hub-Signature",
+            "sha1=0b4b1bbd4ebcd1fb2b28bfe1b2c1f0b2bd0f6e7e",
+        ),
+    ];
+    let (status, body) = deliver(&vcm, "github", &legacy, opened.clone());
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("legacy SHA-1"),
+        "{body}"
+    );
+    // A body changed after signing (one byte) fails the signature.
+    let sig = sign(GITHUB_SECRET.as_bytes(), &opened);
+    let mut tampered = opened.clone();
+    let at = tampered.len() / 2;
+    tampered[at] ^= 1;
+    let headers = [
+        ("X-GitHub-Event", "pull_request"),
+        ("X-GitHub-Delivery", "d-tampered"),
+        ("X-Hub-Signature-256", sig.as_str()),
+    ];
+    let (status, body) = deliver(&vcm, "github", &headers, tampered);
+    assert_eq!(status, 401, "{body}");
+    let wrong_door = [
+        ("X-Event-Key", "pullrequest:created"),
+        ("X-Request-UUID", "d-wrong-door"),
+        ("X-Hub-Signature-256", sig.as_str()),
+    ];
+    let (status, body) = deliver(&vcm, "bitbucket", &wrong_door, opened.clone());
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        clusters_of(&vcm, "github", 42).is_empty(),
+        "a refused delivery acted"
+    );
+
+    // The real delivery is taken; the same delivery again is a no-op.
+    let (status, body) = github(
+        &vcm,
+        "pull_request",
+        "d-opened",
+        GITHUB_SECRET,
+        opened.clone(),
+    );
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["changed"], true, "{body}");
+    let (status, body) = github(
+        &vcm,
+        "pull_request",
+        "d-opened",
+        GITHUB_SECRET,
+        opened.clone(),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body["result"].as_str().unwrap().starts_with("duplicate"),
+        "{body}"
+    );
+
+    // Opened: one cluster, named after the pull request, labelled, owned by the rule's team.
+    let live = until(&vcm, "github", 42, "a cluster for PR 42", |l| l.len() == 1);
+    let c = &live[0];
+    assert_eq!(c["name"], name.as_str());
+    assert_eq!(c["team"], "demo");
+    assert_eq!(c["labels"]["repo"], "nimbus-labs.vcm-demo");
+    assert_eq!(c["labels"]["purpose"], "preview");
+    assert_eq!(sha_of(c), "d9c5607b8103b154ab43ef77cacccc2994e1719a");
+    let id = c["id"].as_str().unwrap().to_owned();
+    vcm.wait_phase(&id, "Ready", Duration::from_secs(120));
+
+    // A ping, a push, a labeled action and a draft: 2xx, nothing happens.
+    for (event, file, says) in [
+        ("ping", "github/ping.app.json", "ignored"),
+        ("push", "github/push.json", "ignored"),
+        (
+            "pull_request",
+            "github/pull_request.labeled.json",
+            "ignored",
+        ),
+        (
+            "pull_request",
+            "github/pull_request.opened.draft.json",
+            "draft",
+        ),
+    ] {
+        let (status, body) = github(
+            &vcm,
+            event,
+            &format!("d-{file}"),
+            GITHUB_SECRET,
+            payload(file),
+        );
+        assert_eq!(status, 202, "{file}: {body}");
+        assert!(
+            body["result"].as_str().unwrap().contains(says),
+            "{file}: {body}"
+        );
+    }
+    assert!(
+        clusters_of(&vcm, "github", 43).is_empty(),
+        "the draft got a cluster"
+    );
+
+    // A new commit, signed with the secret being rotated out: the cluster moves to it.
+    let new_sha = "0123456789abcdef0123456789abcdef01234567";
+    let sync = edited("github/pull_request.synchronize.json", |v| {
+        v["after"] = json!(new_sha);
+        v["pull_request"]["head"]["sha"] = json!(new_sha);
+    });
+    let (status, body) = github(&vcm, "pull_request", "d-sync", OLD_GITHUB_SECRET, sync);
+    assert_eq!(status, 202, "{body}");
+    let live = until(&vcm, "github", 42, "moved to the new head", |l| {
+        l.len() == 1 && sha_of(&l[0]) == new_sha
+    });
+    assert_eq!(live[0]["id"], id.as_str(), "kept, not recreated");
+
+    // An older synchronize arriving late changes nothing.
+    let late = edited("github/pull_request.synchronize.json", |v| {
+        v["pull_request"]["updated_at"] = json!("2026-11-24T10:10:00Z");
+    });
+    let (status, body) = github(&vcm, "pull_request", "d-late", GITHUB_SECRET, late);
+    assert_eq!((status, &body["changed"]), (202, &json!(false)), "{body}");
+
+    // Closed (merged): the cluster goes; a synchronize after the close resurrects nothing.
+    let (status, body) = github(
+        &vcm,
+        "pull_request",
+        "d-close",
+        GITHUB_SECRET,
+        payload("github/pull_request.closed.merged.json"),
+    );
+    assert_eq!(status, 202, "{body}");
+    let gone = vcm.wait_phase(&id, "Deleted", Duration::from_secs(60));
+    assert_eq!(gone["delete_reason"], "pull_request_closed", "{gone}");
+    let after_close = edited("github/pull_request.synchronize.json", |v| {
+        v["pull_request"]["head"]["sha"] = json!("fedcba9876543210fedcba9876543210fedcba98");
+        v["pull_request"]["updated_at"] = json!("2026-11-26T09:00:00Z");
+    });
+    let (status, body) = github(
+        &vcm,
+        "pull_request",
+        "d-after-close",
+        GITHUB_SECRET,
+        after_close,
+    );
+    assert_eq!((status, &body["changed"]), (202, &json!(false)), "{body}");
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(clusters_of(&vcm, "github", 42).is_empty());
+
+    // Bad input: unreadable bodies and missing headers are 400s, oversized ones 413.
+    let bad = payload("github/pull_request.synchronize.bad-sha.json");
+    let (status, body) = github(&vcm, "pull_request", "d-bad", GITHUB_SECRET, bad);
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("head.sha"),
+        "{body}"
+    );
+    let big = vec![b' '; 300 * 1024];
+    let (status, _) = bitbucket(&vcm, "pullrequest:created", "d-big", big);
+    assert_eq!(status, 413);
+    let body = payload("github/ping.app.json");
+    let sig = sign(GITHUB_SECRET.as_bytes(), &body);
+    let no_delivery = [
+        ("X-GitHub-Event", "ping"),
+        ("X-Hub-Signature-256", sig.as_str()),
+    ];
+    let (status, body) = deliver(&vcm, "github", &no_delivery, body);
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("X-GitHub-Delivery"),
+        "{body}"
+    );
+}
+
+#[test]
+fn a_bitbucket_pull_request_lives_and_a_crash_after_the_answer_loses_nothing() {
+    let (mut vcm, _dir) = server();
+
+    // Created, then vcm is killed at once: the answer was given, the work was not (or was
+    // half) done. After a restart the pull request has exactly one cluster.
+    let (status, body) = bitbucket(
+        &vcm,
+        "pullrequest:created",
+        "{6f1c-created}",
+        payload("bitbucket/pullrequest.created.json"),
+    );
+    assert_eq!(status, 202, "{body}");
+    vcm.sigkill();
+    vcm.spawn();
+    let live = until(&vcm, "bitbucket", 17, "one cluster for PR 17", |l| {
+        l.len() == 1
+    });
+    let id = live[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(sha_of(&live[0]), "3f9a1c2b7d4e");
+    assert_eq!(
+        live[0]["name"],
+        cluster_name(Provider::Bitbucket, REPO, 17).as_str()
+    );
+    vcm.wait_phase(&id, "Ready", Duration::from_secs(120));
+
+    // Updated with the same commit (a title edit): nothing. With a new commit: it moves.
+    let retitled = edited("bitbucket/pullrequest.created.json", |v| {
+        v["pullrequest"]["title"] = json!("A new title");
+        v["pullrequest"]["updated_on"] = json!("2026-11-24T10:05:00.000000+00:00");
+    });
+    let (status, body) = bitbucket(&vcm, "pullrequest:updated", "{6f1c-retitled}", retitled);
+    assert_eq!((status, &body["changed"]), (202, &json!(false)), "{body}");
+    let (status, body) = bitbucket(
+        &vcm,
+        "pullrequest:updated",
+        "{6f1c-updated}",
+        payload("bitbucket/pullrequest.updated.json"),
+    );
+    assert_eq!((status, &body["changed"]), (202, &json!(true)), "{body}");
+    until(&vcm, "bitbucket", 17, "moved to c0ffee12ab34", |l| {
+        l.len() == 1 && sha_of(&l[0]) == "c0ffee12ab34"
+    });
+
+    // A push is nothing; fulfilled (merged) deletes the cluster.
+    let (status, _) = bitbucket(
+        &vcm,
+        "repo:push",
+        "{6f1c-push}",
+        payload("bitbucket/repo.push.json"),
+    );
+    assert_eq!(status, 202);
+    let (status, body) = bitbucket(
+        &vcm,
+        "pullrequest:fulfilled",
+        "{6f1c-fulfilled}",
+        payload("bitbucket/pullrequest.fulfilled.json"),
+    );
+    assert_eq!(status, 202, "{body}");
+    vcm.wait_phase(&id, "Deleted", Duration::from_secs(60));
+}
+
+#[test]
+fn a_closed_door_answers_404_and_names_the_configuration_to_open_it() {
+    let vcm = Vcm::start();
+    let (status, body) = deliver(&vcm, "github", &[], b"{}".to_vec());
+    assert_eq!(status, 404, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("[webhooks.github]"),
+        "{body}"
+    );
+}
