@@ -1,5 +1,5 @@
 # vcm's two commands: `make run` (quick start) and `make test` (everything CI runs).
-.PHONY: run test k8s-bins node-images fmt lint unit build
+.PHONY: run test k8s-bins node-images py-tools fmt lint unit build
 
 CARGO ?= cargo
 
@@ -16,8 +16,12 @@ node-images: k8s-bins
 run: k8s-bins
 	$(CARGO) run --release -- server --dev
 
+## The Python tools tests use (schemathesis, the Kubernetes Python client), pinned, in .cache/venv.
+py-tools:
+	@scripts/py-tools.sh >/dev/null
+
 ## Every check CI runs: formatting, lints, and all tests against real Kubernetes binaries.
-test: k8s-bins node-images
+test: k8s-bins node-images py-tools
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	scripts/run-tests.sh

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Checks that the API a real `vcm server --dev` serves is the API its OpenAPI document describes:
-# schemathesis (property-based, pinned, installed into .cache/venv on first use) generates
+# schemathesis (property-based, pinned by scripts/py-tools.sh in .cache/venv) generates
 # requests from /openapi.json, valid and invalid, and runs every check on the answers. Then every
 # cluster it created is deleted through the API, the server stops, and no control-plane process
 # of its data directory may remain. Exit status 0 only when all of that holds.
@@ -10,25 +10,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-readonly VERSION=4.32.5
 # A fixed seed makes a failure reproducible: the same requests in the same order.
 readonly SEED=${SCHEMATHESIS_SEED:-20261129}
 # Cases per operation and phase: enough to cross every documented constraint, few enough that
 # the run stays well under a minute on two cores (POST /v1/clusters takes fewer, see the config).
 readonly MAX_EXAMPLES=${SCHEMATHESIS_MAX_EXAMPLES:-50}
-mkdir -p .cache
-# NB: the real path: a venv's scripts name their interpreter by absolute path, so a venv made
-# through a symlinked .cache (a git worktree sharing it) must not record the link's path.
-VENV=$(realpath .cache)/venv
+# schemathesis, pinned, in .cache/venv (installed on first use).
+VENV=$(scripts/py-tools.sh)
 readonly VENV
 
 log() { printf 'schemathesis.sh: %s\n' "$*" >&2; }
-
-if ! "$VENV/bin/schemathesis" --version 2>/dev/null | grep -qF "version $VERSION"; then
-  log "installing schemathesis $VERSION into $VENV"
-  python3 -m venv --clear "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$VERSION"
-fi
 
 # NB: not a VCM_* variable: the server reads those as configuration.
 vcm_bin=${SCHEMATHESIS_VCM_BIN:-}
@@ -112,7 +103,7 @@ for _ in $(seq 100); do
 done
 token=$(cat "$data_dir/dev-token")
 
-log "schemathesis $VERSION, seed $SEED, at most $MAX_EXAMPLES examples per operation, against $base"
+log "$("$VENV/bin/schemathesis" --version), seed $SEED, at most $MAX_EXAMPLES examples per operation, against $base"
 # NB: every check but `use_after_free`, which expects 404 from a cluster once DELETE answered
 # 2xx. vcm's contract is otherwise: DELETE asks for deletion (202), and a Deleting or Deleted
 # cluster stays readable, with its events, for the retention period (ARCHITECTURE.md, Phases).

@@ -259,13 +259,25 @@ impl ClusterService {
         }
         let mut next = cluster.clone();
         next.last_activity_at = now;
-        match self.store.update_cluster(&next, &[]).await {
-            Ok(updated) => updated,
-            Err(e) => {
-                tracing::debug!(cluster.id = %cluster.id, error = %e, "activity not recorded");
-                cluster
-            }
-        }
+        let written = match self.store.update_cluster(&next, &[]).await {
+            // NB: another writer (a health check, the reconciler) got there first. Explicit
+            // activity (keepalive, the gateway) is retried on the fresh record: dropped, a
+            // pipeline using only kubectl had its cluster deleted as idle on a busy machine.
+            Err(StoreError::Conflict(_)) if force => self
+                .modify(cluster.id.as_str(), |c| {
+                    if c.phase.is_live() && c.last_activity_at < now {
+                        c.last_activity_at = now;
+                    }
+                    Ok(vec![])
+                })
+                .await
+                .map_err(|e| e.to_string()),
+            other => other.map_err(|e| e.to_string()),
+        };
+        written.unwrap_or_else(|e| {
+            tracing::debug!(cluster.id = %cluster.id, error = %e, "activity not recorded");
+            cluster
+        })
     }
 
     /// Read-modify-write with optimistic concurrency, retried when another writer won. `f`

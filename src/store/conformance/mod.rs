@@ -15,10 +15,12 @@ use super::{ClusterFilter, Store, StoreError};
 
 mod clusters;
 mod listing;
+mod pull_requests;
 mod records;
 
 use self::clusters::*;
 use self::listing::*;
+use self::pull_requests::*;
 use self::records::*;
 use crate::domain::{
     ApiToken, Cluster, ClusterEvent, ClusterId, ClusterName, LabelSelector, Labels, NewEvent,
@@ -51,6 +53,7 @@ where
     case!(gateway_credentials_insert_look_up_revoke_and_go_with_their_cluster);
     case!(concurrent_updates_from_the_same_version_have_exactly_one_winner);
     case!(the_installation_id_is_made_once_and_stays);
+    case!(deliveries_are_taken_once_and_pull_requests_wait_until_carried_out);
 }
 
 async fn the_installation_id_is_made_once_and_stays(store: Arc<dyn Store>) {
