@@ -445,3 +445,35 @@ fn a_closed_door_answers_404_and_names_the_configuration_to_open_it() {
         "{body}"
     );
 }
+
+#[test]
+fn a_rule_whose_clusters_could_never_be_made_stops_the_server_from_starting() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("vcm.toml");
+    std::fs::write(
+        &config,
+        r#"
+[webhooks.github]
+secrets = ["env:E2E_GITHUB_SECRET"]
+[[pull_requests]]
+provider = "github"
+repository = "acme/*"
+team = "web"
+size = "enormous"
+"#,
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vcm"))
+        .args(["server", "--dev", "--listen", "127.0.0.1:0"])
+        .arg(format!("--data-dir={}", dir.path().join("data").display()))
+        .env("VCM_CONFIG", &config)
+        .env("E2E_GITHUB_SECRET", "s")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("[[pull_requests]] acme/*") && stderr.contains("enormous"),
+        "{stderr}"
+    );
+}

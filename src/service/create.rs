@@ -125,6 +125,13 @@ impl ClusterService {
 
     /// The cluster a request describes, every field checked; `host` is left empty for
     /// placement to fill in.
+    /// Whether `principal` could create `req` as far as validation goes (sizes, versions,
+    /// durations, labels), without placing or storing anything: for configuration that makes
+    /// clusters later (pull-request rules), checked when the server starts.
+    pub fn check_spec(&self, principal: &Principal, req: ClusterSpec) -> Result<()> {
+        self.new_cluster(principal, req).map(|_| ())
+    }
+
     fn new_cluster(&self, principal: &Principal, req: ClusterSpec) -> Result<Cluster> {
         let p = &self.policy;
         // A selector longer than any host's labels never matches, and would be echoed whole.

@@ -6,9 +6,9 @@
 //! carries an idempotency key per pull request and generation (a retry after a crash gets the
 //! cluster the first attempt made), and a generation is marked done only after its work.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -23,6 +23,8 @@ use crate::service::{ClusterService, ClusterSpec, ClusterUpdate, IdempotencyKey}
 const EVERY: Duration = Duration::from_secs(1);
 /// Pull requests taken per pass.
 const BATCH: usize = 50;
+/// Longest wait before a pull request whose work keeps failing is tried again.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 /// The engine: the cluster use-cases, the rules, and the doorbell the doors ring.
 #[derive(Clone)]
@@ -30,6 +32,8 @@ pub struct Engine {
     service: ClusterService,
     rules: Arc<Vec<PrRule>>,
     wake: Arc<Notify>,
+    /// Pull requests whose work failed: when to try again, and how many failures so far.
+    backoff: Arc<Mutex<HashMap<String, (Instant, u32)>>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -49,12 +53,28 @@ impl Engine {
             service,
             rules: Arc::new(rules),
             wake: Arc::new(Notify::new()),
+            backoff: Arc::default(),
         }
     }
 
     /// The rules it acts on.
     pub fn rules(&self) -> &[PrRule] {
         &self.rules
+    }
+
+    /// Refuses a rule whose clusters could never be made (an unknown size or version, a bad
+    /// duration or label), so that shows when the server starts, not on a pull request.
+    pub fn check_rules(&self) -> anyhow::Result<()> {
+        for rule in self.rules.iter() {
+            rule.validate()
+                .map_err(|e| anyhow::anyhow!("[[pull_requests]] {}: {e}", rule.repository))?;
+            let sample = rule.repository.replace(['*', '?'], "x");
+            let spec = spec(rule, rule.provider, &sample, 1, &"0".repeat(40));
+            self.service
+                .check_spec(&principal(rule.provider, &sample, rule), spec)
+                .map_err(|e| anyhow::anyhow!("[[pull_requests]] {}: {e}", rule.repository))?;
+        }
+        Ok(())
     }
 
     /// Ask for a pass now (a delivery was recorded).
@@ -84,10 +104,40 @@ impl Engine {
             }
         };
         for pr in pending {
-            if let Err(e) = self.carry_out(&pr).await {
-                tracing::warn!(pull_request = %pr.key, error = %e, "pull request not carried out yet");
+            if self.backing_off(&pr.key) {
+                continue;
+            }
+            match self.carry_out(&pr).await {
+                Ok(()) => self.succeeded(&pr.key),
+                Err(e) => {
+                    let wait = self.failed(&pr.key);
+                    tracing::warn!(
+                        pull_request = %pr.key, error = %e, retry_in_secs = wait.as_secs(),
+                        "pull request not carried out yet"
+                    );
+                }
             }
         }
+    }
+
+    fn backing_off(&self, key: &str) -> bool {
+        let map = self.backoff.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(key).is_some_and(|(at, _)| Instant::now() < *at)
+    }
+
+    fn succeeded(&self, key: &str) {
+        let mut map = self.backoff.lock().unwrap_or_else(|e| e.into_inner());
+        map.remove(key);
+    }
+
+    /// Note a failure of `key`'s work; how long until it is tried again (1 s, doubling, at
+    /// most [`MAX_BACKOFF`]).
+    fn failed(&self, key: &str) -> Duration {
+        let mut map = self.backoff.lock().unwrap_or_else(|e| e.into_inner());
+        let failures = map.get(key).map_or(0, |(_, n)| *n).saturating_add(1);
+        let wait = backoff_after(failures);
+        map.insert(key.to_owned(), (Instant::now() + wait, failures));
+        wait
     }
 
     async fn carry_out(&self, pr: &PullRequest) -> Result<()> {
@@ -139,21 +189,7 @@ impl Engine {
 
     async fn create(&self, pr: &PullRequest, rule: &PrRule, principal: &Principal) -> Result<()> {
         let provider = provider_of(pr);
-        let mut labels = rule.labels.clone();
-        labels.insert("provider".into(), pr.provider.clone());
-        labels.insert("repo".into(), repo_label(&pr.repository));
-        labels.insert("pr".into(), pr.number.to_string());
-        labels.insert("sha".into(), pr.head_sha.clone());
-        let spec = ClusterSpec {
-            name: Some(super::cluster_name(provider, &pr.repository, pr.number)),
-            size: rule.size.clone(),
-            kubernetes_version: rule.kubernetes_version.clone(),
-            ttl: rule.ttl.clone(),
-            idle_timeout: rule.idle_timeout.clone(),
-            host: rule.host.clone(),
-            host_selector: rule.host_selector.clone(),
-            labels: Some(labels),
-        };
+        let spec = spec(rule, provider, &pr.repository, pr.number, &pr.head_sha);
         let key = IdempotencyKey::parse(&format!("pr:{}:{}", pr.key, pr.generation))
             .map_err(|e| crate::error::Error::Other(anyhow::anyhow!("{e}")))?;
         match self.service.create(principal, spec, Some(key)).await {
@@ -190,6 +226,39 @@ impl Engine {
     }
 }
 
+/// The wait after the `failures`-th failure in a row (at least 1): 1 s, doubling, at most
+/// [`MAX_BACKOFF`].
+fn backoff_after(failures: u32) -> Duration {
+    EVERY
+        .saturating_mul(2u32.saturating_pow(failures.saturating_sub(1)))
+        .min(MAX_BACKOFF)
+}
+
+/// The cluster a rule makes for pull request `number` of `repository` at `sha`.
+fn spec(
+    rule: &PrRule,
+    provider: Provider,
+    repository: &str,
+    number: u64,
+    sha: &str,
+) -> ClusterSpec {
+    let mut labels = rule.labels.clone();
+    labels.insert("provider".into(), provider.as_str().to_owned());
+    labels.insert("repo".into(), repo_label(repository));
+    labels.insert("pr".into(), number.to_string());
+    labels.insert("sha".into(), sha.to_owned());
+    ClusterSpec {
+        name: Some(super::cluster_name(provider, repository, number)),
+        size: rule.size.clone(),
+        kubernetes_version: rule.kubernetes_version.clone(),
+        ttl: rule.ttl.clone(),
+        idle_timeout: rule.idle_timeout.clone(),
+        host: rule.host.clone(),
+        host_selector: rule.host_selector.clone(),
+        labels: Some(labels),
+    }
+}
+
 fn provider_of(pr: &PullRequest) -> Provider {
     if pr.provider == "github" {
         Provider::Github
@@ -223,4 +292,25 @@ pub fn repo_label(repository: &str) -> String {
     v.truncate(63);
     v.trim_matches(|c: char| !c.is_ascii_alphanumeric())
         .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failing_pull_request_is_retried_after_1_2_4_seconds_and_at_most_a_minute() {
+        let waits: Vec<u64> = [1, 2, 3, 6, 7, 40]
+            .into_iter()
+            .map(|n| backoff_after(n).as_secs())
+            .collect();
+        assert_eq!(waits, vec![1, 2, 4, 32, 60, 60]);
+    }
+
+    #[test]
+    fn a_repository_is_a_label_value() {
+        assert_eq!(repo_label("Acme/Web_App"), "acme.web_app");
+        assert_eq!(repo_label("acme/--x--"), "acme.--x");
+        assert!(repo_label(&format!("acme/{}", "r".repeat(80))).len() <= 63);
+    }
 }

@@ -52,10 +52,7 @@ impl Doors {
                 .map(|d| d.load().with_context(|| format!("[webhooks.{name}]")))
                 .transpose()
         };
-        for rule in engine.rules() {
-            rule.validate()
-                .map_err(|e| anyhow::anyhow!("[[pull_requests]] {}: {e}", rule.repository))?;
-        }
+        engine.check_rules()?;
         Ok(Self {
             github: load(&config.github, "github")?,
             bitbucket: load(&config.bitbucket, "bitbucket")?,
