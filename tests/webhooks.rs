@@ -6,225 +6,22 @@
 
 #[path = "support/vcm_process.rs"]
 mod vcm_process;
+#[path = "support/webhooks.rs"]
+mod webhooks_support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 use vcm::webhooks::{Provider, cluster_name, signature::sign};
 use vcm_process::Vcm;
-
-const GITHUB_SECRET: &str = "It's a Secret to Everybody";
-const OLD_GITHUB_SECRET: &str = "the secret being rotated out";
-const BITBUCKET_SECRET: &str = "bitbucket-secret-7f3a";
-const REPO: &str = "nimbus-labs/vcm-demo";
-
-fn payload(name: &str) -> Vec<u8> {
-    let path = format!("{}/tests/data/webhooks/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
-/// `payload(name)` with `edit` applied (compact JSON with raw UTF-8, as GitHub sends).
-fn edited(name: &str, edit: impl FnOnce(&mut Value)) -> Vec<u8> {
-    let mut v: Value = serde_json::from_slice(&payload(name)).unwrap();
-    edit(&mut v);
-    serde_json::to_vec(&v).unwrap()
-}
-
-/// A server with both doors open (GitHub with two secrets, as during a rotation) and rules for
-/// the demo repository on both providers.
-fn server() -> (Vcm, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let secret_file = dir.path().join("github-secret");
-    std::fs::write(&secret_file, format!("{GITHUB_SECRET}\n")).unwrap();
-    let config = dir.path().join("vcm.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[webhooks.github]
-secrets = ["env:E2E_OLD_GITHUB_SECRET", "file:{secret}"]
-[webhooks.bitbucket]
-secrets = ["env:E2E_BITBUCKET_SECRET"]
-
-[[pull_requests]]
-provider = "github"
-repository = "nimbus-labs/*"
-team = "demo"
-ttl = "2h"
-labels = {{ purpose = "preview" }}
-
-[[pull_requests]]
-provider = "bitbucket"
-repository = "Nimbus-Labs/vcm-demo"
-team = "demo"
-on_new_commit = "keep"
-"#,
-            secret = secret_file.display()
-        ),
-    )
-    .unwrap();
-    let config = config.display().to_string();
-    let vcm = Vcm::start_with_env(&[
-        ("VCM_CONFIG", &config),
-        ("E2E_OLD_GITHUB_SECRET", OLD_GITHUB_SECRET),
-        ("E2E_BITBUCKET_SECRET", BITBUCKET_SECRET),
-    ]);
-    (vcm, dir)
-}
-
-/// POST a delivery to a door: its status and JSON body.
-fn deliver(vcm: &Vcm, door: &str, headers: &[(&str, &str)], body: Vec<u8>) -> (u16, Value) {
-    let url = format!("{}/v1/webhooks/{door}", vcm.addr);
-    tokio::runtime::Runtime::new().unwrap().block_on(async {
-        let mut req = reqwest::Client::new()
-            .post(&url)
-            .header("content-type", "application/json")
-            .body(body);
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let res = req.send().await.unwrap();
-        let status = res.status().as_u16();
-        let text = res.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    })
-}
-
-/// A GitHub delivery of `event` signed with `secret`.
-fn github(vcm: &Vcm, event: &str, delivery: &str, secret: &str, body: Vec<u8>) -> (u16, Value) {
-    let sig = sign(secret.as_bytes(), &body);
-    let headers = [
-        ("X-GitHub-Event", event),
-        ("X-GitHub-Delivery", delivery),
-        ("X-Hub-Signature-256", sig.as_str()),
-        ("User-Agent", "GitHub-Hookshot/6b2f1d8"),
-    ];
-    deliver(vcm, "github", &headers, body)
-}
-
-/// A Bitbucket delivery of `key`, signed.
-fn bitbucket(vcm: &Vcm, key: &str, delivery: &str, body: Vec<u8>) -> (u16, Value) {
-    let sig = sign(BITBUCKET_SECRET.as_bytes(), &body);
-    let headers = [
-        ("X-Event-Key", key),
-        ("X-Request-UUID", delivery),
-        ("X-Hub-Signature", sig.as_str()),
-        ("X-Attempt-Number", "1"),
-        ("User-Agent", "Bitbucket-Webhooks/2.0"),
-    ];
-    deliver(vcm, "bitbucket", &headers, body)
-}
-
-/// The live clusters of pull request `pr` (by the labels vcm gives them).
-fn clusters_of(vcm: &Vcm, provider: &str, pr: u64) -> Vec<Value> {
-    let out = vcm.cli_ok(&[
-        "cluster",
-        "list",
-        "--label",
-        &format!("provider={provider}"),
-        "--label",
-        &format!("pr={pr}"),
-        "--output",
-        "json",
-    ]);
-    let list: Value = serde_json::from_str(&out).unwrap();
-    list["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["phase"] != "Deleted" && c["phase"] != "Deleting")
-        .cloned()
-        .collect()
-}
-
-/// Wait until `check` holds of the live clusters of `pr`.
-fn until(
-    vcm: &Vcm,
-    provider: &str,
-    pr: u64,
-    what: &str,
-    check: impl Fn(&[Value]) -> bool,
-) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let live = clusters_of(vcm, provider, pr);
-        if check(&live) {
-            return live;
-        }
-        assert!(Instant::now() < deadline, "{what}: {live:?}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn sha_of(c: &Value) -> &str {
-    c["labels"]["sha"].as_str().unwrap()
-}
+use webhooks_support::*;
 
 #[test]
 fn a_github_pull_request_gets_a_cluster_that_follows_its_head_and_goes_when_it_closes() {
     let (vcm, _dir) = server();
     let name = cluster_name(Provider::Github, REPO, 42);
 
-    // Forged, legacy-only and wrong-door deliveries are refused and change nothing.
     let opened = payload("github/pull_request.opened.json");
-    let (status, body) = github(
-        &vcm,
-        "pull_request",
-        "d-forged",
-        "not the secret",
-        opened.clone(),
-    );
-    assert_eq!(status, 401, "{body}");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("does not match"),
-        "{body}"
-    );
-    let legacy = [
-        ("X-GitHub-Event", "pull_request"),
-        ("X-GitHub-Delivery", "d-legacy"),
-        (
-            "X-Hub-Signature",
-            "sha1=0b4b1bbd4ebcd1fb2b28bfe1b2c1f0b2bd0f6e7e",
-        ),
-    ];
-    let (status, body) = deliver(&vcm, "github", &legacy, opened.clone());
-    assert_eq!(status, 401, "{body}");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("legacy SHA-1"),
-        "{body}"
-    );
-    // A body changed after signing (one byte) fails the signature.
-    let sig = sign(GITHUB_SECRET.as_bytes(), &opened);
-    let mut tampered = opened.clone();
-    let at = tampered.len() / 2;
-    tampered[at] ^= 1;
-    let headers = [
-        ("X-GitHub-Event", "pull_request"),
-        ("X-GitHub-Delivery", "d-tampered"),
-        ("X-Hub-Signature-256", sig.as_str()),
-    ];
-    let (status, body) = deliver(&vcm, "github", &headers, tampered);
-    assert_eq!(status, 401, "{body}");
-    let wrong_door = [
-        ("X-Event-Key", "pullrequest:created"),
-        ("X-Request-UUID", "d-wrong-door"),
-        ("X-Hub-Signature-256", sig.as_str()),
-    ];
-    let (status, body) = deliver(&vcm, "bitbucket", &wrong_door, opened.clone());
-    assert_eq!(status, 401, "{body}");
-    assert!(
-        clusters_of(&vcm, "github", 42).is_empty(),
-        "a refused delivery acted"
-    );
 
     // The real delivery is taken; the same delivery again is a no-op.
     let (status, body) = github(
@@ -338,6 +135,69 @@ fn a_github_pull_request_gets_a_cluster_that_follows_its_head_and_goes_when_it_c
     assert_eq!((status, &body["changed"]), (202, &json!(false)), "{body}");
     std::thread::sleep(Duration::from_secs(2));
     assert!(clusters_of(&vcm, "github", 42).is_empty());
+}
+
+#[test]
+fn forged_tampered_legacy_wrong_door_oversized_and_malformed_deliveries_are_refused_and_change_nothing()
+ {
+    let (vcm, _dir) = server();
+
+    let opened = payload("github/pull_request.opened.json");
+    let (status, body) = github(
+        &vcm,
+        "pull_request",
+        "d-forged",
+        "not the secret",
+        opened.clone(),
+    );
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not match"),
+        "{body}"
+    );
+    let legacy = [
+        ("X-GitHub-Event", "pull_request"),
+        ("X-GitHub-Delivery", "d-legacy"),
+        (
+            "X-Hub-Signature",
+            "sha1=0b4b1bbd4ebcd1fb2b28bfe1b2c1f0b2bd0f6e7e",
+        ),
+    ];
+    let (status, body) = deliver(&vcm, "github", &legacy, opened.clone());
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("legacy SHA-1"),
+        "{body}"
+    );
+    // A body changed after signing (one byte) fails the signature.
+    let sig = sign(GITHUB_SECRET.as_bytes(), &opened);
+    let mut tampered = opened.clone();
+    let at = tampered.len() / 2;
+    tampered[at] ^= 1;
+    let headers = [
+        ("X-GitHub-Event", "pull_request"),
+        ("X-GitHub-Delivery", "d-tampered"),
+        ("X-Hub-Signature-256", sig.as_str()),
+    ];
+    let (status, body) = deliver(&vcm, "github", &headers, tampered);
+    assert_eq!(status, 401, "{body}");
+    let wrong_door = [
+        ("X-Event-Key", "pullrequest:created"),
+        ("X-Request-UUID", "d-wrong-door"),
+        ("X-Hub-Signature-256", sig.as_str()),
+    ];
+    let (status, body) = deliver(&vcm, "bitbucket", &wrong_door, opened.clone());
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        clusters_of(&vcm, "github", 42).is_empty(),
+        "a refused delivery acted"
+    );
 
     // Bad input: unreadable bodies and missing headers are 400s, oversized ones 413.
     let bad = payload("github/pull_request.synchronize.bad-sha.json");
