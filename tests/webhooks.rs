@@ -151,13 +151,7 @@ fn forged_tampered_legacy_wrong_door_oversized_and_malformed_deliveries_are_refu
         opened.clone(),
     );
     assert_eq!(status, 401, "{body}");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("does not match"),
-        "{body}"
-    );
+    assert!(error_says(&body, "does not match"), "{body}");
     let legacy = [
         ("X-GitHub-Event", "pull_request"),
         ("X-GitHub-Delivery", "d-legacy"),
@@ -168,13 +162,7 @@ fn forged_tampered_legacy_wrong_door_oversized_and_malformed_deliveries_are_refu
     ];
     let (status, body) = deliver(&vcm, "github", &legacy, opened.clone());
     assert_eq!(status, 401, "{body}");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("legacy SHA-1"),
-        "{body}"
-    );
+    assert!(error_says(&body, "legacy SHA-1"), "{body}");
     // A body changed after signing (one byte) fails the signature.
     let sig = sign(GITHUB_SECRET.as_bytes(), &opened);
     let mut tampered = opened.clone();
@@ -203,13 +191,7 @@ fn forged_tampered_legacy_wrong_door_oversized_and_malformed_deliveries_are_refu
     let bad = payload("github/pull_request.synchronize.bad-sha.json");
     let (status, body) = github(&vcm, "pull_request", "d-bad", GITHUB_SECRET, bad);
     assert_eq!(status, 400, "{body}");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("head.sha"),
-        "{body}"
-    );
+    assert!(error_says(&body, "head.sha"), "{body}");
     let big = vec![b' '; 300 * 1024];
     let (status, _) = bitbucket(&vcm, "pullrequest:created", "d-big", big);
     assert_eq!(status, 413);
@@ -221,13 +203,7 @@ fn forged_tampered_legacy_wrong_door_oversized_and_malformed_deliveries_are_refu
     ];
     let (status, body) = deliver(&vcm, "github", &no_delivery, body);
     assert_eq!(status, 400, "{body}");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("X-GitHub-Delivery"),
-        "{body}"
-    );
+    assert!(error_says(&body, "X-GitHub-Delivery"), "{body}");
 }
 
 #[test]
@@ -297,13 +273,7 @@ fn a_closed_door_answers_404_and_names_the_configuration_to_open_it() {
     let vcm = Vcm::start();
     let (status, body) = deliver(&vcm, "github", &[], b"{}".to_vec());
     assert_eq!(status, 404, "{body}");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("[webhooks.github]"),
-        "{body}"
-    );
+    assert!(error_says(&body, "[webhooks.github]"), "{body}");
 }
 
 #[test]

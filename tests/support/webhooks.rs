@@ -156,6 +156,13 @@ pub fn until(
     }
 }
 
+/// Whether an error answer's message contains `text`.
+pub fn error_says(body: &Value, text: &str) -> bool {
+    body["error"]["message"]
+        .as_str()
+        .is_some_and(|m| m.contains(text))
+}
+
 pub fn sha_of(c: &Value) -> &str {
     c["labels"]["sha"].as_str().unwrap()
 }

@@ -16,7 +16,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{AssertSqlSafe, Sqlite, Transaction};
 
-use super::{ClusterFilter, Cursor, IdempotencyRecord, Page, Store, StoreError, Visibility};
+use super::{ClusterFilter, IdempotencyRecord, Page, Store, StoreError};
 use crate::domain::{
     ApiToken, Cluster, ClusterEvent, ClusterId, GatewayCredential, NewEvent, PrUpdate, PullRequest,
     Timestamp,
@@ -39,28 +39,6 @@ macro_rules! cluster_cols {
         "id, created_ms, version, name, owner, team, phase, message, size, kubernetes_version, \
          ttl_secs, idle_timeout_secs, host, labels, ready_ms, expires_ms, last_activity_ms, \
          deleted_ms, endpoint, delete_reason, attempts, next_reconcile_ms, cleaned_up"
-    };
-}
-
-/// `SELECT <every token column> FROM api_tokens <tail>`.
-macro_rules! select_tokens {
-    ($tail:literal) => {
-        concat!(
-            "SELECT id, name, hash, role, team, created_ms, expires_ms, revoked_ms, last_used_ms \
-             FROM api_tokens ",
-            $tail
-        )
-    };
-}
-
-/// `SELECT <every gateway credential column> FROM gateway_credentials <tail>`.
-macro_rules! select_gateway_credentials {
-    ($tail:literal) => {
-        concat!(
-            "SELECT id, hash, cluster_id, subject, display, role, team, created_ms, expires_ms, \
-             revoked_ms FROM gateway_credentials ",
-            $tail
-        )
     };
 }
 
@@ -206,71 +184,6 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn list_clusters(&self, filter: &ClusterFilter) -> Result<Page<Cluster>, StoreError> {
-        let limit = match filter.limit {
-            0 => DEFAULT_LIMIT,
-            n => n.min(MAX_LIMIT),
-        };
-        // NB: the SQL varies only in how many fixed fragments it repeats; every value, label keys
-        // included, is a bound parameter, so no input reaches the SQL text. `json_each` rather
-        // than `json_extract(labels, '$."key"')` means no key ever needs quoting in a JSON path.
-        let mut sql = String::from(select_clusters!("WHERE 1 = 1"));
-        if filter.phase.is_some() {
-            sql.push_str(" AND phase = ?");
-        }
-        if filter.owner.is_some() {
-            sql.push_str(" AND owner = ?");
-        }
-        match &filter.visible_to {
-            None => {}
-            Some(Visibility { team: None, .. }) => sql.push_str(" AND owner = ?"),
-            Some(Visibility { team: Some(_), .. }) => sql.push_str(" AND (owner = ? OR team = ?)"),
-        }
-        for _ in filter.labels.requirements() {
-            sql.push_str(
-                " AND EXISTS (SELECT 1 FROM json_each(labels) WHERE key = ? AND value = ?)",
-            );
-        }
-        if filter.after.is_some() {
-            sql.push_str(" AND (created_ms > ? OR (created_ms = ? AND id > ?))");
-        }
-        sql.push_str(" ORDER BY created_ms, id LIMIT ?");
-
-        let mut q = sqlx::query(AssertSqlSafe(sql));
-        if let Some(phase) = filter.phase {
-            q = q.bind(phase.as_str());
-        }
-        if let Some(owner) = &filter.owner {
-            q = q.bind(owner);
-        }
-        if let Some(v) = &filter.visible_to {
-            q = q.bind(&v.owner);
-            if let Some(team) = &v.team {
-                q = q.bind(team);
-            }
-        }
-        for (k, v) in filter.labels.requirements() {
-            q = q.bind(k).bind(v);
-        }
-        if let Some(after) = &filter.after {
-            q = q
-                .bind(after.created_ms)
-                .bind(after.created_ms)
-                .bind(&after.id);
-        }
-        // One more than asked tells whether another page follows.
-        q = q.bind(to_i64(limit + 1)?);
-
-        let mut items = self.all(q, cluster_from_row, "listing clusters").await?;
-        let more = items.len() > limit;
-        items.truncate(limit);
-        let next = items.last().filter(|_| more).map(|c| Cursor {
-            created_ms: c.created_at.as_millisecond(),
-            id: c.id.as_str().to_owned(),
-        });
-        Ok(Page { items, next })
-    }
-
     async fn update_cluster(
         &self,
         cluster: &Cluster,
@@ -372,116 +285,6 @@ impl Store for SqliteStore {
         Ok(removed)
     }
 
-    async fn insert_token(&self, token: &ApiToken) -> Result<(), StoreError> {
-        let sql = "INSERT INTO api_tokens \
-                   (id, name, hash, role, team, created_ms, expires_ms, revoked_ms) \
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
-        let q = sqlx::query(sql)
-            .bind(&token.id)
-            .bind(&token.name)
-            .bind(&token.hash)
-            .bind(token.role.as_str())
-            .bind(&token.team)
-            .bind(token.created_at.as_millisecond())
-            .bind(token.expires_at.map(|t| t.as_millisecond()))
-            .bind(token.revoked_at.map(|t| t.as_millisecond()));
-        self.exec(q, &format!("inserting token {}", token.id))
-            .await
-            .map(drop)
-    }
-
-    async fn token_by_hash(&self, hash: &str) -> Result<Option<ApiToken>, StoreError> {
-        let q = sqlx::query(select_tokens!("WHERE hash = ?")).bind(hash);
-        self.one(q, token_from_row, "reading a token").await
-    }
-
-    async fn list_tokens(&self) -> Result<Vec<ApiToken>, StoreError> {
-        let q = sqlx::query(select_tokens!("ORDER BY created_ms DESC, id DESC"));
-        self.all(q, token_from_row, "listing tokens").await
-    }
-
-    async fn revoke_token(&self, id: &str, at: Timestamp) -> Result<(), StoreError> {
-        // Revoking twice keeps the first time: the audit trail should say when it stopped working.
-        let sql = "UPDATE api_tokens SET revoked_ms = COALESCE(revoked_ms, ?) WHERE id = ?";
-        let q = sqlx::query(sql).bind(at.as_millisecond()).bind(id);
-        match self.exec(q, "revoking a token").await? {
-            0 => Err(StoreError::NotFound),
-            _ => Ok(()),
-        }
-    }
-
-    async fn token_used(&self, id: &str, at: Timestamp) -> Result<(), StoreError> {
-        let sql =
-            "UPDATE api_tokens SET last_used_ms = MAX(COALESCE(last_used_ms, 0), ?) WHERE id = ?";
-        let q = sqlx::query(sql).bind(at.as_millisecond()).bind(id);
-        self.exec(q, "recording a token's use").await.map(drop)
-    }
-
-    async fn insert_gateway_credential(&self, c: &GatewayCredential) -> Result<(), StoreError> {
-        let sql = "INSERT INTO gateway_credentials \
-                   (id, hash, cluster_id, subject, display, role, team, created_ms, expires_ms, \
-                    revoked_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-        let q = sqlx::query(sql)
-            .bind(&c.id)
-            .bind(&c.hash)
-            .bind(&c.cluster_id)
-            .bind(&c.principal.subject)
-            .bind(&c.principal.display)
-            .bind(c.principal.role.as_str())
-            .bind(&c.principal.team)
-            .bind(c.created_at.as_millisecond())
-            .bind(c.expires_at.as_millisecond())
-            .bind(c.revoked_at.map(|t| t.as_millisecond()));
-        self.exec(q, &format!("inserting gateway credential {}", c.id))
-            .await
-            .map(drop)
-    }
-
-    async fn gateway_credential_by_hash(
-        &self,
-        hash: &str,
-    ) -> Result<Option<GatewayCredential>, StoreError> {
-        let q = sqlx::query(select_gateway_credentials!("WHERE hash = ?")).bind(hash);
-        self.one(
-            q,
-            gateway_credential_from_row,
-            "reading a gateway credential",
-        )
-        .await
-    }
-
-    async fn gateway_credentials_of(
-        &self,
-        cluster_id: &str,
-    ) -> Result<Vec<GatewayCredential>, StoreError> {
-        let q = sqlx::query(select_gateway_credentials!(
-            "WHERE cluster_id = ? ORDER BY created_ms DESC, id DESC"
-        ))
-        .bind(cluster_id);
-        self.all(
-            q,
-            gateway_credential_from_row,
-            "listing gateway credentials",
-        )
-        .await
-    }
-
-    async fn revoke_gateway_credentials(
-        &self,
-        cluster_id: &str,
-        id: Option<&str>,
-        at: Timestamp,
-    ) -> Result<u64, StoreError> {
-        let sql = "UPDATE gateway_credentials SET revoked_ms = ? \
-                   WHERE cluster_id = ? AND revoked_ms IS NULL AND (? IS NULL OR id = ?)";
-        let q = sqlx::query(sql)
-            .bind(at.as_millisecond())
-            .bind(cluster_id)
-            .bind(id)
-            .bind(id);
-        self.exec(q, "revoking gateway credentials").await
-    }
-
     async fn installation_id(&self) -> Result<String, StoreError> {
         let q = sqlx::query("SELECT id FROM installation WHERE singleton = 1");
         let id = self
@@ -492,6 +295,58 @@ impl Store for SqliteStore {
             )
             .await?;
         id.ok_or_else(|| StoreError::Unavailable("the store has no installation id".into()))
+    }
+
+    async fn list_clusters(&self, filter: &ClusterFilter) -> Result<Page<Cluster>, StoreError> {
+        self.list_clusters_impl(filter).await
+    }
+
+    async fn insert_token(&self, token: &ApiToken) -> Result<(), StoreError> {
+        self.insert_token_impl(token).await
+    }
+
+    async fn token_by_hash(&self, hash: &str) -> Result<Option<ApiToken>, StoreError> {
+        self.token_by_hash_impl(hash).await
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<ApiToken>, StoreError> {
+        self.list_tokens_impl().await
+    }
+
+    async fn revoke_token(&self, id: &str, at: Timestamp) -> Result<(), StoreError> {
+        self.revoke_token_impl(id, at).await
+    }
+
+    async fn token_used(&self, id: &str, at: Timestamp) -> Result<(), StoreError> {
+        self.token_used_impl(id, at).await
+    }
+
+    async fn insert_gateway_credential(&self, c: &GatewayCredential) -> Result<(), StoreError> {
+        self.insert_gateway_credential_impl(c).await
+    }
+
+    async fn gateway_credential_by_hash(
+        &self,
+        hash: &str,
+    ) -> Result<Option<GatewayCredential>, StoreError> {
+        self.gateway_credential_by_hash_impl(hash).await
+    }
+
+    async fn gateway_credentials_of(
+        &self,
+        cluster_id: &str,
+    ) -> Result<Vec<GatewayCredential>, StoreError> {
+        self.gateway_credentials_of_impl(cluster_id).await
+    }
+
+    async fn revoke_gateway_credentials(
+        &self,
+        cluster_id: &str,
+        id: Option<&str>,
+        at: Timestamp,
+    ) -> Result<u64, StoreError> {
+        self.revoke_gateway_credentials_impl(cluster_id, id, at)
+            .await
     }
 
     async fn record_delivery(
@@ -528,6 +383,8 @@ impl Store for SqliteStore {
     }
 }
 
+mod credentials;
+mod listing;
 mod pull_requests;
 mod rows;
 use self::rows::*;

@@ -1,0 +1,80 @@
+//! Listing clusters on SQLite: filters, visibility, label selectors and keyset pages.
+
+use sqlx::AssertSqlSafe;
+
+use super::rows::{cluster_from_row, to_i64};
+use super::{DEFAULT_LIMIT, MAX_LIMIT, SqliteStore, StoreResult};
+use crate::domain::Cluster;
+use crate::store::{ClusterFilter, Cursor, Page, Visibility};
+
+// === impl SqliteStore ===
+
+impl SqliteStore {
+    pub(super) async fn list_clusters_impl(
+        &self,
+        filter: &ClusterFilter,
+    ) -> StoreResult<Page<Cluster>> {
+        let limit = match filter.limit {
+            0 => DEFAULT_LIMIT,
+            n => n.min(MAX_LIMIT),
+        };
+        // NB: the SQL varies only in how many fixed fragments it repeats; every value, label keys
+        // included, is a bound parameter, so no input reaches the SQL text. `json_each` rather
+        // than `json_extract(labels, '$."key"')` means no key ever needs quoting in a JSON path.
+        let mut sql = String::from(select_clusters!("WHERE 1 = 1"));
+        if filter.phase.is_some() {
+            sql.push_str(" AND phase = ?");
+        }
+        if filter.owner.is_some() {
+            sql.push_str(" AND owner = ?");
+        }
+        match &filter.visible_to {
+            None => {}
+            Some(Visibility { team: None, .. }) => sql.push_str(" AND owner = ?"),
+            Some(Visibility { team: Some(_), .. }) => sql.push_str(" AND (owner = ? OR team = ?)"),
+        }
+        for _ in filter.labels.requirements() {
+            sql.push_str(
+                " AND EXISTS (SELECT 1 FROM json_each(labels) WHERE key = ? AND value = ?)",
+            );
+        }
+        if filter.after.is_some() {
+            sql.push_str(" AND (created_ms > ? OR (created_ms = ? AND id > ?))");
+        }
+        sql.push_str(" ORDER BY created_ms, id LIMIT ?");
+
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        if let Some(phase) = filter.phase {
+            q = q.bind(phase.as_str());
+        }
+        if let Some(owner) = &filter.owner {
+            q = q.bind(owner);
+        }
+        if let Some(v) = &filter.visible_to {
+            q = q.bind(&v.owner);
+            if let Some(team) = &v.team {
+                q = q.bind(team);
+            }
+        }
+        for (k, v) in filter.labels.requirements() {
+            q = q.bind(k).bind(v);
+        }
+        if let Some(after) = &filter.after {
+            q = q
+                .bind(after.created_ms)
+                .bind(after.created_ms)
+                .bind(&after.id);
+        }
+        // One more than asked tells whether another page follows.
+        q = q.bind(to_i64(limit + 1)?);
+
+        let mut items = self.all(q, cluster_from_row, "listing clusters").await?;
+        let more = items.len() > limit;
+        items.truncate(limit);
+        let next = items.last().filter(|_| more).map(|c| Cursor {
+            created_ms: c.created_at.as_millisecond(),
+            id: c.id.as_str().to_owned(),
+        });
+        Ok(Page { items, next })
+    }
+}
