@@ -159,6 +159,9 @@ fn refused_tokens_never_reach_the_log() {
 
     // Act
     let errors: Vec<String> = tracing::subscriber::with_default(subscriber, || {
+        // NB: another test thread may have cached "nobody listens" for the warning's call site
+        // (the process-wide subscriber filters it out); recompute it now that this one listens.
+        tracing::callsite::rebuild_interest_cache();
         tokens
             .iter()
             .map(|t| {
