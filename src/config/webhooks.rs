@@ -16,6 +16,9 @@ pub struct WebhooksConfig {
     pub github: Option<DoorConfig>,
     /// `POST /v1/webhooks/bitbucket`.
     pub bitbucket: Option<DoorConfig>,
+    /// vcm's address as people reach it (`https://vcm.example.com`): the link on each commit
+    /// status. Needed once a door reports statuses.
+    pub public_url: Option<String>,
 }
 
 /// One door's shared secrets.
@@ -26,6 +29,22 @@ pub struct DoorConfig {
     /// delivery signed with any of them passes, so a secret is rotated by adding the new one,
     /// changing it at the provider, then removing the old one.
     pub secrets: Vec<String>,
+    /// The provider's REST API: `https://api.github.com` (GitHub Enterprise Server:
+    /// `https://HOST/api/v3`) or `https://api.bitbucket.org/2.0` (the defaults).
+    pub api_url: Option<String>,
+    /// Report each pull request's cluster on its commit with this token (`env:NAME` or
+    /// `file:/path`): a GitHub fine-grained token with "Commit statuses: write", or a Bitbucket
+    /// repository, project or workspace access token allowed to write pull requests' build
+    /// statuses. Without `token` or `app_id` nothing is reported.
+    pub token: Option<String>,
+    /// GitHub only: report as this GitHub App (its client ID, or its numeric App ID), with an
+    /// installation token for the installation each delivery names.
+    pub app_id: Option<String>,
+    /// GitHub only: the App's private key, PEM (`file:/path` or `env:NAME`).
+    pub private_key: Option<String>,
+    /// The status's name: GitHub's `context` (default `vcm/cluster`), Bitbucket's build status
+    /// `key` (default `vcm-cluster`, at most 40 characters).
+    pub context: Option<String>,
 }
 
 /// What a new commit on a pull request does to its cluster.
@@ -101,6 +120,11 @@ impl DoorConfig {
         );
         self.secrets.iter().map(|s| load_secret(s, &env)).collect()
     }
+}
+
+/// The value of a secret entry (`env:NAME` or `file:/path`), read now.
+pub fn read_secret(entry: &str) -> anyhow::Result<Vec<u8>> {
+    load_secret(entry, &|name: &str| std::env::var(name).ok())
 }
 
 fn load_secret(entry: &str, env: &impl Fn(&str) -> Option<String>) -> anyhow::Result<Vec<u8>> {
@@ -227,6 +251,7 @@ mod tests {
         let env = |name: &str| (name == "HOOK_SECRET").then(|| "from-env".to_owned());
         let door = DoorConfig {
             secrets: vec![format!("file:{}", file.display()), "env:HOOK_SECRET".into()],
+            ..DoorConfig::default()
         };
         assert_eq!(
             door.load_with(env).expect("loaded"),
@@ -239,6 +264,7 @@ mod tests {
         ] {
             let err = DoorConfig {
                 secrets: vec![entry.into()],
+                ..DoorConfig::default()
             }
             .load_with(env)
             .expect_err(entry);

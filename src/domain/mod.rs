@@ -9,6 +9,7 @@ pub mod labels;
 mod phase;
 mod principal;
 mod pull_request;
+mod status_report;
 mod token;
 
 pub use cluster::{Cluster, ClusterEvent, ClusterId, ClusterName, DeleteReason, NewEvent};
@@ -19,6 +20,7 @@ pub use labels::{LabelSelector, Labels, MAX_LABELS, MAX_SELECTOR_REQUIREMENTS};
 pub use phase::{InvalidTransition, Phase, PhaseEvent};
 pub use principal::{Principal, ROLES, Role};
 pub use pull_request::{PrUpdate, PrWant, PullRequest};
+pub use status_report::{ReportState, StatusReport, StatusWant};
 pub use token::{ApiToken, GATEWAY_PREFIX, GatewayCredential, TokenSecret};
 
 /// Timestamps everywhere are UTC instants.

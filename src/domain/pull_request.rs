@@ -40,6 +40,9 @@ pub struct PrUpdate {
     pub url: String,
     /// The GitHub App installation it came through, if any.
     pub installation_id: Option<u64>,
+    /// The repository's immutable id (GitHub `repository.id`, Bitbucket `repository.uuid`
+    /// without braces), if the delivery carried it.
+    pub repository_id: Option<String>,
     /// The provider's last update time of the pull request (orders events).
     pub version_ms: i64,
 }
@@ -65,6 +68,8 @@ pub struct PullRequest {
     pub url: String,
     /// The GitHub App installation, if any.
     pub installation_id: Option<u64>,
+    /// The repository's immutable id, if known.
+    pub repository_id: Option<String>,
     /// The provider's update time of the last event taken.
     pub version_ms: i64,
     /// Bumped by every event that changes what is wanted.
@@ -96,6 +101,7 @@ impl PullRequest {
                 branch: update.branch.clone(),
                 url: update.url.clone(),
                 installation_id: update.installation_id,
+                repository_id: update.repository_id.clone(),
                 version_ms: update.version_ms,
                 // NB: a first close has nothing to carry out: done at once.
                 generation: i64::from(open),
@@ -122,6 +128,7 @@ impl PullRequest {
             branch: update.branch.clone(),
             url: update.url.clone(),
             installation_id: update.installation_id.or(cur.installation_id),
+            repository_id: update.repository_id.clone().or_else(|| cur.repository_id.clone()),
             version_ms: update.version_ms,
             generation: cur.generation + 1,
             updated_at: now,
@@ -150,6 +157,7 @@ mod tests {
             branch: "feature".into(),
             url: "https://github.com/acme/web/pull/7".into(),
             installation_id: None,
+            repository_id: None,
             version_ms,
         }
     }

@@ -19,7 +19,7 @@ use crate::{
     reconciler::Reconciler,
     service::{ClusterPolicy, ClusterService},
     store::{self, Store},
-    webhooks::{Doors, Engine},
+    webhooks::{Doors, Engine, status::Reporter},
     workers::{Pruner, PrunerConfig},
 };
 
@@ -75,7 +75,10 @@ pub async fn assemble(config: &Config) -> anyhow::Result<(AppState, Background)>
     };
     let mut background = background;
     let doors = if config.webhooks.github.is_some() || config.webhooks.bitbucket.is_some() {
-        let engine = Engine::new(service.clone(), config.pull_requests.clone());
+        let reporter = Reporter::from_config(&config.webhooks, service.store().clone())
+            .context("configuration [webhooks]")?;
+        let engine =
+            Engine::new(service.clone(), config.pull_requests.clone()).with_reporter(reporter);
         background.pull_requests = Some(engine.clone());
         Some(Doors::new(&config.webhooks, engine).context("configuration [webhooks]")?)
     } else {

@@ -11,10 +11,10 @@ use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 
-use super::{ClusterFilter, IdempotencyRecord, Page, Store, StoreError, Visibility};
+use super::{Attempt, ClusterFilter, IdempotencyRecord, Page, Store, StoreError, Visibility};
 use crate::domain::{
     ApiToken, Cluster, ClusterEvent, ClusterId, GatewayCredential, NewEvent, Phase, PrUpdate,
-    PullRequest, Timestamp,
+    PullRequest, StatusReport, StatusWant, Timestamp,
 };
 
 /// Most listing pages kept at once; a new one beyond that drops them all. Listings repeat the
@@ -314,6 +314,43 @@ impl Store for CachedStore {
 
     async fn purge_deliveries(&self, before: Timestamp) -> Result<u64, StoreError> {
         self.inner.purge_deliveries(before).await
+    }
+
+    async fn reportable_pull_requests(
+        &self,
+        changed_since: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<PullRequest>, StoreError> {
+        self.inner.reportable_pull_requests(changed_since, limit).await
+    }
+
+    async fn want_status(&self, want: &StatusWant, now: Timestamp) -> Result<bool, StoreError> {
+        self.inner.want_status(want, now).await
+    }
+
+    async fn due_statuses(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<StatusReport>, StoreError> {
+        self.inner.due_statuses(now, limit).await
+    }
+
+    async fn status_reports(&self, pr_key: &str) -> Result<Vec<StatusReport>, StoreError> {
+        self.inner.status_reports(pr_key).await
+    }
+
+    async fn status_attempted(
+        &self,
+        report: &StatusReport,
+        attempt: Attempt<'_>,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.inner.status_attempted(report, attempt, now).await
+    }
+
+    async fn purge_statuses(&self, before: Timestamp) -> Result<u64, StoreError> {
+        self.inner.purge_statuses(before).await
     }
 }
 

@@ -16,7 +16,7 @@ use async_trait::async_trait;
 
 use crate::domain::{
     ApiToken, Cluster, ClusterEvent, ClusterId, GatewayCredential, LabelSelector, NewEvent, Phase,
-    PrUpdate, PullRequest, Timestamp,
+    PrUpdate, PullRequest, StatusReport, StatusWant, Timestamp,
 };
 
 pub use cache::CachedStore;
@@ -229,6 +229,60 @@ pub trait Store: Send + Sync + 'static {
 
     /// Forget deliveries received before `before` (a redelivery after that is taken again).
     async fn purge_deliveries(&self, before: Timestamp) -> Result<u64, StoreError>;
+
+    /// Open pull requests, and closed ones changed since `changed_since`: those whose
+    /// commit status may still change. Most recently changed first.
+    async fn reportable_pull_requests(
+        &self,
+        changed_since: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<PullRequest>, StoreError>;
+
+    /// Queue `want` in the status outbox, unless it is what its commit already wants; `true`
+    /// when queued (a new `seq`, due at once).
+    async fn want_status(&self, want: &StatusWant, now: Timestamp) -> Result<bool, StoreError>;
+
+    /// Outbox entries whose latest state the provider has yet to take and whose next attempt
+    /// is due at `now`, the longest waiting first.
+    async fn due_statuses(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<StatusReport>, StoreError>;
+
+    /// Every outbox entry of pull request `pr_key`.
+    async fn status_reports(&self, pr_key: &str) -> Result<Vec<StatusReport>, StoreError>;
+
+    /// How the attempt to send `report` (at its `seq`) went.
+    async fn status_attempted(
+        &self,
+        report: &StatusReport,
+        attempt: Attempt<'_>,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    /// Forget outbox entries sent and unchanged since before `before`.
+    async fn purge_statuses(&self, before: Timestamp) -> Result<u64, StoreError>;
+}
+
+/// How an attempt to send a status went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt<'a> {
+    /// The provider took it.
+    Sent,
+    /// It failed in a way that may pass (an outage, a rate limit): try again at `at`.
+    Retry {
+        /// Why.
+        error: &'a str,
+        /// When.
+        at: Timestamp,
+    },
+    /// The provider refused it for good (it names a commit it does not know, say); kept
+    /// with the error, not retried.
+    GaveUp {
+        /// Why.
+        error: &'a str,
+    },
 }
 
 /// Open the store a URL names: `sqlite://<path>` (created if missing) or `sqlite::memory:`.

@@ -14,6 +14,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::Provider;
+use super::status::Reporter;
 use crate::config::{OnNewCommit, PrRule, rule_for};
 use crate::domain::{Cluster, DeleteReason, Phase, Principal, PullRequest, Role};
 use crate::error::{ErrorKind, Result};
@@ -26,20 +27,28 @@ const BATCH: usize = 50;
 /// Longest wait before a pull request whose work keeps failing is tried again.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
+/// A pull request whose work failed: when to try again, how many failures in a row, the
+/// last error.
+type Failing = (Instant, u32, String);
+
 /// The engine: the cluster use-cases, the rules, and the doorbell the doors ring.
 #[derive(Clone)]
 pub struct Engine {
     service: ClusterService,
     rules: Arc<Vec<PrRule>>,
     wake: Arc<Notify>,
-    /// Pull requests whose work failed: when to try again, and how many failures so far.
-    backoff: Arc<Mutex<HashMap<String, (Instant, u32)>>>,
+    /// Pull requests whose work failed: when to try again, how many failures so far, and
+    /// the last error.
+    backoff: Arc<Mutex<HashMap<String, Failing>>>,
+    /// Shows each pull request's cluster on its commit, if a door reports statuses.
+    reporter: Option<Arc<Reporter>>,
 }
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
             .field("rules", &self.rules.len())
+            .field("reporter", &self.reporter)
             .finish_non_exhaustive()
     }
 }
@@ -54,7 +63,23 @@ impl Engine {
             rules: Arc::new(rules),
             wake: Arc::new(Notify::new()),
             backoff: Arc::default(),
+            reporter: None,
         }
+    }
+
+    /// The same engine, showing each pull request's cluster on its commit through `reporter`.
+    #[must_use]
+    pub fn with_reporter(self, reporter: Option<Reporter>) -> Self {
+        Self {
+            reporter: reporter.map(Arc::new),
+            ..self
+        }
+    }
+
+    /// The error of `key`'s last failed attempt, while its work keeps failing.
+    pub fn failing(&self, key: &str) -> Option<String> {
+        let map = self.backoff.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(key).map(|(_, _, error)| error.clone())
     }
 
     /// The rules it acts on.
@@ -84,6 +109,19 @@ impl Engine {
 
     /// Run until `shutdown` is cancelled.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        if let Some(reporter) = self.reporter.clone() {
+            let engine = self.clone();
+            let stop = shutdown.clone();
+            tokio::spawn(async move {
+                loop {
+                    reporter.pass(&|key| engine.failing(key)).await;
+                    tokio::select! {
+                        () = stop.cancelled() => return,
+                        () = tokio::time::sleep(EVERY) => {}
+                    }
+                }
+            });
+        }
         loop {
             self.pass().await;
             tokio::select! {
@@ -110,7 +148,7 @@ impl Engine {
             match self.carry_out(&pr).await {
                 Ok(()) => self.succeeded(&pr.key),
                 Err(e) => {
-                    let wait = self.failed(&pr.key);
+                    let wait = self.failed(&pr.key, &e.to_string());
                     tracing::warn!(
                         pull_request = %pr.key, error = %e, retry_in_secs = wait.as_secs(),
                         "pull request not carried out yet"
@@ -122,7 +160,7 @@ impl Engine {
 
     fn backing_off(&self, key: &str) -> bool {
         let map = self.backoff.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(key).is_some_and(|(at, _)| Instant::now() < *at)
+        map.get(key).is_some_and(|(at, _, _)| Instant::now() < *at)
     }
 
     fn succeeded(&self, key: &str) {
@@ -132,11 +170,14 @@ impl Engine {
 
     /// Note a failure of `key`'s work; how long until it is tried again (1 s, doubling, at
     /// most [`MAX_BACKOFF`]).
-    fn failed(&self, key: &str) -> Duration {
+    fn failed(&self, key: &str, error: &str) -> Duration {
         let mut map = self.backoff.lock().unwrap_or_else(|e| e.into_inner());
-        let failures = map.get(key).map_or(0, |(_, n)| *n).saturating_add(1);
+        let failures = map.get(key).map_or(0, |(_, n, _)| *n).saturating_add(1);
         let wait = backoff_after(failures);
-        map.insert(key.to_owned(), (Instant::now() + wait, failures));
+        map.insert(
+            key.to_owned(),
+            (Instant::now() + wait, failures, error.to_owned()),
+        );
         wait
     }
 

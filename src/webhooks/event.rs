@@ -66,6 +66,10 @@ pub struct PrEvent {
     pub merged: bool,
     /// GitHub App deliveries: `installation.id`; otherwise None.
     pub installation_id: Option<u64>,
+    /// The repository's immutable id: GitHub `repository.id` (decimal), Bitbucket
+    /// `repository.uuid` lowercased without its braces. What CI OIDC tokens name the
+    /// repository by (`repository_id`, `repositoryUuid`); None if the delivery lacks it.
+    pub repository_id: Option<String>,
 }
 
 /// What a delivery is, for vcm.
@@ -133,6 +137,7 @@ pub fn parse_github(event: &str, body: &[u8]) -> Result<Parsed, ParseError> {
         updated_at_ms: timestamp_ms(&doc, "pull_request.updated_at")?,
         merged,
         installation_id: doc.opt_u64("installation.id")?,
+        repository_id: doc.opt_u64("repository.id")?.map(|id| id.to_string()),
     }))
 }
 
@@ -167,7 +172,20 @@ pub fn parse_bitbucket(event_key: &str, body: &[u8]) -> Result<Parsed, ParseErro
         updated_at_ms: timestamp_ms(&doc, "pullrequest.updated_on")?,
         merged,
         installation_id: None,
+        repository_id: doc
+            .get("repository.uuid")
+            .and_then(Value::as_str)
+            .map(normalize_uuid)
+            .filter(|u| !u.is_empty()),
     }))
+}
+
+/// `{C6A1…}` → `c6a1…`: Bitbucket writes UUIDs in braces; labels and comparisons use them bare.
+pub fn normalize_uuid(raw: &str) -> String {
+    raw.trim()
+        .trim_start_matches('{')
+        .trim_end_matches('}')
+        .to_ascii_lowercase()
 }
 
 fn parse_json(body: &[u8]) -> Result<Value, ParseError> {

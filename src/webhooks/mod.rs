@@ -11,6 +11,7 @@
 mod engine;
 pub mod event;
 pub mod signature;
+pub mod status;
 
 use sha2::{Digest as _, Sha256};
 
@@ -126,6 +127,7 @@ pub fn update_of(event: &PrEvent) -> PrUpdate {
         branch: event.branch.clone(),
         url: event.url.clone(),
         installation_id: event.installation_id,
+        repository_id: event.repository_id.clone(),
         version_ms: event.updated_at_ms,
     }
 }

@@ -54,6 +54,7 @@ where
     case!(concurrent_updates_from_the_same_version_have_exactly_one_winner);
     case!(the_installation_id_is_made_once_and_stays);
     case!(deliveries_are_taken_once_and_pull_requests_wait_until_carried_out);
+    case!(the_status_outbox_keeps_only_the_latest_state_until_the_provider_takes_it);
 }
 
 async fn the_installation_id_is_made_once_and_stays(store: Arc<dyn Store>) {

@@ -16,10 +16,10 @@ use sqlx::sqlite::{
 };
 use sqlx::{AssertSqlSafe, Sqlite, Transaction};
 
-use super::{ClusterFilter, IdempotencyRecord, Page, Store, StoreError};
+use super::{Attempt, ClusterFilter, IdempotencyRecord, Page, Store, StoreError};
 use crate::domain::{
     ApiToken, Cluster, ClusterEvent, ClusterId, GatewayCredential, NewEvent, PrUpdate, PullRequest,
-    Timestamp,
+    StatusReport, StatusWant, Timestamp,
 };
 
 /// How long a statement waits for SQLite's write lock before giving up as `Unavailable`.
@@ -381,12 +381,50 @@ impl Store for SqliteStore {
     async fn purge_deliveries(&self, before: Timestamp) -> Result<u64, StoreError> {
         self.purge_deliveries_impl(before).await
     }
+
+    async fn reportable_pull_requests(
+        &self,
+        changed_since: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<PullRequest>, StoreError> {
+        self.reportable_pull_requests_impl(changed_since, limit).await
+    }
+
+    async fn want_status(&self, want: &StatusWant, now: Timestamp) -> Result<bool, StoreError> {
+        self.want_status_impl(want, now).await
+    }
+
+    async fn due_statuses(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<StatusReport>, StoreError> {
+        self.due_statuses_impl(now, limit).await
+    }
+
+    async fn status_reports(&self, pr_key: &str) -> Result<Vec<StatusReport>, StoreError> {
+        self.status_reports_impl(pr_key).await
+    }
+
+    async fn status_attempted(
+        &self,
+        report: &StatusReport,
+        attempt: Attempt<'_>,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.status_attempted_impl(report, attempt, now).await
+    }
+
+    async fn purge_statuses(&self, before: Timestamp) -> Result<u64, StoreError> {
+        self.purge_statuses_impl(before).await
+    }
 }
 
 mod credentials;
 mod listing;
 mod pull_requests;
 mod rows;
+mod status_reports;
 use self::rows::*;
 
 #[cfg(test)]

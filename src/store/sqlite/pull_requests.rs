@@ -12,8 +12,8 @@ macro_rules! select_pull_requests {
     ($tail:literal) => {
         concat!(
             "SELECT key, provider, repository, number, open, head_sha, branch, url, \
-             installation_id, version_ms, generation, done_generation, cluster_id, updated_ms \
-             FROM pull_requests ",
+             installation_id, repository_id, version_ms, generation, done_generation, cluster_id, \
+             updated_ms FROM pull_requests ",
             $tail
         )
     };
@@ -85,6 +85,20 @@ impl SqliteStore {
             .await
     }
 
+    pub(super) async fn reportable_pull_requests_impl(
+        &self,
+        changed_since: Timestamp,
+        limit: usize,
+    ) -> StoreResult<Vec<PullRequest>> {
+        let q = sqlx::query(select_pull_requests!(
+            "WHERE open = 1 OR updated_ms >= ? ORDER BY updated_ms DESC LIMIT ?"
+        ))
+        .bind(changed_since.as_millisecond())
+        .bind(to_i64(limit)?);
+        self.all(q, pull_request_from_row, "listing pull requests to report on")
+            .await
+    }
+
     pub(super) async fn pull_request_done_impl(
         &self,
         key: &str,
@@ -127,10 +141,11 @@ async fn upsert(
 ) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO pull_requests (key, provider, repository, number, open, head_sha, branch, \
-         url, installation_id, version_ms, generation, done_generation, cluster_id, updated_ms) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         url, installation_id, repository_id, version_ms, generation, done_generation, cluster_id, \
+         updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
          ON CONFLICT (key) DO UPDATE SET open = excluded.open, head_sha = excluded.head_sha, \
          branch = excluded.branch, url = excluded.url, installation_id = excluded.installation_id, \
+         repository_id = excluded.repository_id, \
          version_ms = excluded.version_ms, generation = excluded.generation, \
          updated_ms = excluded.updated_ms",
     )
@@ -143,6 +158,7 @@ async fn upsert(
     .bind(&pr.branch)
     .bind(&pr.url)
     .bind(pr.installation_id.map(to_i64).transpose()?)
+    .bind(&pr.repository_id)
     .bind(pr.version_ms)
     .bind(pr.generation)
     .bind(pr.done_generation)
@@ -168,6 +184,7 @@ fn pull_request_from_row(r: &SqliteRow) -> StoreResult<PullRequest> {
         installation_id: get::<Option<i64>>(r, "installation_id")?
             .map(to_u64)
             .transpose()?,
+        repository_id: get(r, "repository_id")?,
         version_ms: get(r, "version_ms")?,
         generation: get(r, "generation")?,
         done_generation: get(r, "done_generation")?,

@@ -30,6 +30,7 @@ fn bitbucket_created_becomes_an_open_event_with_escaped_title_decoded() {
             updated_at_ms: BB_CREATED_MS,
             merged: false,
             installation_id: None,
+            repository_id: Some("6a0e3b7c-1d2f-4a5b-8c9d-0e1f2a3b4c5d".into()),
         }
     );
 }

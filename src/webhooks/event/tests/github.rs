@@ -26,6 +26,7 @@ fn github_opened_becomes_an_open_event_with_every_field_read() {
             updated_at_ms: GH_OPENED_MS,
             merged: false,
             installation_id: None,
+            repository_id: Some("734120987".into()),
         }
     );
 }
