@@ -128,7 +128,10 @@ impl PullRequest {
             branch: update.branch.clone(),
             url: update.url.clone(),
             installation_id: update.installation_id.or(cur.installation_id),
-            repository_id: update.repository_id.clone().or_else(|| cur.repository_id.clone()),
+            repository_id: update
+                .repository_id
+                .clone()
+                .or_else(|| cur.repository_id.clone()),
             version_ms: update.version_ms,
             generation: cur.generation + 1,
             updated_at: now,

@@ -321,7 +321,9 @@ impl Store for CachedStore {
         changed_since: Timestamp,
         limit: usize,
     ) -> Result<Vec<PullRequest>, StoreError> {
-        self.inner.reportable_pull_requests(changed_since, limit).await
+        self.inner
+            .reportable_pull_requests(changed_since, limit)
+            .await
     }
 
     async fn want_status(&self, want: &StatusWant, now: Timestamp) -> Result<bool, StoreError> {

@@ -30,6 +30,12 @@ pub fn edited(name: &str, edit: impl FnOnce(&mut Value)) -> Vec<u8> {
 /// A server with both doors open (GitHub with two secrets, as during a rotation) and rules for
 /// the demo repository on both providers.
 pub fn server() -> (Vcm, tempfile::TempDir) {
+    server_with("", "", "")
+}
+
+/// [`server`] with `webhooks` added to the `[webhooks]` section, and `github` and `bitbucket`
+/// to the doors' sections (status reporting).
+pub fn server_with(webhooks: &str, github: &str, bitbucket: &str) -> (Vcm, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let secret_file = dir.path().join("github-secret");
     std::fs::write(&secret_file, format!("{GITHUB_SECRET}\n")).unwrap();
@@ -38,10 +44,14 @@ pub fn server() -> (Vcm, tempfile::TempDir) {
         &config,
         format!(
             r#"
+[webhooks]
+{webhooks}
 [webhooks.github]
 secrets = ["env:E2E_OLD_GITHUB_SECRET", "file:{secret}"]
+{github}
 [webhooks.bitbucket]
 secrets = ["env:E2E_BITBUCKET_SECRET"]
+{bitbucket}
 
 [[pull_requests]]
 provider = "github"

@@ -387,7 +387,8 @@ impl Store for SqliteStore {
         changed_since: Timestamp,
         limit: usize,
     ) -> Result<Vec<PullRequest>, StoreError> {
-        self.reportable_pull_requests_impl(changed_since, limit).await
+        self.reportable_pull_requests_impl(changed_since, limit)
+            .await
     }
 
     async fn want_status(&self, want: &StatusWant, now: Timestamp) -> Result<bool, StoreError> {

@@ -95,8 +95,12 @@ impl SqliteStore {
         ))
         .bind(changed_since.as_millisecond())
         .bind(to_i64(limit)?);
-        self.all(q, pull_request_from_row, "listing pull requests to report on")
-            .await
+        self.all(
+            q,
+            pull_request_from_row,
+            "listing pull requests to report on",
+        )
+        .await
     }
 
     pub(super) async fn pull_request_done_impl(

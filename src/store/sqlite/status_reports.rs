@@ -84,13 +84,9 @@ impl SqliteStore {
             .await
     }
 
-    pub(super) async fn status_reports_impl(
-        &self,
-        pr_key: &str,
-    ) -> StoreResult<Vec<StatusReport>> {
+    pub(super) async fn status_reports_impl(&self, pr_key: &str) -> StoreResult<Vec<StatusReport>> {
         let q = sqlx::query(select_reports!("WHERE pr_key = ? ORDER BY updated_ms")).bind(pr_key);
-        self.all(q, report_from_row, "listing status reports")
-            .await
+        self.all(q, report_from_row, "listing status reports").await
     }
 
     pub(super) async fn status_attempted_impl(

@@ -100,7 +100,10 @@ impl Bitbucket {
         }
         let resp = self
             .http
-            .get(format!("{}/repositories/{repository}/commit/{sha}", self.api))
+            .get(format!(
+                "{}/repositories/{repository}/commit/{sha}",
+                self.api
+            ))
             .bearer_auth(&self.token)
             .send()
             .await;
@@ -109,7 +112,9 @@ impl Bitbucket {
             .as_str()
             .filter(|h| h.len() == 40 && h.starts_with(sha))
             .ok_or_else(|| {
-                SendError::retry(format!("Bitbucket's commit answer for {sha} has no matching hash"))
+                SendError::retry(format!(
+                    "Bitbucket's commit answer for {sha} has no matching hash"
+                ))
             })?
             .to_owned();
         self.hashes

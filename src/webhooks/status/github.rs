@@ -56,7 +56,11 @@ impl std::fmt::Debug for Github {
 
 impl Github {
     /// Posting with `token`.
-    pub fn with_token(api: Option<&str>, context: Option<&str>, token: String) -> anyhow::Result<Self> {
+    pub fn with_token(
+        api: Option<&str>,
+        context: Option<&str>,
+        token: String,
+    ) -> anyhow::Result<Self> {
         Self::new(api, context, Auth::Token(token))
     }
 
@@ -73,7 +77,9 @@ impl Github {
         {
             PrivateKeyDer::Pkcs1(der) => RsaKeyPair::from_der(der.secret_pkcs1_der()),
             PrivateKeyDer::Pkcs8(der) => RsaKeyPair::from_pkcs8(der.secret_pkcs8_der()),
-            _ => anyhow::bail!("private_key must be the App's RSA key (GitHub hands out PKCS#1 PEM)"),
+            _ => {
+                anyhow::bail!("private_key must be the App's RSA key (GitHub hands out PKCS#1 PEM)")
+            }
         }
         .map_err(|e| anyhow::anyhow!("private_key is not a usable RSA key: {e}"))?;
         anyhow::ensure!(!app_id.trim().is_empty(), "app_id is empty");
@@ -113,7 +119,10 @@ impl Github {
             "description": cut(&want.description, MAX_DESCRIPTION),
             "context": self.context,
         });
-        let url = format!("{}/repos/{}/statuses/{}", self.api, want.repository, want.sha);
+        let url = format!(
+            "{}/repos/{}/statuses/{}",
+            self.api, want.repository, want.sha
+        );
         // NB: an installation token can be revoked or expire early: mint a fresh one once.
         for fresh in [false, true] {
             let token = self.token(want, fresh).await?;
@@ -133,7 +142,9 @@ impl Github {
                 other => return other.map(drop),
             }
         }
-        Err(SendError::retry("GitHub refused a fresh installation token (401)"))
+        Err(SendError::retry(
+            "GitHub refused a fresh installation token (401)",
+        ))
     }
 
     async fn token(&self, want: &StatusWant, fresh: bool) -> Result<String, SendError> {
@@ -193,9 +204,9 @@ impl Github {
             .send()
             .await;
         let answer = checked(resp, "finding the App's installation").await?;
-        answer.body["id"].as_u64().ok_or_else(|| {
-            SendError::retry("GitHub's installation answer lacks a numeric id")
-        })
+        answer.body["id"]
+            .as_u64()
+            .ok_or_else(|| SendError::retry("GitHub's installation answer lacks a numeric id"))
     }
 
     fn forget(&self, installation: Option<u64>) {
@@ -213,13 +224,17 @@ impl App {
     fn jwt(&self) -> Result<String, SendError> {
         let now = Timestamp::now().as_second();
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","typ":"JWT"}"#);
-        let claims = URL_SAFE_NO_PAD.encode(
-            json!({"iat": now - 60, "exp": now + 540, "iss": self.id}).to_string(),
-        );
+        let claims = URL_SAFE_NO_PAD
+            .encode(json!({"iat": now - 60, "exp": now + 540, "iss": self.id}).to_string());
         let message = format!("{header}.{claims}");
         let mut signature = vec![0; self.key.public_modulus_len()];
         self.key
-            .sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), message.as_bytes(), &mut signature)
+            .sign(
+                &RSA_PKCS1_SHA256,
+                &SystemRandom::new(),
+                message.as_bytes(),
+                &mut signature,
+            )
             .map_err(|_| SendError::retry("signing the App's JWT failed"))?;
         Ok(format!("{message}.{}", URL_SAFE_NO_PAD.encode(signature)))
     }

@@ -100,7 +100,10 @@ impl std::fmt::Display for SendError {
 impl Reporter {
     /// The reporter `config` asks for (`None`: no door reports), its keys and tokens read now.
     /// Errors name the setting to fix.
-    pub fn from_config(config: &WebhooksConfig, store: Arc<dyn Store>) -> anyhow::Result<Option<Self>> {
+    pub fn from_config(
+        config: &WebhooksConfig,
+        store: Arc<dyn Store>,
+    ) -> anyhow::Result<Option<Self>> {
         let github = match &config.github {
             Some(door) => {
                 let api = door.api_url.as_deref();
@@ -134,8 +137,12 @@ impl Reporter {
                 );
                 match &door.token {
                     Some(token) => Some(
-                        Bitbucket::new(door.api_url.as_deref(), door.context.as_deref(), text(token)?)
-                            .context("[webhooks.bitbucket]")?,
+                        Bitbucket::new(
+                            door.api_url.as_deref(),
+                            door.context.as_deref(),
+                            text(token)?,
+                        )
+                        .context("[webhooks.bitbucket]")?,
                     ),
                     None => None,
                 }
@@ -193,7 +200,12 @@ impl Reporter {
                     None => None,
                 };
                 let error = failing(&pr.key);
-                vec![wanted::for_open(pr, cluster.as_ref(), error.as_deref(), &self.public_url)]
+                vec![wanted::for_open(
+                    pr,
+                    cluster.as_ref(),
+                    error.as_deref(),
+                    &self.public_url,
+                )]
             } else if pr.provider == Provider::Github.as_str() {
                 Vec::new()
             } else {
@@ -213,7 +225,13 @@ impl Reporter {
 
     async fn want(&self, want: StatusWant, now: jiff::Timestamp) -> crate::error::Result<()> {
         let key = (want.pr_key.clone(), want.sha.clone());
-        if self.queued.lock().unwrap_or_else(|e| e.into_inner()).get(&key) == Some(&want) {
+        if self
+            .queued
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            == Some(&want)
+        {
             return Ok(());
         }
         if self.store.want_status(&want, now).await? {
@@ -300,7 +318,9 @@ fn not_reporting(provider: &str) -> SendError {
     SendError {
         retry: true,
         status: None,
-        message: format!("{provider} statuses are not configured (set [webhooks.{provider}] token)"),
+        message: format!(
+            "{provider} statuses are not configured (set [webhooks.{provider}] token)"
+        ),
     }
 }
 

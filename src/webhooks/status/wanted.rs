@@ -144,8 +144,18 @@ mod tests {
     fn an_open_pull_request_shows_its_cluster_phase_at_its_head_commit() {
         let done = pr(true, 1, 1);
         let cases = [
-            (Phase::Provisioning, "bbb", ReportState::Pending, "Making cluster"),
-            (Phase::Ready, "bbb", ReportState::Ready, "is ready (Kubernetes"),
+            (
+                Phase::Provisioning,
+                "bbb",
+                ReportState::Pending,
+                "Making cluster",
+            ),
+            (
+                Phase::Ready,
+                "bbb",
+                ReportState::Ready,
+                "is ready (Kubernetes",
+            ),
             (Phase::Failed, "bbb", ReportState::Failed, "failed:"),
             (Phase::Deleted, "bbb", ReportState::Stopped, "push a commit"),
             // Still at the old commit: being moved.
@@ -169,7 +179,10 @@ mod tests {
         assert_eq!(failing.state, ReportState::Error);
         assert!(failing.description.ends_with("no host has room"));
         let none = for_open(&pr(true, 1, 0), None, None, URL);
-        assert!(none.target_url.starts_with(&format!("{URL}/v1/clusters/gh-web-7-")));
+        assert!(
+            none.target_url
+                .starts_with(&format!("{URL}/v1/clusters/gh-web-7-"))
+        );
     }
 
     #[test]
