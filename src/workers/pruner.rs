@@ -198,6 +198,10 @@ impl Pruner {
         if let Err(e) = self.service.store().purge_deliveries(week_ago).await {
             report.fail("purge", None, &e);
         }
+        // Commit statuses the provider took, unchanged for a week (pending ones stay).
+        if let Err(e) = self.service.store().purge_statuses(week_ago).await {
+            report.fail("purge", None, &e);
+        }
     }
 
     /// Best effort: an event `prune_failed` on the cluster's record, if there is one (an

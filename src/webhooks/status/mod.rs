@@ -334,7 +334,8 @@ fn text(entry: &str) -> anyhow::Result<String> {
 /// `url` (else `default`) without a trailing `/`; it must be an http(s) URL.
 fn api_url(url: Option<&str>, default: &str) -> anyhow::Result<String> {
     let url = url.unwrap_or(default).trim_end_matches('/');
-    let parsed = reqwest::Url::parse(url).with_context(|| format!("{url:?} is not a URL"))?;
+    let parsed = reqwest::Url::parse(url)
+        .with_context(|| format!("{url:?} is not a URL; write https://host[:port][/path]"))?;
     anyhow::ensure!(
         matches!(parsed.scheme(), "http" | "https") && parsed.host_str().is_some(),
         "{url:?} must be an http:// or https:// URL"
@@ -373,29 +374,4 @@ async fn checked(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_failing_status_is_retried_after_2_4_8_seconds_and_at_most_five_minutes() {
-        let waits: Vec<u64> = [0, 1, 2, 7, 8, 50]
-            .into_iter()
-            .map(|n| backoff_after(n).as_secs())
-            .collect();
-        assert_eq!(waits, vec![2, 4, 8, 256, 300, 300]);
-    }
-
-    #[test]
-    fn api_urls_must_be_http_and_lose_their_trailing_slash() {
-        assert_eq!(
-            api_url(Some("https://ghe.example.com/api/v3/"), "").expect("valid"),
-            "https://ghe.example.com/api/v3"
-        );
-        assert_eq!(
-            api_url(None, "https://api.github.com").expect("valid"),
-            "https://api.github.com"
-        );
-        assert!(api_url(Some("ftp://x"), "").is_err());
-        assert!(api_url(Some("vcm.example.com"), "").is_err());
-    }
-}
+mod tests;
