@@ -9,8 +9,7 @@
 //! - Bitbucket and GitLab: the step's `script`/`after-script` and the template's
 //!   `before_script`/`after_script`, read from the YAML files, in bash with the platform's
 //!   variables and OIDC token (`after*` in a shell of its own, as the platforms do).
-//! - `vcm-ci.sh pr` finds the cluster a webhook made for the pull request's head commit, and
-//!   gives up within its timeout, saying what it looked for, when there is none.
+//! - `vcm-ci.sh pr` (the pull request's own cluster) is in `tests/pr_pipeline.rs`.
 //! - Refusals: no credential, a token vcm refuses, plain HTTP to another machine.
 //!
 //! Every kubeconfig handed out is used with the real `kubectl`.
@@ -28,11 +27,9 @@ mod vcm_process;
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use platforms::*;
 use recipes::*;
-use serde_json::Value;
 use vcm_process::TOKEN;
 
 /// Clusters of the local driver are Ready in seconds; a hang fails well before the default 10m.
@@ -222,74 +219,6 @@ fn a_gitlab_job_extending_the_template_gets_a_cluster_with_its_id_token_and_lose
 
     // Assert
     assert_deleting(&vcm, c["id"].as_str().unwrap());
-}
-
-#[test]
-fn pull_request_mode_takes_the_webhooks_cluster_of_the_head_commit_and_gives_up_clearly_without() {
-    // Arrange: the cluster a webhook would have made for PR 42's head (the admin makes it).
-    let (p, vcm, _config) = Platforms::with_server();
-    let sha = format!("sha={GH_HEAD_SHA}");
-    let labels = ["provider=github", "repo=octo-org.octo-repo", "pr=42", &sha];
-    let mut create = vec![
-        "cluster",
-        "create",
-        "--name",
-        "gh-octo-repo-42-5d1e7a",
-        "-o",
-        "json",
-    ];
-    for l in &labels {
-        create.extend(["--label", l]);
-    }
-    let made: Value = serde_json::from_str(&vcm.cli_ok(&create)).unwrap();
-    let job = tempfile::tempdir().unwrap();
-    let mut env = github_env(&p, job.path(), 42);
-    let vars = [("VCM_ADDR", &*vcm.addr), ("VCM_TOKEN", TOKEN)];
-    set(&mut env, &vars);
-    set(&mut env, &[("VCM_TIMEOUT", TIMEOUT)]);
-
-    // Act
-    let out = pairs(&ok(&vcm_ci(&["pr"], &env, job.path()), "vcm-ci.sh pr"));
-
-    // Assert: that cluster, a working kubeconfig, nothing created or deleted.
-    assert_eq!(out["id"], made["id"].as_str().unwrap());
-    assert_eq!(out["name"], "gh-octo-repo-42-5d1e7a");
-    assert_kubeconfig_works(&out["kubeconfig"]);
-    assert_eq!(vcm.cluster(&out["id"])["phase"], "Ready");
-    assert_eq!(clusters(&vcm, &[]).len(), 1);
-
-    // Act: pull request 43 has no cluster; nor has Bitbucket's PR 7.
-    let none = tempfile::tempdir().unwrap();
-    let mut env43 = github_env(&p, none.path(), 43);
-    set(&mut env43, &vars);
-    set(&mut env43, &[("VCM_TIMEOUT", "5s")]);
-    let started = Instant::now();
-    let github = refused(&vcm_ci(&["pr"], &env43, none.path()), "pr 43");
-    let took = started.elapsed();
-    let mut bb = bitbucket_env(&p, none.path());
-    set(&mut bb, &vars);
-    set(&mut bb, &[("VCM_TIMEOUT", "1s")]);
-    let bitbucket = refused(&vcm_ci(&["pr"], &bb, none.path()), "bitbucket pr 7");
-
-    // Assert: within the timeout, saying what it looked for.
-    assert!(
-        took < Duration::from_secs(20),
-        "VCM_TIMEOUT=5s took {took:?}"
-    );
-    let want = format!("provider=github repo=octo-org.octo-repo pr=43 sha={GH_HEAD_SHA}");
-    assert!(
-        github.contains("no Ready cluster for this pull request"),
-        "{github}"
-    );
-    assert!(
-        github.contains(&want) && github.contains("VCM_TIMEOUT=5s"),
-        "{github}"
-    );
-    let want = format!(
-        "provider=bitbucket repo=acme.web-app pr=7 sha={}",
-        &BB_COMMIT[..12]
-    );
-    assert!(bitbucket.contains(&want), "{bitbucket}");
 }
 
 #[test]

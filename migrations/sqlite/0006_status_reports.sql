@@ -2,6 +2,11 @@
 -- braces): what a CI OIDC token names its repository by.
 ALTER TABLE pull_requests ADD COLUMN repository_id TEXT;
 
+-- A gateway credential of a CI job keeps the repository grant its principal had (`repo` or
+-- `repo-id` and the value): the pull-request clusters of that repository it may use.
+ALTER TABLE gateway_credentials ADD COLUMN grant_label TEXT;
+ALTER TABLE gateway_credentials ADD COLUMN grant_value TEXT;
+
 -- The status-report outbox: per pull request and commit, the state vcm wants the provider to
 -- show (seq bumps on every change) and the last one the provider took (sent_seq). Only the
 -- latest wanted state is ever sent, so an earlier state never overwrites a later one.

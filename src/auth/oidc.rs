@@ -12,7 +12,7 @@ use super::jwks::{IssuerKeys, KeyError};
 use super::jwt::{Alg, UnverifiedJwt, clip};
 use crate::config::auth::check_url;
 use crate::config::{OidcIssuerConfig, OidcRule};
-use crate::domain::Principal;
+use crate::domain::{Principal, RepoGrant};
 use crate::error::{Error, Result};
 
 /// How long connecting to an issuer may take.
@@ -150,6 +150,23 @@ impl Issuer {
                 self.config.name
             )));
         };
+        let repository = match &rule.pull_request_clusters {
+            None => None,
+            Some(claim) => match claim_text(jwt, claim)
+                .as_deref()
+                .and_then(RepoGrant::from_claim)
+            {
+                Some(grant) => Some(grant),
+                None => {
+                    return Err(unauthenticated(format!(
+                        "token of issuer {name} has no claim {claim:?}, which rule {:?} of \
+                         [[auth.oidc]] {:?} names as pull_request_clusters",
+                        rule.name.as_deref().unwrap_or_default(),
+                        self.config.name
+                    )));
+                }
+            },
+        };
         let display = jwt.claim_str("repository").unwrap_or(sub);
         tracing::debug!(
             issuer = %name,
@@ -162,6 +179,7 @@ impl Issuer {
             display: display.to_owned(),
             role: rule.role,
             team: rule.team.clone(),
+            repository,
         })
     }
 }
@@ -178,6 +196,16 @@ fn matches(rule: &OidcRule, jwt: &UnverifiedJwt) -> bool {
             }
             _ => false,
         })
+}
+
+/// A claim's value as text: a string, or a number's JSON text (some issuers send ids as
+/// numbers).
+fn claim_text(jwt: &UnverifiedJwt, name: &str) -> Option<String> {
+    match jwt.claims.get(name)? {
+        serde_json::Value::String(s) => Some(s.clone()),
+        v @ serde_json::Value::Number(_) => Some(v.to_string()),
+        _ => None,
+    }
 }
 
 fn unauthenticated(message: String) -> Error {
@@ -210,6 +238,7 @@ mod tests {
                 .collect(),
             role: Role::Ci,
             team: None,
+            pull_request_clusters: None,
         }
     }
 

@@ -202,6 +202,7 @@ impl Cluster {
                 display: format!("{ns}/{sa}"),
                 role: r.role,
                 team: r.team.clone(),
+                repository: None,
             }),
             None => Answer::Refused(format!(
                 "ServiceAccount {ns}/{sa} of host {host} matches no [[auth.kubernetes.rules]] \

@@ -83,6 +83,12 @@ pub struct OidcRule {
     /// Team of a matching token.
     #[serde(default)]
     pub team: Option<String>,
+    /// The claim naming the token's repository (`repository_id` or `repository` on GitHub,
+    /// `repositoryUuid` on Bitbucket): a matching token may also read, take credentials of
+    /// and keep alive the pull-request clusters vcm's webhooks made for that repository, with
+    /// no other grant on its team's clusters.
+    #[serde(default)]
+    pub pull_request_clusters: Option<String>,
 }
 
 /// One `[[auth.kubernetes]]` cluster.

@@ -89,7 +89,7 @@ pub struct PrRule {
     /// Labels the host must have.
     #[serde(default)]
     pub host_selector: Option<BTreeMap<String, String>>,
-    /// Extra labels on each cluster (`provider`, `repo`, `pr` and `sha` are vcm's).
+    /// Extra labels on each cluster (`provider`, `repo`, `repo-id`, `pr` and `sha` are vcm's).
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
     /// Draft pull requests get no cluster until they are ready for review.

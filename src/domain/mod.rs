@@ -18,7 +18,7 @@ pub use error::InvalidField;
 pub(crate) use error::quoted;
 pub use labels::{LabelSelector, Labels, MAX_LABELS, MAX_SELECTOR_REQUIREMENTS};
 pub use phase::{InvalidTransition, Phase, PhaseEvent};
-pub use principal::{Principal, ROLES, Role};
+pub use principal::{Principal, ROLES, RepoGrant, Role};
 pub use pull_request::{PrUpdate, PrWant, PullRequest};
 pub use status_report::{ReportState, StatusReport, StatusWant};
 pub use token::{ApiToken, GATEWAY_PREFIX, GatewayCredential, TokenSecret};

@@ -59,6 +59,53 @@ pub struct Principal {
     pub role: Role,
     /// Its team, if any: developers and viewers see their team's clusters.
     pub team: Option<String>,
+    /// The pull-request clusters of one repository it may also read, take credentials of and
+    /// keep alive (a CI job of that repository: `[[auth.oidc.rules]] pull_request_clusters`).
+    pub repository: Option<RepoGrant>,
+}
+
+/// The clusters vcm's webhook engine made for one repository's pull requests, named by the
+/// repository's id (the `repo-id` label: GitHub `repository.id`, Bitbucket `repository.uuid`
+/// without braces) or its `owner/name` (the `repo` label).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RepoGrant {
+    /// `repo-id` or `repo`.
+    pub label: &'static str,
+    /// The label's value.
+    pub value: String,
+}
+
+// === impl RepoGrant ===
+
+impl RepoGrant {
+    /// Principals of the webhook engine own pull-request clusters: `webhook:<provider>/<repo>`.
+    pub const OWNER_PREFIX: &'static str = "webhook:";
+
+    /// The grant a CI token's repository claim names: `owner/name` (GitHub `repository`),
+    /// a decimal id (GitHub `repository_id`) or a UUID, braces or not (Bitbucket
+    /// `repositoryUuid`). `None` for an empty value.
+    pub fn from_claim(value: &str) -> Option<Self> {
+        let value = value.trim();
+        if value.is_empty() {
+            return None;
+        }
+        Some(if value.contains('/') {
+            Self {
+                label: "repo",
+                value: crate::webhooks::repo_label(value),
+            }
+        } else {
+            Self {
+                label: "repo-id",
+                value: crate::webhooks::event::normalize_uuid(value),
+            }
+        })
+    }
+
+    /// Whether `owner` and `labels` make a cluster one of these.
+    pub fn covers(&self, owner: &str, labels: &super::Labels) -> bool {
+        owner.starts_with(Self::OWNER_PREFIX) && labels.get(self.label) == Some(self.value.as_str())
+    }
 }
 
 impl fmt::Display for Principal {
@@ -76,6 +123,7 @@ impl Principal {
             display: name.to_owned(),
             role,
             team,
+            repository: None,
         }
     }
 
@@ -86,6 +134,7 @@ impl Principal {
             display: "vcm".into(),
             role: Role::Admin,
             team: None,
+            repository: None,
         }
     }
 

@@ -16,7 +16,7 @@ use async_trait::async_trait;
 
 use crate::domain::{
     ApiToken, Cluster, ClusterEvent, ClusterId, GatewayCredential, LabelSelector, NewEvent, Phase,
-    PrUpdate, PullRequest, StatusReport, StatusWant, Timestamp,
+    PrUpdate, PullRequest, RepoGrant, StatusReport, StatusWant, Timestamp,
 };
 
 pub use cache::CachedStore;
@@ -64,6 +64,8 @@ pub struct Visibility {
     pub owner: String,
     /// Or belonging to this team (`None`: only owned ones).
     pub team: Option<String>,
+    /// Or a pull-request cluster of this repository.
+    pub repository: Option<RepoGrant>,
 }
 
 /// A position in the cluster listing order (`created_at`, then `id`).

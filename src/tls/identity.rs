@@ -121,6 +121,7 @@ impl ClientRules {
             display: names.cn.clone().unwrap_or_else(|| name.clone()),
             role: rule.role,
             team: rule.team.clone(),
+            repository: None,
         })
     }
 

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::Provider;
 use super::status::Reporter;
 use crate::config::{OnNewCommit, PrRule, rule_for};
-use crate::domain::{Cluster, DeleteReason, Phase, Principal, PullRequest, Role};
+use crate::domain::{Cluster, DeleteReason, Phase, Principal, PullRequest, RepoGrant, Role};
 use crate::error::{ErrorKind, Result};
 use crate::service::{ClusterService, ClusterSpec, ClusterUpdate, IdempotencyKey};
 
@@ -94,7 +94,7 @@ impl Engine {
             rule.validate()
                 .map_err(|e| anyhow::anyhow!("[[pull_requests]] {}: {e}", rule.repository))?;
             let sample = rule.repository.replace(['*', '?'], "x");
-            let spec = spec(rule, rule.provider, &sample, 1, &"0".repeat(40));
+            let spec = spec(rule, rule.provider, &sample, 1, &"0".repeat(40), Some("1"));
             self.service
                 .check_spec(&principal(rule.provider, &sample, rule), spec)
                 .map_err(|e| anyhow::anyhow!("[[pull_requests]] {}: {e}", rule.repository))?;
@@ -230,7 +230,14 @@ impl Engine {
 
     async fn create(&self, pr: &PullRequest, rule: &PrRule, principal: &Principal) -> Result<()> {
         let provider = provider_of(pr);
-        let spec = spec(rule, provider, &pr.repository, pr.number, &pr.head_sha);
+        let spec = spec(
+            rule,
+            provider,
+            &pr.repository,
+            pr.number,
+            &pr.head_sha,
+            pr.repository_id.as_deref(),
+        );
         let key = IdempotencyKey::parse(&format!("pr:{}:{}", pr.key, pr.generation))
             .map_err(|e| crate::error::Error::Other(anyhow::anyhow!("{e}")))?;
         match self.service.create(principal, spec, Some(key)).await {
@@ -282,8 +289,13 @@ fn spec(
     repository: &str,
     number: u64,
     sha: &str,
+    repository_id: Option<&str>,
 ) -> ClusterSpec {
     let mut labels = rule.labels.clone();
+    // NB: what a CI job's OIDC token names its repository by (`pull_request_clusters`).
+    if let Some(id) = repository_id {
+        labels.insert("repo-id".into(), id.to_owned());
+    }
     labels.insert("provider".into(), provider.as_str().to_owned());
     labels.insert("repo".into(), repo_label(repository));
     labels.insert("pr".into(), number.to_string());
@@ -312,10 +324,15 @@ fn provider_of(pr: &PullRequest) -> Provider {
 /// the rule's team (so the team sees and uses them, and nobody else's clusters are reachable).
 fn principal(provider: Provider, repository: &str, rule: &PrRule) -> Principal {
     Principal {
-        subject: format!("webhook:{provider}/{}", repository.to_ascii_lowercase()),
+        subject: format!(
+            "{}{provider}/{}",
+            RepoGrant::OWNER_PREFIX,
+            repository.to_ascii_lowercase()
+        ),
         display: format!("{provider} pull requests of {repository}"),
         role: Role::Developer,
         team: Some(rule.team.clone()),
+        repository: None,
     }
 }
 

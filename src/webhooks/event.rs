@@ -176,7 +176,12 @@ pub fn parse_bitbucket(event_key: &str, body: &[u8]) -> Result<Parsed, ParseErro
             .get("repository.uuid")
             .and_then(Value::as_str)
             .map(normalize_uuid)
-            .filter(|u| !u.is_empty()),
+            // NB: it becomes a label value: a UUID's hex digits and dashes, nothing else.
+            .filter(|u| {
+                !u.is_empty()
+                    && u.len() <= 63
+                    && u.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
+            }),
     }))
 }
 

@@ -15,7 +15,7 @@ pub mod status;
 
 use sha2::{Digest as _, Sha256};
 
-pub use self::engine::Engine;
+pub use self::engine::{Engine, repo_label};
 pub use self::event::{
     Change, ParseError, Parsed, PrEvent, Provider, parse_bitbucket, parse_github,
 };

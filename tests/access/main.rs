@@ -66,6 +66,7 @@ impl App {
                 claims: [("repository".to_owned(), "octo-org/octo-repo".to_owned())].into(),
                 role: Role::Developer,
                 team: Some("web".into()),
+                pull_request_clusters: None,
             }],
         }])
         .unwrap();

@@ -120,6 +120,7 @@ fn mk_issuers(issuer: &Issuer, min_refetch_secs: u64) -> Vec<OidcIssuerConfig> {
                     claims: claims(&[("repository_owner", "octo-org"), ("environment", "admin")]),
                     role: Role::Admin,
                     team: None,
+                    pull_request_clusters: None,
                 },
                 OidcRule {
                     name: Some("web main".into()),
@@ -129,6 +130,7 @@ fn mk_issuers(issuer: &Issuer, min_refetch_secs: u64) -> Vec<OidcIssuerConfig> {
                     ]),
                     role: Role::Ci,
                     team: Some("web".into()),
+                    pull_request_clusters: None,
                 },
             ],
             ..OidcIssuerConfig::default()
@@ -144,6 +146,7 @@ fn mk_issuers(issuer: &Issuer, min_refetch_secs: u64) -> Vec<OidcIssuerConfig> {
                 claims: claims(&[("repository", "octo-org/octo-repo")]),
                 role: Role::Viewer,
                 team: None,
+                pull_request_clusters: None,
             }],
             ..OidcIssuerConfig::default()
         },
@@ -157,6 +160,7 @@ fn mk_issuers(issuer: &Issuer, min_refetch_secs: u64) -> Vec<OidcIssuerConfig> {
                 claims: claims(&[("repositoryUuid", REPO_UUID), ("branchName", "main")]),
                 role: Role::Admin,
                 team: None,
+                pull_request_clusters: None,
             }],
             ..OidcIssuerConfig::default()
         },

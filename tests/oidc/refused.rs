@@ -288,6 +288,7 @@ async fn a_discovery_document_naming_another_issuer_is_not_trusted() {
             claims: claims(&[("repository", "octo-org/octo-repo")]),
             role: Role::Admin,
             team: None,
+            pull_request_clusters: None,
         }],
         ..OidcIssuerConfig::default()
     };

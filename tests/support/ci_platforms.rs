@@ -23,6 +23,10 @@ pub const GH_REPO: &str = "Octo-Org/Octo-Repo";
 pub const GH_RUN_ID: &str = "9876543210";
 pub const GH_HEAD_SHA: &str = "6dcb09b5b57875f334f61aebed695e2e4193db5e";
 pub const GH_MERGE_SHA: &str = "f0e1d2c3b4a5968778695a4b3c2d1e0f0a1b2c3d";
+/// GH_REPO's immutable id, in its webhooks (`repository.id`) and tokens (`repository_id`).
+pub const GH_REPO_ID: u64 = 74;
+/// The secret of GH_REPO's GitHub webhook.
+pub const WEBHOOK_SECRET: &str = "octo-webhook-secret";
 /// The runner's secret for the ID-token request endpoint.
 pub const REQUEST_TOKEN: &str = "gh-request-token-6f1e2d";
 /// Bitbucket: the repository, its UUID (what rules match: tokens carry no name), the build.
@@ -105,10 +109,14 @@ impl Platforms {
     }
 
     /// A dev server trusting the three issuers: pull requests of GH_REPO, the Bitbucket
-    /// repository (by UUID) and the GitLab project are `ci` of team `web`.
+    /// repository (by UUID) and the GitLab project are `ci` of team `web`; GH_REPO's jobs may
+    /// also use its pull-request clusters (by `repository_id`), which its GitHub webhook
+    /// (secret [`WEBHOOK_SECRET`]) makes for team `web`.
     pub fn server(&self) -> (Vcm, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("vcm.toml");
+        let secret = dir.path().join("webhook-secret");
+        std::fs::write(&secret, WEBHOOK_SECRET).unwrap();
         let issuers = [
             ("github", self.issuer.github(), "repository", GH_REPO),
             (
@@ -129,6 +137,16 @@ impl Platforms {
                 )
             })
             .collect();
+        let toml = toml.replacen(
+            "team = \"web\"\n",
+            "team = \"web\"\npull_request_clusters = \"repository_id\"\n",
+            1,
+        ) + &format!(
+            "[webhooks]\n[webhooks.github]\nsecrets = [\"file:{}\"]\n\n\
+             [[pull_requests]]\nprovider = \"github\"\nrepository = \"{GH_REPO}\"\n\
+             team = \"web\"\n",
+            secret.display()
+        );
         std::fs::write(&config, toml).unwrap();
         let config = config.display().to_string();
         (Vcm::start_with_env(&[("VCM_CONFIG", &config)]), dir)
@@ -136,6 +154,11 @@ impl Platforms {
 
     pub fn sign(&self, claims: &Value) -> String {
         self.key.sign(json!({}), claims)
+    }
+
+    /// A GitHub Actions ID token of a `pull_request` run of GH_REPO, audience `vcm`.
+    pub fn github_token(&self) -> String {
+        self.sign(&github_claims(&self.issuer.github(), "vcm"))
     }
 
     /// `BITBUCKET_STEP_OIDC_TOKEN` of a pull-request step (`oidc: audiences: [vcm]`).
@@ -188,7 +211,7 @@ fn github_claims(iss: &str, aud: &str) -> Value {
         "jti": "example-id", "sub": format!("repo:{GH_REPO}:pull_request"), "aud": aud,
         "ref": "refs/pull/42/merge", "sha": GH_MERGE_SHA, "repository": GH_REPO,
         "repository_owner": "Octo-Org", "actor_id": "12", "repository_visibility": "private",
-        "repository_id": "74", "repository_owner_id": "65", "run_id": GH_RUN_ID,
+        "repository_id": GH_REPO_ID.to_string(), "repository_owner_id": "65", "run_id": GH_RUN_ID,
         "run_number": "10", "run_attempt": "1", "runner_environment": "github-hosted",
         "actor": "octocat", "workflow": "e2e", "head_ref": "feature", "base_ref": "main",
         "event_name": "pull_request", "ref_type": "branch",

@@ -41,6 +41,7 @@ fn mk_auth() -> Authenticator {
                 claims: [("repository".to_owned(), "acme/web".to_owned())].into(),
                 role: Role::Ci,
                 team: None,
+                pull_request_clusters: None,
             }],
             ..OidcIssuerConfig::default()
         }])

@@ -46,8 +46,8 @@ impl Action {
 pub fn can_see(p: &Principal, c: &Cluster) -> bool {
     match p.role {
         Role::Admin => true,
-        Role::Ci => c.owner == p.subject,
-        Role::Developer | Role::Viewer => c.owner == p.subject || same_team(p, c),
+        Role::Ci => c.owner == p.subject || granted(p, c),
+        Role::Developer | Role::Viewer => c.owner == p.subject || same_team(p, c) || granted(p, c),
     }
 }
 
@@ -56,11 +56,21 @@ fn can(p: &Principal, c: &Cluster, action: Action) -> bool {
     match (p.role, action) {
         (Role::Admin, _) => true,
         (_, Action::Read) => can_see(p, c),
-        (Role::Developer, _) => can_see(p, c),
+        (Role::Viewer, _) => false,
+        // NB: a repository's CI uses its pull-request clusters; the pull request closing
+        // deletes them, and their settings are the rule's.
+        (_, Action::Credentials | Action::Keepalive) if granted(p, c) => true,
+        (Role::Developer, _) => c.owner == p.subject || same_team(p, c),
         (Role::Ci, Action::Update) => false,
         (Role::Ci, _) => c.owner == p.subject,
-        (Role::Viewer, _) => false,
     }
+}
+
+/// Whether `c` is a pull-request cluster of the repository `p` is a CI job of.
+fn granted(p: &Principal, c: &Cluster) -> bool {
+    p.repository
+        .as_ref()
+        .is_some_and(|g| g.covers(&c.owner, &c.labels))
 }
 
 /// `Ok` when `p` may do `action` to `c`; a not-found error when it may not see it, and a
@@ -79,6 +89,10 @@ pub fn authorize(p: &Principal, c: &Cluster, action: Action, asked_as: &str) -> 
         c.name,
         match (p.role, action) {
             (Role::Viewer, _) => "; viewers only read (ask an admin for a developer or ci token)",
+            _ if granted(p, c) =>
+                "; a pull request's cluster is its rule's to change and goes when the pull \
+                 request closes (a CI job of its repository may read it, take credentials and \
+                 keep it alive)",
             (Role::Ci, Action::Update) =>
                 "; ci tokens create, delete and use clusters but do not change them (create it \
                  with the ttl and labels you need, or use a developer token)",
@@ -127,10 +141,12 @@ pub fn visibility(p: &Principal) -> Option<Visibility> {
         Role::Ci => Some(Visibility {
             owner: p.subject.clone(),
             team: None,
+            repository: p.repository.clone(),
         }),
         Role::Developer | Role::Viewer => Some(Visibility {
             owner: p.subject.clone(),
             team: p.team.clone(),
+            repository: p.repository.clone(),
         }),
     }
 }

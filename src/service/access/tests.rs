@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
+use crate::domain::RepoGrant;
 use crate::error::ErrorKind;
 use crate::store::conformance::mk_cluster;
 
@@ -107,4 +108,82 @@ fn forbidden_messages_name_the_role_and_the_missing_right() {
         msg.contains("viewer role may not delete cluster web"),
         "{msg}"
     );
+}
+
+#[test]
+fn a_repositorys_ci_uses_its_pull_request_clusters_and_nothing_else_it_did_not_make() {
+    // Arrange: CI of repository 74 (by id) and of acme/web (by name), viewers with the grant.
+    let grant = |claim: &str| Principal {
+        repository: RepoGrant::from_claim(claim),
+        ..who(
+            "oidc:github/repo:acme/web:pull_request",
+            Role::Ci,
+            Some("web"),
+        )
+    };
+    let by_id = grant("74");
+    let by_name = grant("Acme/Web");
+    let viewer = Principal {
+        role: Role::Viewer,
+        ..grant("74")
+    };
+    let labelled = |owner: &str, pairs: &[(&str, &str)]| Cluster {
+        owner: owner.into(),
+        team: Some("web".into()),
+        labels: crate::domain::Labels::parse(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        )
+        .unwrap(),
+        ..mk_cluster("gh-web-42-abcdef")
+    };
+    let pr = labelled(
+        "webhook:github/acme/web",
+        &[("repo", "acme.web"), ("repo-id", "74")],
+    );
+    let other_repo = labelled(
+        "webhook:github/acme/api",
+        &[("repo", "acme.api"), ("repo-id", "75")],
+    );
+    let decoy = labelled("token:t-dev", &[("repo", "acme.web"), ("repo-id", "74")]);
+    use Action::*;
+    let cases = [
+        (&by_id, &pr, ["ok", "403", "403", "ok", "ok"]),
+        (&by_name, &pr, ["ok", "403", "403", "ok", "ok"]),
+        (&viewer, &pr, ["ok", "403", "403", "403", "403"]),
+        (&by_id, &other_repo, ["404", "404", "404", "404", "404"]),
+        (&by_id, &decoy, ["404", "404", "404", "404", "404"]),
+    ];
+    for (p, c, expected) in cases {
+        let got = [Read, Update, Delete, Credentials, Keepalive].map(|a| outcome(p, c, a));
+        assert_eq!(
+            got, expected,
+            "{:?} on a cluster of {}",
+            p.repository, c.owner
+        );
+    }
+    let Err(e) = authorize(&by_id, &pr, Delete, "web") else {
+        panic!("deleted")
+    };
+    assert!(
+        e.to_string().contains("goes when the pull request closes"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_repository_claim_names_the_label_by_its_form() {
+    let g = |v: &str| RepoGrant::from_claim(v).map(|g| (g.label, g.value));
+    assert_eq!(g("74"), Some(("repo-id", "74".into())));
+    assert_eq!(
+        g("{C6A1F2D4-5E8B-4F3A-9D27-7B0E41C9A853}"),
+        Some(("repo-id", "c6a1f2d4-5e8b-4f3a-9d27-7b0e41c9a853".into()))
+    );
+    assert_eq!(
+        g("Octo-Org/Octo-Repo"),
+        Some(("repo", "octo-org.octo-repo".into()))
+    );
+    assert_eq!(g("  "), None);
 }

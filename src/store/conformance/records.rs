@@ -260,7 +260,11 @@ pub(super) async fn gateway_credentials_insert_look_up_revoke_and_go_with_their_
         ..mk_cluster("gw")
     };
     insert(&store, &cluster).await;
-    let who = crate::domain::Principal::token("t-1", "ci", Role::Ci, Some("web".into()));
+    // NB: a CI job's credential keeps the repository grant it was taken with.
+    let who = crate::domain::Principal {
+        repository: crate::domain::RepoGrant::from_claim("74"),
+        ..crate::domain::Principal::token("t-1", "ci", Role::Ci, Some("web".into()))
+    };
     let mk = |hash: &str, secs: i64| crate::domain::GatewayCredential {
         hash: hash.into(),
         ..crate::domain::GatewayCredential::new(cluster.id.as_str(), &who, secs_after(now, secs))

@@ -20,8 +20,8 @@ macro_rules! select_tokens {
 macro_rules! select_gateway_credentials {
     ($tail:literal) => {
         concat!(
-            "SELECT id, hash, cluster_id, subject, display, role, team, created_ms, expires_ms, \
-             revoked_ms FROM gateway_credentials ",
+            "SELECT id, hash, cluster_id, subject, display, role, team, grant_label, \
+             grant_value, created_ms, expires_ms, revoked_ms FROM gateway_credentials ",
             $tail
         )
     };
@@ -80,8 +80,9 @@ impl SqliteStore {
         c: &GatewayCredential,
     ) -> StoreResult<()> {
         let sql = "INSERT INTO gateway_credentials \
-                   (id, hash, cluster_id, subject, display, role, team, created_ms, expires_ms, \
-                    revoked_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+                   (id, hash, cluster_id, subject, display, role, team, grant_label, \
+                    grant_value, created_ms, expires_ms, revoked_ms) \
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
         let q = sqlx::query(sql)
             .bind(&c.id)
             .bind(&c.hash)
@@ -90,6 +91,8 @@ impl SqliteStore {
             .bind(&c.principal.display)
             .bind(c.principal.role.as_str())
             .bind(&c.principal.team)
+            .bind(c.principal.repository.as_ref().map(|g| g.label))
+            .bind(c.principal.repository.as_ref().map(|g| g.value.as_str()))
             .bind(c.created_at.as_millisecond())
             .bind(c.expires_at.as_millisecond())
             .bind(c.revoked_at.map(|t| t.as_millisecond()));

@@ -4,8 +4,8 @@ use sqlx::AssertSqlSafe;
 
 use super::rows::{cluster_from_row, to_i64};
 use super::{DEFAULT_LIMIT, MAX_LIMIT, SqliteStore, StoreResult};
-use crate::domain::Cluster;
-use crate::store::{ClusterFilter, Cursor, Page, Visibility};
+use crate::domain::{Cluster, RepoGrant};
+use crate::store::{ClusterFilter, Cursor, Page};
 
 // === impl SqliteStore ===
 
@@ -28,10 +28,18 @@ impl SqliteStore {
         if filter.owner.is_some() {
             sql.push_str(" AND owner = ?");
         }
-        match &filter.visible_to {
-            None => {}
-            Some(Visibility { team: None, .. }) => sql.push_str(" AND owner = ?"),
-            Some(Visibility { team: Some(_), .. }) => sql.push_str(" AND (owner = ? OR team = ?)"),
+        if let Some(v) = &filter.visible_to {
+            sql.push_str(" AND (owner = ?");
+            if v.team.is_some() {
+                sql.push_str(" OR team = ?");
+            }
+            if v.repository.is_some() {
+                sql.push_str(
+                    " OR (substr(owner, 1, ?) = ? AND EXISTS (SELECT 1 FROM json_each(labels) \
+                     WHERE key = ? AND value = ?))",
+                );
+            }
+            sql.push(')');
         }
         for _ in filter.labels.requirements() {
             sql.push_str(
@@ -54,6 +62,14 @@ impl SqliteStore {
             q = q.bind(&v.owner);
             if let Some(team) = &v.team {
                 q = q.bind(team);
+            }
+            if let Some(g) = &v.repository {
+                let prefix = RepoGrant::OWNER_PREFIX;
+                q = q
+                    .bind(to_i64(prefix.len())?)
+                    .bind(prefix)
+                    .bind(g.label)
+                    .bind(&g.value);
             }
         }
         for (k, v) in filter.labels.requirements() {

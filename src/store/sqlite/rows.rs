@@ -7,7 +7,7 @@ use sqlx::sqlite::SqliteRow;
 use super::Query;
 use crate::domain::{
     ApiToken, Cluster, ClusterEvent, ClusterId, ClusterName, DeleteReason, GatewayCredential,
-    Labels, NewEvent, Phase, Principal, Role, Timestamp, Ttl,
+    Labels, NewEvent, Phase, Principal, RepoGrant, Role, Timestamp, Ttl,
 };
 use crate::store::{IdempotencyRecord, StoreError};
 
@@ -122,6 +122,7 @@ pub(super) fn gateway_credential_from_row(r: &SqliteRow) -> Result<GatewayCreden
             display: get(r, "display")?,
             role: role(get(r, "role")?)?,
             team: get(r, "team")?,
+            repository: repo_grant(get(r, "grant_label")?, get(r, "grant_value")?),
         },
         created_at: ts(get(r, "created_ms")?)?,
         expires_at: ts(get(r, "expires_ms")?)?,
@@ -217,6 +218,19 @@ const TRANSIENT_CODES: [i32; 5] = [5, 6, 10, 13, 14];
 
 /// Map a driver error: a uniqueness violation to `Conflict`; lock contention, pool exhaustion
 /// and I/O to `Unavailable`; the rest to `Other` with what we were doing.
+/// A stored repository grant (`repo` or `repo-id` and its value); anything else is none.
+fn repo_grant(label: Option<String>, value: Option<String>) -> Option<RepoGrant> {
+    let label = match label.as_deref()? {
+        "repo" => "repo",
+        "repo-id" => "repo-id",
+        _ => return None,
+    };
+    Some(RepoGrant {
+        label,
+        value: value?,
+    })
+}
+
 pub(super) fn db_err(e: sqlx::Error, doing: &str) -> StoreError {
     let transient = match &e {
         sqlx::Error::Database(d) if d.is_unique_violation() => {
