@@ -307,3 +307,37 @@ size = "enormous"
         "{stderr}"
     );
 }
+
+#[test]
+fn signed_deliveries_are_never_rate_limited_and_forged_ones_spend_the_senders_budget() {
+    // An anonymous budget of 5: GitHub's deliveries all come from a few of its addresses.
+    let (vcm, _dir) = server_with(
+        "",
+        "",
+        "\n[rate_limits]\naddress_burst = 5\naddress_per_minute = 6\n",
+    );
+    let body = payload("github/ping.app.json");
+    for i in 0..20 {
+        let (status, answer) = github(
+            &vcm,
+            "ping",
+            &format!("d-ping-{i}"),
+            GITHUB_SECRET,
+            body.clone(),
+        );
+        assert_eq!(status, 202, "signed delivery {i}: {answer}");
+    }
+    let statuses: Vec<u16> = (0..8)
+        .map(|i| {
+            github(
+                &vcm,
+                "ping",
+                &format!("d-forged-{i}"),
+                "not the secret",
+                body.clone(),
+            )
+            .0
+        })
+        .collect();
+    assert_eq!(statuses, [401, 401, 401, 401, 401, 429, 429, 429]);
+}

@@ -71,14 +71,30 @@ pub fn wrk(
     secs: u64,
     server_pid: u32,
 ) -> anyhow::Result<Load> {
+    let header = token.map(|t| ["-H".to_owned(), format!("Authorization: Bearer {t}")]);
+    wrk_with(
+        url,
+        header.as_ref().map_or(&[][..], |h| &h[..]),
+        conns,
+        secs,
+        server_pid,
+    )
+}
+
+/// [`wrk`] with `args` of its own (`-s script.lua`, `-H …`).
+pub fn wrk_with(
+    url: &str,
+    args: &[String],
+    conns: usize,
+    secs: u64,
+    server_pid: u32,
+) -> anyhow::Result<Load> {
     // NB: through bash, whose `times` then prints wrk's CPU time (its children's) last.
     let mut cmd = std::process::Command::new("bash");
     cmd.args(["-c", r#"wrk "$@" && times"#, "wrk", "-t1", "--latency"])
         .arg(format!("-c{conns}"))
-        .arg(format!("-d{secs}s"));
-    if let Some(token) = token {
-        cmd.args(["-H", &format!("Authorization: Bearer {token}")]);
-    }
+        .arg(format!("-d{secs}s"))
+        .args(args);
     let server_before = cpu_secs(server_pid)?;
     let out = cmd.arg(url).output().context("running wrk")?;
     let server_cpu = cpu_secs(server_pid)? - server_before;

@@ -19,9 +19,13 @@ pub enum ReportState {
     /// vcm could not make it: no capacity, a refused spec, a store error (GitHub `error`,
     /// Bitbucket `FAILED`).
     Error,
-    /// Deleted: the pull request closed, or its TTL or idle timeout ran out (GitHub `failure`
-    /// while the pull request is open, Bitbucket `STOPPED`).
+    /// Deleted while the pull request is open: its TTL or idle timeout ran out, or someone
+    /// deleted it (GitHub `failure`, Bitbucket `STOPPED`).
     Stopped,
+    /// The pull request closed: its cluster is gone or going (GitHub `success`, so a commit
+    /// merged while its cluster was still being made carries no mark that never clears;
+    /// Bitbucket `STOPPED`).
+    Closed,
 }
 
 /// The status vcm wants shown on one commit of a pull request.
@@ -75,6 +79,7 @@ impl ReportState {
             Self::Failed => "failed",
             Self::Error => "error",
             Self::Stopped => "stopped",
+            Self::Closed => "closed",
         }
     }
 
@@ -86,6 +91,7 @@ impl ReportState {
             Self::Failed,
             Self::Error,
             Self::Stopped,
+            Self::Closed,
         ]
         .into_iter()
         .find(|r| r.as_str() == s)

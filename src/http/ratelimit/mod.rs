@@ -13,7 +13,7 @@ use std::{
 
 use axum::{
     extract::{ConnectInfo, Request, State},
-    http::header,
+    http::{StatusCode, header},
     middleware::Next,
     response::{IntoResponse, Response},
 };
@@ -288,6 +288,9 @@ impl RateLimiter {
 /// certificate) spends its address's budget, except health probes. Requests with credentials
 /// are charged in authentication.
 pub async fn limit_anonymous(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if req.uri().path().starts_with("/v1/webhooks/") {
+        return limit_unsigned(&state, req, next).await;
+    }
     let probe = matches!(req.uri().path(), "/healthz" | "/readyz");
     // NB: many CI runners behind one NAT share an address; with certificates they must be
     // limited per principal, like token holders, not by the anonymous address budget.
@@ -303,6 +306,24 @@ pub async fn limit_anonymous(State(state): State<AppState>, req: Request, next: 
         }
     }
     next.run(req).await
+}
+
+/// The webhook doors: a delivery is authenticated by its signature, which the door checks, so
+/// only a refused one (401) spends its address's budget, and an address over budget gets a 429
+/// before its body is read. A provider's signed deliveries are never limited: a refused event
+/// is lost (GitHub never redelivers on its own; Bitbucket retries only after a 5xx), and all
+/// of a busy organisation's deliveries come from a few of the provider's addresses.
+async fn limit_unsigned(state: &AppState, req: Request, next: Next) -> Response {
+    let addr = state.limits.client_ip(req.extensions(), req.headers());
+    if let Err(e) = state.limits.charge_address(addr, false) {
+        return ApiError::from(e).into_response();
+    }
+    let resp = next.run(req).await;
+    if resp.status() == StatusCode::UNAUTHORIZED {
+        // NB: over budget now only shows on the next request, as for a failed token.
+        let _ = state.limits.charge_address(addr, true);
+    }
+    resp
 }
 
 #[cfg(test)]

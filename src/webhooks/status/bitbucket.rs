@@ -59,7 +59,7 @@ impl Bitbucket {
             ReportState::Pending => "INPROGRESS",
             ReportState::Ready => "SUCCESSFUL",
             ReportState::Failed | ReportState::Error => "FAILED",
-            ReportState::Stopped => "STOPPED",
+            ReportState::Stopped | ReportState::Closed => "STOPPED",
         };
         let sha = self.full_hash(&want.repository, &want.sha).await?;
         let body = json!({

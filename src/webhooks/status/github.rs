@@ -109,7 +109,7 @@ impl Github {
     pub async fn post(&self, want: &StatusWant) -> Result<(), SendError> {
         let state = match want.state {
             ReportState::Pending => "pending",
-            ReportState::Ready => "success",
+            ReportState::Ready | ReportState::Closed => "success",
             ReportState::Failed | ReportState::Stopped => "failure",
             ReportState::Error => "error",
         };

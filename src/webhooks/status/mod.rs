@@ -21,7 +21,6 @@ use jiff::SignedDuration;
 pub use self::bitbucket::Bitbucket;
 pub use self::github::Github;
 use self::wanted::cut;
-use super::Provider;
 use crate::config::WebhooksConfig;
 use crate::config::webhooks::read_secret;
 use crate::domain::{PullRequest, StatusReport, StatusWant, now_ms};
@@ -206,8 +205,6 @@ impl Reporter {
                     error.as_deref(),
                     &self.public_url,
                 )]
-            } else if pr.provider == Provider::Github.as_str() {
-                Vec::new()
             } else {
                 self.store
                     .status_reports(&pr.key)

@@ -63,16 +63,22 @@ pub fn for_open(
     }
 }
 
-/// What an earlier status of a closed pull request becomes: Bitbucket shows `STOPPED`; GitHub
-/// keeps what it showed (a commit merged into the main branch would carry a red mark
-/// otherwise). `None`: leave it.
+/// What an earlier status of a closed pull request becomes. Bitbucket: `STOPPED`, whatever
+/// it showed. GitHub: a commit that showed Ready, failed or stopped keeps it (a red mark on a
+/// merged commit would stay in the main branch's history); one still showing "being made"
+/// (or vcm's error) gets a final word. `None`: leave it.
 pub fn for_closed(pr: &PullRequest, shown: &StatusWant) -> Option<StatusWant> {
-    if provider_of(pr) == Provider::Github || shown.state == ReportState::Stopped {
+    let provider = provider_of(pr);
+    let settled = match provider {
+        Provider::Github => !matches!(shown.state, ReportState::Pending | ReportState::Error),
+        Provider::Bitbucket => matches!(shown.state, ReportState::Stopped | ReportState::Closed),
+    };
+    if settled {
         return None;
     }
-    let name = cluster_name(Provider::Bitbucket, &pr.repository, pr.number);
+    let name = cluster_name(provider, &pr.repository, pr.number);
     Some(StatusWant {
-        state: ReportState::Stopped,
+        state: ReportState::Closed,
         description: format!("Cluster {name} was deleted: the pull request closed"),
         ..shown.clone()
     })
@@ -186,16 +192,29 @@ mod tests {
     }
 
     #[test]
-    fn a_closed_pull_request_stops_bitbucket_statuses_and_leaves_github_ones() {
+    fn a_closed_pull_request_stops_bitbucket_statuses_and_settles_only_unfinished_github_ones() {
         let open = pr(true, 1, 1);
-        let shown = for_open(&open, None, None, URL);
-        assert_eq!(for_closed(&pr(false, 2, 2), &shown), None);
+        let making = for_open(&open, None, None, URL);
+        let ready = StatusWant {
+            state: ReportState::Ready,
+            ..making.clone()
+        };
+        let closed = pr(false, 2, 2);
+        assert_eq!(
+            for_closed(&closed, &ready),
+            None,
+            "GitHub keeps a Ready mark"
+        );
+        let settled = for_closed(&closed, &making).expect("settled");
+        assert_eq!(settled.state, ReportState::Closed);
+        assert_eq!(for_closed(&closed, &settled), None, "once");
         let bb = PullRequest {
             provider: "bitbucket".into(),
-            ..pr(false, 2, 2)
+            ..closed
         };
-        let stopped = for_closed(&bb, &shown).expect("stopped");
-        assert_eq!(stopped.state, ReportState::Stopped);
+        let stopped = for_closed(&bb, &ready).expect("stopped");
+        assert_eq!(stopped.state, ReportState::Closed);
+        assert!(stopped.description.contains("pull request closed"));
         assert_eq!(for_closed(&bb, &stopped), None, "once");
     }
 
