@@ -2,7 +2,8 @@
 # Runs a benchmark with its external load generator: installs wrk from Debian when missing,
 # builds the Kubernetes binaries if needed, then `cargo bench`. `bench/run.sh` runs the
 # lifecycle benchmark (benches/lifecycle.rs); `bench/run.sh gateway` the gateway against direct
-# (benches/gateway.rs). Figures and how to read them: docs/PERFORMANCE.md.
+# (benches/gateway.rs); `bench/run.sh webhooks` the webhook door against /healthz
+# (benches/webhooks.rs). Figures and how to read them: docs/PERFORMANCE.md.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bench=lifecycle

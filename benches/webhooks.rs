@@ -2,8 +2,8 @@
 //! fast vcm answers a GitHub delivery, against a bare request to the same server in the same
 //! run. Each delivery is GitHub's documented `pull_request` `opened` payload (compact JSON, raw
 //! UTF-8), signed, with a delivery id of its own, so every one goes the whole way: the
-//! signature over the raw body, the JSON read, and the delivery recorded in SQLite (fsync'd)
-//! before the 202. The repository has no rule, so no cluster work runs beside the load.
+//! signature over the raw body, the JSON read, and the delivery recorded in SQLite (one write
+//! transaction, WAL with `synchronous = NORMAL` like every write of vcm) before the 202. The repository has no rule, so no cluster work runs beside the load.
 //!
 //! Baseline: `GET /healthz` (routing, middleware, no store). Figures: p50 and p99 at one
 //! connection, throughput at 8, and the server's CPU per request. The providers' timeout is
