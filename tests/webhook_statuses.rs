@@ -10,63 +10,23 @@
 
 #[path = "support/scm_fakes.rs"]
 mod scm_fakes;
+#[path = "support/statuses.rs"]
+mod statuses;
 #[path = "support/vcm_process.rs"]
 mod vcm_process;
 #[path = "support/webhooks.rs"]
 mod webhooks_support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use scm_fakes::{APP_ID, BITBUCKET_TOKEN, GITHUB_TOKEN, Scm};
 use serde_json::{Value, json};
+use statuses::*;
 use webhooks_support::*;
 
 const PUBLIC_URL: &str = "https://vcm.example.com";
 const FIRST: &str = "d9c5607b8103b154ab43ef77cacccc2994e1719a";
 const SECOND: &str = "5e1f0a9d3c7b2e8f4a6d1c0b9e8f7a6d5c4b3a21";
-
-fn app_key() -> (Vec<u8>, String) {
-    let path = format!(
-        "{}/tests/data/webhooks/github-app-test-key.pem",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    (std::fs::read(&path).unwrap(), path)
-}
-
-/// Wait up to `secs` for `check`; fail saying `what` and showing `show()`.
-fn wait_for<T: std::fmt::Debug>(
-    secs: u64,
-    what: &str,
-    show: impl Fn() -> T,
-    check: impl Fn(&T) -> bool,
-) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        let v = show();
-        if check(&v) {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "{what}: {v:#?}");
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
-
-fn states(statuses: &[Value], field: &str) -> Vec<String> {
-    statuses
-        .iter()
-        .map(|s| s[field].as_str().unwrap_or_default().to_owned())
-        .collect()
-}
-
-/// No earlier state after a later one: once `done` was shown, only `done` or `after` follow.
-fn in_order(states: &[String], done: &str, after: &[&str]) -> bool {
-    match states.iter().position(|s| s == done) {
-        Some(i) => states[i..]
-            .iter()
-            .all(|s| s == done || after.contains(&s.as_str())),
-        None => true,
-    }
-}
 
 /// A GitHub delivery about pull request 44 of the App fixture, at `sha`, `minutes` after it
 /// opened.
@@ -88,6 +48,15 @@ fn app_delivery(name: &str, sha: &str, minutes: i64) -> Vec<u8> {
 
 #[test]
 fn a_github_app_reports_each_commit_of_a_pull_request_through_an_outage_and_an_expired_token() {
+    app_pull_request(false);
+}
+
+#[test]
+fn a_github_app_reports_check_runs_made_once_per_commit_and_updated() {
+    app_pull_request(true);
+}
+
+fn app_pull_request(check_runs: bool) {
     let (pem, key_path) = app_key();
     let scm = Scm::start(&pem);
     // The first installation token goes stale after one use; the first two posts meet a 500.
@@ -96,7 +65,8 @@ fn a_github_app_reports_each_commit_of_a_pull_request_through_an_outage_and_an_e
     let (vcm, _dir) = server_with(
         &format!("public_url = \"{PUBLIC_URL}/\""),
         &format!(
-            "api_url = \"{}\"\napp_id = \"{APP_ID}\"\nprivate_key = \"file:{key_path}\"",
+            "api_url = \"{}\"\napp_id = \"{APP_ID}\"\nprivate_key = \"file:{key_path}\"\n\
+             check_runs = {check_runs}",
             scm.url()
         ),
         "",
@@ -110,33 +80,43 @@ fn a_github_app_reports_each_commit_of_a_pull_request_through_an_outage_and_an_e
         app_delivery("github/pull_request.opened.app.json", FIRST, 0),
     );
     assert_eq!(status, 202, "{body}");
-    let shown = wait_for(
+    let first = wait_for(
         180,
-        "a success status on the first commit",
-        || scm.statuses(FIRST),
-        |s| states(s, "state").last().map(String::as_str) == Some("success"),
+        "success on the first commit",
+        || shown(&scm, FIRST, check_runs),
+        |s| last_state(s) == Some("success"),
     );
     let live = clusters_of(&vcm, "github", 44);
     let id = live[0]["id"].as_str().unwrap();
-    let last = shown.last().unwrap();
-    assert_eq!(last["context"], "vcm/cluster");
-    assert_eq!(last["target_url"], format!("{PUBLIC_URL}/v1/clusters/{id}"));
-    let description = last["description"].as_str().unwrap();
+    let (_, link, name, text) = first.last().unwrap();
+    assert_eq!(name, "vcm/cluster");
+    assert_eq!(*link, format!("{PUBLIC_URL}/v1/clusters/{id}"));
     assert!(
-        description.contains("is ready") && description.chars().count() <= 140,
-        "{description}"
+        text.contains("is ready") && text.chars().count() <= 140,
+        "{text}"
     );
-    assert!(
-        in_order(&states(&shown, "state"), "success", &[]),
-        "{shown:#?}"
-    );
+    let states: Vec<String> = first.iter().map(|(s, ..)| s.clone()).collect();
+    assert!(in_order(&states, "success", &[]), "{first:#?}");
+    if check_runs {
+        assert_eq!(
+            scm.check_runs_made(),
+            1,
+            "one check run per commit, updated"
+        );
+    }
 
     // The outage and the stale token were met and got over: 500s, a 401, a second token, and
     // every status posted with an installation token minted by the App's JWT.
     let seen = scm.seen();
     let posts: Vec<_> = seen
         .iter()
-        .filter(|s| s.path.contains("/statuses/"))
+        .filter(|s| {
+            s.path.contains(if check_runs {
+                "/check-runs"
+            } else {
+                "/statuses/"
+            })
+        })
         .collect();
     assert!(
         posts.iter().filter(|s| s.status == 500).count() >= 2,
@@ -167,14 +147,12 @@ fn a_github_app_reports_each_commit_of_a_pull_request_through_an_outage_and_an_e
     assert_eq!(status, 202, "{body}");
     let second = wait_for(
         60,
-        "a success status on the new head",
-        || scm.statuses(SECOND),
-        |s| states(s, "state").last().map(String::as_str) == Some("success"),
+        "success on the new head",
+        || shown(&scm, SECOND, check_runs),
+        |s| last_state(s) == Some("success"),
     );
-    assert!(
-        in_order(&states(&second, "state"), "success", &[]),
-        "{second:#?}"
-    );
+    let states: Vec<String> = second.iter().map(|(s, ..)| s.clone()).collect();
+    assert!(in_order(&states, "success", &[]), "{second:#?}");
 
     // Closed and merged: the cluster goes; GitHub keeps its last status (no red mark on a
     // merged commit).
@@ -195,9 +173,7 @@ fn a_github_app_reports_each_commit_of_a_pull_request_through_an_outage_and_an_e
     );
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(
-        states(&scm.statuses(SECOND), "state")
-            .last()
-            .map(String::as_str),
+        last_state(&shown(&scm, SECOND, check_runs)),
         Some("success")
     );
 }

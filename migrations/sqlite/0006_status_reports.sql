@@ -25,6 +25,8 @@ CREATE TABLE status_reports (
     attempts INTEGER NOT NULL,
     next_attempt_ms INTEGER NOT NULL,
     last_error TEXT,
+    -- GitHub check runs: the run made for this commit, updated by later states.
+    check_run_id INTEGER,
     updated_ms INTEGER NOT NULL,
     PRIMARY KEY (pr_key, sha)
 );

@@ -45,6 +45,9 @@ pub struct DoorConfig {
     /// The status's name: GitHub's `context` (default `vcm/cluster`), Bitbucket's build status
     /// `key` (default `vcm-cluster`, at most 40 characters).
     pub context: Option<String>,
+    /// GitHub App only: report check runs (in the Checks tab, with a summary, neutral when the
+    /// pull request closes) instead of commit statuses. The App needs "Checks: write".
+    pub check_runs: bool,
 }
 
 /// What a new commit on a pull request does to its cluster.

@@ -66,6 +66,8 @@ pub struct StatusReport {
     pub next_attempt_at: Timestamp,
     /// Why the last attempt failed.
     pub last_error: Option<String>,
+    /// The GitHub check run made for this commit, once made (later states update it).
+    pub check_run_id: Option<u64>,
 }
 
 // === impl ReportState ===

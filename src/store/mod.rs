@@ -270,8 +270,11 @@ pub trait Store: Send + Sync + 'static {
 /// How an attempt to send a status went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Attempt<'a> {
-    /// The provider took it.
-    Sent,
+    /// The provider took it; `check_run` is the GitHub check run it made, if it made one.
+    Sent {
+        /// Kept for the later states of the same commit.
+        check_run: Option<u64>,
+    },
     /// It failed in a way that may pass (an outage, a rate limit): try again at `at`.
     Retry {
         /// Why.

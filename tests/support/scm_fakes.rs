@@ -4,6 +4,9 @@
 //! - GitHub `POST /repos/{owner}/{repo}/statuses/{sha}`: 201; 422 for a description over 140
 //!   characters (GitHub's "description is too long (maximum is 140 characters)"); 401 for an
 //!   unknown or expired token; a `User-Agent` is required.
+//! - GitHub `POST /repos/{owner}/{repo}/check-runs` and `PATCH …/check-runs/{id}`: an
+//!   installation token only (403 for other tokens, as only Apps may), `name` and `head_sha`
+//!   required, a `conclusion` required with `status: completed` (422 otherwise).
 //! - GitHub `POST /app/installations/{id}/access_tokens`: checks the App JWT (RS256 with the
 //!   App's public key, `iss` the App id, at most 10 minutes) and answers 201 with a one-hour
 //!   token.
@@ -19,15 +22,19 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use aws_lc_rs::signature::{RSA_PKCS1_2048_8192_SHA256, UnparsedPublicKey};
 use axum::Router;
-use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
+
+#[path = "scm_bitbucket.rs"]
+mod bitbucket;
+#[path = "scm_github.rs"]
+mod github;
+
+use self::bitbucket::{bitbucket_commit, bitbucket_status};
+use self::github::{create_check_run, github_status, installation_token, update_check_run};
 
 pub const GITHUB_TOKEN: &str = "github_pat_11ABCDEFG0123456789_statuses";
 pub const BITBUCKET_TOKEN: &str = "ATCTT3xFfGN0bitbucket-access-token";
@@ -58,6 +65,8 @@ struct Inner {
     minted: u32,
     /// Short hash → full hash, for Bitbucket.
     commits: HashMap<String, String>,
+    /// Check runs: id → (head sha, the latest body).
+    check_runs: HashMap<u64, (String, Value)>,
 }
 
 /// The fake, running on its own thread until dropped.
@@ -89,6 +98,11 @@ impl Scm {
         };
         let app = Router::new()
             .route("/repos/{owner}/{repo}/statuses/{sha}", post(github_status))
+            .route("/repos/{owner}/{repo}/check-runs", post(create_check_run))
+            .route(
+                "/repos/{owner}/{repo}/check-runs/{id}",
+                axum::routing::patch(update_check_run),
+            )
             .route(
                 "/app/installations/{id}/access_tokens",
                 post(installation_token),
@@ -135,6 +149,35 @@ impl Scm {
             .filter(|s| s.status == 201 && s.path.contains(sha) && s.path.contains("status"))
             .map(|s| s.body)
             .collect()
+    }
+
+    /// Every state a check run of commit `sha` took (2xx), in order: the request bodies.
+    pub fn check_runs(&self, sha: &str) -> Vec<Value> {
+        let inner = self.inner.lock().unwrap();
+        let ids: Vec<u64> = inner
+            .check_runs
+            .iter()
+            .filter(|(_, (head, _))| head == sha)
+            .map(|(id, _)| *id)
+            .collect();
+        inner
+            .seen
+            .iter()
+            .filter(|s| {
+                (200..300).contains(&s.status)
+                    && s.path.contains("/check-runs")
+                    && (s.body["head_sha"] == sha
+                        || ids
+                            .iter()
+                            .any(|id| s.path.ends_with(&format!("/check-runs/{id}"))))
+            })
+            .map(|s| s.body.clone())
+            .collect()
+    }
+
+    /// How many check runs were made.
+    pub fn check_runs_made(&self) -> usize {
+        self.inner.lock().unwrap().check_runs.len()
     }
 
     /// Answer 500 to the next `n` status posts.
@@ -207,231 +250,4 @@ fn outage(s: &Shared) -> bool {
         return true;
     }
     false
-}
-
-async fn github_status(
-    State(s): State<Shared>,
-    Path((owner, repo, sha)): Path<(String, String, String)>,
-    h: HeaderMap,
-    Json(body): Json<Value>,
-) -> Response {
-    let path = format!("/repos/{owner}/{repo}/statuses/{sha}");
-    let (status, resp) = github_status_answer(&s, &h, &body, &sha);
-    record(&s, "POST", path, &h, body, status.as_u16());
-    resp
-}
-
-fn github_status_answer(
-    s: &Shared,
-    h: &HeaderMap,
-    body: &Value,
-    sha: &str,
-) -> (StatusCode, Response) {
-    if header(h, "user-agent").is_empty() {
-        let r = json!({"message": "Request forbidden by administrative rules. Please make sure your request has a User-Agent header"});
-        return (StatusCode::FORBIDDEN, answer(StatusCode::FORBIDDEN, r));
-    }
-    let auth = header(h, "authorization");
-    let token = auth.strip_prefix("Bearer ").unwrap_or_default();
-    let ok = token == GITHUB_TOKEN || {
-        let mut inner = s.inner.lock().unwrap();
-        match inner.tokens.get_mut(token) {
-            Some((_, Some(0))) => false,
-            Some((_, Some(uses))) => {
-                *uses -= 1;
-                true
-            }
-            Some((_, None)) => true,
-            None => false,
-        }
-    };
-    if !ok {
-        return (StatusCode::UNAUTHORIZED, bad_credentials());
-    }
-    if outage(s) {
-        let r = json!({"message": "Server Error"});
-        return (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            answer(StatusCode::INTERNAL_SERVER_ERROR, r),
-        );
-    }
-    let description = body["description"].as_str().unwrap_or_default();
-    if description.chars().count() > 140 {
-        let r = json!({"message": "Validation Failed", "errors": [{"resource": "Status", "code": "custom",
-            "field": "description", "message": "description is too long (maximum is 140 characters)"}],
-            "documentation_url": "https://docs.github.com/rest/commits/statuses#create-a-commit-status",
-            "status": "422"});
-        return (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            answer(StatusCode::UNPROCESSABLE_ENTITY, r),
-        );
-    }
-    let state = body["state"].as_str().unwrap_or_default();
-    if !["error", "failure", "pending", "success"].contains(&state) {
-        let r = json!({"message": "Validation Failed", "errors": [{"resource": "Status", "field": "state", "code": "invalid"}]});
-        return (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            answer(StatusCode::UNPROCESSABLE_ENTITY, r),
-        );
-    }
-    let r = json!({"id": 1, "node_id": "SC_kwDOA", "state": state, "description": description,
-        "target_url": body["target_url"], "context": body["context"].as_str().unwrap_or("default"),
-        "created_at": "2026-11-30T00:00:00Z", "updated_at": "2026-11-30T00:00:00Z",
-        "url": format!("https://api.github.com/repos/o/r/statuses/{sha}")});
-    (StatusCode::CREATED, answer(StatusCode::CREATED, r))
-}
-
-async fn installation_token(
-    State(s): State<Shared>,
-    Path(id): Path<u64>,
-    h: HeaderMap,
-    body: Option<Json<Value>>,
-) -> Response {
-    let path = format!("/app/installations/{id}/access_tokens");
-    let body = body.map(|Json(b)| b).unwrap_or(Value::Null);
-    let jwt = header(&h, "authorization");
-    let verdict = check_jwt(&s.app_key, jwt.strip_prefix("Bearer ").unwrap_or_default());
-    if let Err(why) = verdict {
-        record(&s, "POST", path, &h, json!({"refused": why}), 401);
-        return answer(
-            StatusCode::UNAUTHORIZED,
-            json!({"message": format!("A JSON web token could not be decoded ({why})")}),
-        );
-    }
-    let mut inner = s.inner.lock().unwrap();
-    inner.minted += 1;
-    let token = format!("ghs_{}installation{id}token", inner.minted);
-    let uses = inner.expire_next_after.take();
-    inner.tokens.insert(token.clone(), (id, uses));
-    drop(inner);
-    record(&s, "POST", path, &h, body, 201);
-    let expires = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1);
-    answer(
-        StatusCode::CREATED,
-        json!({"token": token, "expires_at": expires.to_string(),
-               "permissions": {"statuses": "write"}, "repository_selection": "all"}),
-    )
-}
-
-/// An App JWT: RS256 by the App's key, `iss` the App id, `exp` at most 10 minutes after `iat`.
-fn check_jwt(public_key: &[u8], jwt: &str) -> Result<(), String> {
-    let mut parts = jwt.split('.');
-    let (Some(h), Some(c), Some(sig), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err("not a JWT".into());
-    };
-    let decode = |p: &str| URL_SAFE_NO_PAD.decode(p).map_err(|e| e.to_string());
-    let header: Value = serde_json::from_slice(&decode(h)?).map_err(|e| e.to_string())?;
-    let claims: Value = serde_json::from_slice(&decode(c)?).map_err(|e| e.to_string())?;
-    if header["alg"] != "RS256" {
-        return Err(format!("alg {} is not RS256", header["alg"]));
-    }
-    UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, public_key)
-        .verify(format!("{h}.{c}").as_bytes(), &decode(sig)?)
-        .map_err(|_| "bad signature".to_owned())?;
-    if claims["iss"] != APP_ID {
-        return Err(format!("iss {} is not the App", claims["iss"]));
-    }
-    let now = jiff::Timestamp::now().as_second();
-    let (iat, exp) = (
-        claims["iat"].as_i64().unwrap_or(0),
-        claims["exp"].as_i64().unwrap_or(0),
-    );
-    if exp <= now || iat > now + 60 || exp - iat > 600 {
-        return Err(format!("iat {iat} / exp {exp} out of range at {now}"));
-    }
-    Ok(())
-}
-
-fn bitbucket_authorized(h: &HeaderMap) -> bool {
-    header(h, "authorization") == format!("Bearer {BITBUCKET_TOKEN}")
-}
-
-fn bitbucket_error(status: StatusCode, message: &str, fields: Value) -> Response {
-    answer(
-        status,
-        json!({"type": "error", "error": {"message": message, "fields": fields}}),
-    )
-}
-
-async fn bitbucket_commit(
-    State(s): State<Shared>,
-    Path((ws, repo, hash)): Path<(String, String, String)>,
-    h: HeaderMap,
-) -> Response {
-    let path = format!("/2.0/repositories/{ws}/{repo}/commit/{hash}");
-    if !bitbucket_authorized(&h) {
-        record(&s, "GET", path, &h, Value::Null, 401);
-        return bitbucket_error(StatusCode::UNAUTHORIZED, "Unauthorized", Value::Null);
-    }
-    let full = s.inner.lock().unwrap().commits.get(&hash).cloned();
-    match full {
-        Some(full) => {
-            record(&s, "GET", path, &h, Value::Null, 200);
-            answer(
-                StatusCode::OK,
-                json!({"type": "commit", "hash": full, "message": "Größen\n"}),
-            )
-        }
-        None => {
-            record(&s, "GET", path, &h, Value::Null, 404);
-            bitbucket_error(
-                StatusCode::NOT_FOUND,
-                &format!("Commit not found: {hash}"),
-                Value::Null,
-            )
-        }
-    }
-}
-
-async fn bitbucket_status(
-    State(s): State<Shared>,
-    Path((ws, repo, hash)): Path<(String, String, String)>,
-    h: HeaderMap,
-    Json(body): Json<Value>,
-) -> Response {
-    let path = format!("/2.0/repositories/{ws}/{repo}/commit/{hash}/statuses/build");
-    let (status, resp) = if !bitbucket_authorized(&h) {
-        (
-            401,
-            bitbucket_error(StatusCode::UNAUTHORIZED, "Unauthorized", Value::Null),
-        )
-    } else if outage(&s) {
-        (
-            500,
-            bitbucket_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Something went wrong",
-                Value::Null,
-            ),
-        )
-    } else if body["key"].as_str().unwrap_or_default().chars().count() > 40 {
-        let n = body["key"].as_str().unwrap_or_default().chars().count();
-        let m = format!("Ensure this value has at most 40 characters (it has {n}).");
-        (
-            400,
-            bitbucket_error(
-                StatusCode::BAD_REQUEST,
-                &format!("key: {m}"),
-                json!({"key": [m]}),
-            ),
-        )
-    } else if reqwest::Url::parse(body["url"].as_str().unwrap_or_default()).is_err() {
-        (
-            400,
-            bitbucket_error(
-                StatusCode::BAD_REQUEST,
-                "url: Enter a valid URL.",
-                json!({"url": ["Enter a valid URL."]}),
-            ),
-        )
-    } else {
-        let mut r = body.clone();
-        r["type"] = json!("build");
-        r["commit"] = json!({"type": "commit", "hash": hash});
-        (201, answer(StatusCode::CREATED, r))
-    };
-    record(&s, "POST", path, &h, body, status);
-    resp
 }

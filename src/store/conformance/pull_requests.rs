@@ -196,15 +196,20 @@ pub(super) async fn the_status_outbox_keeps_only_the_latest_state_until_the_prov
 
     // Sent at seq 1 (an old attempt finishing late) leaves seq 2 due; sent at 2, nothing is.
     store
-        .status_attempted(&first[0], Attempt::Sent, now)
+        .status_attempted(&first[0], Attempt::Sent { check_run: None }, now)
         .await
         .expect("recorded");
     assert_eq!(due(now).await.len(), 1);
     store
-        .status_attempted(&now_due[0], Attempt::Sent, now)
+        .status_attempted(&now_due[0], Attempt::Sent { check_run: Some(7) }, now)
         .await
         .expect("recorded");
     assert!(due(later).await.is_empty());
+    let kept = store
+        .status_reports("github:acme/web#7")
+        .await
+        .expect("listed");
+    assert_eq!(kept[0].check_run_id, Some(7), "the check run made is kept");
 
     // Given up: kept with its error, not due.
     let refused = want(ReportState::Failed, "x".repeat(200).as_str());

@@ -12,8 +12,8 @@ macro_rules! select_reports {
     ($tail:literal) => {
         concat!(
             "SELECT pr_key, sha, provider, repository, branch, installation_id, state, \
-             description, target_url, seq, sent_seq, attempts, next_attempt_ms, last_error \
-             FROM status_reports ",
+             description, target_url, seq, sent_seq, attempts, next_attempt_ms, last_error, \
+             check_run_id FROM status_reports ",
             $tail
         )
     };
@@ -99,11 +99,13 @@ impl SqliteStore {
         let doing = &format!("recording a status sent for {} at {}", w.pr_key, w.sha);
         let mut tx = self.begin_write(doing).await?;
         let q = match attempt {
-            Attempt::Sent => sqlx::query(
+            Attempt::Sent { check_run } => sqlx::query(
                 "UPDATE status_reports SET sent_seq = MAX(sent_seq, ?), attempts = 0, \
-                 last_error = NULL, updated_ms = ? WHERE pr_key = ? AND sha = ?",
+                 last_error = NULL, check_run_id = COALESCE(?, check_run_id), updated_ms = ? \
+                 WHERE pr_key = ? AND sha = ?",
             )
             .bind(report.seq)
+            .bind(check_run.map(to_i64).transpose()?)
             .bind(now.as_millisecond()),
             Attempt::GaveUp { error } => sqlx::query(
                 "UPDATE status_reports SET sent_seq = MAX(sent_seq, ?), attempts = attempts + 1, \
@@ -176,5 +178,8 @@ fn report_from_row(r: &SqliteRow) -> StoreResult<StatusReport> {
         attempts: get(r, "attempts")?,
         next_attempt_at: ts(get(r, "next_attempt_ms")?)?,
         last_error: get(r, "last_error")?,
+        check_run_id: get::<Option<i64>>(r, "check_run_id")?
+            .map(to_u64)
+            .transpose()?,
     })
 }

@@ -1,5 +1,6 @@
-//! GitHub commit statuses (`POST /repos/{owner}/{repo}/statuses/{sha}`), posted with a token
-//! or as a GitHub App: a JWT (RS256, signed with the App's key) buys an installation token
+//! GitHub commit statuses (`POST /repos/{owner}/{repo}/statuses/{sha}`) or, for an App, check
+//! runs (`POST …/check-runs`, then `PATCH …/check-runs/{id}`), posted with a token or as a
+//! GitHub App: a JWT (RS256, signed with the App's key) buys an installation token
 //! for the installation a delivery named, kept until five minutes before its hour runs out.
 
 use std::collections::HashMap;
@@ -15,11 +16,13 @@ use rustls::pki_types::PrivateKeyDer;
 use rustls::pki_types::pem::PemObject as _;
 use serde_json::json;
 
-use super::{SendError, api_url, checked, cut, http_client};
-use crate::domain::{ReportState, StatusWant};
+use super::{Answer, SendError, api_url, checked, cut, http_client};
+use crate::domain::{ReportState, StatusReport, StatusWant};
 
 /// GitHub refuses longer descriptions (422).
 const MAX_DESCRIPTION: usize = 140;
+/// A check run's summary holds at most 65 535 characters.
+const MAX_SUMMARY: usize = 65_535;
 /// An installation token is used until this long before it expires.
 const TOKEN_MARGIN: SignedDuration = SignedDuration::from_mins(5);
 
@@ -29,6 +32,8 @@ pub struct Github {
     api: String,
     context: String,
     auth: Auth,
+    /// Check runs instead of commit statuses (Apps only).
+    check_runs: bool,
 }
 
 enum Auth {
@@ -55,6 +60,19 @@ impl std::fmt::Debug for Github {
 // === impl Github ===
 
 impl Github {
+    /// Reporting check runs instead of commit statuses: only an App may create them.
+    pub fn with_check_runs(self, on: bool) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            !on || matches!(self.auth, Auth::App(_)),
+            "check_runs = true needs a GitHub App (app_id and private_key): GitHub lets only \
+             Apps create check runs"
+        );
+        Ok(Self {
+            check_runs: on,
+            ..self
+        })
+    }
+
     /// Posting with `token`.
     pub fn with_token(
         api: Option<&str>,
@@ -102,11 +120,17 @@ impl Github {
             api: api_url(api, "https://api.github.com")?,
             context,
             auth,
+            check_runs: false,
         })
     }
 
-    /// Post `want` as the commit's status.
-    pub async fn post(&self, want: &StatusWant) -> Result<(), SendError> {
+    /// Report `report` on its commit: a commit status, or with check runs on, a check run
+    /// (made the first time, updated after). `Ok(Some(id))`: the check run made.
+    pub async fn post(&self, report: &StatusReport) -> Result<Option<u64>, SendError> {
+        if self.check_runs {
+            return self.check_run(report).await;
+        }
+        let want = &report.want;
         let state = match want.state {
             ReportState::Pending => "pending",
             ReportState::Ready | ReportState::Closed => "success",
@@ -123,23 +147,94 @@ impl Github {
             "{}/repos/{}/statuses/{}",
             self.api, want.repository, want.sha
         );
-        // NB: an installation token can be revoked or expire early: mint a fresh one once.
+        self.send(
+            reqwest::Method::POST,
+            &url,
+            &body,
+            want,
+            "posting the commit status",
+        )
+        .await
+        .map(|_| None)
+    }
+
+    /// A check run (`in_progress`, then `completed` with a conclusion), with the whole
+    /// description as its summary.
+    async fn check_run(&self, report: &StatusReport) -> Result<Option<u64>, SendError> {
+        let want = &report.want;
+        let (conclusion, title) = match want.state {
+            ReportState::Pending => (None, "Making the cluster"),
+            ReportState::Ready => (Some("success"), "Cluster ready"),
+            ReportState::Failed => (Some("failure"), "Cluster failed"),
+            ReportState::Error => (Some("failure"), "vcm could not make the cluster"),
+            ReportState::Stopped => (Some("cancelled"), "Cluster deleted"),
+            ReportState::Closed => (Some("neutral"), "Cluster deleted: the pull request closed"),
+        };
+        let mut body = json!({
+            "name": self.context,
+            "details_url": want.target_url,
+            "external_id": want.pr_key,
+            "status": if conclusion.is_some() { "completed" } else { "in_progress" },
+            "output": {"title": title, "summary": cut(&want.description, MAX_SUMMARY)},
+        });
+        if let Some(c) = conclusion {
+            body["conclusion"] = json!(c);
+        }
+        let runs = format!("{}/repos/{}/check-runs", self.api, want.repository);
+        if let Some(id) = report.check_run_id {
+            let url = format!("{runs}/{id}");
+            self.send(
+                reqwest::Method::PATCH,
+                &url,
+                &body,
+                want,
+                "updating the check run",
+            )
+            .await?;
+            return Ok(Some(id));
+        }
+        body["head_sha"] = json!(want.sha);
+        let made = self
+            .send(
+                reqwest::Method::POST,
+                &runs,
+                &body,
+                want,
+                "creating the check run",
+            )
+            .await?;
+        made.body["id"]
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| SendError::retry("GitHub's check run answer lacks a numeric id"))
+    }
+
+    /// `method` `url` with `body`, authenticated; with an App, a 401 mints a fresh
+    /// installation token and tries once more (a token can be revoked or expire early).
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        body: &serde_json::Value,
+        want: &StatusWant,
+        doing: &str,
+    ) -> Result<Answer, SendError> {
         for fresh in [false, true] {
             let token = self.token(want, fresh).await?;
             let resp = self
                 .http
-                .post(&url)
+                .request(method.clone(), url)
                 .bearer_auth(&token)
                 .header("Accept", "application/vnd.github+json")
                 .header("X-GitHub-Api-Version", "2022-11-28")
-                .json(&body)
+                .json(body)
                 .send()
                 .await;
-            match checked(resp, "posting the commit status").await {
+            match checked(resp, doing).await {
                 Err(e) if e.status == Some(401) && !fresh && matches!(self.auth, Auth::App(_)) => {
                     self.forget(want.installation_id);
                 }
-                other => return other.map(drop),
+                other => return other,
             }
         }
         Err(SendError::retry(
@@ -174,7 +269,7 @@ impl Github {
             .bearer_auth(app.jwt()?)
             .header("Accept", "application/vnd.github+json")
             .header("X-GitHub-Api-Version", "2022-11-28")
-            .json(&json!({"permissions": {"statuses": "write"}}))
+            .json(&self.token_permissions())
             .send()
             .await;
         let answer = checked(resp, "minting an installation token").await?;
@@ -190,6 +285,19 @@ impl Github {
         let mut tokens = app.tokens.lock().unwrap_or_else(|e| e.into_inner());
         tokens.insert(installation, (token.clone(), expires));
         Ok(token)
+    }
+
+    /// What an installation token is asked for: only what vcm posts, so an App without the
+    /// other permission still works.
+    fn token_permissions(&self) -> serde_json::Value {
+        let mut permissions = serde_json::Map::new();
+        let name = if self.check_runs {
+            "checks"
+        } else {
+            "statuses"
+        };
+        permissions.insert(name.to_owned(), json!("write"));
+        json!({ "permissions": permissions })
     }
 
     /// The installation of the App on `repository` (a delivery from a repository webhook

@@ -111,9 +111,14 @@ impl Reporter {
                     (Some(_), Some(_), _) => anyhow::bail!(
                         "[webhooks.github]: set token or app_id (with private_key), not both"
                     ),
-                    (Some(token), None, _) => Some(Github::with_token(api, context, text(token)?)?),
+                    (Some(token), None, _) => Some(
+                        Github::with_token(api, context, text(token)?)?
+                            .with_check_runs(door.check_runs)
+                            .context("[webhooks.github]")?,
+                    ),
                     (None, Some(app), Some(key)) => Some(
                         Github::as_app(api, context, app, &read_secret(key)?)
+                            .and_then(|g| g.with_check_runs(door.check_runs))
                             .context("[webhooks.github]")?,
                     ),
                     (None, Some(_), None) => anyhow::bail!(
@@ -130,9 +135,9 @@ impl Reporter {
         let bitbucket = match &config.bitbucket {
             Some(door) => {
                 anyhow::ensure!(
-                    door.app_id.is_none() && door.private_key.is_none(),
-                    "[webhooks.bitbucket]: app_id and private_key are GitHub's; Bitbucket reports \
-                     with token = \"env:NAME\" (an access token)"
+                    door.app_id.is_none() && door.private_key.is_none() && !door.check_runs,
+                    "[webhooks.bitbucket]: app_id, private_key and check_runs are GitHub's; \
+                     Bitbucket reports with token = \"env:NAME\" (an access token)"
                 );
                 match &door.token {
                     Some(token) => Some(
@@ -249,11 +254,11 @@ impl Reporter {
         for report in due {
             let result = match report.want.provider.as_str() {
                 "github" => match &self.github {
-                    Some(g) => g.post(&report.want).await,
+                    Some(g) => g.post(&report).await,
                     None => Err(not_reporting("github")),
                 },
                 "bitbucket" => match &self.bitbucket {
-                    Some(b) => b.post(&report.want).await,
+                    Some(b) => b.post(&report.want).await.map(|()| None),
                     None => Err(not_reporting("bitbucket")),
                 },
                 other => Err(not_reporting(other)),
@@ -266,17 +271,19 @@ impl Reporter {
     async fn attempted(
         &self,
         report: &StatusReport,
-        result: Result<(), SendError>,
+        result: Result<Option<u64>, SendError>,
     ) -> crate::error::Result<()> {
         let now = now_ms();
         let w = &report.want;
         let attempt = match &result {
-            Ok(()) => {
+            Ok(check_run) => {
                 tracing::info!(
                     pull_request = %w.pr_key, sha = %w.sha, state = w.state.as_str(),
                     "commit status posted"
                 );
-                Attempt::Sent
+                Attempt::Sent {
+                    check_run: *check_run,
+                }
             }
             Err(e) if e.retry => {
                 let wait = backoff_after(report.attempts);

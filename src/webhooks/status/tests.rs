@@ -68,6 +68,10 @@ async fn a_reporting_setting_that_cannot_work_stops_the_start_naming_the_fix() {
             "GitHub's",
         ),
         (
+            "public_url = \"https://vcm.example.com\"\n[github]\nsecrets = [\"env:X\"]\ntoken = \"env:PATH\"\ncheck_runs = true\n",
+            "only Apps create check runs",
+        ),
+        (
             "public_url = \"vcm.example.com\"\n[bitbucket]\nsecrets = [\"env:X\"]\ntoken = \"env:PATH\"\n",
             "write https://host",
         ),
