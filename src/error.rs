@@ -71,6 +71,15 @@ pub enum Error {
     /// Not allowed.
     #[error("{0}")]
     Forbidden(String),
+    /// Not allowed by a limit the caller can read about (`quota_exceeded`): 403 with this
+    /// code and message.
+    #[error("{message}")]
+    Denied {
+        /// Stable code.
+        code: &'static str,
+        /// Which limit, the current use, and what to do.
+        message: String,
+    },
     /// Temporarily unable for an internal reason (`Retry-After` applies); the message is
     /// logged, the client sees only the code.
     #[error("{0}")]
@@ -111,7 +120,7 @@ impl Error {
             Error::RateLimited { .. } => ErrorKind::RateLimited,
             Error::Conflict { .. } => ErrorKind::Conflict,
             Error::Unauthenticated(_) => ErrorKind::Unauthenticated,
-            Error::Forbidden(_) => ErrorKind::Forbidden,
+            Error::Forbidden(_) | Error::Denied { .. } => ErrorKind::Forbidden,
             Error::Unavailable(_) | Error::TryLater { .. } => ErrorKind::Unavailable,
             Error::Store(StoreError::NotFound) => ErrorKind::NotFound,
             Error::Store(StoreError::Conflict(_)) => ErrorKind::Conflict,
@@ -133,7 +142,8 @@ impl Error {
             Error::Invalid(_) => "invalid_field",
             Error::Unprocessable { code, .. }
             | Error::Conflict { code, .. }
-            | Error::TryLater { code, .. } => code,
+            | Error::TryLater { code, .. }
+            | Error::Denied { code, .. } => code,
             Error::ClusterNotFound(_) => "cluster_not_found",
             Error::NotFound(_) => "not_found",
             Error::RateLimited { .. } => "rate_limited",

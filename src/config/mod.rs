@@ -41,6 +41,8 @@ pub mod sizes;
 /// `[tls]`: server certificate, client CA and client-certificate rules.
 pub mod tls;
 pub mod webhooks;
+/// `[quotas]`: live clusters per team and principal, and the sizes a team may create.
+pub mod quotas;
 
 use self::env::EnvSource;
 
@@ -100,6 +102,8 @@ pub struct Config {
     pub webhooks: WebhooksConfig,
     /// Which repositories' pull requests get clusters (`[[pull_requests]]`); first match wins.
     pub pull_requests: Vec<PrRule>,
+    /// Live clusters per team and principal, and the sizes a team may create.
+    pub quotas: quotas::QuotasConfig,
     /// Development mode (`vcm server --dev`): always the embedded SQLite store under `data_dir`
     /// and the local driver, whatever `store_url` and `driver` say, and an admin token kept in
     /// `<data_dir>/dev-token`. NB: the flag only, never a config file or `VCM_DEV`: a stray
@@ -252,6 +256,7 @@ impl Default for Config {
             gateway: GatewayConfig::default(),
             webhooks: WebhooksConfig::default(),
             pull_requests: Vec::new(),
+            quotas: quotas::QuotasConfig::default(),
             dev: false,
             dev_token: None,
         }

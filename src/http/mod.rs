@@ -48,6 +48,8 @@ pub mod ratelimit;
 pub(crate) mod testkit;
 /// `/v1/tokens`.
 pub mod tokens;
+/// `GET /v1/teams/{team}/usage`: a team's use against its quota.
+pub mod teams;
 /// The webhook doors.
 pub mod webhooks;
 
@@ -202,6 +204,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(credentials::router())
         .merge(hosts::router())
         .merge(tokens::router())
+        .merge(teams::router())
 }
 
 /// The whole HTTP API: every resource router, JSON fallbacks and the middleware stack.

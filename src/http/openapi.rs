@@ -23,7 +23,10 @@ use crate::service::{ClusterPolicy, IdempotencyKey};
     ),
     modifiers(&BearerAuth),
     components(schemas(ErrorBody, ErrorDetail)),
-    tags((name = "clusters", description = "Virtual clusters and their credentials")),
+    tags(
+        (name = "clusters", description = "Virtual clusters and their credentials"),
+        (name = "teams", description = "Teams' use of their quotas"),
+    ),
 )]
 pub struct ApiDoc;
 

@@ -194,6 +194,13 @@ async fn crate_errors_map_to_their_status_and_code_and_5xx_stay_opaque() {
         .route("/clash", route(|| Error::conflict("name_taken", "taken")))
         .route("/denied", route(|| Error::Forbidden("not yours".into())))
         .route(
+            "/quota",
+            route(|| Error::Denied {
+                code: "quota_exceeded",
+                message: "quota max_clusters of team web reached: 3 live clusters of 3".into(),
+            }),
+        )
+        .route(
             "/busy",
             route(|| Error::Unavailable("db password is hunter2".into())),
         )
@@ -228,6 +235,12 @@ async fn crate_errors_map_to_their_status_and_code_and_5xx_stay_opaque() {
         ),
         ("/clash", StatusCode::CONFLICT, "name_taken", "taken"),
         ("/denied", StatusCode::FORBIDDEN, "forbidden", "not yours"),
+        (
+            "/quota",
+            StatusCode::FORBIDDEN,
+            "quota_exceeded",
+            "quota max_clusters of team web reached: 3 live clusters of 3",
+        ),
         (
             "/busy",
             StatusCode::SERVICE_UNAVAILABLE,

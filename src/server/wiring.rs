@@ -11,7 +11,7 @@ use super::Background;
 use crate::gateway::Gateway;
 use crate::{
     auth::{Authenticator, OidcVerifier, TokenReviewer, bootstrap_token},
-    config::{ClustersConfig, Config, DriverKind, Sizes},
+    config::{ClustersConfig, Config, DriverKind, Sizes, quotas::QuotasConfig},
     controlplane::{KubeBins, pinned_kubernetes_minor},
     domain::{Role, Timestamp, TokenSecret, Ttl},
     driver::{Driver, local::LocalDriver, vcluster::VclusterDriver},
@@ -53,7 +53,7 @@ pub async fn assemble(config: &Config) -> anyhow::Result<(AppState, Background)>
     let service = ClusterService::new(
         store.clone(),
         driver,
-        cluster_policy(&config.clusters, &sizes, versions)?,
+        cluster_policy(&config.clusters, &config.quotas, &sizes, versions)?,
         wake.clone(),
     )
     .with_host_view_max_age(secs(config.host_probe_max_age_secs));
@@ -264,9 +264,13 @@ fn local_capacity(local: &crate::config::LocalConfig) -> (u32, String) {
 /// Defaults and bounds for clusters, from the configuration.
 fn cluster_policy(
     c: &ClustersConfig,
+    quotas: &QuotasConfig,
     sizes: &Sizes,
     versions: Vec<String>,
 ) -> anyhow::Result<ClusterPolicy> {
+    quotas
+        .validate(&sizes.names)
+        .context("configuration [quotas]")?;
     let ttl = |field: &str, s: &str| {
         Ttl::parse(field, s).with_context(|| format!("configuration clusters.{field}"))
     };
@@ -286,5 +290,6 @@ fn cluster_policy(
             .cloned()
             .unwrap_or_else(pinned_kubernetes_minor),
         kubernetes_versions: versions,
+        quotas: quotas.clone(),
     })
 }

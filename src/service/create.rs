@@ -56,7 +56,10 @@ impl ClusterService {
         let (host, selector) = (req.host.clone(), req.host_selector.clone());
         // Validate everything before placing, so a bad request never waits on the lock.
         let mut cluster = self.new_cluster(principal, req)?;
+        self.check_quota_size(principal, &cluster)?;
         let _placing = self.placing.lock().await;
+        // NB: under the lock, right before the insert: concurrent creates count each other.
+        self.check_quota_count(principal).await?;
         cluster.host = self.place(host.as_deref(), selector.as_ref()).await?;
         if self
             .store

@@ -8,6 +8,7 @@ mod credentials;
 mod forget;
 mod host_cache;
 mod placement;
+mod quotas;
 mod requests;
 mod tokens;
 
@@ -22,6 +23,7 @@ use crate::store::Store;
 pub use create::IdempotencyKey;
 pub use forget::FORGOTTEN;
 pub use host_cache::HOST_VIEW_MAX_AGE;
+pub use quotas::{PrincipalUsage, TeamUsage};
 pub use requests::{ClusterSpec, ClusterUpdate, HostUse};
 pub use tokens::{TokenService, TokenSpec, team_name};
 
@@ -44,6 +46,8 @@ pub struct ClusterPolicy {
     pub default_idle_timeout: Option<Ttl>,
     /// Longest kubeconfig token a request may ask for.
     pub max_kubeconfig_ttl: Ttl,
+    /// Live clusters per team and principal, and the sizes a team may create.
+    pub quotas: crate::config::quotas::QuotasConfig,
 }
 
 impl Default for ClusterPolicy {
@@ -57,6 +61,7 @@ impl Default for ClusterPolicy {
             max_ttl: Ttl::from_secs(7 * 86_400),
             default_idle_timeout: None,
             max_kubeconfig_ttl: Ttl::from_secs(24 * 3600),
+            quotas: crate::config::quotas::QuotasConfig::default(),
         }
     }
 }

@@ -11,7 +11,7 @@ use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 
-use super::{Attempt, ClusterFilter, IdempotencyRecord, Page, Store, StoreError, Visibility};
+use super::{Attempt, ClusterFilter, IdempotencyRecord, OwnerUse, Page, Store, StoreError, Visibility};
 use crate::domain::{
     ApiToken, Cluster, ClusterEvent, ClusterId, GatewayCredential, NewEvent, Phase, PrUpdate,
     PullRequest, StatusReport, StatusWant, Timestamp,
@@ -353,6 +353,14 @@ impl Store for CachedStore {
 
     async fn purge_statuses(&self, before: Timestamp) -> Result<u64, StoreError> {
         self.inner.purge_statuses(before).await
+    }
+
+    async fn team_use(&self, team: &str) -> Result<Vec<OwnerUse>, StoreError> {
+        self.inner.team_use(team).await
+    }
+
+    async fn owner_use(&self, owner: &str) -> Result<OwnerUse, StoreError> {
+        self.inner.owner_use(owner).await
     }
 }
 

@@ -265,6 +265,23 @@ pub trait Store: Send + Sync + 'static {
 
     /// Forget outbox entries sent and unchanged since before `before`.
     async fn purge_statuses(&self, before: Timestamp) -> Result<u64, StoreError>;
+
+    /// The live clusters (Pending, Provisioning, Ready) of team `team`, by owner.
+    async fn team_use(&self, team: &str) -> Result<Vec<OwnerUse>, StoreError>;
+
+    /// The live clusters of `owner`, whatever their team.
+    async fn owner_use(&self, owner: &str) -> Result<OwnerUse, StoreError>;
+}
+
+/// One owner's live clusters (Pending, Provisioning, Ready): how many, and their TTLs summed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OwnerUse {
+    /// The owner's subject.
+    pub owner: String,
+    /// Live clusters.
+    pub clusters: u64,
+    /// Their TTLs, summed, in seconds.
+    pub ttl_secs: u64,
 }
 
 /// How an attempt to send a status went.

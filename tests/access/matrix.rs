@@ -75,6 +75,11 @@ fn decide(method: &str, path: &str, who: Who) -> Option<Decision> {
         ("post", "/v1/clusters/{id}/forget") => admin_only,
         ("post", "/v1/tokens") | ("get", "/v1/tokens") => admin_only,
         ("get", "/v1/tokens/{id}") | ("delete", "/v1/tokens/{id}") => admin_only,
+        // Team web's usage: its members (any role) and admins.
+        ("get", "/v1/teams/{team}/usage") => match who {
+            Stranger => Forbidden,
+            _ => Allow,
+        },
         _ => return None,
     })
 }
@@ -187,6 +192,7 @@ async fn every_route_gives_every_kind_of_caller_exactly_its_rights() {
                 // caller learns that this one does not exist (below), the others nothing.
                 path.replace("{id}", &id)
                     .replace("{credential}", "g-000000000000")
+                    .replace("{team}", "web")
             };
             let concrete = if method == "delete" && path == "/v1/clusters" {
                 format!("{concrete}?label=none=none")

@@ -2,10 +2,10 @@
 
 use sqlx::AssertSqlSafe;
 
-use super::rows::{cluster_from_row, to_i64};
+use super::rows::{cluster_from_row, get, to_i64, to_u64};
 use super::{DEFAULT_LIMIT, MAX_LIMIT, SqliteStore, StoreResult};
 use crate::domain::{Cluster, RepoGrant};
-use crate::store::{ClusterFilter, Cursor, Page};
+use crate::store::{ClusterFilter, Cursor, OwnerUse, Page};
 
 // === impl SqliteStore ===
 
@@ -93,4 +93,38 @@ impl SqliteStore {
         });
         Ok(Page { items, next })
     }
+}
+
+/// Phases that hold a cluster's resources and count against quotas.
+const LIVE: &str = "phase IN ('Pending', 'Provisioning', 'Ready')";
+
+impl SqliteStore {
+    pub(super) async fn team_use_impl(&self, team: &str) -> StoreResult<Vec<OwnerUse>> {
+        let sql = format!(
+            "SELECT owner, COUNT(*) AS clusters, COALESCE(SUM(ttl_secs), 0) AS ttl_secs \
+             FROM clusters WHERE team = ? AND {LIVE} GROUP BY owner ORDER BY owner"
+        );
+        let q = sqlx::query(AssertSqlSafe(sql)).bind(team);
+        self.all(q, owner_use_from_row, "counting a team's live clusters")
+            .await
+    }
+
+    pub(super) async fn owner_use_impl(&self, owner: &str) -> StoreResult<OwnerUse> {
+        let sql = format!(
+            "SELECT ? AS owner, COUNT(*) AS clusters, COALESCE(SUM(ttl_secs), 0) AS ttl_secs \
+             FROM clusters WHERE owner = ? AND {LIVE}"
+        );
+        let q = sqlx::query(AssertSqlSafe(sql)).bind(owner).bind(owner);
+        self.one(q, owner_use_from_row, "counting an owner's live clusters")
+            .await
+            .map(Option::unwrap_or_default)
+    }
+}
+
+fn owner_use_from_row(r: &sqlx::sqlite::SqliteRow) -> StoreResult<OwnerUse> {
+    Ok(OwnerUse {
+        owner: get(r, "owner")?,
+        clusters: to_u64(get(r, "clusters")?)?,
+        ttl_secs: to_u64(get(r, "ttl_secs")?)?,
+    })
 }

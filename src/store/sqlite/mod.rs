@@ -16,7 +16,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{AssertSqlSafe, Sqlite, Transaction};
 
-use super::{Attempt, ClusterFilter, IdempotencyRecord, Page, Store, StoreError};
+use super::{Attempt, ClusterFilter, IdempotencyRecord, OwnerUse, Page, Store, StoreError};
 use crate::domain::{
     ApiToken, Cluster, ClusterEvent, ClusterId, GatewayCredential, NewEvent, PrUpdate, PullRequest,
     StatusReport, StatusWant, Timestamp,
@@ -418,6 +418,14 @@ impl Store for SqliteStore {
 
     async fn purge_statuses(&self, before: Timestamp) -> Result<u64, StoreError> {
         self.purge_statuses_impl(before).await
+    }
+
+    async fn team_use(&self, team: &str) -> Result<Vec<OwnerUse>, StoreError> {
+        self.team_use_impl(team).await
+    }
+
+    async fn owner_use(&self, owner: &str) -> Result<OwnerUse, StoreError> {
+        self.owner_use_impl(owner).await
     }
 }
 
