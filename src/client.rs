@@ -307,6 +307,12 @@ impl Client {
             .await
     }
 
+    /// `GET /v1/teams/{team}/usage`: the team's live clusters against its quota.
+    pub async fn team_usage(&self, team: &str) -> Result<crate::service::TeamUsage> {
+        self.json(self.request(Method::GET, &["v1", "teams", team, "usage"])?)
+            .await
+    }
+
     /// `DELETE /v1/tokens/{id}` (admins): revoke it.
     pub async fn revoke_token(&self, id: &str) -> Result<TokenView> {
         self.json(self.request(Method::DELETE, &["v1", "tokens", id])?)

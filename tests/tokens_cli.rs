@@ -268,3 +268,81 @@ fn token_files_must_be_private_and_tokens_never_go_in_clear_text_to_another_mach
         text(&far)
     );
 }
+
+#[test]
+fn a_team_at_its_quota_is_refused_with_the_quota_named_and_the_cli_shows_its_use() {
+    // Arrange: team web may hold one small cluster.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("vcm.toml");
+    std::fs::write(
+        &config,
+        "[quotas.teams.web]\nmax_clusters = 1\nsizes = [\"small\"]\n",
+    )
+    .unwrap();
+    let server = start(dir.path(), &["--config", &config.display().to_string()]).unwrap();
+    let admin = std::fs::read_to_string(server.data.join("dev-token"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let dev = json(&vcm(
+        &server,
+        Some(&admin),
+        &[
+            "token",
+            "create",
+            "--name",
+            "alice",
+            "--role",
+            "developer",
+            "--team",
+            "web",
+            "-o",
+            "json",
+        ],
+    ))["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Act
+    let first = vcm(&server, Some(&dev), &["cluster", "create", "--name", "one"]);
+    let second = vcm(&server, Some(&dev), &["cluster", "create", "--name", "two"]);
+    let large = vcm(
+        &server,
+        Some(&admin),
+        &["cluster", "create", "--size", "large", "--name", "big"],
+    );
+    let usage = vcm(&server, Some(&dev), &["team", "usage", "web", "-o", "json"]);
+    let table = vcm(&server, Some(&dev), &["team", "usage", "web"]);
+    let other = vcm(&server, Some(&dev), &["team", "usage", "data"]);
+
+    // Assert
+    assert!(first.status.success(), "{}", text(&first));
+    assert!(!second.status.success());
+    let refusal = text(&second);
+    assert!(
+        refusal.contains("quota max_clusters of team web reached: 1 live clusters of 1"),
+        "{refusal}"
+    );
+    assert!(
+        large.status.success(),
+        "an admin has no team, so no quota: {}",
+        text(&large)
+    );
+    let usage = json(&usage);
+    assert_eq!(usage["live_clusters"], 1, "{usage}");
+    assert_eq!(usage["max_clusters"], 1);
+    assert_eq!(usage["sizes"], serde_json::json!(["small"]));
+    assert_eq!(usage["principals"][0]["live_clusters"], 1);
+    assert!(
+        text(&table).contains("team web: 1 live clusters (max 1)"),
+        "{}",
+        text(&table)
+    );
+    assert!(!other.status.success());
+    assert!(
+        text(&other).contains("only an admin or a member of team data"),
+        "{}",
+        text(&other)
+    );
+}

@@ -13,10 +13,12 @@ use crate::{
 mod cluster;
 mod output;
 mod serve;
+mod team;
 mod token;
 mod wait;
 
 pub use cluster::ClusterCmd;
+pub use team::TeamCmd;
 pub use token::TokenCmd;
 
 /// `vcm`: temporary Kubernetes clusters for CI/CD, on demand.
@@ -97,6 +99,9 @@ pub enum Command {
     /// API tokens (`vcm token create --bootstrap` makes the first admin token offline).
     #[command(subcommand)]
     Token(TokenCmd),
+    /// Teams: `vcm team usage <team>` shows its live clusters against its quota.
+    #[command(subcommand)]
+    Team(TeamCmd),
     /// Who the server takes you for: subject, role and team of your credential.
     Whoami,
     /// Print the version of this binary.
@@ -145,6 +150,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Server(args) => serve::serve(args).await,
         Command::Cluster(cmd) => cluster::run(cmd, &cli.global).await,
         Command::Token(cmd) => token::run(cmd, &cli.global).await,
+        Command::Team(cmd) => team::run(cmd, &cli.global).await,
         Command::Whoami => whoami(&cli.global).await,
         Command::Version => print_version(cli.global.output),
     }

@@ -10,6 +10,7 @@ use crate::api::{
     ClusterList, ClusterView, DeletedClusters, EventList, GatewayCredentialList,
     RevokedCredentials, TokenList,
 };
+use crate::service::TeamUsage;
 
 /// One cluster: every field, one per row.
 pub fn cluster(c: &ClusterView, format: OutputFormat) -> anyhow::Result<String> {
@@ -190,6 +191,37 @@ pub fn tokens(list: &TokenList, format: OutputFormat) -> anyhow::Result<String> 
             ]);
         }
         Ok(format!("{table}\n"))
+    })
+}
+
+/// A team's use against its quota: a summary line and one row per principal.
+pub fn team_usage(u: &TeamUsage, format: OutputFormat) -> anyhow::Result<String> {
+    structured(u, format).unwrap_or_else(|| {
+        let limit = |v: Option<u64>| v.map_or_else(|| "no limit".to_owned(), |n| n.to_string());
+        let mut out =
+            format!(
+            "team {}: {} live clusters (max {}), {:.1} TTL hours; each principal max {}; sizes {}
+",
+            u.team,
+            u.live_clusters,
+            limit(u.max_clusters),
+            u.ttl_hours,
+            limit(u.max_clusters_per_principal),
+            u.sizes.as_ref().map_or_else(|| "any".to_owned(), |s| s.join(", "))
+        );
+        if !u.principals.is_empty() {
+            let mut table = mk_table();
+            table.set_header(vec!["PRINCIPAL", "LIVE CLUSTERS", "TTL HOURS"]);
+            for p in &u.principals {
+                table.add_row(vec![
+                    p.subject.clone(),
+                    p.live_clusters.to_string(),
+                    format!("{:.1}", p.ttl_hours),
+                ]);
+            }
+            out.push_str(&format!("{table}\n"));
+        }
+        Ok(out)
     })
 }
 

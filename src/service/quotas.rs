@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::store::OwnerUse;
 
 /// A team's use against its quota (`GET /v1/teams/{team}/usage`).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct TeamUsage {
     /// The team.
     pub team: String,
@@ -28,7 +28,7 @@ pub struct TeamUsage {
 }
 
 /// One principal's live clusters in a team.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct PrincipalUsage {
     /// The principal's subject (`token:t-…`, `oidc:github/…`, `webhook:github/…`).
     pub subject: String,
