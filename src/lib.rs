@@ -29,6 +29,9 @@ pub mod fsutil;
 pub mod gateway;
 /// HTTP door: the axum router, health endpoints and error mapping.
 pub mod http;
+/// Operators' Rego policies (`[policy]`): the input document, the `data.vcm.deny` decision,
+/// evaluation under a time limit, and hot reload of the files.
+pub mod policy;
 /// Waiting for a condition: one poll-until helper.
 pub mod poll;
 /// The reconciler: drives each cluster one persisted step at a time towards its desired phase.

@@ -12,12 +12,14 @@ use crate::{
 
 mod cluster;
 mod output;
+mod policy;
 mod serve;
 mod team;
 mod token;
 mod wait;
 
 pub use cluster::ClusterCmd;
+pub use policy::PolicyCmd;
 pub use team::TeamCmd;
 pub use token::TokenCmd;
 
@@ -99,6 +101,9 @@ pub enum Command {
     /// API tokens (`vcm token create --bootstrap` makes the first admin token offline).
     #[command(subcommand)]
     Token(TokenCmd),
+    /// Rego policies: `vcm policy eval` decides a request offline, as the server would.
+    #[command(subcommand)]
+    Policy(PolicyCmd),
     /// Teams: `vcm team usage <team>` shows its live clusters against its quota.
     #[command(subcommand)]
     Team(TeamCmd),
@@ -151,6 +156,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Cluster(cmd) => cluster::run(cmd, &cli.global).await,
         Command::Token(cmd) => token::run(cmd, &cli.global).await,
         Command::Team(cmd) => team::run(cmd, &cli.global).await,
+        Command::Policy(cmd) => policy::run(cmd, cli.global.output),
         Command::Whoami => whoami(&cli.global).await,
         Command::Version => print_version(cli.global.output),
     }

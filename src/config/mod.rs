@@ -36,13 +36,15 @@ pub mod auth;
 mod env;
 /// `[local]`: capacity and etcd durability of the local driver.
 pub mod local;
+/// `[policy]`: the Rego policy files, their data document, time limit and reload period.
+pub mod policy;
+/// `[quotas]`: live clusters per team and principal, and the sizes a team may create.
+pub mod quotas;
 /// Size profiles: `[clusters.sizes.<name>.<driver>]`, resolved and checked at start-up.
 pub mod sizes;
 /// `[tls]`: server certificate, client CA and client-certificate rules.
 pub mod tls;
 pub mod webhooks;
-/// `[quotas]`: live clusters per team and principal, and the sizes a team may create.
-pub mod quotas;
 
 use self::env::EnvSource;
 

@@ -44,12 +44,12 @@ mod openapi;
 mod query;
 /// Request budgets: 429 with `Retry-After`.
 pub mod ratelimit;
+/// `GET /v1/teams/{team}/usage`: a team's use against its quota.
+pub mod teams;
 #[cfg(test)]
 pub(crate) mod testkit;
 /// `/v1/tokens`.
 pub mod tokens;
-/// `GET /v1/teams/{team}/usage`: a team's use against its quota.
-pub mod teams;
 /// The webhook doors.
 pub mod webhooks;
 

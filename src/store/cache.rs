@@ -11,7 +11,9 @@ use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 
-use super::{Attempt, ClusterFilter, IdempotencyRecord, OwnerUse, Page, Store, StoreError, Visibility};
+use super::{
+    Attempt, ClusterFilter, IdempotencyRecord, OwnerUse, Page, Store, StoreError, Visibility,
+};
 use crate::domain::{
     ApiToken, Cluster, ClusterEvent, ClusterId, GatewayCredential, NewEvent, Phase, PrUpdate,
     PullRequest, StatusReport, StatusWant, Timestamp,
