@@ -106,6 +106,8 @@ pub struct Config {
     pub pull_requests: Vec<PrRule>,
     /// Live clusters per team and principal, and the sizes a team may create.
     pub quotas: quotas::QuotasConfig,
+    /// The operators' Rego policy (`docs/POLICY.md`).
+    pub policy: policy::PolicyConfig,
     /// Development mode (`vcm server --dev`): always the embedded SQLite store under `data_dir`
     /// and the local driver, whatever `store_url` and `driver` say, and an admin token kept in
     /// `<data_dir>/dev-token`. NB: the flag only, never a config file or `VCM_DEV`: a stray
@@ -259,6 +261,7 @@ impl Default for Config {
             webhooks: WebhooksConfig::default(),
             pull_requests: Vec::new(),
             quotas: quotas::QuotasConfig::default(),
+            policy: policy::PolicyConfig::default(),
             dev: false,
             dev_token: None,
         }

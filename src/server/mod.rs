@@ -31,6 +31,8 @@ pub struct Background {
     pub local: Option<std::sync::Arc<LocalDriver>>,
     /// Carries out what webhook deliveries recorded, when a door is open.
     pub pull_requests: Option<crate::webhooks::Engine>,
+    /// The Rego policy, reloaded when its files change.
+    pub policy: Option<std::sync::Arc<crate::policy::Policy>>,
 }
 
 /// A built server, bound and ready to run; build it, read [`Server::addr`], then run it.
@@ -129,6 +131,13 @@ impl Server {
             workers.spawn(bg.pruner.run(workers_stop.clone()));
             if let Some(engine) = bg.pull_requests {
                 workers.spawn(engine.run(workers_stop.clone()));
+            }
+            if let Some(policy) = bg.policy {
+                let stop = workers_stop.clone();
+                workers.spawn(async move {
+                    policy.watch(stop).await;
+                    Ok(())
+                });
             }
             local = bg.local;
         }

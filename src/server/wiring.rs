@@ -50,13 +50,15 @@ pub async fn assemble(config: &Config) -> anyhow::Result<(AppState, Background)>
         .context("reading the store's installation id")?;
     let (driver, local, versions) = make_driver(config, &sizes, &installation).await?;
     let wake = Arc::new(Notify::new());
+    let policy = load_policy(config)?;
     let service = ClusterService::new(
         store.clone(),
         driver,
         cluster_policy(&config.clusters, &config.quotas, &sizes, versions)?,
         wake.clone(),
     )
-    .with_host_view_max_age(secs(config.host_probe_max_age_secs));
+    .with_host_view_max_age(secs(config.host_probe_max_age_secs))
+    .with_policy(policy.clone());
     let retention = Ttl::parse("retention", &config.clusters.retention)
         .context("configuration clusters.retention")?;
     let background = Background {
@@ -72,6 +74,7 @@ pub async fn assemble(config: &Config) -> anyhow::Result<(AppState, Background)>
         ),
         local,
         pull_requests: None,
+        policy,
     };
     let mut background = background;
     let doors = if config.webhooks.github.is_some() || config.webhooks.bitbucket.is_some() {
@@ -262,6 +265,21 @@ fn local_capacity(local: &crate::config::LocalConfig) -> (u32, String) {
 }
 
 /// Defaults and bounds for clusters, from the configuration.
+/// The Rego policy `[policy]` names, compiled (a file that does not compile stops the start,
+/// naming it), or `None`.
+fn load_policy(config: &Config) -> anyhow::Result<Option<Arc<crate::policy::Policy>>> {
+    config
+        .policy
+        .validate()
+        .map_err(|e| anyhow::anyhow!("configuration [policy]: {e}"))?;
+    if !config.policy.enabled() {
+        return Ok(None);
+    }
+    let policy = crate::policy::Policy::load(&config.policy).context("configuration [policy]")?;
+    tracing::info!(files = ?policy.sources(), "policy loaded");
+    Ok(Some(Arc::new(policy)))
+}
+
 fn cluster_policy(
     c: &ClustersConfig,
     quotas: &QuotasConfig,

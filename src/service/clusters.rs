@@ -9,6 +9,7 @@ use crate::domain::{
     Phase, PhaseEvent, Principal, Ttl, now_ms,
 };
 use crate::error::{Error, Result};
+use crate::policy::action;
 use crate::store::{ClusterFilter, Page, StoreError};
 
 /// Activity is written at most this often per cluster: idle timeouts are minutes long, and a
@@ -90,10 +91,20 @@ impl ClusterService {
             .as_deref()
             .map(|t| Ttl::parse("idle_timeout", t))
             .transpose()?;
+        let request = serde_json::json!({
+            "ttl": req.ttl, "idle_timeout": req.idle_timeout, "labels": req.labels,
+        });
         let labels = req.labels.map(Labels::parse).transpose()?;
         let cluster = self
             .resolve_for(principal, id_or_name, Action::Update)
             .await?;
+        self.check_policy(
+            principal,
+            action::CLUSTER_UPDATE,
+            Some(&cluster),
+            Some(request),
+        )
+        .await?;
         self.modify(cluster.id.as_str(), |c| {
             if !matches!(c.phase, Phase::Pending | Phase::Provisioning | Phase::Ready) {
                 return Err(Error::conflict(
@@ -134,6 +145,8 @@ impl ClusterService {
     ) -> Result<Cluster> {
         let cluster = self
             .resolve_for(principal, id_or_name, Action::Delete)
+            .await?;
+        self.check_policy(principal, action::CLUSTER_DELETE, Some(&cluster), None)
             .await?;
         self.request_delete(principal, &cluster.id, reason, None)
             .await
@@ -201,6 +214,11 @@ impl ClusterService {
                     c.phase,
                     Phase::Pending | Phase::Provisioning | Phase::Ready | Phase::Failed
                 ) && access::authorize(principal, c, Action::Delete, c.id.as_str()).is_ok()
+                    // NB: what the policy keeps is kept here too, as for a single delete.
+                    && self
+                        .check_policy(principal, action::CLUSTER_DELETE, Some(c), None)
+                        .await
+                        .is_ok()
                 {
                     self.request_delete(principal, &c.id, DeleteReason::Requested, None)
                         .await?;

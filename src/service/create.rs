@@ -9,6 +9,7 @@ use crate::domain::{
     Ttl, now_ms, quoted,
 };
 use crate::error::{Error, Result};
+use crate::policy::action;
 use crate::store::{IdempotencyRecord, StoreError};
 
 /// An `Idempotency-Key` header value: 1 to 255 visible ASCII characters.
@@ -44,6 +45,7 @@ impl ClusterService {
         key: Option<IdempotencyKey>,
     ) -> Result<(Cluster, bool)> {
         let req = req.into();
+        let request_json = serde_json::to_value(&req).map_err(|e| Error::Other(e.into()))?;
         let request_hash = hex::encode(Sha256::digest(
             serde_json::to_vec(&req).map_err(|e| Error::Other(e.into()))?,
         ));
@@ -57,6 +59,8 @@ impl ClusterService {
         // Validate everything before placing, so a bad request never waits on the lock.
         let mut cluster = self.new_cluster(principal, req)?;
         self.check_quota_size(principal, &cluster)?;
+        self.check_policy(principal, action::CLUSTER_CREATE, None, Some(request_json))
+            .await?;
         let _placing = self.placing.lock().await;
         // NB: under the lock, right before the insert: concurrent creates count each other.
         self.check_quota_count(principal).await?;

@@ -144,6 +144,14 @@ impl ClusterService {
         let cluster = self
             .resolve_for(principal, id_or_name, Action::Credentials)
             .await?;
+        let request = serde_json::json!({ "ttl": ttl.as_secs() });
+        self.check_policy(
+            principal,
+            crate::policy::action::CLUSTER_KUBECONFIG,
+            Some(&cluster),
+            Some(request),
+        )
+        .await?;
         if cluster.phase != Phase::Ready {
             return Err(Error::conflict(
                 "cluster_not_ready",

@@ -8,6 +8,7 @@ mod credentials;
 mod forget;
 mod host_cache;
 mod placement;
+mod policy;
 mod quotas;
 mod requests;
 mod tokens;
@@ -79,6 +80,8 @@ pub struct ClusterService {
     placing: Arc<tokio::sync::Mutex<()>>,
     /// Hosts as last probed: placement reads this instead of probing under the lock.
     hosts: Arc<host_cache::HostCache>,
+    /// The operators' Rego policy, if `[policy]` names one.
+    rego: Option<Arc<crate::policy::Policy>>,
 }
 
 impl std::fmt::Debug for ClusterService {
@@ -107,6 +110,7 @@ impl ClusterService {
             wake,
             placing: Arc::new(tokio::sync::Mutex::new(())),
             hosts: Arc::new(host_cache::HostCache::new(HOST_VIEW_MAX_AGE)),
+            rego: None,
         }
     }
 

@@ -139,12 +139,17 @@ impl Vcm {
         assert!(status.success(), "vcm exits 0 on SIGTERM: {status}");
     }
 
-    /// `vcm <args>` as a client of this server.
+    /// `vcm <args>` as a client of this server (the dev admin token).
     pub fn cli(&self, args: &[&str]) -> Output {
+        self.cli_as(TOKEN, args)
+    }
+
+    /// `vcm <args>` as a client of this server, with `token`.
+    pub fn cli_as(&self, token: &str, args: &[&str]) -> Output {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_vcm"));
         cmd.args(args)
             .env("VCM_ADDR", &self.addr)
-            .env("VCM_TOKEN", TOKEN);
+            .env("VCM_TOKEN", token);
         if let Some(cacert) = &self.cacert {
             cmd.env("VCM_CACERT", cacert);
         }

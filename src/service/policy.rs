@@ -1,0 +1,81 @@
+//! The operators' Rego policy on the request path (`[policy]`, see `docs/POLICY.md`): after the
+//! role checks, every create, update, delete and kubeconfig is put to it; a denial is a
+//! `403 policy_denied` carrying the policy's messages.
+
+use std::sync::Arc;
+
+use super::ClusterService;
+use crate::api::ClusterJson;
+use crate::domain::{Cluster, Principal};
+use crate::error::{Error, Result};
+use crate::policy::{Decision, InputPrincipal, Policy, PolicyInput, Usage};
+
+// === impl ClusterService ===
+
+impl ClusterService {
+    /// The same service, putting requests to `policy` (`None`: no policy).
+    #[must_use]
+    pub fn with_policy(mut self, policy: Option<Arc<Policy>>) -> Self {
+        self.rego = policy;
+        self
+    }
+
+    /// `Ok` when the policy allows `principal` to do `action` (an `action::*` name) to
+    /// `cluster` with `request`, or there is no policy. vcm's own work (`system:vcm`: TTL and
+    /// idle deletions, cleanup) is never put to it.
+    pub(super) async fn check_policy(
+        &self,
+        principal: &Principal,
+        action: &str,
+        cluster: Option<&Cluster>,
+        request: Option<serde_json::Value>,
+    ) -> Result<()> {
+        let Some(policy) = self.rego.clone() else {
+            return Ok(());
+        };
+        if principal.subject == Principal::system().subject {
+            return Ok(());
+        }
+        // NB: OIDC claims are not kept on principals yet: `input.principal.claims` is empty.
+        let mut input = PolicyInput::new(
+            InputPrincipal::from_principal(principal, serde_json::Map::new()),
+            action,
+        )
+        .with_usage(self.usage_of(principal).await?);
+        if let Some(c) = cluster {
+            let json = serde_json::to_value(ClusterJson(c)).map_err(|e| Error::Other(e.into()))?;
+            input = input.with_cluster(json);
+        }
+        if let Some(r) = request {
+            input = input.with_request(r);
+        }
+        // NB: evaluation is CPU work bounded by `[policy] timeout_ms`: off the async workers.
+        let decision = tokio::task::spawn_blocking(move || policy.evaluate(&input))
+            .await
+            .map_err(|e| Error::Other(anyhow::anyhow!("policy evaluation: {e}")))?;
+        match decision {
+            Decision::Allow => Ok(()),
+            Decision::Deny(messages) => Err(Error::Denied {
+                code: "policy_denied",
+                message: format!("denied by policy: {}", messages.join("; ")),
+            }),
+        }
+    }
+
+    /// The caller's live clusters and its team's, as the policy input states them.
+    async fn usage_of(&self, principal: &Principal) -> Result<Usage> {
+        let own = self.store.owner_use(&principal.subject).await?;
+        let team = match principal.team.as_deref() {
+            Some(t) => self.store.team_use(t).await?,
+            None => Vec::new(),
+        };
+        #[allow(clippy::cast_precision_loss)]
+        let hours = |secs: u64| secs as f64 / 3600.0;
+        Ok(Usage {
+            team_live_clusters: team.iter().map(|u| u.clusters).sum(),
+            principal_live_clusters: own.clusters,
+            team_ttl_hours: hours(team.iter().map(|u| u.ttl_secs).sum()),
+            principal_ttl_hours: hours(own.ttl_secs),
+        })
+    }
+}
