@@ -3,7 +3,8 @@
 //! the real CLI. A ci token's create without the labels the policy asks for is refused with
 //! `policy_denied` and the policy's messages on the CLI; the same create with them passes; a
 //! TTL over the role's maximum is refused; a policy file edited in place is in force within a
-//! reload period, and one that does not compile leaves the previous one in force.
+//! reload period, and one that does not compile leaves the previous one in force. Token
+//! operations are put to it too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "support/vcm_process.rs"]
@@ -32,7 +33,11 @@ fn the_shipped_policies_refuse_with_their_messages_and_an_edited_policy_is_in_fo
     // Arrange: the shipped ci-labels and max-TTL policies, and one of our own to edit.
     let dir = tempfile::tempdir().unwrap();
     let own = dir.path().join("own.rego");
-    std::fs::write(&own, "package vcm\n").unwrap();
+    std::fs::write(
+        &own,
+        "package vcm\n\ndeny contains \"no new admin tokens\" if {\n\tinput.action == \"token.create\"\n\tinput.request.role == \"admin\"\n}\n",
+    )
+    .unwrap();
     let config = dir.path().join("vcm.toml");
     std::fs::write(
         &config,
@@ -51,6 +56,13 @@ fn the_shipped_policies_refuse_with_their_messages_and_an_edited_policy_is_in_fo
     ]))
     .unwrap();
     let ci = created["secret"].as_str().unwrap().to_owned();
+    let admin = vcm.cli(&["token", "create", "--name", "root", "--role", "admin"]);
+    assert!(!admin.status.success());
+    assert!(
+        text(&admin).contains("denied by policy: no new admin tokens"),
+        "{}",
+        text(&admin)
+    );
 
     // Act / Assert: no labels, then a TTL over the ci maximum, then a create that passes.
     let bare = vcm.cli_as(&ci, &["cluster", "create", "--name", "bare"]);

@@ -93,7 +93,7 @@ impl AppState {
         Self {
             started_at: Instant::now(),
             readiness: Readiness::default(),
-            tokens: TokenService::new(service.store().clone()),
+            tokens: TokenService::new(service.store().clone()).with_policy(service.rego().cloned()),
             limits: Arc::new(RateLimiter::new(RateLimitConfig::default())),
             service,
             auth,

@@ -9,6 +9,7 @@ use crate::api::ClusterJson;
 use crate::domain::{Cluster, Principal};
 use crate::error::{Error, Result};
 use crate::policy::{Decision, InputPrincipal, Policy, PolicyInput, Usage};
+use crate::store::Store;
 
 // === impl ClusterService ===
 
@@ -30,52 +31,78 @@ impl ClusterService {
         cluster: Option<&Cluster>,
         request: Option<serde_json::Value>,
     ) -> Result<()> {
-        let Some(policy) = self.rego.clone() else {
-            return Ok(());
-        };
-        if principal.subject == Principal::system().subject {
-            return Ok(());
-        }
-        // NB: OIDC claims are not kept on principals yet: `input.principal.claims` is empty.
-        let mut input = PolicyInput::new(
-            InputPrincipal::from_principal(principal, serde_json::Map::new()),
+        put_to_policy(
+            self.rego.as_ref(),
+            &self.store,
+            principal,
             action,
+            cluster,
+            request,
         )
-        .with_usage(self.usage_of(principal).await?);
-        if let Some(c) = cluster {
-            let json = serde_json::to_value(ClusterJson(c)).map_err(|e| Error::Other(e.into()))?;
-            input = input.with_cluster(json);
-        }
-        if let Some(r) = request {
-            input = input.with_request(r);
-        }
-        // NB: evaluation is CPU work bounded by `[policy] timeout_ms`: off the async workers.
-        let decision = tokio::task::spawn_blocking(move || policy.evaluate(&input))
-            .await
-            .map_err(|e| Error::Other(anyhow::anyhow!("policy evaluation: {e}")))?;
-        match decision {
-            Decision::Allow => Ok(()),
-            Decision::Deny(messages) => Err(Error::Denied {
-                code: "policy_denied",
-                message: format!("denied by policy: {}", messages.join("; ")),
-            }),
-        }
+        .await
     }
 
-    /// The caller's live clusters and its team's, as the policy input states them.
-    async fn usage_of(&self, principal: &Principal) -> Result<Usage> {
-        let own = self.store.owner_use(&principal.subject).await?;
-        let team = match principal.team.as_deref() {
-            Some(t) => self.store.team_use(t).await?,
-            None => Vec::new(),
-        };
-        #[allow(clippy::cast_precision_loss)]
-        let hours = |secs: u64| secs as f64 / 3600.0;
-        Ok(Usage {
-            team_live_clusters: team.iter().map(|u| u.clusters).sum(),
-            principal_live_clusters: own.clusters,
-            team_ttl_hours: hours(team.iter().map(|u| u.ttl_secs).sum()),
-            principal_ttl_hours: hours(own.ttl_secs),
-        })
+    /// The policy in force, if any.
+    pub fn rego(&self) -> Option<&Arc<Policy>> {
+        self.rego.as_ref()
     }
+}
+
+/// `Ok` when `policy` (if any) allows `principal` to do `action` to `cluster` with `request`;
+/// a denial is `403 policy_denied` with the policy's messages.
+pub(super) async fn put_to_policy(
+    policy: Option<&Arc<Policy>>,
+    store: &Arc<dyn Store>,
+    principal: &Principal,
+    action: &str,
+    cluster: Option<&Cluster>,
+    request: Option<serde_json::Value>,
+) -> Result<()> {
+    let Some(policy) = policy.cloned() else {
+        return Ok(());
+    };
+    if principal.subject == Principal::system().subject {
+        return Ok(());
+    }
+    // NB: OIDC claims are not kept on principals yet: `input.principal.claims` is empty.
+    let mut input = PolicyInput::new(
+        InputPrincipal::from_principal(principal, serde_json::Map::new()),
+        action,
+    )
+    .with_usage(usage_of(store, principal).await?);
+    if let Some(c) = cluster {
+        let json = serde_json::to_value(ClusterJson(c)).map_err(|e| Error::Other(e.into()))?;
+        input = input.with_cluster(json);
+    }
+    if let Some(r) = request {
+        input = input.with_request(r);
+    }
+    // NB: evaluation is CPU work bounded by `[policy] timeout_ms`: off the async workers.
+    let decision = tokio::task::spawn_blocking(move || policy.evaluate(&input))
+        .await
+        .map_err(|e| Error::Other(anyhow::anyhow!("policy evaluation: {e}")))?;
+    match decision {
+        Decision::Allow => Ok(()),
+        Decision::Deny(messages) => Err(Error::Denied {
+            code: "policy_denied",
+            message: format!("denied by policy: {}", messages.join("; ")),
+        }),
+    }
+}
+
+/// The caller's live clusters and its team's, as the policy input states them.
+async fn usage_of(store: &Arc<dyn Store>, principal: &Principal) -> Result<Usage> {
+    let own = store.owner_use(&principal.subject).await?;
+    let team = match principal.team.as_deref() {
+        Some(t) => store.team_use(t).await?,
+        None => Vec::new(),
+    };
+    #[allow(clippy::cast_precision_loss)]
+    let hours = |secs: u64| secs as f64 / 3600.0;
+    Ok(Usage {
+        team_live_clusters: team.iter().map(|u| u.clusters).sum(),
+        principal_live_clusters: own.clusters,
+        team_ttl_hours: hours(team.iter().map(|u| u.ttl_secs).sum()),
+        principal_ttl_hours: hours(own.ttl_secs),
+    })
 }

@@ -30,6 +30,8 @@ pub struct TokenSpec {
 #[derive(Clone)]
 pub struct TokenService {
     store: Arc<dyn Store>,
+    /// The operators' Rego policy, if any (`token.create`, `token.revoke`).
+    rego: Option<Arc<crate::policy::Policy>>,
 }
 
 impl std::fmt::Debug for TokenService {
@@ -43,7 +45,14 @@ impl std::fmt::Debug for TokenService {
 impl TokenService {
     /// Tokens kept in `store`.
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
+        Self { store, rego: None }
+    }
+
+    /// The same service, putting token operations to `policy`.
+    #[must_use]
+    pub fn with_policy(mut self, policy: Option<Arc<crate::policy::Policy>>) -> Self {
+        self.rego = policy;
+        self
     }
 
     /// Issue a token: its record, and its secret (shown once, never stored).
@@ -53,6 +62,19 @@ impl TokenService {
         spec: TokenSpec,
     ) -> Result<(ApiToken, TokenSecret)> {
         authorize_admin(principal, "issue tokens")?;
+        let request = serde_json::json!({
+            "name": spec.name, "role": spec.role, "team": spec.team, "ttl": spec.ttl,
+        });
+        let action = crate::policy::action::TOKEN_CREATE;
+        super::policy::put_to_policy(
+            self.rego.as_ref(),
+            &self.store,
+            principal,
+            action,
+            None,
+            Some(request),
+        )
+        .await?;
         let name = token_name(&spec.name)?;
         let role = role(&spec.role)?;
         let team = spec.team.as_deref().map(team_name).transpose()?;
@@ -95,6 +117,17 @@ impl TokenService {
     /// administer the server afterwards).
     pub async fn revoke(&self, principal: &Principal, id: &str) -> Result<ApiToken> {
         authorize_admin(principal, "revoke tokens")?;
+        let action = crate::policy::action::TOKEN_REVOKE;
+        let request = serde_json::json!({ "id": id });
+        super::policy::put_to_policy(
+            self.rego.as_ref(),
+            &self.store,
+            principal,
+            action,
+            None,
+            Some(request),
+        )
+        .await?;
         let now = crate::domain::now_ms();
         let tokens = self.store.list_tokens().await?;
         let target = tokens
