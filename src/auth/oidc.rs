@@ -180,6 +180,7 @@ impl Issuer {
             role: rule.role,
             team: rule.team.clone(),
             repository,
+            claims: Some(std::sync::Arc::new(jwt.claims.clone())),
         })
     }
 }

@@ -203,6 +203,7 @@ impl Cluster {
                 role: r.role,
                 team: r.team.clone(),
                 repository: None,
+                claims: None,
             }),
             None => Answer::Refused(format!(
                 "ServiceAccount {ns}/{sa} of host {host} matches no [[auth.kubernetes.rules]] \

@@ -62,6 +62,9 @@ pub struct Principal {
     /// The pull-request clusters of one repository it may also read, take credentials of and
     /// keep alive (a CI job of that repository: `[[auth.oidc.rules]] pull_request_clusters`).
     pub repository: Option<RepoGrant>,
+    /// The verified claims of its CI OIDC token (what a Rego policy reads as
+    /// `input.principal.claims`); `None` for other kinds of credential.
+    pub claims: Option<std::sync::Arc<serde_json::Map<String, serde_json::Value>>>,
 }
 
 /// The clusters vcm's webhook engine made for one repository's pull requests, named by the
@@ -124,6 +127,7 @@ impl Principal {
             role,
             team,
             repository: None,
+            claims: None,
         }
     }
 
@@ -135,6 +139,7 @@ impl Principal {
             role: Role::Admin,
             team: None,
             repository: None,
+            claims: None,
         }
     }
 

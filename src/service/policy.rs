@@ -64,12 +64,9 @@ pub(super) async fn put_to_policy(
     if principal.subject == Principal::system().subject {
         return Ok(());
     }
-    // NB: OIDC claims are not kept on principals yet: `input.principal.claims` is empty.
-    let mut input = PolicyInput::new(
-        InputPrincipal::from_principal(principal, serde_json::Map::new()),
-        action,
-    )
-    .with_usage(usage_of(store, principal).await?);
+    let claims = principal.claims.as_deref().cloned().unwrap_or_default();
+    let mut input = PolicyInput::new(InputPrincipal::from_principal(principal, claims), action)
+        .with_usage(usage_of(store, principal).await?);
     if let Some(c) = cluster {
         let json = serde_json::to_value(ClusterJson(c)).map_err(|e| Error::Other(e.into()))?;
         input = input.with_cluster(json);

@@ -122,6 +122,7 @@ impl ClientRules {
             role: rule.role,
             team: rule.team.clone(),
             repository: None,
+            claims: None,
         })
     }
 

@@ -333,6 +333,7 @@ fn principal(provider: Provider, repository: &str, rule: &PrRule) -> Principal {
         role: Role::Developer,
         team: Some(rule.team.clone()),
         repository: None,
+        claims: None,
     }
 }
 

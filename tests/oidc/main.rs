@@ -229,3 +229,109 @@ async fn rs256_and_es256_tokens_of_github_and_bitbucket_are_accepted_with_their_
 
 mod refused;
 mod rotation;
+
+#[tokio::test]
+async fn a_policy_reads_the_verified_claims_of_a_ci_token() {
+    // Arrange: a policy that lets only the main branch's workflow create clusters.
+    let issuer = Issuer::start().await;
+    let key = Key::rsa("gh-rsa-1");
+    issuer.publish(&[&key]);
+    let dir = tempfile::tempdir().unwrap();
+    let rego = dir.path().join("workflow.rego");
+    std::fs::write(
+        &rego,
+        "package vcm\n\ndeny contains msg if {\n\tinput.principal.kind == \"oidc\"\n\t\
+         input.principal.claims.job_workflow_ref != \"octo-org/octo-repo/.github/workflows/ci.yml@refs/heads/main\"\n\t\
+         msg := sprintf(\"workflow %s may not create clusters\", [input.principal.claims.job_workflow_ref])\n}\n",
+    )
+    .unwrap();
+    let vcm = Vcm::with_config(|config| Config {
+        auth: AuthConfig {
+            oidc: mk_issuers(&issuer, 1),
+            ..AuthConfig::default()
+        },
+        policy: vcm::config::policy::PolicyConfig {
+            paths: vec![rego],
+            ..Default::default()
+        },
+        ..config
+    })
+    .await;
+    let workflow = |r: &str| {
+        key.sign(
+            json!({}),
+            &with(
+                github_claims(&issuer.github()),
+                "job_workflow_ref",
+                json!(r),
+            ),
+        )
+    };
+    let create = |token: String| {
+        let http = vcm.http.clone();
+        let url = format!("http://{}/v1/clusters", vcm.addr);
+        async move {
+            let resp = http
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({}))
+                .send()
+                .await
+                .unwrap();
+            (resp.status(), resp.json::<Value>().await.unwrap())
+        }
+    };
+
+    // Act
+    let (fork_status, fork_body) = create(workflow(
+        "octo-org/octo-repo/.github/workflows/ci.yml@refs/heads/feature",
+    ))
+    .await;
+    let (main_status, main_body) = create(workflow(
+        "octo-org/octo-repo/.github/workflows/ci.yml@refs/heads/main",
+    ))
+    .await;
+
+    // Assert
+    assert_eq!(fork_status, StatusCode::FORBIDDEN, "{fork_body}");
+    assert_eq!(fork_body["error"]["code"], "policy_denied");
+    assert!(
+        message(&fork_body).contains("refs/heads/feature may not create"),
+        "{fork_body}"
+    );
+    assert_eq!(main_status, StatusCode::ACCEPTED, "{main_body}");
+
+    // The allowed cluster goes again, so no control plane outlives the test.
+    let token = workflow("octo-org/octo-repo/.github/workflows/ci.yml@refs/heads/main");
+    let url = format!(
+        "http://{}/v1/clusters/{}",
+        vcm.addr,
+        main_body["id"].as_str().unwrap()
+    );
+    let deleted = vcm
+        .http
+        .delete(&url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert!(deleted.status().is_success(), "{}", deleted.status());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let c: Value = vcm
+            .http
+            .get(&url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if c["phase"] == "Deleted" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not deleted: {c}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}

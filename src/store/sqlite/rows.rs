@@ -123,6 +123,8 @@ pub(super) fn gateway_credential_from_row(r: &SqliteRow) -> Result<GatewayCreden
             role: role(get(r, "role")?)?,
             team: get(r, "team")?,
             repository: repo_grant(get(r, "grant_label")?, get(r, "grant_value")?),
+            // NB: a gateway credential's principal decides access, not policy: no claims kept.
+            claims: None,
         },
         created_at: ts(get(r, "created_ms")?)?,
         expires_at: ts(get(r, "expires_ms")?)?,
