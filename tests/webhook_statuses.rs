@@ -72,19 +72,24 @@ fn app_pull_request(check_runs: bool) {
         "",
     );
 
-    let (status, body) = github(
-        &vcm,
-        "pull_request",
+    // Deliver `name` at `sha`, then wait for GitHub to show success on it.
+    let success_after = |delivery: &str, name: &str, sha: &str, minutes: i64, secs: u64| {
+        let body = app_delivery(name, sha, minutes);
+        let (status, answer) = github(&vcm, "pull_request", delivery, GITHUB_SECRET, body);
+        assert_eq!(status, 202, "{answer}");
+        wait_for(
+            secs,
+            &format!("success on {sha}"),
+            || shown(&scm, sha, check_runs),
+            |s| last_state(s) == Some("success"),
+        )
+    };
+    let first = success_after(
         "gh-app-opened",
-        GITHUB_SECRET,
-        app_delivery("github/pull_request.opened.app.json", FIRST, 0),
-    );
-    assert_eq!(status, 202, "{body}");
-    let first = wait_for(
+        "github/pull_request.opened.app.json",
+        FIRST,
+        0,
         180,
-        "success on the first commit",
-        || shown(&scm, FIRST, check_runs),
-        |s| last_state(s) == Some("success"),
     );
     let live = clusters_of(&vcm, "github", 44);
     let id = live[0]["id"].as_str().unwrap();
@@ -137,19 +142,12 @@ fn app_pull_request(check_runs: bool) {
     );
 
     // A new commit (the rule keeps the cluster): the new head shows success too.
-    let (status, body) = github(
-        &vcm,
-        "pull_request",
+    let second = success_after(
         "gh-app-sync",
-        GITHUB_SECRET,
-        app_delivery("github/pull_request.synchronize.json", SECOND, 5),
-    );
-    assert_eq!(status, 202, "{body}");
-    let second = wait_for(
+        "github/pull_request.synchronize.json",
+        SECOND,
+        5,
         60,
-        "success on the new head",
-        || shown(&scm, SECOND, check_runs),
-        |s| last_state(s) == Some("success"),
     );
     let states: Vec<String> = second.iter().map(|(s, ..)| s.clone()).collect();
     assert!(in_order(&states, "success", &[]), "{second:#?}");

@@ -48,6 +48,18 @@ impl TokenService {
         Self { store, rego: None }
     }
 
+    /// `Ok` when the policy (if any) allows `principal` the token operation `action`.
+    async fn check_policy(
+        &self,
+        principal: &Principal,
+        action: &str,
+        request: serde_json::Value,
+    ) -> Result<()> {
+        let policy = self.rego.as_ref();
+        super::policy::put_to_policy(policy, &self.store, principal, action, None, Some(request))
+            .await
+    }
+
     /// The same service, putting token operations to `policy`.
     #[must_use]
     pub fn with_policy(mut self, policy: Option<Arc<crate::policy::Policy>>) -> Self {
@@ -65,16 +77,8 @@ impl TokenService {
         let request = serde_json::json!({
             "name": spec.name, "role": spec.role, "team": spec.team, "ttl": spec.ttl,
         });
-        let action = crate::policy::action::TOKEN_CREATE;
-        super::policy::put_to_policy(
-            self.rego.as_ref(),
-            &self.store,
-            principal,
-            action,
-            None,
-            Some(request),
-        )
-        .await?;
+        self.check_policy(principal, crate::policy::action::TOKEN_CREATE, request)
+            .await?;
         let name = token_name(&spec.name)?;
         let role = role(&spec.role)?;
         let team = spec.team.as_deref().map(team_name).transpose()?;
@@ -117,17 +121,9 @@ impl TokenService {
     /// administer the server afterwards).
     pub async fn revoke(&self, principal: &Principal, id: &str) -> Result<ApiToken> {
         authorize_admin(principal, "revoke tokens")?;
-        let action = crate::policy::action::TOKEN_REVOKE;
         let request = serde_json::json!({ "id": id });
-        super::policy::put_to_policy(
-            self.rego.as_ref(),
-            &self.store,
-            principal,
-            action,
-            None,
-            Some(request),
-        )
-        .await?;
+        self.check_policy(principal, crate::policy::action::TOKEN_REVOKE, request)
+            .await?;
         let now = crate::domain::now_ms();
         let tokens = self.store.list_tokens().await?;
         let target = tokens

@@ -125,16 +125,9 @@ impl SqliteStore {
     }
 
     pub(super) async fn purge_deliveries_impl(&self, before: Timestamp) -> StoreResult<u64> {
-        let doing = "purging old webhook deliveries";
-        let mut tx = self.begin_write(doing).await?;
-        let n = sqlx::query("DELETE FROM webhook_deliveries WHERE received_ms < ?")
-            .bind(before.as_millisecond())
-            .execute(&mut *tx)
-            .await
-            .doing(doing)?
-            .rows_affected();
-        tx.commit().await.doing(doing)?;
-        Ok(n)
+        let q = sqlx::query("DELETE FROM webhook_deliveries WHERE received_ms < ?")
+            .bind(before.as_millisecond());
+        self.exec(q, "purging old webhook deliveries").await
     }
 }
 

@@ -134,16 +134,9 @@ impl SqliteStore {
     }
 
     pub(super) async fn purge_statuses_impl(&self, before: Timestamp) -> StoreResult<u64> {
-        let doing = "purging old status reports";
-        let mut tx = self.begin_write(doing).await?;
-        let n = sqlx::query("DELETE FROM status_reports WHERE sent_seq >= seq AND updated_ms < ?")
-            .bind(before.as_millisecond())
-            .execute(&mut *tx)
-            .await
-            .doing(doing)?
-            .rows_affected();
-        tx.commit().await.doing(doing)?;
-        Ok(n)
+        let q = sqlx::query("DELETE FROM status_reports WHERE sent_seq >= seq AND updated_ms < ?")
+            .bind(before.as_millisecond());
+        self.exec(q, "purging old status reports").await
     }
 }
 
