@@ -10,11 +10,12 @@ use serde::de::DeserializeOwned;
 
 pub use self::tls::TlsOptions;
 use crate::api::{
-    ClusterList, ClusterView, CreateClusterRequest, CreateTokenRequest, CreatedToken,
-    DeletedClusters, EventList, GatewayCredentialList, KubeconfigKind, KubeconfigRequest,
-    RevokedCredentials, TokenList, TokenView, UpdateClusterRequest, WhoAmI,
+    ClusterList, ClusterView, CreateClusterRequest, DeletedClusters, EventList, KubeconfigKind,
+    KubeconfigRequest, UpdateClusterRequest,
 };
 
+/// Gateway credentials, `whoami`, tokens (admins) and a team's quota use.
+mod admin;
 /// An extra CA to trust and a client certificate (`VCM_CACERT`, `VCM_CLIENT_CERT/KEY`).
 pub mod tls;
 
@@ -270,53 +271,6 @@ impl Client {
     pub async fn events(&self, id: &str) -> Result<EventList> {
         let path = ["v1", "clusters", id, "events"];
         self.json(self.request(Method::GET, &path)?).await
-    }
-
-    /// `GET /v1/clusters/{id}/credentials`: its gateway credentials.
-    pub async fn credentials(&self, id: &str) -> Result<GatewayCredentialList> {
-        let path = ["v1", "clusters", id, "credentials"];
-        self.json(self.request(Method::GET, &path)?).await
-    }
-
-    /// `DELETE /v1/clusters/{id}/credentials[/{credential}]`: revoke them (or one).
-    pub async fn revoke_credentials(
-        &self,
-        id: &str,
-        credential: Option<&str>,
-    ) -> Result<RevokedCredentials> {
-        let mut path = vec!["v1", "clusters", id, "credentials"];
-        path.extend(credential);
-        self.json(self.request(Method::DELETE, &path)?).await
-    }
-
-    /// `GET /v1/whoami`: the caller as the server sees it.
-    pub async fn whoami(&self) -> Result<WhoAmI> {
-        self.json(self.request(Method::GET, &["v1", "whoami"])?)
-            .await
-    }
-
-    /// `POST /v1/tokens` (admins): the new token and its secret, shown this once.
-    pub async fn create_token(&self, req: &CreateTokenRequest) -> Result<CreatedToken> {
-        self.json(self.request(Method::POST, &["v1", "tokens"])?.json(req))
-            .await
-    }
-
-    /// `GET /v1/tokens` (admins).
-    pub async fn list_tokens(&self) -> Result<TokenList> {
-        self.json(self.request(Method::GET, &["v1", "tokens"])?)
-            .await
-    }
-
-    /// `GET /v1/teams/{team}/usage`: the team's live clusters against its quota.
-    pub async fn team_usage(&self, team: &str) -> Result<crate::service::TeamUsage> {
-        self.json(self.request(Method::GET, &["v1", "teams", team, "usage"])?)
-            .await
-    }
-
-    /// `DELETE /v1/tokens/{id}` (admins): revoke it.
-    pub async fn revoke_token(&self, id: &str) -> Result<TokenView> {
-        self.json(self.request(Method::DELETE, &["v1", "tokens", id])?)
-            .await
     }
 
     /// A request to `segments` under the server address; each segment is percent-encoded, so

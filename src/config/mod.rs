@@ -32,6 +32,8 @@ pub use crate::http::RateLimitConfig;
 
 /// The `[auth]` section: CI OIDC issuers and Kubernetes clusters whose tokens are accepted.
 pub mod auth;
+/// `[clusters]`: defaults and bounds for new clusters.
+mod clusters;
 /// `VCM_*` environment variables as a configuration source.
 mod env;
 /// `[local]`: capacity and etcd durability of the local driver.
@@ -46,6 +48,7 @@ pub mod sizes;
 pub mod tls;
 pub mod webhooks;
 
+pub use self::clusters::ClustersConfig;
 use self::env::EnvSource;
 
 /// The server configuration, after all sources are merged.
@@ -128,42 +131,6 @@ pub enum DriverKind {
     Local,
     /// vCluster virtual clusters on host clusters.
     Vcluster,
-}
-
-/// Defaults and bounds for clusters. Durations are written like the API's: `90s`, `30m`, `2h`,
-/// `7d`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ClustersConfig {
-    /// Size profiles a request may name, with what each means to each driver (empty: the
-    /// built-ins `small`, `medium`, `large`). See [`sizes`].
-    pub sizes: std::collections::BTreeMap<String, SizeConfig>,
-    /// Size used when a request names none.
-    pub default_size: String,
-    /// TTL used when a request names none.
-    pub default_ttl: String,
-    /// Longest TTL a request may ask for.
-    pub max_ttl: String,
-    /// Idle timeout used when a request names none (empty: none).
-    pub default_idle_timeout: String,
-    /// Longest kubeconfig token a request may ask for.
-    pub max_kubeconfig_ttl: String,
-    /// How long Deleted and Failed records stay readable before they are purged.
-    pub retention: String,
-}
-
-impl Default for ClustersConfig {
-    fn default() -> Self {
-        Self {
-            sizes: std::collections::BTreeMap::new(),
-            default_size: "small".into(),
-            default_ttl: "2h".into(),
-            max_ttl: "7d".into(),
-            default_idle_timeout: String::new(),
-            max_kubeconfig_ttl: "24h".into(),
-            retention: "7d".into(),
-        }
-    }
 }
 
 /// Logging settings.
@@ -386,31 +353,6 @@ impl Config {
     /// How long in-flight requests may take to finish after a shutdown signal.
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_secs)
-    }
-}
-
-// === impl ClustersConfig ===
-
-impl ClustersConfig {
-    /// Every duration-valued key parses (`default_idle_timeout` may also be empty: none).
-    fn validate_durations(&self) -> Result<(), ConfigError> {
-        let keys = [
-            ("default_ttl", &self.default_ttl),
-            ("max_ttl", &self.max_ttl),
-            ("default_idle_timeout", &self.default_idle_timeout),
-            ("max_kubeconfig_ttl", &self.max_kubeconfig_ttl),
-            ("retention", &self.retention),
-        ];
-        for (key, value) in keys {
-            if key == "default_idle_timeout" && value.is_empty() {
-                continue;
-            }
-            crate::domain::Ttl::parse(key, value).map_err(|e| ConfigError::InvalidDuration {
-                key,
-                reason: e.reason,
-            })?;
-        }
-        Ok(())
     }
 }
 

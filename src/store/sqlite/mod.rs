@@ -14,7 +14,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{AssertSqlSafe, Sqlite, Transaction};
+use sqlx::{Sqlite, Transaction};
 
 use super::{Attempt, ClusterFilter, IdempotencyRecord, OwnerUse, Page, Store, StoreError};
 use crate::domain::{
@@ -143,34 +143,7 @@ impl Store for SqliteStore {
         event: &NewEvent,
         idempotency: Option<&IdempotencyRecord>,
     ) -> Result<(), StoreError> {
-        let doing = &format!("inserting cluster {}", cluster.name);
-        let mut tx = self.begin_write(doing).await?;
-        let sql = concat!(
-            "INSERT INTO clusters (",
-            cluster_cols!(),
-            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        );
-        let q = sqlx::query(sql)
-            .bind(cluster.id.as_str())
-            .bind(cluster.created_at.as_millisecond());
-        let q = bind_mutable(q.bind(cluster.version), cluster)?;
-        q.execute(&mut *tx).await.doing(doing)?;
-        insert_event(&mut tx, &cluster.id, event).await?;
-        if let Some(rec) = idempotency {
-            sqlx::query(
-                "INSERT INTO idempotency_keys (principal, key, request_hash, cluster_id, created_ms) \
-                 VALUES (?, ?, ?, ?, ?)",
-            )
-            .bind(&rec.principal)
-            .bind(&rec.key)
-            .bind(&rec.request_hash)
-            .bind(rec.cluster_id.as_str())
-            .bind(cluster.created_at.as_millisecond())
-            .execute(&mut *tx)
-            .await
-            .doing(doing)?;
-        }
-        tx.commit().await.doing(doing)
+        self.insert_cluster_impl(cluster, event, idempotency).await
     }
 
     async fn get_cluster(&self, id: &ClusterId) -> Result<Option<Cluster>, StoreError> {
@@ -189,40 +162,7 @@ impl Store for SqliteStore {
         cluster: &Cluster,
         events: &[NewEvent],
     ) -> Result<Cluster, StoreError> {
-        let doing = &format!("updating cluster {}", cluster.id);
-        let mut tx = self.begin_write(doing).await?;
-        // NB: `id` and `created_at` are fixed at insert (the listing order must not move), so
-        // they are not written here. RETURNING hands back exactly what was stored.
-        let sql = concat!(
-            "UPDATE clusters SET name = ?, owner = ?, team = ?, phase = ?, message = ?, size = ?, \
-             kubernetes_version = ?, ttl_secs = ?, idle_timeout_secs = ?, host = ?, labels = ?, \
-             ready_ms = ?, expires_ms = ?, last_activity_ms = ?, deleted_ms = ?, endpoint = ?, \
-             delete_reason = ?, attempts = ?, next_reconcile_ms = ?, cleaned_up = ?, \
-             version = version + 1 WHERE id = ? AND version = ? RETURNING ",
-            cluster_cols!()
-        );
-        let q = bind_mutable(sqlx::query(sql), cluster)?;
-        let q = q.bind(cluster.id.as_str()).bind(cluster.version);
-        let Some(row) = q.fetch_optional(&mut *tx).await.doing(doing)? else {
-            let exists = sqlx::query("SELECT 1 FROM clusters WHERE id = ?")
-                .bind(cluster.id.as_str())
-                .fetch_optional(&mut *tx)
-                .await
-                .doing(doing)?;
-            return Err(match exists {
-                None => StoreError::NotFound,
-                Some(_) => StoreError::Conflict(format!(
-                    "cluster {} was changed concurrently (version {} is stale)",
-                    cluster.id, cluster.version
-                )),
-            });
-        };
-        let updated = cluster_from_row(&row)?;
-        for event in events {
-            insert_event(&mut tx, &cluster.id, event).await?;
-        }
-        tx.commit().await.doing(doing)?;
-        Ok(updated)
+        self.update_cluster_impl(cluster, events).await
     }
 
     async fn list_events(&self, id: &ClusterId) -> Result<Vec<ClusterEvent>, StoreError> {
@@ -263,26 +203,7 @@ impl Store for SqliteStore {
     }
 
     async fn purge_ended(&self, before: Timestamp) -> Result<u64, StoreError> {
-        const ENDED: &str = "(phase = 'Deleted' OR (phase = 'Failed' AND cleaned_up = 1)) \
-             AND COALESCE(deleted_ms, created_ms) < ?";
-        let doing = "purging ended clusters";
-        let mut tx = self.begin_write(doing).await?;
-        // Children first; the last statement, on `clusters`, counts what was purged.
-        let mut removed = 0;
-        let tables = [
-            ("cluster_events", "cluster_id"),
-            ("idempotency_keys", "cluster_id"),
-            ("gateway_credentials", "cluster_id"),
-        ];
-        for (table, key) in tables.into_iter().chain([("clusters", "id")]) {
-            let sql = format!(
-                "DELETE FROM {table} WHERE {key} IN (SELECT id FROM clusters WHERE {ENDED})"
-            );
-            let q = sqlx::query(AssertSqlSafe(sql)).bind(before.as_millisecond());
-            removed = q.execute(&mut *tx).await.doing(doing)?.rows_affected();
-        }
-        tx.commit().await.doing(doing)?;
-        Ok(removed)
+        self.purge_ended_impl(before).await
     }
 
     async fn installation_id(&self) -> Result<String, StoreError> {
@@ -434,6 +355,7 @@ mod listing;
 mod pull_requests;
 mod rows;
 mod status_reports;
+mod writes;
 use self::rows::*;
 
 #[cfg(test)]

@@ -1,0 +1,61 @@
+//! The client's calls about credentials and identities: a cluster's gateway credentials,
+//! `whoami`, tokens (admins) and a team's quota use.
+
+use reqwest::Method;
+
+use super::{Client, Result};
+use crate::api::{
+    CreateTokenRequest, CreatedToken, GatewayCredentialList, RevokedCredentials, TokenList,
+    TokenView, WhoAmI,
+};
+
+// === impl Client ===
+
+impl Client {
+    /// `GET /v1/clusters/{id}/credentials`: its gateway credentials.
+    pub async fn credentials(&self, id: &str) -> Result<GatewayCredentialList> {
+        let path = ["v1", "clusters", id, "credentials"];
+        self.json(self.request(Method::GET, &path)?).await
+    }
+
+    /// `DELETE /v1/clusters/{id}/credentials[/{credential}]`: revoke them (or one).
+    pub async fn revoke_credentials(
+        &self,
+        id: &str,
+        credential: Option<&str>,
+    ) -> Result<RevokedCredentials> {
+        let mut path = vec!["v1", "clusters", id, "credentials"];
+        path.extend(credential);
+        self.json(self.request(Method::DELETE, &path)?).await
+    }
+
+    /// `GET /v1/whoami`: the caller as the server sees it.
+    pub async fn whoami(&self) -> Result<WhoAmI> {
+        self.json(self.request(Method::GET, &["v1", "whoami"])?)
+            .await
+    }
+
+    /// `POST /v1/tokens` (admins): the new token and its secret, shown this once.
+    pub async fn create_token(&self, req: &CreateTokenRequest) -> Result<CreatedToken> {
+        self.json(self.request(Method::POST, &["v1", "tokens"])?.json(req))
+            .await
+    }
+
+    /// `GET /v1/tokens` (admins).
+    pub async fn list_tokens(&self) -> Result<TokenList> {
+        self.json(self.request(Method::GET, &["v1", "tokens"])?)
+            .await
+    }
+
+    /// `GET /v1/teams/{team}/usage`: the team's live clusters against its quota.
+    pub async fn team_usage(&self, team: &str) -> Result<crate::service::TeamUsage> {
+        self.json(self.request(Method::GET, &["v1", "teams", team, "usage"])?)
+            .await
+    }
+
+    /// `DELETE /v1/tokens/{id}` (admins): revoke it.
+    pub async fn revoke_token(&self, id: &str) -> Result<TokenView> {
+        self.json(self.request(Method::DELETE, &["v1", "tokens", id])?)
+            .await
+    }
+}
