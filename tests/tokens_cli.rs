@@ -72,6 +72,14 @@ fn start(dir: &Path, extra: &[&str]) -> Result<Server, String> {
     })
 }
 
+/// The admin token the dev server keeps in its data directory.
+fn admin_token(server: &Server) -> String {
+    std::fs::read_to_string(server.data.join("dev-token"))
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
 /// `vcm <args>` against `server` with `token` in VCM_TOKEN.
 fn vcm(server: &Server, token: Option<&str>, args: &[&str]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_vcm"));
@@ -104,10 +112,7 @@ fn an_admin_issues_ci_and_developer_tokens_that_do_exactly_their_role_and_no_sec
     // Arrange
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path(), &[]).unwrap();
-    let admin = std::fs::read_to_string(server.data.join("dev-token"))
-        .unwrap()
-        .trim()
-        .to_owned();
+    let admin = admin_token(&server);
 
     // Act
     let ci = vcm(
@@ -280,10 +285,7 @@ fn a_team_at_its_quota_is_refused_with_the_quota_named_and_the_cli_shows_its_use
     )
     .unwrap();
     let server = start(dir.path(), &["--config", &config.display().to_string()]).unwrap();
-    let admin = std::fs::read_to_string(server.data.join("dev-token"))
-        .unwrap()
-        .trim()
-        .to_owned();
+    let admin = admin_token(&server);
     let dev = json(&vcm(
         &server,
         Some(&admin),

@@ -222,6 +222,13 @@ impl Reporter {
                 self.want(want, now).await?;
             }
         }
+        // NB: forget what was queued for pull requests that left the reportable set (closed
+        // over an hour ago), so the map does not grow with every pull request ever seen.
+        let keys: std::collections::HashSet<&str> = prs.iter().map(|p| p.key.as_str()).collect();
+        self.queued
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(pr_key, _), _| keys.contains(pr_key.as_str()));
         Ok(())
     }
 
