@@ -6,6 +6,8 @@
 
 /// The /v1 wire types shared by the HTTP handlers, the client and the CLI.
 pub mod api;
+/// The tamper-evident audit log of every request.
+pub mod audit;
 /// Authentication: bearer API tokens (stored only as hashes) resolved to a `Principal`.
 pub mod auth;
 /// Command-line interface: `vcm server`, `vcm cluster …`; argument parsing and dispatch.

@@ -30,6 +30,8 @@ pub use crate::driver::vcluster::{HostConfig, VclusterConfig};
 pub use crate::gateway::{GatewayConfig, KubeconfigMode};
 pub use crate::http::RateLimitConfig;
 
+/// `[audit]`: export, fail mode of reads, retention and the signing key.
+pub mod audit;
 /// The `[auth]` section: CI OIDC issuers and Kubernetes clusters whose tokens are accepted.
 pub mod auth;
 /// `[clusters]`: defaults and bounds for new clusters.
@@ -111,6 +113,8 @@ pub struct Config {
     pub quotas: quotas::QuotasConfig,
     /// The operators' Rego policy (`docs/POLICY.md`).
     pub policy: policy::PolicyConfig,
+    /// The audit log (`docs/AUDIT.md`).
+    pub audit: audit::AuditConfig,
     /// Development mode (`vcm server --dev`): always the embedded SQLite store under `data_dir`
     /// and the local driver, whatever `store_url` and `driver` say, and an admin token kept in
     /// `<data_dir>/dev-token`. NB: the flag only, never a config file or `VCM_DEV`: a stray
@@ -229,6 +233,7 @@ impl Default for Config {
             pull_requests: Vec::new(),
             quotas: quotas::QuotasConfig::default(),
             policy: policy::PolicyConfig::default(),
+            audit: audit::AuditConfig::default(),
             dev: false,
             dev_token: None,
         }

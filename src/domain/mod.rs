@@ -1,6 +1,8 @@
 //! The cluster resource and its rules, free of any I/O: ids, names, durations, labels, the phase
 //! machine, events and API tokens. Everything here is parsed at the edge and trusted within.
 
+/// Audit records and their hash chain.
+pub mod audit;
 mod cluster;
 mod duration;
 mod error;
@@ -12,6 +14,7 @@ mod pull_request;
 mod status_report;
 mod token;
 
+pub use audit::{AuditCheckpoint, AuditEntry, AuditRecord, Decision, Door, Stage, genesis};
 pub use cluster::{Cluster, ClusterEvent, ClusterId, ClusterName, DeleteReason, NewEvent};
 pub use duration::Ttl;
 pub use error::InvalidField;

@@ -25,6 +25,7 @@ use super::{
     stream::{Counting, Guarded},
 };
 use crate::{
+    audit::Note,
     domain::ClusterId,
     error::Error,
     http::{ApiError, AppState},
@@ -41,6 +42,9 @@ pub(super) async fn handle(State(state): State<AppState>, mut req: Request) -> R
     let query = req.uri().query().map(str::to_owned);
     let info = request_info::parse(req.method(), &rest, query.as_deref());
     let upgrade = is_upgrade(req.headers());
+    let note = req.extensions().get::<Note>().cloned().unwrap_or_default();
+    note.action(audit_action(&info, &rest));
+    note.target(&id);
     let record = Record {
         id: id.clone(),
         info,
@@ -60,10 +64,12 @@ pub(super) async fn handle(State(state): State<AppState>, mut req: Request) -> R
             Err(e) => {
                 if matches!(e, Error::Unauthenticated(_)) {
                     let _ = state.limits.charge_address(addr, true);
+                    note.auth_failed(&e.to_string());
                 }
                 return record.refused(e);
             }
         };
+    note.principal(&grant.principal.subject);
     let record = Record {
         principal: grant.principal.subject.clone(),
         credential: grant.credential.clone(),
@@ -184,6 +190,26 @@ pub(super) async fn handle(State(state): State<AppState>, mut req: Request) -> R
 }
 
 /// `/k8s/<id>/<rest>` → (`<id>`, `/<rest>`), the rest as sent (still percent-encoded).
+/// The audit record's action: `k8s <verb> <resource> [<namespace>/]<name>`, or for a path
+/// that names no resource `k8s <verb> <path>`.
+fn audit_action(info: &request_info::RequestInfo, rest: &str) -> String {
+    let mut action = format!("k8s {}", info.verb);
+    if info.resource.is_empty() {
+        action.push(' ');
+        action.push_str(rest);
+        return action;
+    }
+    action.push(' ');
+    action.push_str(&info.resource);
+    match (info.namespace.as_str(), info.name.as_str()) {
+        ("", "") => {}
+        ("", name) => action.push_str(&format!(" {name}")),
+        (ns, "") => action.push_str(&format!(" {ns}/")),
+        (ns, name) => action.push_str(&format!(" {ns}/{name}")),
+    }
+    action
+}
+
 fn split_path(path: &str) -> (String, String) {
     let tail = path.strip_prefix("/k8s/").unwrap_or_default();
     match tail.split_once('/') {

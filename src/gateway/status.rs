@@ -53,6 +53,8 @@ pub fn status_response(err: ApiError) -> Response {
         headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     }
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // NB: for the audit record, as the API's errors leave it.
+    response.extensions_mut().insert(report);
     response
 }
 

@@ -64,9 +64,13 @@ async fn create(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
     IdempotencyKeyHeader(key): IdempotencyKeyHeader,
+    note: Option<axum::Extension<crate::audit::Note>>,
     JsonOrEmpty(req): JsonOrEmpty<CreateClusterRequest>,
 ) -> Result<Response, ApiError> {
     let (cluster, created) = state.service.create(&principal, req, key).await?;
+    if let Some(axum::Extension(note)) = note {
+        note.target(cluster.id.as_str());
+    }
     let location = HeaderValue::try_from(format!("/v1/clusters/{}", cluster.id))
         .map_err(|e| ApiError::internal(e.into()))?;
     let mut headers = HeaderMap::new();

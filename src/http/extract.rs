@@ -49,12 +49,19 @@ impl FromRequestParts<AppState> for Authenticated {
                 None => state.auth.authenticate(None).await,
             },
         };
+        let note = parts.extensions.get::<crate::audit::Note>();
         match authenticated {
             Ok(principal) => {
+                if let Some(note) = note {
+                    note.principal(&principal.subject);
+                }
                 state.limits.charge_principal(&principal.subject)?;
                 Ok(Self(principal))
             }
             Err(e) => {
+                if let Some(note) = note {
+                    note.auth_failed(&e.to_string());
+                }
                 if credentials {
                     // NB: the 401 is the answer either way; the spent budget slows the next try.
                     let _ = state.limits.charge_address(addr, true);

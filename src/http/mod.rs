@@ -29,9 +29,12 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::{
     auth::Authenticator,
     domain::Cluster,
+    domain::Door,
     service::{ClusterService, TokenService},
 };
 
+/// `GET /v1/audit`: the audit log, for admins.
+pub mod audit;
 pub mod clusters;
 /// Kubeconfigs and gateway credentials.
 pub mod credentials;
@@ -83,13 +86,26 @@ pub struct AppState {
     pub gateway: Option<Arc<crate::gateway::Gateway>>,
     /// The webhook doors, when any is configured.
     pub webhooks: Option<Arc<crate::webhooks::Doors>>,
+    /// The audit log every request is recorded in (`None`: `[audit] enabled = false`).
+    pub audit: Option<crate::audit::Auditor>,
 }
 
 // === impl AppState ===
 
 impl AppState {
     /// A state over `service` and `auth` that starts not ready.
+    ///
+    /// Requests are recorded in the store's audit log, signed with a key of the process's own;
+    /// [`AppState::with_audit`] sets the configured one.
+    ///
+    /// # Panics
+    ///
+    /// Outside a Tokio runtime (the audit writer is spawned), or when the system cannot
+    /// generate a key.
     pub fn new(service: ClusterService, auth: Arc<Authenticator>) -> Self {
+        #[allow(clippy::expect_used)]
+        let audit = crate::audit::Auditor::ephemeral(service.store().clone())
+            .expect("an audit key is generated from the system's randomness");
         Self {
             started_at: Instant::now(),
             readiness: Readiness::default(),
@@ -100,7 +116,15 @@ impl AppState {
             list_bodies: Arc::default(),
             gateway: None,
             webhooks: None,
+            audit: None,
         }
+        .with_audit(Some(audit))
+    }
+
+    /// Record requests in `audit` (`None`: not at all).
+    pub fn with_audit(mut self, audit: Option<crate::audit::Auditor>) -> Self {
+        self.audit = audit;
+        self
     }
 
     /// Serve the cluster gateway, and hand out kubeconfigs as it says.
@@ -205,6 +229,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(hosts::router())
         .merge(tokens::router())
         .merge(teams::router())
+        .merge(audit::router())
 }
 
 /// The whole HTTP API: every resource router, JSON fallbacks and the middleware stack.
@@ -220,7 +245,12 @@ pub fn router(state: AppState) -> Router {
         }),
     );
     let gateway = gateway_with_middleware(state.clone());
-    let webhooks = layered(webhooks::router(), state.clone(), webhooks::GITHUB_MAX_BODY);
+    let webhooks = layered(
+        webhooks::router(),
+        state.clone(),
+        webhooks::GITHUB_MAX_BODY,
+        Door::Webhook,
+    );
     gateway
         .merge(webhooks)
         .merge(with_middleware(routes, state))
@@ -238,6 +268,10 @@ fn gateway_with_middleware(state: AppState) -> Router {
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http().make_span_with(make_span))
+        .layer(axum::middleware::from_fn_with_state(
+            (state.clone(), Door::Gateway),
+            crate::audit::layer::record,
+        ))
         .layer(CatchPanicLayer::custom(|panic| {
             let _ = error::panic_response(panic);
             crate::gateway::status_response(ApiError::internal(anyhow::anyhow!(
@@ -279,11 +313,11 @@ fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
         .fallback(error::not_found)
         // NB: applies to the routes registered so far, so it comes after every route.
         .method_not_allowed_fallback(error::method_not_allowed);
-    layered(routes, state, MAX_REQUEST_BODY_BYTES)
+    layered(routes, state, MAX_REQUEST_BODY_BYTES, Door::Api)
 }
 
 /// The API's middleware stack on `routes`, refusing bodies over `body_limit` bytes.
-fn layered(routes: Router<AppState>, state: AppState, body_limit: usize) -> Router {
+fn layered(routes: Router<AppState>, state: AppState, body_limit: usize, door: Door) -> Router {
     // Outermost first: a request passes the layers top to bottom, its response bottom to top.
     let middleware = ServiceBuilder::new()
         // Before anything can log a request, so `Authorization` never shows in logs.
@@ -300,6 +334,11 @@ fn layered(routes: Router<AppState>, state: AppState, body_limit: usize) -> Rout
                 .on_failure(DefaultOnFailure::new().level(Level::DEBUG)),
         )
         .layer(axum::middleware::from_fn(error::render_errors))
+        // Inside `render_errors` (its 503 gets the request id), outside every refusal.
+        .layer(axum::middleware::from_fn_with_state(
+            (state.clone(), door),
+            crate::audit::layer::record,
+        ))
         // Inside `render_errors`, so a panic's 500 gets the request id and is logged.
         .layer(CatchPanicLayer::custom(error::panic_response))
         .layer(axum::middleware::from_fn_with_state(

@@ -26,6 +26,7 @@ use crate::service::{ClusterPolicy, IdempotencyKey};
     tags(
         (name = "clusters", description = "Virtual clusters and their credentials"),
         (name = "teams", description = "Teams' use of their quotas"),
+        (name = "audit", description = "The tamper-evident audit log (admins)"),
     ),
 )]
 pub struct ApiDoc;

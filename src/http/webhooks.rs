@@ -6,7 +6,7 @@
 //! and event headers are there (400), the body reads as the event (400). A redelivery (same
 //! delivery id) answers 200 `duplicate` and changes nothing.
 
-use axum::Json;
+use axum::{Extension, Json};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -15,6 +15,7 @@ use axum::routing::post;
 use serde_json::json;
 
 use super::AppState;
+use crate::audit::Note;
 use super::error::ApiError;
 use crate::config::rule_for;
 use crate::domain::now_ms;
@@ -41,12 +42,24 @@ pub fn router() -> axum::Router<AppState> {
         )
 }
 
-async fn github(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    answer(receive(&state, Provider::Github, &headers, &body).await)
+async fn github(
+    State(state): State<AppState>,
+    note: Option<Extension<Note>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let note = note.map(|Extension(n)| n).unwrap_or_default();
+    answer(receive(&state, Provider::Github, &note, &headers, &body).await)
 }
 
-async fn bitbucket(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    answer(receive(&state, Provider::Bitbucket, &headers, &body).await)
+async fn bitbucket(
+    State(state): State<AppState>,
+    note: Option<Extension<Note>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let note = note.map(|Extension(n)| n).unwrap_or_default();
+    answer(receive(&state, Provider::Bitbucket, &note, &headers, &body).await)
 }
 
 fn answer(result: Result<(StatusCode, serde_json::Value), ApiError>) -> Response {
@@ -64,6 +77,7 @@ fn malformed(message: String) -> ApiError {
 async fn receive(
     state: &AppState,
     provider: Provider,
+    note: &Note,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<(StatusCode, serde_json::Value), ApiError> {
@@ -73,8 +87,11 @@ async fn receive(
             "the {provider} webhook door is not open: configure [webhooks.{provider}] secrets"
         )));
     };
-    signature::verify(provider, headers, body, secrets)
-        .map_err(|r| ApiError::from(Error::Unauthenticated(r.0)))?;
+    if let Err(refused) = signature::verify(provider, headers, body, secrets) {
+        note.auth_failed(&refused.0);
+        return Err(Error::Unauthenticated(refused.0).into());
+    }
+    note.principal(&format!("webhook:{provider}"));
     let (delivery_header, event_header) = match provider {
         Provider::Github => ("X-GitHub-Delivery", "X-GitHub-Event"),
         Provider::Bitbucket => ("X-Request-UUID", "X-Event-Key"),

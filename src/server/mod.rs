@@ -33,6 +33,8 @@ pub struct Background {
     pub pull_requests: Option<crate::webhooks::Engine>,
     /// The Rego policy, reloaded when its files change.
     pub policy: Option<std::sync::Arc<crate::policy::Policy>>,
+    /// Purges audit records past their retention.
+    pub audit_retention: Option<crate::audit::Retention>,
 }
 
 /// A built server, bound and ready to run; build it, read [`Server::addr`], then run it.
@@ -139,8 +141,12 @@ impl Server {
                     Ok(())
                 });
             }
+            if let Some(retention) = bg.audit_retention {
+                workers.spawn(retention.run(workers_stop.clone()));
+            }
             local = bg.local;
         }
+        let auditor = state.audit.clone();
         let readiness = state.readiness.clone();
         let draining = CancellationToken::new();
         let signal = {
@@ -209,6 +215,10 @@ impl Server {
         };
         workers_stop.cancel();
         while workers.join_next().await.is_some() {}
+        if let Some(auditor) = auditor {
+            // NB: the records of the last requests are queued; written before the process ends.
+            auditor.flush().await;
+        }
         if let Some(local) = local {
             local.stop_etcd_if_unused().await;
         }

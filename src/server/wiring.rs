@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use tokio::sync::Notify;
 
 use super::Background;
+use crate::audit::{Auditor, Retention, Signer};
 use crate::gateway::Gateway;
 use crate::{
     auth::{Authenticator, OidcVerifier, TokenReviewer, bootstrap_token},
@@ -75,6 +76,7 @@ pub async fn assemble(config: &Config) -> anyhow::Result<(AppState, Background)>
         local,
         pull_requests: None,
         policy,
+        audit_retention: None,
     };
     let mut background = background;
     let doors = if config.webhooks.github.is_some() || config.webhooks.bitbucket.is_some() {
@@ -87,7 +89,13 @@ pub async fn assemble(config: &Config) -> anyhow::Result<(AppState, Background)>
     } else {
         None
     };
-    let state = AppState::new(service, Arc::new(authenticator(store, config).await?));
+    let auditor = auditor(config, store.clone())?;
+    background.audit_retention = match (&auditor, config.audit.retention()) {
+        (Some(auditor), Ok(Some(keep))) => Some(Retention::new(auditor.clone(), keep)),
+        _ => None,
+    };
+    let state = AppState::new(service, Arc::new(authenticator(store, config).await?))
+        .with_audit(auditor);
     let state = match doors {
         Some(doors) => state.with_webhooks(doors),
         None => state,
@@ -106,6 +114,26 @@ pub async fn assemble(config: &Config) -> anyhow::Result<(AppState, Background)>
             ),
         background,
     ))
+}
+
+/// The audit log `[audit]` describes: its key loaded (or generated), its export opened; `None`
+/// when it is turned off.
+fn auditor(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<Option<Auditor>> {
+    let audit = &config.audit;
+    audit
+        .validate()
+        .map_err(|e| anyhow::anyhow!("configuration [audit]: {e}"))?;
+    if !audit.enabled {
+        tracing::warn!(
+            "the audit log is off ([audit] enabled = false): requests are not recorded"
+        );
+        return Ok(None);
+    }
+    let signer = Signer::load_or_create(&audit.signing_key(&config.data_dir))
+        .context("configuration [audit] signing_key")?;
+    let auditor = Auditor::start(store, Arc::new(signer), audit.reads, audit.export())
+        .context("configuration [audit] export")?;
+    Ok(Some(auditor))
 }
 
 /// API tokens from the store, plus the CI OIDC issuers and Kubernetes clusters of `[auth]`.

@@ -12,11 +12,12 @@ use std::sync::{Arc, RwLock};
 use async_trait::async_trait;
 
 use super::{
-    Attempt, ClusterFilter, IdempotencyRecord, OwnerUse, Page, Store, StoreError, Visibility,
+    Attempt, AuditFilter, ClusterFilter, IdempotencyRecord, OwnerUse, Page, Store, StoreError,
+    Visibility,
 };
 use crate::domain::{
-    ApiToken, Cluster, ClusterEvent, ClusterId, GatewayCredential, NewEvent, Phase, PrUpdate,
-    PullRequest, StatusReport, StatusWant, Timestamp,
+    ApiToken, AuditCheckpoint, AuditRecord, Cluster, ClusterEvent, ClusterId, GatewayCredential,
+    NewEvent, Phase, PrUpdate, PullRequest, StatusReport, StatusWant, Timestamp,
 };
 
 /// Most listing pages kept at once; a new one beyond that drops them all. Listings repeat the
@@ -363,6 +364,33 @@ impl Store for CachedStore {
 
     async fn owner_use(&self, owner: &str) -> Result<OwnerUse, StoreError> {
         self.inner.owner_use(owner).await
+    }
+
+    async fn audit_head(&self) -> Result<Option<(u64, String)>, StoreError> {
+        self.inner.audit_head().await
+    }
+
+    async fn audit_append(&self, records: &[AuditRecord]) -> Result<(), StoreError> {
+        self.inner.audit_append(records).await
+    }
+
+    async fn audit_list(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
+        self.inner.audit_list(filter).await
+    }
+
+    async fn audit_checkpoint(&self) -> Result<Option<AuditCheckpoint>, StoreError> {
+        self.inner.audit_checkpoint().await
+    }
+
+    async fn audit_last_before(
+        &self,
+        before: Timestamp,
+    ) -> Result<Option<AuditRecord>, StoreError> {
+        self.inner.audit_last_before(before).await
+    }
+
+    async fn audit_purge(&self, checkpoint: &AuditCheckpoint) -> Result<u64, StoreError> {
+        self.inner.audit_purge(checkpoint).await
     }
 }
 

@@ -18,6 +18,7 @@ use crate::domain::{
     ApiToken, Cluster, ClusterEvent, ClusterId, GatewayCredential, LabelSelector, NewEvent, Phase,
     PrUpdate, PullRequest, RepoGrant, StatusReport, StatusWant, Timestamp,
 };
+use crate::domain::{AuditCheckpoint, AuditRecord, Decision};
 
 pub use cache::CachedStore;
 pub use sqlite::SqliteStore;
@@ -271,6 +272,52 @@ pub trait Store: Send + Sync + 'static {
 
     /// The live clusters of `owner`, whatever their team.
     async fn owner_use(&self, owner: &str) -> Result<OwnerUse, StoreError>;
+
+    /// The audit log's head: the last record's seq and hash, or the checkpoint's when
+    /// retention purged every record; `None` for a log never written.
+    async fn audit_head(&self) -> Result<Option<(u64, String)>, StoreError>;
+
+    /// Append `records` (consecutive seqs after the head) in one transaction: all or none.
+    async fn audit_append(&self, records: &[AuditRecord]) -> Result<(), StoreError>;
+
+    /// Records matching `filter`, in its order, at most `filter.limit` (capped at 1000).
+    async fn audit_list(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError>;
+
+    /// Where retention last cut the log, if it did.
+    async fn audit_checkpoint(&self) -> Result<Option<AuditCheckpoint>, StoreError>;
+
+    /// The last record written before `before`.
+    async fn audit_last_before(&self, before: Timestamp)
+    -> Result<Option<AuditRecord>, StoreError>;
+
+    /// Delete the records up to `checkpoint.through_seq` and keep `checkpoint` in their place,
+    /// in one transaction; returns how many were deleted.
+    async fn audit_purge(&self, checkpoint: &AuditCheckpoint) -> Result<u64, StoreError>;
+}
+
+/// Which audit records to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// Written at or after.
+    pub since: Option<Timestamp>,
+    /// Written before.
+    pub until: Option<Timestamp>,
+    /// By this principal.
+    pub principal: Option<String>,
+    /// With this action (`POST /v1/clusters`).
+    pub action: Option<String>,
+    /// With this decision (`denied`).
+    pub decision: Option<Decision>,
+    /// About this target (a cluster id).
+    pub target: Option<String>,
+    /// Seqs after this one (ascending pages).
+    pub after_seq: Option<u64>,
+    /// Seqs before this one (descending pages).
+    pub before_seq: Option<u64>,
+    /// Newest first.
+    pub descending: bool,
+    /// At most this many.
+    pub limit: usize,
 }
 
 /// One owner's live clusters (Pending, Provisioning, Ready): how many, and their TTLs summed.

@@ -16,10 +16,12 @@ use sqlx::sqlite::{
 };
 use sqlx::{Sqlite, Transaction};
 
-use super::{Attempt, ClusterFilter, IdempotencyRecord, OwnerUse, Page, Store, StoreError};
+use super::{
+    Attempt, AuditFilter, ClusterFilter, IdempotencyRecord, OwnerUse, Page, Store, StoreError,
+};
 use crate::domain::{
-    ApiToken, Cluster, ClusterEvent, ClusterId, GatewayCredential, NewEvent, PrUpdate, PullRequest,
-    StatusReport, StatusWant, Timestamp,
+    ApiToken, AuditCheckpoint, AuditRecord, Cluster, ClusterEvent, ClusterId, GatewayCredential,
+    NewEvent, PrUpdate, PullRequest, StatusReport, StatusWant, Timestamp,
 };
 
 /// How long a statement waits for SQLite's write lock before giving up as `Unavailable`.
@@ -348,8 +350,36 @@ impl Store for SqliteStore {
     async fn owner_use(&self, owner: &str) -> Result<OwnerUse, StoreError> {
         self.owner_use_impl(owner).await
     }
+
+    async fn audit_head(&self) -> Result<Option<(u64, String)>, StoreError> {
+        self.audit_head_impl().await
+    }
+
+    async fn audit_append(&self, records: &[AuditRecord]) -> Result<(), StoreError> {
+        self.audit_append_impl(records).await
+    }
+
+    async fn audit_list(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
+        self.audit_list_impl(filter).await
+    }
+
+    async fn audit_checkpoint(&self) -> Result<Option<AuditCheckpoint>, StoreError> {
+        self.audit_checkpoint_impl().await
+    }
+
+    async fn audit_last_before(
+        &self,
+        before: Timestamp,
+    ) -> Result<Option<AuditRecord>, StoreError> {
+        self.audit_last_before_impl(before).await
+    }
+
+    async fn audit_purge(&self, checkpoint: &AuditCheckpoint) -> Result<u64, StoreError> {
+        self.audit_purge_impl(checkpoint).await
+    }
 }
 
+mod audit;
 mod credentials;
 mod listing;
 mod pull_requests;

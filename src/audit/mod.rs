@@ -1,0 +1,348 @@
+//! The tamper-evident audit log: every request through every door is a record, hash-chained
+//! and signed, stored in the store and exported as JSON lines (see `docs/AUDIT.md`).
+//!
+//! One task writes the log ([`Auditor`]'s writer): it takes records in arrival order, gives
+//! them their seq and link, signs the last of each batch and stores the batch in one
+//! transaction. A mutating request waits for its `received` record to be stored before it
+//! runs (the request fails closed when it cannot be); its `completed` record, like a read's,
+//! is queued, and one that cannot be stored is kept and retried. A read waits for its record
+//! only when `[audit] reads = "closed"`.
+
+use std::collections::VecDeque;
+use std::io::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::audit::{Export, FailMode};
+use crate::domain::{AuditEntry, AuditRecord, genesis};
+use crate::store::Store;
+
+/// Walking the chain.
+pub mod chain;
+/// Recording requests: the middleware and what handlers add to a record.
+pub mod layer;
+mod retention;
+mod signer;
+
+pub use chain::{Anchor, Broken, Verified, Walk};
+pub use layer::Note;
+pub use retention::Retention;
+pub use signer::{Signer, verify as verify_signature};
+
+/// Records written in one transaction at most.
+const MAX_BATCH: usize = 512;
+/// Records waiting for the writer at most; a request waits for room beyond it.
+const QUEUE: usize = 8192;
+/// Records kept in memory while the store refuses them; beyond it the oldest are dropped
+/// (and counted in the log).
+const MAX_RETRY: usize = 100_000;
+/// How soon records the store refused are tried again.
+const RETRY_EVERY: Duration = Duration::from_secs(1);
+
+/// Hands records to the writer task. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Auditor {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    tx: mpsc::Sender<Msg>,
+    reads: FailMode,
+    store: Arc<dyn Store>,
+    signer: Arc<Signer>,
+    /// Whether the last write succeeded.
+    healthy: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auditor")
+            .field("reads", &self.reads)
+            .field("healthy", &self.healthy)
+            .finish_non_exhaustive()
+    }
+}
+
+// NB: nearly every message is a `Write`; boxing it would cost an allocation per request.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+enum Msg {
+    Write(AuditEntry, Option<oneshot::Sender<bool>>),
+    Flush(oneshot::Sender<()>),
+}
+
+/// The audit log could not take a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unavailable;
+
+// === impl Auditor ===
+
+impl Auditor {
+    /// Starts the writer over `store`, signing with `signer`, exporting to `export`.
+    pub fn start(
+        store: Arc<dyn Store>,
+        signer: Arc<Signer>,
+        reads: FailMode,
+        export: Option<Export>,
+    ) -> anyhow::Result<Self> {
+        let export = match export {
+            None => None,
+            Some(Export::Stdout) => Some(Sink::Stdout),
+            Some(Export::File(path)) => {
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&path)
+                    .map_err(|e| {
+                        anyhow::anyhow!("opening the audit export {}: {e}", path.display())
+                    })?;
+                Some(Sink::File(std::io::BufWriter::new(file)))
+            }
+        };
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let healthy = Arc::new(AtomicBool::new(true));
+        let writer = Writer {
+            store: store.clone(),
+            signer: signer.clone(),
+            head: None,
+            retry: VecDeque::new(),
+            export,
+            healthy: healthy.clone(),
+        };
+        tokio::spawn(writer.run(rx));
+        Ok(Self {
+            inner: Arc::new(Inner {
+                tx,
+                reads,
+                store,
+                signer,
+                healthy,
+            }),
+        })
+    }
+
+    /// An auditor with a key of its own and no export: for servers built in code.
+    pub fn ephemeral(store: Arc<dyn Store>) -> anyhow::Result<Self> {
+        Self::start(store, Arc::new(Signer::ephemeral()?), FailMode::Open, None)
+    }
+
+    /// Store `entry` and wait until it is: `Err` when the store refused it (it is then not
+    /// retried: the request it announces is refused instead).
+    pub async fn commit(&self, entry: AuditEntry) -> Result<(), Unavailable> {
+        let (done, stored) = oneshot::channel();
+        self.inner
+            .tx
+            .send(Msg::Write(entry, Some(done)))
+            .await
+            .map_err(|_| Unavailable)?;
+        match stored.await {
+            Ok(true) => Ok(()),
+            _ => Err(Unavailable),
+        }
+    }
+
+    /// Queue `entry`: stored with the next batch, kept and retried if the store refuses it.
+    pub async fn submit(&self, entry: AuditEntry) {
+        if self.inner.tx.send(Msg::Write(entry, None)).await.is_err() {
+            tracing::error!(target: "vcm::audit", "the audit writer is gone; a record is lost");
+        }
+    }
+
+    /// Wait until every record queued so far was written (or tried).
+    pub async fn flush(&self) {
+        let (done, flushed) = oneshot::channel();
+        if self.inner.tx.send(Msg::Flush(done)).await.is_ok() {
+            let _ = flushed.await;
+        }
+    }
+
+    /// Whether reads wait for their record (and fail when it cannot be stored).
+    pub fn reads_fail_closed(&self) -> bool {
+        self.inner.reads == FailMode::Closed
+    }
+
+    /// Whether the last write went through.
+    pub fn healthy(&self) -> bool {
+        self.inner.healthy.load(Ordering::Relaxed)
+    }
+
+    /// Where a walk of this log starts.
+    pub async fn anchor(&self) -> Result<Anchor, crate::store::StoreError> {
+        let store = &self.inner.store;
+        Ok(Anchor {
+            genesis: genesis(&store.installation_id().await?),
+            checkpoint: store.audit_checkpoint().await?,
+            public_key: self.inner.signer.public_key(),
+        })
+    }
+
+    /// The signer, for retention's checkpoints.
+    pub fn signer(&self) -> Arc<Signer> {
+        self.inner.signer.clone()
+    }
+
+    /// The store the log is in.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+}
+
+/// Where stored records are copied to.
+enum Sink {
+    Stdout,
+    File(std::io::BufWriter<std::fs::File>),
+}
+
+impl Sink {
+    fn write(&mut self, records: &[AuditRecord]) -> std::io::Result<()> {
+        let mut lines = Vec::with_capacity(records.len() * 512);
+        for r in records {
+            serde_json::to_writer(&mut lines, r)?;
+            lines.push(b'\n');
+        }
+        match self {
+            Self::Stdout => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(&lines)?;
+                out.flush()
+            }
+            Self::File(f) => {
+                f.write_all(&lines)?;
+                f.flush()
+            }
+        }
+    }
+}
+
+/// The one task that appends to the log.
+struct Writer {
+    store: Arc<dyn Store>,
+    signer: Arc<Signer>,
+    /// The last stored record's seq and hash; `None` until read from the store, and again
+    /// after a failed write (whose outcome is unknown).
+    head: Option<(u64, String)>,
+    /// Records the store refused, oldest first, to be tried again.
+    retry: VecDeque<AuditEntry>,
+    export: Option<Sink>,
+    healthy: Arc<AtomicBool>,
+}
+
+// === impl Writer ===
+
+impl Writer {
+    async fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
+        loop {
+            let first = if self.retry.is_empty() {
+                rx.recv().await
+            } else {
+                tokio::select! {
+                    msg = rx.recv() => msg,
+                    () = tokio::time::sleep(RETRY_EVERY) => {
+                        self.write(Vec::new()).await;
+                        continue;
+                    }
+                }
+            };
+            let Some(first) = first else {
+                // Every sender is gone: one last try for what is kept.
+                if !self.retry.is_empty() {
+                    self.write(Vec::new()).await;
+                }
+                return;
+            };
+            let mut batch = Vec::new();
+            let mut flushes = Vec::new();
+            let mut next = Some(first);
+            while let Some(msg) = next.take() {
+                match msg {
+                    Msg::Write(entry, done) => batch.push((entry, done)),
+                    Msg::Flush(done) => flushes.push(done),
+                }
+                if batch.len() < MAX_BATCH {
+                    next = rx.try_recv().ok();
+                }
+            }
+            if !batch.is_empty() || !self.retry.is_empty() {
+                self.write(batch).await;
+            }
+            for done in flushes {
+                let _ = done.send(());
+            }
+        }
+    }
+
+    /// Store what is kept for a retry, then `batch`; tell each waiter how it went.
+    async fn write(&mut self, batch: Vec<(AuditEntry, Option<oneshot::Sender<bool>>)>) {
+        let mut entries: Vec<AuditEntry> = self.retry.drain(..).collect();
+        let kept = entries.len();
+        let mut waiters = Vec::with_capacity(batch.len());
+        for (entry, done) in batch {
+            entries.push(entry);
+            waiters.push(done);
+        }
+        let stored = self.append(&entries).await;
+        let ok = stored.is_ok();
+        self.healthy.store(ok, Ordering::Relaxed);
+        if let Err(e) = &stored {
+            tracing::error!(
+                target: "vcm::audit",
+                error = %e,
+                records = entries.len(),
+                "the audit log could not be written; mutating requests are refused until it can"
+            );
+            // NB: a record somebody waits for is not kept: its request is refused instead.
+            let mut entries = entries.into_iter();
+            self.retry.extend(entries.by_ref().take(kept));
+            for (entry, done) in entries.zip(&waiters) {
+                if done.is_none() {
+                    self.retry.push_back(entry);
+                }
+            }
+            if self.retry.len() > MAX_RETRY {
+                let lost = self.retry.len() - MAX_RETRY;
+                self.retry.drain(..lost);
+                tracing::error!(target: "vcm::audit", lost, "audit records dropped: the store refused them too long");
+            }
+        }
+        for done in waiters.into_iter().flatten() {
+            let _ = done.send(ok);
+        }
+    }
+
+    async fn append(&mut self, entries: &[AuditEntry]) -> anyhow::Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let (mut seq, mut prev) = match self.head.take() {
+            Some(head) => head,
+            None => match self.store.audit_head().await? {
+                Some(head) => head,
+                None => (0, genesis(&self.store.installation_id().await?)),
+            },
+        };
+        let mut records = Vec::with_capacity(entries.len());
+        for entry in entries {
+            seq += 1;
+            let record = AuditRecord::link(seq, entry.clone(), std::mem::take(&mut prev));
+            prev.clone_from(&record.hash);
+            records.push(record);
+        }
+        if let Some(last) = records.last_mut() {
+            last.signature = Some(self.signer.sign(&AuditRecord::signed_bytes(&last.hash)));
+        }
+        self.store.audit_append(&records).await?;
+        self.head = Some((seq, prev));
+        if let Some(sink) = &mut self.export
+            && let Err(e) = sink.write(&records)
+        {
+            tracing::error!(target: "vcm::audit", error = %e, "exporting audit records failed");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,213 @@
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use super::*;
+use crate::domain::{Decision, Door, Stage, Timestamp};
+use crate::store::{AuditFilter, SqliteStore, Store};
+
+fn entry(i: u64) -> AuditEntry {
+    AuditEntry {
+        time: Timestamp::from_millisecond(1_764_470_000_000 + i as i64).unwrap(),
+        request_id: format!("r-{i}"),
+        door: Door::Api,
+        stage: Stage::Completed,
+        principal: Some("token:alice".into()),
+        auth_error: None,
+        source: Some("127.0.0.1".into()),
+        action: "GET /v1/clusters".into(),
+        target: None,
+        decision: Some(Decision::Allowed),
+        code: None,
+        messages: vec![format!("m{i}")],
+        status: Some(200),
+        duration_us: Some(90),
+    }
+}
+
+struct Log {
+    store: Arc<dyn Store>,
+    auditor: Auditor,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn log(export: Option<Export>) -> Log {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/vcm.db", dir.path().display());
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&url).await.unwrap());
+    let signer = Arc::new(Signer::ephemeral().unwrap());
+    let auditor = Auditor::start(store.clone(), signer, FailMode::Open, export).unwrap();
+    Log {
+        store,
+        auditor,
+        url,
+        _dir: dir,
+    }
+}
+
+async fn all(store: &dyn Store) -> Vec<AuditRecord> {
+    store
+        .audit_list(&AuditFilter {
+            limit: 1000,
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap()
+}
+
+async fn verify(log: &Log) -> Result<Verified, Broken> {
+    let anchor = log.auditor.anchor().await.unwrap();
+    let mut walk = Walk::start(&anchor, &anchor.public_key)?;
+    for r in all(log.store.as_ref()).await {
+        walk.push(&r)?;
+    }
+    walk.finish()
+}
+
+/// Makes every insert into the audit table fail, as a full disk or a broken file would.
+async fn break_inserts(url: &str, broken: bool) {
+    let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+    let sql = if broken {
+        "CREATE TRIGGER no_audit BEFORE INSERT ON audit_records \
+         BEGIN SELECT RAISE(ABORT, 'disk full (test)'); END"
+    } else {
+        "DROP TRIGGER no_audit"
+    };
+    sqlx::query(sql).execute(&pool).await.unwrap();
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn records_from_concurrent_requests_form_one_verifiable_chain() {
+    // Arrange
+    let log = log(None).await;
+
+    // Act: 200 records from 20 tasks at once, some waited for.
+    let mut tasks = Vec::new();
+    for t in 0..20u64 {
+        let auditor = log.auditor.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..10u64 {
+                let e = entry(t * 10 + i);
+                if i % 2 == 0 {
+                    auditor.commit(e).await.unwrap();
+                } else {
+                    auditor.submit(e).await;
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    log.auditor.flush().await;
+
+    // Assert
+    let records = all(log.store.as_ref()).await;
+    assert_eq!(records.len(), 200);
+    let done = verify(&log).await.unwrap();
+    assert_eq!((done.first_seq, done.last_seq), (Some(1), Some(200)));
+    assert!(done.signed >= 1);
+}
+
+#[tokio::test]
+async fn a_store_that_refuses_records_fails_waiters_and_keeps_the_rest() {
+    // Arrange
+    let log = log(None).await;
+    log.auditor.commit(entry(1)).await.unwrap();
+    break_inserts(&log.url, true).await;
+
+    // Act
+    let refused = log.auditor.commit(entry(2)).await;
+    log.auditor.submit(entry(3)).await;
+    log.auditor.flush().await;
+    let unhealthy = !log.auditor.healthy();
+    break_inserts(&log.url, false).await;
+    log.auditor.commit(entry(4)).await.unwrap();
+
+    // Assert
+    assert_eq!(refused, Err(Unavailable));
+    assert!(unhealthy);
+    assert!(log.auditor.healthy());
+    let ids: Vec<String> = all(log.store.as_ref())
+        .await
+        .into_iter()
+        .map(|r| r.entry.request_id)
+        .collect();
+    assert_eq!(
+        ids,
+        ["r-1", "r-3", "r-4"],
+        "the queued record was kept, the refused one not"
+    );
+    verify(&log).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_restarted_writer_continues_the_chain() {
+    // Arrange
+    let log = log(None).await;
+    log.auditor.commit(entry(1)).await.unwrap();
+
+    // Act: a second writer over the same store, as after a restart.
+    let again = Auditor::ephemeral(log.store.clone()).unwrap();
+    again.commit(entry(2)).await.unwrap();
+
+    // Assert: the link holds; the second key signed the last record.
+    let records = all(log.store.as_ref()).await;
+    assert_eq!(records[1].prev, records[0].hash);
+    let anchor = again.anchor().await.unwrap();
+    let mut walk = Walk::start(&anchor, &anchor.public_key).unwrap();
+    let broken = records.iter().try_for_each(|r| walk.push(r)).unwrap_err();
+    assert_eq!(
+        broken.seq, 1,
+        "another key signed record 1: {}",
+        broken.problem
+    );
+}
+
+#[tokio::test]
+async fn stored_records_are_exported_as_json_lines() {
+    // Arrange
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let log = log(Some(Export::File(path.clone()))).await;
+
+    // Act
+    for i in 1..=3 {
+        log.auditor.commit(entry(i)).await.unwrap();
+    }
+
+    // Assert
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<AuditRecord> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines, all(log.store.as_ref()).await);
+}
+
+#[tokio::test]
+async fn retention_purges_behind_a_signed_checkpoint_and_the_rest_verifies() {
+    // Arrange: records at +1..+10 ms.
+    let log = log(None).await;
+    for i in 1..=10 {
+        log.auditor.commit(entry(i)).await.unwrap();
+    }
+
+    // Act
+    let cutoff = Timestamp::from_millisecond(1_764_470_000_005).unwrap();
+    let purged = Retention::new(log.auditor.clone(), Duration::ZERO)
+        .purge_before(cutoff)
+        .await
+        .unwrap();
+    log.auditor.commit(entry(11)).await.unwrap();
+
+    // Assert
+    assert_eq!(purged, 4);
+    let done = verify(&log).await.unwrap();
+    assert_eq!(
+        (done.purged, done.first_seq, done.last_seq),
+        (4, Some(5), Some(11))
+    );
+}
