@@ -205,6 +205,16 @@ pub struct ClusterList {
     pub next_cursor: Option<String>,
 }
 
+/// A page of audit records (`GET /v1/audit`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AuditPage {
+    /// The records, newest first unless `order=asc`.
+    pub items: Vec<crate::domain::AuditRecord>,
+    /// Pass as `cursor` for the next page; absent on the last one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
 /// Result of a bulk delete.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct DeletedClusters {

@@ -97,6 +97,12 @@ impl Walk {
         })
     }
 
+    /// Expect `seq` as the first record instead: for an exported file that starts later than
+    /// the log (the caller takes the first record's `prev` as the anchor).
+    pub fn skip_to(&mut self, seq: u64) {
+        self.next_seq = seq;
+    }
+
     /// Check the next record.
     pub fn push(&mut self, r: &AuditRecord) -> Result<(), Broken> {
         let broken = |problem: String| {

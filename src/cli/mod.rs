@@ -10,6 +10,7 @@ use crate::{
     config::{ConfigOverrides, LogFormat},
 };
 
+mod audit;
 mod cluster;
 mod output;
 mod policy;
@@ -18,6 +19,7 @@ mod team;
 mod token;
 mod wait;
 
+pub use audit::AuditCmd;
 pub use cluster::ClusterCmd;
 pub use policy::PolicyCmd;
 pub use team::TeamCmd;
@@ -101,6 +103,9 @@ pub enum Command {
     /// API tokens (`vcm token create --bootstrap` makes the first admin token offline).
     #[command(subcommand)]
     Token(TokenCmd),
+    /// The audit log: `vcm audit list` shows records, `vcm audit verify` walks the chain.
+    #[command(subcommand)]
+    Audit(AuditCmd),
     /// Rego policies: `vcm policy eval` decides a request offline, as the server would.
     #[command(subcommand)]
     Policy(PolicyCmd),
@@ -157,6 +162,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Token(cmd) => token::run(cmd, &cli.global).await,
         Command::Team(cmd) => team::run(cmd, &cli.global).await,
         Command::Policy(cmd) => policy::run(cmd, cli.global.output),
+        Command::Audit(cmd) => audit::run(cmd, &cli.global).await,
         Command::Whoami => whoami(&cli.global).await,
         Command::Version => print_version(cli.global.output),
     }

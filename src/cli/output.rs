@@ -237,7 +237,7 @@ fn structured<T: Serialize>(value: &T, format: OutputFormat) -> Option<anyhow::R
     }
 }
 
-fn mk_table() -> Table {
+pub(super) fn mk_table() -> Table {
     let mut table = Table::new();
     table.load_style(UTF8_FULL);
     table

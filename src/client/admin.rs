@@ -53,6 +53,19 @@ impl Client {
             .await
     }
 
+    /// `GET /v1/audit` (admins): a page of audit records; `query` holds the filters as
+    /// query parameters.
+    pub async fn audit_page(&self, query: &[(&str, String)]) -> Result<crate::api::AuditPage> {
+        self.json(self.request(Method::GET, &["v1", "audit"])?.query(query))
+            .await
+    }
+
+    /// `GET /v1/audit/anchor` (admins): where a walk of the audit chain starts.
+    pub async fn audit_anchor(&self) -> Result<crate::audit::Anchor> {
+        self.json(self.request(Method::GET, &["v1", "audit", "anchor"])?)
+            .await
+    }
+
     /// `DELETE /v1/tokens/{id}` (admins): revoke it.
     pub async fn revoke_token(&self, id: &str) -> Result<TokenView> {
         self.json(self.request(Method::DELETE, &["v1", "tokens", id])?)

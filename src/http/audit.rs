@@ -5,13 +5,12 @@ use axum::{
     Json,
     extract::{Query, State},
 };
-use serde::Serialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{AppState, error::ApiError, extract::Authenticated};
-use crate::api::ErrorBody;
+use crate::api::{AuditPage, ErrorBody};
 use crate::audit::Anchor;
-use crate::domain::{AuditRecord, Decision, InvalidField, Principal, Role, Timestamp, quoted};
+use crate::domain::{Decision, InvalidField, Principal, Role, Timestamp, quoted};
 use crate::error::Error;
 use crate::store::AuditFilter;
 
@@ -27,16 +26,6 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list))
         .routes(routes!(anchor))
-}
-
-/// A page of audit records.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct AuditPage {
-    /// The records, newest first unless `order=asc`.
-    pub items: Vec<AuditRecord>,
-    /// Pass as `cursor` for the next page; absent on the last one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<String>,
 }
 
 /// Audit records: every request through every door, hash-chained. Filters combine (AND).
@@ -168,7 +157,10 @@ fn parse(pairs: &[(String, String)]) -> Result<AuditFilter, InvalidField> {
                     .ok_or_else(|| {
                         InvalidField::new(
                             key,
-                            format!("{} is not a whole number from 1 to {MAX_LIMIT}", quoted(value)),
+                            format!(
+                                "{} is not a whole number from 1 to {MAX_LIMIT}",
+                                quoted(value)
+                            ),
                         )
                     })?;
             }
@@ -186,7 +178,10 @@ fn parse(pairs: &[(String, String)]) -> Result<AuditFilter, InvalidField> {
         let bad = || {
             InvalidField::new(
                 "cursor",
-                format!("{} is not a cursor of this listing; pass a previous page's next_cursor unchanged, with the same order", quoted(value)),
+                format!(
+                    "{} is not a cursor of this listing; pass a previous page's next_cursor unchanged, with the same order",
+                    quoted(value)
+                ),
             )
         };
         let (dir, seq) = value.split_at_checked(1).ok_or_else(bad)?;

@@ -6,17 +6,17 @@
 //! and event headers are there (400), the body reads as the event (400). A redelivery (same
 //! delivery id) answers 200 `duplicate` and changes nothing.
 
-use axum::{Extension, Json};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use axum::{Extension, Json};
 use serde_json::json;
 
 use super::AppState;
-use crate::audit::Note;
 use super::error::ApiError;
+use crate::audit::Note;
 use crate::config::rule_for;
 use crate::domain::now_ms;
 use crate::error::Error;

@@ -94,8 +94,8 @@ pub async fn assemble(config: &Config) -> anyhow::Result<(AppState, Background)>
         (Some(auditor), Ok(Some(keep))) => Some(Retention::new(auditor.clone(), keep)),
         _ => None,
     };
-    let state = AppState::new(service, Arc::new(authenticator(store, config).await?))
-        .with_audit(auditor);
+    let state =
+        AppState::new(service, Arc::new(authenticator(store, config).await?)).with_audit(auditor);
     let state = match doors {
         Some(doors) => state.with_webhooks(doors),
         None => state,
@@ -124,9 +124,7 @@ fn auditor(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<Option<Audi
         .validate()
         .map_err(|e| anyhow::anyhow!("configuration [audit]: {e}"))?;
     if !audit.enabled {
-        tracing::warn!(
-            "the audit log is off ([audit] enabled = false): requests are not recorded"
-        );
+        tracing::warn!("the audit log is off ([audit] enabled = false): requests are not recorded");
         return Ok(None);
     }
     let signer = Signer::load_or_create(&audit.signing_key(&config.data_dir))

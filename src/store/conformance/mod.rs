@@ -13,11 +13,13 @@ use jiff::SignedDuration;
 
 use super::{ClusterFilter, Store, StoreError};
 
+mod audit;
 mod clusters;
 mod listing;
 mod pull_requests;
 mod records;
 
+use self::audit::*;
 use self::clusters::*;
 use self::listing::*;
 use self::pull_requests::*;
@@ -55,6 +57,7 @@ where
     case!(the_installation_id_is_made_once_and_stays);
     case!(deliveries_are_taken_once_and_pull_requests_wait_until_carried_out);
     case!(the_status_outbox_keeps_only_the_latest_state_until_the_provider_takes_it);
+    case!(audit_records_append_list_filter_page_and_purge);
 }
 
 async fn the_installation_id_is_made_once_and_stays(store: Arc<dyn Store>) {

@@ -28,7 +28,9 @@ macro_rules! filtered {
     ($order:literal) => {
         select_records!(
             "WHERE (?1 IS NULL OR time_ms >= ?1) AND (?2 IS NULL OR time_ms < ?2) \
-             AND (?3 IS NULL OR principal = ?3) AND (?4 IS NULL OR action = ?4) \
+             AND (?3 IS NULL OR principal = ?3) \
+             AND (?4 IS NULL OR action = ?4 OR (substr(?4, -1) = '*' \
+                  AND substr(action, 1, length(?4) - 1) = substr(?4, 1, length(?4) - 1))) \
              AND (?5 IS NULL OR decision = ?5) AND (?6 IS NULL OR target = ?6) \
              AND seq > ?7 AND seq < ?8 ORDER BY seq "
         )
