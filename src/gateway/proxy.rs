@@ -34,17 +34,17 @@ use crate::{
 
 /// Every method on `/k8s/{id}/…`.
 pub(super) async fn handle(State(state): State<AppState>, mut req: Request) -> Response {
-    let Some(gw) = state.gateway.clone() else {
-        return status_response(ApiError::not_found("the cluster gateway is not enabled"));
-    };
     let started = Instant::now();
     let (id, rest) = split_path(req.uri().path());
     let query = req.uri().query().map(str::to_owned);
     let info = request_info::parse(req.method(), &rest, query.as_deref());
-    let upgrade = is_upgrade(req.headers());
     let note = req.extensions().get::<Note>().cloned().unwrap_or_default();
     note.action(audit_action(&info, &rest));
     note.target(&id);
+    let Some(gw) = state.gateway.clone() else {
+        return status_response(ApiError::not_found("the cluster gateway is not enabled"));
+    };
+    let upgrade = is_upgrade(req.headers());
     let record = Record {
         id: id.clone(),
         info,

@@ -3,8 +3,10 @@
 //! issuer, a client certificate over mutual TLS), with an expected decision for each; a route
 //! the table has no decision for fails the test (`matrix.rs`). The server speaks HTTPS with
 //! client certificates optional, as a production one would. Then lists and bulk deletes by
-//! visibility, token administration, and rate limits (`scopes.rs`). The store is a real SQLite
-//! file; the driver is the scripted fake (access decisions do not depend on it).
+//! visibility, token administration, and rate limits (`scopes.rs`). Every route, door and
+//! refusal leaves an audit record, and no credential reaches the database (`audit.rs`). The
+//! store is a real SQLite file; the driver is the scripted fake (access decisions do not depend
+//! on it).
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
 /// The local CI OIDC issuer of `tests/oidc`.
@@ -14,6 +16,7 @@ mod issuer;
 #[path = "../tls/pki.rs"]
 mod pki;
 
+mod audit;
 mod matrix;
 mod scopes;
 

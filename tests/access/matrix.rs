@@ -74,6 +74,7 @@ fn decide(method: &str, path: &str, who: Who) -> Option<Decision> {
         | ("delete", "/v1/clusters/{id}/credentials/{credential}") => on_cluster(true, true),
         ("post", "/v1/clusters/{id}/forget") => admin_only,
         ("post", "/v1/tokens") | ("get", "/v1/tokens") => admin_only,
+        ("get", "/v1/audit") | ("get", "/v1/audit/anchor") => admin_only,
         ("get", "/v1/tokens/{id}") | ("delete", "/v1/tokens/{id}") => admin_only,
         // Team web's usage: its members (any role) and admins.
         ("get", "/v1/teams/{team}/usage") => match who {
@@ -85,7 +86,7 @@ fn decide(method: &str, path: &str, who: Who) -> Option<Decision> {
 }
 
 /// A body the route accepts from an allowed caller.
-fn body_for(method: &str, path: &str) -> Option<Value> {
+pub(super) fn body_for(method: &str, path: &str) -> Option<Value> {
     match (method, path) {
         ("post", "/v1/clusters") => Some(json!({})),
         ("put", "/v1/clusters/{id}") => Some(json!({"ttl": "3h"})),

@@ -100,9 +100,7 @@ pub(super) async fn audit_records_append_list_filter_page_and_purge(store: Arc<d
     assert_eq!(seqs(&after), [5, 6]);
 
     // Filters, alone and together.
-    let by = |f: AuditFilter| {
-        async move { seqs(&list(AuditFilter { limit: 100, ..f }).await) }
-    };
+    let by = |f: AuditFilter| async move { seqs(&list(AuditFilter { limit: 100, ..f }).await) };
     let principal = |p: &str| Some(p.to_owned());
     assert_eq!(
         by(AuditFilter {
