@@ -12,7 +12,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::signer;
-use crate::domain::{AuditCheckpoint, AuditRecord};
+use crate::domain::{AuditCheckpoint, AuditRecord, UNTRUSTED_HEAD};
 
 /// Where the walk starts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -142,6 +142,17 @@ impl Walk {
                  record was inserted between them",
                 r.seq
             ));
+        }
+        if r.entry.code.as_deref() == Some(UNTRUSTED_HEAD) && r.seq > 1 {
+            let before = r.seq - 1;
+            return Err(Broken {
+                seq: before,
+                problem: format!(
+                    "record {before} was not signed by the audit key when the server took up \
+                     the log (record {} says so): it was appended outside vcm, or the key changed",
+                    r.seq
+                ),
+            });
         }
         match &r.signature {
             Some(sig) => {

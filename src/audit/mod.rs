@@ -17,8 +17,8 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::audit::{Export, FailMode};
-use crate::domain::{AuditEntry, AuditRecord, genesis};
-use crate::store::Store;
+use crate::domain::{AuditEntry, AuditRecord, Door, Stage, UNTRUSTED_HEAD, genesis};
+use crate::store::{AuditHead, Store};
 
 /// Walking the chain.
 pub mod chain;
@@ -316,15 +316,13 @@ impl Writer {
         if entries.is_empty() {
             return Ok(());
         }
-        let (mut seq, mut prev) = match self.head.take() {
-            Some(head) => head,
-            None => match self.store.audit_head().await? {
-                Some(head) => head,
-                None => (0, genesis(&self.store.installation_id().await?)),
-            },
+        let (mut seq, mut prev, untrusted) = match self.head.take() {
+            Some((seq, prev)) => (seq, prev, None),
+            None => self.load_head().await?,
         };
-        let mut records = Vec::with_capacity(entries.len());
-        for entry in entries {
+        let marker = untrusted.map(|why| untrusted_head(seq, why));
+        let mut records = Vec::with_capacity(entries.len() + 1);
+        for entry in marker.iter().chain(entries) {
             seq += 1;
             let record = AuditRecord::link(seq, entry.clone(), std::mem::take(&mut prev));
             prev.clone_from(&record.hash);
@@ -341,6 +339,60 @@ impl Writer {
             tracing::error!(target: "vcm::audit", error = %e, "exporting audit records failed");
         }
         Ok(())
+    }
+
+    /// The head the next record links to, read from the store, and why it cannot be trusted
+    /// when it was not signed with this server's key: a record appended by someone else (or
+    /// a changed key). The server does not link onto such a head silently: its next record
+    /// says so, and a walk of the chain stops there.
+    async fn load_head(&self) -> anyhow::Result<(u64, String, Option<String>)> {
+        let Some(head) = self.store.audit_head().await? else {
+            return Ok((0, genesis(&self.store.installation_id().await?), None));
+        };
+        let key = self.signer.public_key();
+        let trusted = match &head {
+            AuditHead::Record(r) => {
+                r.intact()
+                    && r.signature.as_deref().is_some_and(|sig| {
+                        signer::verify(&key, &AuditRecord::signed_bytes(&r.hash), sig)
+                    })
+            }
+            AuditHead::Checkpoint(c) => signer::verify(&key, &c.signed_bytes(), &c.signature),
+        };
+        let (seq, hash) = head.link();
+        let why = (!trusted).then(|| {
+            tracing::error!(
+                target: "vcm::audit",
+                seq,
+                "the audit log's last record is not signed by this server's key: it was \
+                 appended outside vcm, or the key changed; run vcm audit verify"
+            );
+            format!(
+                "the log's last record ({seq}) was not signed by this server's audit key when \
+                 the server took up the log: it was appended outside vcm, or the key changed"
+            )
+        });
+        Ok((seq, hash.to_owned(), why))
+    }
+}
+
+/// The record vcm writes when it takes up a log whose last record (`seq`) it did not sign.
+fn untrusted_head(seq: u64, why: String) -> AuditEntry {
+    AuditEntry {
+        time: crate::domain::now_ms(),
+        request_id: String::new(),
+        door: Door::System,
+        stage: Stage::Completed,
+        principal: Some("system:vcm".to_owned()),
+        auth_error: None,
+        source: None,
+        action: "audit: untrusted head".to_owned(),
+        target: Some(seq.to_string()),
+        decision: None,
+        code: Some(UNTRUSTED_HEAD.to_owned()),
+        messages: vec![why],
+        status: None,
+        duration_us: None,
     }
 }
 

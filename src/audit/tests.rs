@@ -144,24 +144,60 @@ async fn a_store_that_refuses_records_fails_waiters_and_keeps_the_rest() {
 }
 
 #[tokio::test]
-async fn a_restarted_writer_continues_the_chain() {
+async fn a_restarted_writer_with_the_same_key_continues_the_chain() {
     // Arrange
     let log = log(None).await;
     log.auditor.commit(entry(1)).await.unwrap();
 
-    // Act: a second writer over the same store, as after a restart.
-    let again = Auditor::ephemeral(log.store.clone()).unwrap();
+    // Act: a second writer over the same store and key, as after a restart.
+    let again = Auditor::start(
+        log.store.clone(),
+        log.auditor.signer(),
+        FailMode::Open,
+        None,
+    )
+    .unwrap();
     again.commit(entry(2)).await.unwrap();
 
-    // Assert: the link holds; the second key signed the last record.
+    // Assert
     let records = all(log.store.as_ref()).await;
+    assert_eq!(records.len(), 2, "no note about the head");
     assert_eq!(records[1].prev, records[0].hash);
-    let anchor = again.anchor().await.unwrap();
-    let mut walk = Walk::start(&anchor, &anchor.public_key).unwrap();
-    let broken = records.iter().try_for_each(|r| walk.push(r)).unwrap_err();
+    verify(&log).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_head_the_server_did_not_sign_is_noted_and_the_walk_stops_there() {
+    // Arrange: a record appended behind vcm's back, linked and hashed but unsigned.
+    let log = log(None).await;
+    log.auditor.commit(entry(1)).await.unwrap();
+    let first = all(log.store.as_ref()).await.remove(0);
+    let forged = AuditRecord::link(2, entry(99), first.hash.clone());
+    log.store.audit_append(&[forged]).await.unwrap();
+
+    // Act: the server takes the log up again (a restart) and writes on.
+    let again = Auditor::start(
+        log.store.clone(),
+        log.auditor.signer(),
+        FailMode::Open,
+        None,
+    )
+    .unwrap();
+    again.commit(entry(3)).await.unwrap();
+
+    // Assert
+    let records = all(log.store.as_ref()).await;
+    assert_eq!(records.len(), 4);
     assert_eq!(
-        broken.seq, 1,
-        "another key signed record 1: {}",
+        records[2].entry.code.as_deref(),
+        Some(crate::domain::UNTRUSTED_HEAD)
+    );
+    assert_eq!(records[2].entry.door, Door::System);
+    let broken = verify(&log).await.unwrap_err();
+    assert_eq!(broken.seq, 2, "{}", broken.problem);
+    assert!(
+        broken.problem.contains("appended outside vcm"),
+        "{}",
         broken.problem
     );
 }

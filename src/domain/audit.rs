@@ -21,7 +21,13 @@ pub enum Door {
     Webhook,
     /// The cluster gateway (`/k8s/…`).
     Gateway,
+    /// vcm itself: a note about the log (it found a head it had not signed).
+    System,
 }
+
+/// The code of the record vcm writes when it takes up a log whose last record it did not sign
+/// (appended outside vcm, or signed with another key): a walk of the chain stops there.
+pub const UNTRUSTED_HEAD: &str = "audit_head_untrusted";
 
 /// When in a request's life the record was written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

@@ -14,7 +14,9 @@ mod pull_request;
 mod status_report;
 mod token;
 
-pub use audit::{AuditCheckpoint, AuditEntry, AuditRecord, Decision, Door, Stage, genesis};
+pub use audit::{
+    AuditCheckpoint, AuditEntry, AuditRecord, Decision, Door, Stage, UNTRUSTED_HEAD, genesis,
+};
 pub use cluster::{Cluster, ClusterEvent, ClusterId, ClusterName, DeleteReason, NewEvent};
 pub use duration::Ttl;
 pub use error::InvalidField;

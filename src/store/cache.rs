@@ -12,8 +12,8 @@ use std::sync::{Arc, RwLock};
 use async_trait::async_trait;
 
 use super::{
-    Attempt, AuditFilter, ClusterFilter, IdempotencyRecord, OwnerUse, Page, Store, StoreError,
-    Visibility,
+    Attempt, AuditFilter, AuditHead, ClusterFilter, IdempotencyRecord, OwnerUse, Page, Store,
+    StoreError, Visibility,
 };
 use crate::domain::{
     ApiToken, AuditCheckpoint, AuditRecord, Cluster, ClusterEvent, ClusterId, GatewayCredential,
@@ -366,7 +366,7 @@ impl Store for CachedStore {
         self.inner.owner_use(owner).await
     }
 
-    async fn audit_head(&self) -> Result<Option<(u64, String)>, StoreError> {
+    async fn audit_head(&self) -> Result<Option<AuditHead>, StoreError> {
         self.inner.audit_head().await
     }
 

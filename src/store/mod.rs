@@ -273,9 +273,9 @@ pub trait Store: Send + Sync + 'static {
     /// The live clusters of `owner`, whatever their team.
     async fn owner_use(&self, owner: &str) -> Result<OwnerUse, StoreError>;
 
-    /// The audit log's head: the last record's seq and hash, or the checkpoint's when
-    /// retention purged every record; `None` for a log never written.
-    async fn audit_head(&self) -> Result<Option<(u64, String)>, StoreError>;
+    /// The audit log's head: its last record, or the checkpoint when retention purged every
+    /// record; `None` for a log never written.
+    async fn audit_head(&self) -> Result<Option<AuditHead>, StoreError>;
 
     /// Append `records` (consecutive seqs after the head) in one transaction: all or none.
     async fn audit_append(&self, records: &[AuditRecord]) -> Result<(), StoreError>;
@@ -293,6 +293,27 @@ pub trait Store: Send + Sync + 'static {
     /// Delete the records up to `checkpoint.through_seq` and keep `checkpoint` in their place,
     /// in one transaction; returns how many were deleted.
     async fn audit_purge(&self, checkpoint: &AuditCheckpoint) -> Result<u64, StoreError>;
+}
+
+/// The end of the audit log, which the next record links to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditHead {
+    /// Its last record.
+    Record(Box<AuditRecord>),
+    /// Retention's checkpoint, when no record is left after it.
+    Checkpoint(AuditCheckpoint),
+}
+
+// === impl AuditHead ===
+
+impl AuditHead {
+    /// The seq and hash the next record follows.
+    pub fn link(&self) -> (u64, &str) {
+        match self {
+            Self::Record(r) => (r.seq, &r.hash),
+            Self::Checkpoint(c) => (c.through_seq, &c.hash),
+        }
+    }
 }
 
 /// Which audit records to list.

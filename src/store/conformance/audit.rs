@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use crate::domain::{AuditCheckpoint, AuditEntry, AuditRecord, Decision, Door, Stage, Timestamp};
-use crate::store::{AuditFilter, Store};
+use crate::store::{AuditFilter, AuditHead, Store};
 
 fn entry(i: i64, principal: &str, action: &str, decision: Decision) -> AuditEntry {
     AuditEntry {
@@ -167,7 +167,7 @@ pub(super) async fn audit_records_append_list_filter_page_and_purge(store: Arc<d
     // The head, and a purge behind a checkpoint.
     assert_eq!(
         store.audit_head().await.expect("head"),
-        Some((6, records[5].hash.clone()))
+        Some(AuditHead::Record(Box::new(records[5].clone())))
     );
     let before = store
         .audit_last_before(records[3].entry.time)
@@ -199,7 +199,7 @@ pub(super) async fn audit_records_append_list_filter_page_and_purge(store: Arc<d
     assert_eq!(store.audit_purge(&later).await.expect("purge"), 3);
     assert_eq!(
         store.audit_head().await.expect("head"),
-        Some((6, records[5].hash.clone())),
+        Some(AuditHead::Checkpoint(later)),
         "an emptied log's head is its checkpoint"
     );
 }

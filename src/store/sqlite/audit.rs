@@ -6,7 +6,7 @@ use sqlx::sqlite::SqliteRow;
 use super::rows::{Doing as _, get, to_i64, to_u64, ts};
 use super::{SqliteStore, StoreResult};
 use crate::domain::{AuditCheckpoint, AuditEntry, AuditRecord, Decision, Door, Stage, Timestamp};
-use crate::store::{AuditFilter, StoreError};
+use crate::store::{AuditFilter, AuditHead, StoreError};
 
 /// The largest page handed out.
 const MAX_LIMIT: usize = 1000;
@@ -43,21 +43,21 @@ macro_rules! filtered {
 // === impl SqliteStore ===
 
 impl SqliteStore {
-    pub(super) async fn audit_head_impl(&self) -> StoreResult<Option<(u64, String)>> {
+    pub(super) async fn audit_head_impl(&self) -> StoreResult<Option<AuditHead>> {
         let last = self
             .one(
-                sqlx::query("SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1"),
-                |r| Ok((to_u64(get(r, "seq")?)?, get::<String>(r, "hash")?)),
+                sqlx::query(select_records!("ORDER BY seq DESC LIMIT 1")),
+                record_from_row,
                 "reading the audit log's head",
             )
             .await?;
-        if last.is_some() {
-            return Ok(last);
+        if let Some(last) = last {
+            return Ok(Some(AuditHead::Record(Box::new(last))));
         }
         Ok(self
             .audit_checkpoint_impl()
             .await?
-            .map(|c| (c.through_seq, c.hash)))
+            .map(AuditHead::Checkpoint))
     }
 
     pub(super) async fn audit_append_impl(&self, records: &[AuditRecord]) -> StoreResult<()> {
@@ -212,6 +212,7 @@ fn record_from_row(r: &SqliteRow) -> StoreResult<AuditRecord> {
                 "api" => Door::Api,
                 "webhook" => Door::Webhook,
                 "gateway" => Door::Gateway,
+                "system" => Door::System,
                 _ => return Err(bad("door", &door)),
             },
             stage: match stage.as_str() {
@@ -246,6 +247,7 @@ fn door_str(d: Door) -> &'static str {
         Door::Api => "api",
         Door::Webhook => "webhook",
         Door::Gateway => "gateway",
+        Door::System => "system",
     }
 }
 

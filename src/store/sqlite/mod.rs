@@ -17,7 +17,8 @@ use sqlx::sqlite::{
 use sqlx::{Sqlite, Transaction};
 
 use super::{
-    Attempt, AuditFilter, ClusterFilter, IdempotencyRecord, OwnerUse, Page, Store, StoreError,
+    Attempt, AuditFilter, AuditHead, ClusterFilter, IdempotencyRecord, OwnerUse, Page, Store,
+    StoreError,
 };
 use crate::domain::{
     ApiToken, AuditCheckpoint, AuditRecord, Cluster, ClusterEvent, ClusterId, GatewayCredential,
@@ -351,7 +352,7 @@ impl Store for SqliteStore {
         self.owner_use_impl(owner).await
     }
 
-    async fn audit_head(&self) -> Result<Option<(u64, String)>, StoreError> {
+    async fn audit_head(&self) -> Result<Option<AuditHead>, StoreError> {
         self.audit_head_impl().await
     }
 
