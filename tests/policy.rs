@@ -109,7 +109,7 @@ fn the_shipped_policies_refuse_with_their_messages_and_an_edited_policy_is_in_fo
     // Our own file, edited: deletes are refused once it is reloaded.
     std::fs::write(
         &own,
-        "package vcm\n\ndeny contains \"frozen: no deletes today\" if input.action == \"cluster.delete\"\n",
+        "package vcm\n\ndeny contains \"frozen: no deletes today\" if input.action == \"cluster.delete\"\ndeny contains \"frozen: no keepalives\" if input.action == \"cluster.keepalive\"\n",
     )
     .unwrap();
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -129,6 +129,13 @@ fn the_shipped_policies_refuse_with_their_messages_and_an_edited_policy_is_in_fo
         text(&refused).contains("frozen: no deletes today"),
         "{}",
         text(&refused)
+    );
+    let kept = vcm.cli_as(&ci, &["cluster", "keepalive", "labelled"]);
+    assert!(!kept.status.success());
+    assert!(
+        text(&kept).contains("frozen: no keepalives"),
+        "{}",
+        text(&kept)
     );
 
     // A broken edit keeps the previous version in force.

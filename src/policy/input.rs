@@ -25,6 +25,12 @@ pub mod action {
     pub const TOKEN_CREATE: &str = "token.create";
     /// Revoking a token; `input.request` is `{"id": "t-…"}`.
     pub const TOKEN_REVOKE: &str = "token.revoke";
+    /// `POST /v1/clusters/{id}/keepalive` (resets the idle clock); `input.cluster` is the
+    /// cluster.
+    pub const CLUSTER_KEEPALIVE: &str = "cluster.keepalive";
+    /// Revoking a cluster's gateway credentials; `input.cluster` is the cluster,
+    /// `input.request` is `{"credential": "g-…"}` (`null`: all of them).
+    pub const CLUSTER_CREDENTIALS_REVOKE: &str = "cluster.credentials.revoke";
 }
 
 /// The input document (`input`), version 1.

@@ -246,6 +246,8 @@ impl ClusterService {
         let cluster = self
             .resolve_for(principal, id_or_name, Action::Keepalive)
             .await?;
+        self.check_policy(principal, action::CLUSTER_KEEPALIVE, Some(&cluster), None)
+            .await?;
         if !cluster.phase.is_live() {
             return Err(Error::conflict(
                 "cluster_not_live",

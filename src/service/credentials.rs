@@ -87,6 +87,13 @@ impl ClusterService {
         let cluster = self
             .resolve_for(principal, id_or_name, Action::Credentials)
             .await?;
+        self.check_policy(
+            principal,
+            crate::policy::action::CLUSTER_CREDENTIALS_REVOKE,
+            Some(&cluster),
+            Some(serde_json::json!({ "credential": credential })),
+        )
+        .await?;
         if let Some(id) = credential {
             let known = self
                 .store
