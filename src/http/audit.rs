@@ -34,11 +34,11 @@ pub fn router() -> OpenApiRouter<AppState> {
     params(
         ("since" = Option<String>, Query, format = DateTime, description = "Written at or after (RFC 3339)"),
         ("until" = Option<String>, Query, format = DateTime, description = "Written before (RFC 3339)"),
-        ("principal" = Option<String>, Query, max_length = 256, description = "Only this principal (`token:t-…`, `oidc:…`, `webhook:github`)"),
-        ("action" = Option<String>, Query, max_length = 256, description = "Only this action (`POST /v1/clusters`); a trailing `*` matches a prefix (`k8s delete*`)"),
+        ("principal" = Option<String>, Query, min_length = 1, max_length = 256, description = "Only this principal (`token:t-…`, `oidc:…`, `webhook:github`)"),
+        ("action" = Option<String>, Query, min_length = 1, max_length = 256, description = "Only this action (`POST /v1/clusters`); a trailing `*` matches a prefix (`k8s delete*`)"),
         ("decision" = Option<Decision>, Query, description = "Only this decision"),
-        ("cluster" = Option<String>, Query, max_length = 256, description = "Only records about this cluster (or token, or team) id"),
-        ("order" = Option<String>, Query, pattern = "^(asc|desc)$", description = "`desc` (newest first, the default) or `asc`"),
+        ("cluster" = Option<String>, Query, min_length = 1, max_length = 256, description = "Only records about this cluster (or token, or team) id"),
+        ("order" = Option<String>, Query, pattern = "^(asc|desc)$", description = "`desc` (newest first, the default) or `asc`; with a `cursor`, the cursor's listing's order"),
         ("limit" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "1 to 1000, default 100"),
         ("cursor" = Option<String>, Query, pattern = "^[ad][0-9]{1,19}$", description = "A previous page's `next_cursor`"),
     ),
@@ -190,9 +190,16 @@ fn parse(pairs: &[(String, String)]) -> Result<AuditFilter, InvalidField> {
             .ok()
             .filter(|_| seq.len() <= 19 && seq.bytes().all(|b| b.is_ascii_digit()))
             .ok_or_else(bad)?;
-        match (dir, filter.descending) {
-            ("d", true) => filter.before_seq = Some(seq),
-            ("a", false) => filter.after_seq = Some(seq),
+        // NB: a cursor continues the listing it came from, in that listing's order.
+        match dir {
+            "d" => {
+                filter.descending = true;
+                filter.before_seq = Some(seq);
+            }
+            "a" => {
+                filter.descending = false;
+                filter.after_seq = Some(seq);
+            }
             _ => return Err(bad()),
         }
     }
@@ -250,7 +257,7 @@ mod tests {
             ("limit", "0"),
             ("limit", "1001"),
             ("order", "up"),
-            ("cursor", "a42"),
+            ("cursor", "x42"),
             ("cursor", "d"),
             ("cursor", "d-1"),
             ("principal", ""),
