@@ -204,6 +204,52 @@ fn forged_tampered_legacy_wrong_door_oversized_and_malformed_deliveries_are_refu
     let (status, body) = deliver(&vcm, "github", &no_delivery, body);
     assert_eq!(status, 400, "{body}");
     assert!(error_says(&body, "X-GitHub-Delivery"), "{body}");
+
+    // Each refusal is in the audit log: the forged ones without a principal and with why,
+    // the signed but unreadable one as the door's.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let records = loop {
+        let out = vcm.cli_ok(&[
+            "audit",
+            "list",
+            "--action",
+            "POST /v1/webhooks/*",
+            "--oldest-first",
+            "-o",
+            "json",
+        ]);
+        let records: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+        let completed = records.iter().filter(|r| r["stage"] == "completed").count();
+        if completed >= 8 || std::time::Instant::now() > deadline {
+            break records;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let completed: Vec<_> = records
+        .iter()
+        .filter(|r| r["stage"] == "completed")
+        .collect();
+    let statuses: Vec<_> = completed
+        .iter()
+        .map(|r| r["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(statuses, [401, 401, 401, 401, 400, 413, 400], "{records:?}");
+    let forged = completed[0];
+    assert_eq!(forged["door"], "webhook");
+    assert_eq!(forged["decision"], "unauthenticated");
+    assert!(forged["principal"].is_null(), "{forged}");
+    assert!(
+        forged["auth_error"]
+            .as_str()
+            .unwrap()
+            .contains("does not match"),
+        "{forged}"
+    );
+    assert_eq!(
+        completed[4]["principal"], "webhook:github",
+        "{:?}",
+        completed[4]
+    );
 }
 
 #[test]

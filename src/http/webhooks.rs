@@ -107,6 +107,9 @@ async fn receive(
             "the body is not a {provider} {event} delivery: {e}"
         ))
     })?;
+    if let Parsed::PullRequest(pr) = &parsed {
+        note.target(&format!("{}#{}", pr.repository, pr.number));
+    }
     let (update, result) = match &parsed {
         Parsed::Ignored { what } => (None, format!("ignored: {what}")),
         Parsed::PullRequest(pr) => {
