@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::domain::{Decision, Door, Stage, Timestamp};
+use crate::domain::{AuditRecord, Decision, Door, Stage, Timestamp};
 use crate::store::{AuditFilter, SqliteStore, Store};
 
 fn entry(i: u64) -> AuditEntry {

@@ -1,0 +1,234 @@
+//! The one task that appends to the audit log: batches, links, signs, stores and exports.
+
+use std::collections::VecDeque;
+use std::io::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::{MAX_BATCH, MAX_RETRY, Msg, RETRY_EVERY, Signer, signer};
+use crate::domain::{AuditEntry, AuditRecord, Door, Stage, UNTRUSTED_HEAD, genesis};
+use crate::store::{AuditHead, Store};
+
+/// Where stored records are copied to.
+pub(super) enum Sink {
+    Stdout,
+    File(std::io::BufWriter<std::fs::File>),
+}
+
+impl Sink {
+    fn write(&mut self, records: &[AuditRecord]) -> std::io::Result<()> {
+        let mut lines = Vec::with_capacity(records.len() * 512);
+        for r in records {
+            serde_json::to_writer(&mut lines, r)?;
+            lines.push(b'\n');
+        }
+        match self {
+            Self::Stdout => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(&lines)?;
+                out.flush()
+            }
+            Self::File(f) => {
+                f.write_all(&lines)?;
+                f.flush()
+            }
+        }
+    }
+}
+
+/// The one task that appends to the log.
+pub(super) struct Writer {
+    store: Arc<dyn Store>,
+    signer: Arc<Signer>,
+    /// The last stored record's seq and hash; `None` until read from the store, and again
+    /// after a failed write (whose outcome is unknown).
+    head: Option<(u64, String)>,
+    /// Records the store refused, oldest first, to be tried again.
+    retry: VecDeque<AuditEntry>,
+    export: Option<Sink>,
+    healthy: Arc<AtomicBool>,
+}
+
+// === impl Writer ===
+
+impl Writer {
+    pub(super) fn new(
+        store: Arc<dyn Store>,
+        signer: Arc<Signer>,
+        export: Option<Sink>,
+        healthy: Arc<AtomicBool>,
+    ) -> Self {
+        Self {
+            store,
+            signer,
+            head: None,
+            retry: VecDeque::new(),
+            export,
+            healthy,
+        }
+    }
+
+    pub(super) async fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
+        loop {
+            let first = if self.retry.is_empty() {
+                rx.recv().await
+            } else {
+                tokio::select! {
+                    msg = rx.recv() => msg,
+                    () = tokio::time::sleep(RETRY_EVERY) => {
+                        self.write(Vec::new()).await;
+                        continue;
+                    }
+                }
+            };
+            let Some(first) = first else {
+                // Every sender is gone: one last try for what is kept.
+                if !self.retry.is_empty() {
+                    self.write(Vec::new()).await;
+                }
+                return;
+            };
+            let mut batch = Vec::new();
+            let mut flushes = Vec::new();
+            let mut next = Some(first);
+            while let Some(msg) = next.take() {
+                match msg {
+                    Msg::Write(entry, done) => batch.push((entry, done)),
+                    Msg::Flush(done) => flushes.push(done),
+                }
+                if batch.len() < MAX_BATCH {
+                    next = rx.try_recv().ok();
+                }
+            }
+            if !batch.is_empty() || !self.retry.is_empty() {
+                self.write(batch).await;
+            }
+            for done in flushes {
+                let _ = done.send(());
+            }
+        }
+    }
+
+    /// Store what is kept for a retry, then `batch`; tell each waiter how it went.
+    async fn write(&mut self, batch: Vec<(AuditEntry, Option<oneshot::Sender<bool>>)>) {
+        let mut entries: Vec<AuditEntry> = self.retry.drain(..).collect();
+        let kept = entries.len();
+        let mut waiters = Vec::with_capacity(batch.len());
+        for (entry, done) in batch {
+            entries.push(entry);
+            waiters.push(done);
+        }
+        let stored = self.append(&entries).await;
+        let ok = stored.is_ok();
+        self.healthy.store(ok, Ordering::Relaxed);
+        if let Err(e) = &stored {
+            tracing::error!(
+                target: "vcm::audit",
+                error = %e,
+                records = entries.len(),
+                "the audit log could not be written; mutating requests are refused until it can"
+            );
+            // NB: a record somebody waits for is not kept: its request is refused instead.
+            let mut entries = entries.into_iter();
+            self.retry.extend(entries.by_ref().take(kept));
+            for (entry, done) in entries.zip(&waiters) {
+                if done.is_none() {
+                    self.retry.push_back(entry);
+                }
+            }
+            if self.retry.len() > MAX_RETRY {
+                let lost = self.retry.len() - MAX_RETRY;
+                self.retry.drain(..lost);
+                tracing::error!(target: "vcm::audit", lost, "audit records dropped: the store refused them too long");
+            }
+        }
+        for done in waiters.into_iter().flatten() {
+            let _ = done.send(ok);
+        }
+    }
+
+    async fn append(&mut self, entries: &[AuditEntry]) -> anyhow::Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let (mut seq, mut prev, untrusted) = match self.head.take() {
+            Some((seq, prev)) => (seq, prev, None),
+            None => self.load_head().await?,
+        };
+        let marker = untrusted.map(|why| untrusted_head(seq, why));
+        let mut records = Vec::with_capacity(entries.len() + 1);
+        for entry in marker.iter().chain(entries) {
+            seq += 1;
+            let record = AuditRecord::link(seq, entry.clone(), std::mem::take(&mut prev));
+            prev.clone_from(&record.hash);
+            records.push(record);
+        }
+        if let Some(last) = records.last_mut() {
+            last.signature = Some(self.signer.sign(&AuditRecord::signed_bytes(&last.hash)));
+        }
+        self.store.audit_append(&records).await?;
+        self.head = Some((seq, prev));
+        if let Some(sink) = &mut self.export
+            && let Err(e) = sink.write(&records)
+        {
+            tracing::error!(target: "vcm::audit", error = %e, "exporting audit records failed");
+        }
+        Ok(())
+    }
+
+    /// The head the next record links to, read from the store, and why it cannot be trusted
+    /// when it was not signed with this server's key: a record appended by someone else (or
+    /// a changed key). The server does not link onto such a head silently: its next record
+    /// says so, and a walk of the chain stops there.
+    async fn load_head(&self) -> anyhow::Result<(u64, String, Option<String>)> {
+        let Some(head) = self.store.audit_head().await? else {
+            return Ok((0, genesis(&self.store.installation_id().await?), None));
+        };
+        let key = self.signer.public_key();
+        let trusted = match &head {
+            AuditHead::Record(r) => {
+                r.intact()
+                    && r.signature.as_deref().is_some_and(|sig| {
+                        signer::verify(&key, &AuditRecord::signed_bytes(&r.hash), sig)
+                    })
+            }
+            AuditHead::Checkpoint(c) => signer::verify(&key, &c.signed_bytes(), &c.signature),
+        };
+        let (seq, hash) = head.link();
+        let why = (!trusted).then(|| {
+            tracing::error!(
+                target: "vcm::audit",
+                seq,
+                "the audit log's last record is not signed by this server's key: it was \
+                 appended outside vcm, or the key changed; run vcm audit verify"
+            );
+            format!(
+                "the log's last record ({seq}) was not signed by this server's audit key when \
+                 the server took up the log: it was appended outside vcm, or the key changed"
+            )
+        });
+        Ok((seq, hash.to_owned(), why))
+    }
+}
+
+/// The record vcm writes when it takes up a log whose last record (`seq`) it did not sign.
+fn untrusted_head(seq: u64, why: String) -> AuditEntry {
+    AuditEntry {
+        time: crate::domain::now_ms(),
+        request_id: String::new(),
+        door: Door::System,
+        stage: Stage::Completed,
+        principal: Some("system:vcm".to_owned()),
+        auth_error: None,
+        source: None,
+        action: "audit: untrusted head".to_owned(),
+        target: Some(seq.to_string()),
+        decision: None,
+        code: Some(UNTRUSTED_HEAD.to_owned()),
+        messages: vec![why],
+        status: None,
+        duration_us: None,
+    }
+}
