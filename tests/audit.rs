@@ -34,7 +34,7 @@ fn shipped(name: &str) -> String {
     format!("{}/deploy/policies/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Runs `sql` on the server's database file (the server may be running: WAL mode).
+/// Runs `sql` on a database file of the server (it may be running: WAL mode).
 fn sql(db: &Path, statements: &[&str]) {
     let url = format!("sqlite://{}", db.display());
     let statements: Vec<String> = statements.iter().map(|s| (*s).to_owned()).collect();
@@ -62,15 +62,17 @@ fn verify(vcm: &Vcm, extra: &[&str]) -> (i32, String) {
     (out.status.code().unwrap_or(-1), text(&out))
 }
 
-/// Copies the database files (the server stopped) to `to`, or back.
+/// Copies the database files, the store's and the audit log's (the server stopped), to `to`.
 fn copy_db(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for suffix in ["", "-wal", "-shm"] {
-        let name = format!("vcm.db{suffix}");
-        let (src, dst) = (from.join(&name), to.join(&name));
-        let _ = std::fs::remove_file(&dst);
-        if src.exists() {
-            std::fs::copy(&src, &dst).unwrap();
+        for base in ["vcm.db", "vcm-audit.db"] {
+            let name = format!("{base}{suffix}");
+            let (src, dst) = (from.join(&name), to.join(&name));
+            let _ = std::fs::remove_file(&dst);
+            if src.exists() {
+                std::fs::copy(&src, &dst).unwrap();
+            }
         }
     }
 }
@@ -145,7 +147,9 @@ fn the_cli_shows_denials_and_verifies_the_log_and_a_tampered_row_is_named() {
     let mut files: Vec<_> = std::fs::read_dir(&vcm.data)
         .unwrap()
         .map(|f| f.unwrap().path())
-        .filter(|p| p.to_string_lossy().contains("vcm.db"))
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "db") || p.to_string_lossy().contains(".db-")
+        })
         .collect();
     files.push(export.clone());
     for file in &files {
@@ -160,12 +164,12 @@ fn the_cli_shows_denials_and_verifies_the_log_and_a_tampered_row_is_named() {
     }
 
     // Each kind of tampering, on a copy of the untouched database, is named.
-    let db = vcm.data.join("vcm.db");
+    let db = vcm.data.join("vcm-audit.db");
     let kept = dir.path().join("kept");
     copy_db(&vcm.data, &kept);
     let forged = {
         // A record appended as vcm would, linked and hashed, but without vcm's key.
-        let url = format!("sqlite://{}", db.display());
+        let url = format!("sqlite://{}", vcm.data.join("vcm.db").display());
         tokio::runtime::Runtime::new()
             .unwrap()
             .block_on(async move {
@@ -239,7 +243,7 @@ fn the_cli_shows_denials_and_verifies_the_log_and_a_tampered_row_is_named() {
 fn a_mutating_request_is_refused_when_its_record_cannot_be_written_and_reads_as_configured() {
     // Arrange: reads fail open (the default).
     let mut vcm = Vcm::start();
-    let db = vcm.data.join("vcm.db");
+    let db = vcm.data.join("vcm-audit.db");
     sql(&db, &[BREAK_AUDIT]);
 
     // Act
@@ -273,7 +277,7 @@ fn a_mutating_request_is_refused_when_its_record_cannot_be_written_and_reads_as_
 
     // Arrange: reads fail closed.
     let mut closed = Vcm::start_with_env(&[("VCM_AUDIT__READS", "closed")]);
-    let db = closed.data.join("vcm.db");
+    let db = closed.data.join("vcm-audit.db");
     sql(&db, &[BREAK_AUDIT]);
     let read = closed.cli(&["cluster", "list"]);
     sql(&db, &[MEND_AUDIT]);

@@ -39,6 +39,8 @@ const QUEUE: usize = 8192;
 /// Records kept in memory while the store refuses them; beyond it the oldest are dropped
 /// (and counted in the log).
 const MAX_RETRY: usize = 100_000;
+/// How long the writer waits for more records when nobody waits for the ones it has.
+const LINGER: Duration = Duration::from_millis(2);
 /// How soon records the store refused are tried again.
 const RETRY_EVERY: Duration = Duration::from_secs(1);
 

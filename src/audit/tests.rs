@@ -67,7 +67,9 @@ async fn verify(log: &Log) -> Result<Verified, Broken> {
 
 /// Makes every insert into the audit table fail, as a full disk or a broken file would.
 async fn break_inserts(url: &str, broken: bool) {
-    let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+    let audit = SqliteStore::audit_file(url).unwrap();
+    let url = format!("sqlite://{}", audit.display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
     let sql = if broken {
         "CREATE TRIGGER no_audit BEFORE INSERT ON audit_records \
          BEGIN SELECT RAISE(ABORT, 'disk full (test)'); END"

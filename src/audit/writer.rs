@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::{MAX_BATCH, MAX_RETRY, Msg, RETRY_EVERY, Signer, signer};
+use super::{LINGER, MAX_BATCH, MAX_RETRY, Msg, RETRY_EVERY, Signer, signer};
 use crate::domain::{AuditEntry, AuditRecord, Door, Stage, UNTRUSTED_HEAD, genesis};
 use crate::store::{AuditHead, Store};
 
@@ -92,14 +92,21 @@ impl Writer {
             };
             let mut batch = Vec::new();
             let mut flushes = Vec::new();
-            let mut next = Some(first);
-            while let Some(msg) = next.take() {
-                match msg {
-                    Msg::Write(entry, done) => batch.push((entry, done)),
-                    Msg::Flush(done) => flushes.push(done),
+            // Someone waits for this batch (a mutating request, a flush): written at once.
+            let mut urgent = take(first, &mut batch, &mut flushes);
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(msg) => urgent |= take(msg, &mut batch, &mut flushes),
+                    Err(_) => break,
                 }
-                if batch.len() < MAX_BATCH {
-                    next = rx.try_recv().ok();
+            }
+            // NB: nobody waits: linger a moment for more, so that at a low rate one
+            // transaction and one signature still cover several requests.
+            let until = tokio::time::Instant::now() + LINGER;
+            while !urgent && batch.len() < MAX_BATCH {
+                match tokio::time::timeout_at(until, rx.recv()).await {
+                    Ok(Some(msg)) => urgent |= take(msg, &mut batch, &mut flushes),
+                    _ => break,
                 }
             }
             if !batch.is_empty() || !self.retry.is_empty() {
@@ -110,9 +117,29 @@ impl Writer {
             }
         }
     }
+}
 
+/// Adds `msg` to the batch (or the flushes); whether someone waits for it.
+fn take(msg: Msg, batch: &mut Vec<Waited>, flushes: &mut Vec<oneshot::Sender<()>>) -> bool {
+    match msg {
+        Msg::Write(entry, done) => {
+            let waited = done.is_some();
+            batch.push((entry, done));
+            waited
+        }
+        Msg::Flush(done) => {
+            flushes.push(done);
+            true
+        }
+    }
+}
+
+/// A record, and who waits to hear it was stored.
+type Waited = (AuditEntry, Option<oneshot::Sender<bool>>);
+
+impl Writer {
     /// Store what is kept for a retry, then `batch`; tell each waiter how it went.
-    async fn write(&mut self, batch: Vec<(AuditEntry, Option<oneshot::Sender<bool>>)>) {
+    async fn write(&mut self, batch: Vec<Waited>) {
         let mut entries: Vec<AuditEntry> = self.retry.drain(..).collect();
         let kept = entries.len();
         let mut waiters = Vec::with_capacity(batch.len());
@@ -120,10 +147,10 @@ impl Writer {
             entries.push(entry);
             waiters.push(done);
         }
-        let stored = self.append(&entries).await;
+        let stored = self.append(entries).await;
         let ok = stored.is_ok();
         self.healthy.store(ok, Ordering::Relaxed);
-        if let Err(e) = &stored {
+        if let Err((e, entries)) = stored {
             tracing::error!(
                 target: "vcm::audit",
                 error = %e,
@@ -149,26 +176,39 @@ impl Writer {
         }
     }
 
-    async fn append(&mut self, entries: &[AuditEntry]) -> anyhow::Result<()> {
+    /// Link, sign and store `entries`; on failure, the entries back (without a note this
+    /// batch added) with the error.
+    async fn append(
+        &mut self,
+        entries: Vec<AuditEntry>,
+    ) -> Result<(), (anyhow::Error, Vec<AuditEntry>)> {
         if entries.is_empty() {
             return Ok(());
         }
         let (mut seq, mut prev, untrusted) = match self.head.take() {
             Some((seq, prev)) => (seq, prev, None),
-            None => self.load_head().await?,
+            None => match self.load_head().await {
+                Ok(head) => head,
+                Err(e) => return Err((e, entries)),
+            },
         };
+        let marked = untrusted.is_some();
         let marker = untrusted.map(|why| untrusted_head(seq, why));
         let mut records = Vec::with_capacity(entries.len() + 1);
-        for entry in marker.iter().chain(entries) {
+        for entry in marker.into_iter().chain(entries) {
             seq += 1;
-            let record = AuditRecord::link(seq, entry.clone(), std::mem::take(&mut prev));
+            let record = AuditRecord::link(seq, entry, std::mem::take(&mut prev));
             prev.clone_from(&record.hash);
             records.push(record);
         }
         if let Some(last) = records.last_mut() {
             last.signature = Some(self.signer.sign(&AuditRecord::signed_bytes(&last.hash)));
         }
-        self.store.audit_append(&records).await?;
+        if let Err(e) = self.store.audit_append(&records).await {
+            let skip = usize::from(marked);
+            let entries = records.into_iter().skip(skip).map(|r| r.entry).collect();
+            return Err((e.into(), entries));
+        }
         self.head = Some((seq, prev));
         if let Some(sink) = &mut self.export
             && let Err(e) = sink.write(&records)

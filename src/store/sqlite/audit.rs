@@ -4,7 +4,7 @@
 use sqlx::sqlite::SqliteRow;
 
 use super::rows::{Doing as _, get, to_i64, to_u64, ts};
-use super::{SqliteStore, StoreResult};
+use super::{BEGIN_WRITE, FromRow, Query, SqliteStore, StoreResult};
 use crate::domain::{AuditCheckpoint, AuditEntry, AuditRecord, Decision, Door, Stage, Timestamp};
 use crate::store::{AuditFilter, AuditHead, StoreError};
 
@@ -43,9 +43,20 @@ macro_rules! filtered {
 // === impl SqliteStore ===
 
 impl SqliteStore {
+    /// The row of `q` on the audit database, if any, converted by `from_row`.
+    async fn audit_one<T>(
+        &self,
+        q: Query<'_>,
+        from_row: FromRow<T>,
+        doing: &str,
+    ) -> StoreResult<Option<T>> {
+        let row = q.fetch_optional(&self.audit).await.doing(doing)?;
+        row.as_ref().map(from_row).transpose()
+    }
+
     pub(super) async fn audit_head_impl(&self) -> StoreResult<Option<AuditHead>> {
         let last = self
-            .one(
+            .audit_one(
                 sqlx::query(select_records!("ORDER BY seq DESC LIMIT 1")),
                 record_from_row,
                 "reading the audit log's head",
@@ -60,41 +71,48 @@ impl SqliteStore {
             .map(AuditHead::Checkpoint))
     }
 
+    /// One multi-row INSERT per batch (a statement per record costs more than the row).
     pub(super) async fn audit_append_impl(&self, records: &[AuditRecord]) -> StoreResult<()> {
         let doing = "appending audit records";
-        let mut tx = self.begin_write(doing).await?;
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO audit_records (seq, time_ms, request_id, door, stage, principal, \
+             auth_error, source, action, target, decision, code, messages, status, \
+             duration_us, prev, hash, signature) ",
+        );
+        let mut rows = Vec::with_capacity(records.len());
         for r in records {
             let e = &r.entry;
             let messages = serde_json::to_string(&e.messages)
                 .map_err(|err| StoreError::Other(anyhow::Error::new(err).context(doing)))?;
-            sqlx::query(
-                "INSERT INTO audit_records (seq, time_ms, request_id, door, stage, principal, \
-                 auth_error, source, action, target, decision, code, messages, status, \
-                 duration_us, prev, hash, signature) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(to_i64(r.seq)?)
-            .bind(e.time.as_millisecond())
-            .bind(&e.request_id)
-            .bind(door_str(e.door))
-            .bind(stage_str(e.stage))
-            .bind(&e.principal)
-            .bind(&e.auth_error)
-            .bind(&e.source)
-            .bind(&e.action)
-            .bind(&e.target)
-            .bind(e.decision.map(Decision::as_str))
-            .bind(&e.code)
-            .bind(messages)
-            .bind(e.status.map(i64::from))
-            .bind(e.duration_us.map(to_i64).transpose()?)
-            .bind(&r.prev)
-            .bind(&r.hash)
-            .bind(&r.signature)
-            .execute(&mut *tx)
-            .await
-            .doing(doing)?;
+            let duration = e.duration_us.map(to_i64).transpose()?;
+            rows.push((r, to_i64(r.seq)?, messages, duration));
         }
+        insert.push_values(rows, |mut row, (r, seq, messages, duration)| {
+            let e = &r.entry;
+            row.push_bind(seq)
+                .push_bind(e.time.as_millisecond())
+                .push_bind(e.request_id.clone())
+                .push_bind(door_str(e.door))
+                .push_bind(stage_str(e.stage))
+                .push_bind(e.principal.clone())
+                .push_bind(e.auth_error.clone())
+                .push_bind(e.source.clone())
+                .push_bind(e.action.clone())
+                .push_bind(e.target.clone())
+                .push_bind(e.decision.map(Decision::as_str))
+                .push_bind(e.code.clone())
+                .push_bind(messages)
+                .push_bind(e.status.map(i64::from))
+                .push_bind(duration)
+                .push_bind(r.prev.clone())
+                .push_bind(r.hash.clone())
+                .push_bind(r.signature.clone());
+        });
+        let mut tx = self.audit.begin_with(BEGIN_WRITE).await.doing(doing)?;
+        insert.build().execute(&mut *tx).await.doing(doing)?;
         tx.commit().await.doing(doing)
     }
 
@@ -128,14 +146,14 @@ impl SqliteStore {
             )
             .bind(to_i64(limit)?);
         let rows = q
-            .fetch_all(&self.pool)
+            .fetch_all(&self.audit)
             .await
             .doing("listing audit records")?;
         rows.iter().map(record_from_row).collect()
     }
 
     pub(super) async fn audit_checkpoint_impl(&self) -> StoreResult<Option<AuditCheckpoint>> {
-        self.one(
+        self.audit_one(
             sqlx::query(
                 "SELECT through_seq, hash, at_ms, signature FROM audit_checkpoint \
                  WHERE id = 1",
@@ -157,7 +175,7 @@ impl SqliteStore {
         &self,
         before: Timestamp,
     ) -> StoreResult<Option<AuditRecord>> {
-        self.one(
+        self.audit_one(
             sqlx::query(select_records!(
                 "WHERE time_ms < ? ORDER BY seq DESC LIMIT 1"
             ))
@@ -170,7 +188,7 @@ impl SqliteStore {
 
     pub(super) async fn audit_purge_impl(&self, c: &AuditCheckpoint) -> StoreResult<u64> {
         let doing = "purging audit records";
-        let mut tx = self.begin_write(doing).await?;
+        let mut tx = self.audit.begin_with(BEGIN_WRITE).await.doing(doing)?;
         let deleted = sqlx::query("DELETE FROM audit_records WHERE seq <= ?")
             .bind(to_i64(c.through_seq)?)
             .execute(&mut *tx)

@@ -57,54 +57,53 @@ type Query<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments>;
 type StoreResult<T> = Result<T, StoreError>;
 type FromRow<T> = fn(&SqliteRow) -> StoreResult<T>;
 
-/// [`Store`] on SQLite: `sqlite://<path>` for a file, `sqlite::memory:` for tests.
+/// [`Store`] on SQLite: `sqlite://<path>` for a file, `sqlite::memory:` for tests. The audit
+/// log is a database of its own beside it ([`SqliteStore::audit_file`]).
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// The audit log's database: its writes take their own lock, and leave the page caches of
+    /// the cluster readers alone (a write to a file makes every other connection to it re-read
+    /// its pages).
+    audit: SqlitePool,
 }
 
 // === impl SqliteStore ===
 
 impl SqliteStore {
-    /// Open (creating the file and its directory if needed) and migrate the database at `url`.
+    /// Open (creating the files and their directory if needed) and migrate the database at
+    /// `url` and its audit database.
     pub async fn open(url: &str) -> anyhow::Result<Self> {
         let opts = SqliteConnectOptions::from_str(url)
-            .with_context(|| format!("parsing SQLite URL {url:?}"))?
-            .create_if_missing(true)
-            .busy_timeout(BUSY_TIMEOUT)
-            .foreign_keys(true);
-        let pool = if url.contains(":memory:") || url.contains("mode=memory") {
-            // NB: an in-memory database lives as long as its connection. One connection that is
-            // never retired keeps every query on the same database.
-            SqlitePoolOptions::new()
-                .max_connections(1)
-                .min_connections(1)
-                .idle_timeout(None)
-                .max_lifetime(None)
-                .connect_with(opts)
-                .await
+            .with_context(|| format!("parsing SQLite URL {url:?}"))?;
+        let memory = url.contains(":memory:") || url.contains("mode=memory");
+        let (pool, audit) = if memory {
+            let audit = SqliteConnectOptions::from_str("sqlite::memory:")
+                .context("an in-memory audit database")?;
+            (connect(opts, true).await, connect(audit, true).await)
         } else {
-            if let Some(dir) = opts
-                .get_filename()
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-            {
-                std::fs::create_dir_all(dir)
-                    .with_context(|| format!("creating directory {}", dir.display()))?;
-            }
-            let opts = opts
-                .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal);
-            let pool = SqlitePoolOptions::new().max_connections(MAX_CONNECTIONS);
-            pool.connect_with(opts).await
-        }
-        .with_context(|| format!("opening SQLite database {url:?}"))?;
-        let migrator = sqlx::migrate!("./migrations/sqlite");
-        migrator
+            let audit = opts.clone().filename(audit_path(opts.get_filename()));
+            (connect(opts, false).await, connect(audit, false).await)
+        };
+        let pool = pool.with_context(|| format!("opening SQLite database {url:?}"))?;
+        let audit = audit.with_context(|| format!("opening the audit database of {url:?}"))?;
+        sqlx::migrate!("./migrations/sqlite")
             .run(&pool)
             .await
             .context("running SQLite migrations")?;
-        Ok(Self { pool })
+        sqlx::migrate!("./migrations/sqlite_audit")
+            .run(&audit)
+            .await
+            .context("running the audit database's migrations")?;
+        Ok(Self { pool, audit })
+    }
+
+    /// The audit database's file for a store at `url` (`<dir>/<name>-audit.db` beside
+    /// `<dir>/<name>.db`); `None` for an in-memory store.
+    pub fn audit_file(url: &str) -> Option<std::path::PathBuf> {
+        let opts = SqliteConnectOptions::from_str(url).ok()?;
+        let memory = url.contains(":memory:") || url.contains("mode=memory");
+        (!memory).then(|| audit_path(opts.get_filename()))
     }
 
     async fn begin_write(&self, doing: &str) -> Result<Transaction<'static, Sqlite>, StoreError> {
@@ -132,6 +131,47 @@ impl SqliteStore {
     async fn exec(&self, q: Query<'_>, doing: &str) -> StoreResult<u64> {
         Ok(q.execute(&self.pool).await.doing(doing)?.rows_affected())
     }
+}
+
+/// A pool over `opts`: one connection kept forever for an in-memory database (it lives as
+/// long as its connection), a few over a file in WAL mode (its directory created).
+async fn connect(opts: SqliteConnectOptions, memory: bool) -> anyhow::Result<SqlitePool> {
+    let opts = opts
+        .create_if_missing(true)
+        .busy_timeout(BUSY_TIMEOUT)
+        .foreign_keys(true);
+    if memory {
+        return Ok(SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(opts)
+            .await?);
+    }
+    if let Some(dir) = opts
+        .get_filename()
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating directory {}", dir.display()))?;
+    }
+    let opts = opts
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal);
+    Ok(SqlitePoolOptions::new()
+        .max_connections(MAX_CONNECTIONS)
+        .connect_with(opts)
+        .await?)
+}
+
+/// `<dir>/<stem>-audit.db` for `<dir>/<stem>.<ext>`.
+fn audit_path(main: &std::path::Path) -> std::path::PathBuf {
+    let stem = main
+        .file_stem()
+        .map_or_else(|| "vcm".into(), |s| s.to_string_lossy().into_owned());
+    main.with_file_name(format!("{stem}-audit.db"))
 }
 
 #[async_trait]

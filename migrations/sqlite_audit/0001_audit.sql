@@ -1,6 +1,7 @@
--- The audit log: one row per record, hash-chained by seq (see src/domain/audit.rs). The
--- columns are the record's fields; its hash covers them all, so editing any column of a row
--- breaks the chain at that row.
+-- The audit log, in a database file of its own (`<name>-audit.db` beside the store's): its
+-- writes take their own lock and leave the cluster readers' page caches alone. One row per
+-- record, hash-chained by seq (see src/domain/audit.rs). The columns are the record's fields;
+-- its hash covers them all, so editing any column of a row breaks the chain at that row.
 CREATE TABLE audit_records (
     seq INTEGER PRIMARY KEY,
     time_ms INTEGER NOT NULL,
