@@ -89,11 +89,15 @@ pub(super) async fn put_to_policy(
 
 /// The caller's live clusters and its team's, as the policy input states them.
 async fn usage_of(store: &Arc<dyn Store>, principal: &Principal) -> Result<Usage> {
-    let own = store.owner_use(&principal.subject).await?;
-    let team = match principal.team.as_deref() {
-        Some(t) => store.team_use(t).await?,
-        None => Vec::new(),
+    // NB: two reads at once: each waits on its own connection.
+    let team = async {
+        match principal.team.as_deref() {
+            Some(t) => store.team_use(t).await,
+            None => Ok(Vec::new()),
+        }
     };
+    let (own, team) = tokio::join!(store.owner_use(&principal.subject), team);
+    let (own, team) = (own?, team?);
     #[allow(clippy::cast_precision_loss)]
     let hours = |secs: u64| secs as f64 / 3600.0;
     Ok(Usage {
