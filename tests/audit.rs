@@ -15,23 +15,11 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use vcm_process::{TOKEN, Vcm};
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use vcm_process::{TOKEN, Vcm, shipped, text};
 
 fn json(out: &Output) -> Value {
     assert!(out.status.success(), "{}", text(out));
     serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn shipped(name: &str) -> String {
-    format!("{}/deploy/policies/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
 /// Runs `sql` on a database file of the server (it may be running: WAL mode).

@@ -10,22 +10,9 @@
 #[path = "support/vcm_process.rs"]
 mod vcm_process;
 
-use std::process::Output;
 use std::time::{Duration, Instant};
 
-use vcm_process::Vcm;
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn shipped(name: &str) -> String {
-    format!("{}/deploy/policies/{name}", env!("CARGO_MANIFEST_DIR"))
-}
+use vcm_process::{Vcm, shipped, text};
 
 #[test]
 fn the_shipped_policies_refuse_with_their_messages_and_an_edited_policy_is_in_force_after_a_reload()

@@ -3,33 +3,29 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::domain::{AuditRecord, Decision, Door, Stage, Timestamp};
+use crate::domain::{AuditRecord, Door, Timestamp};
 use crate::store::{AuditFilter, SqliteStore, Store};
 
-fn entry(i: u64) -> AuditEntry {
-    AuditEntry {
-        time: Timestamp::from_millisecond(1_764_470_000_000 + i as i64).unwrap(),
-        request_id: format!("r-{i}"),
-        door: Door::Api,
-        stage: Stage::Completed,
-        principal: Some("token:alice".into()),
-        auth_error: None,
-        source: Some("127.0.0.1".into()),
-        action: "GET /v1/clusters".into(),
-        target: None,
-        decision: Some(Decision::Allowed),
-        code: None,
-        messages: vec![format!("m{i}")],
-        status: Some(200),
-        duration_us: Some(90),
-    }
-}
+use crate::domain::audit::sample_entry as entry;
 
 struct Log {
     store: Arc<dyn Store>,
     auditor: Auditor,
     url: String,
     _dir: tempfile::TempDir,
+}
+
+impl Log {
+    /// A second writer over the same store and key, as after a restart.
+    fn restarted(&self) -> Auditor {
+        Auditor::start(
+            self.store.clone(),
+            self.auditor.signer(),
+            FailMode::Open,
+            None,
+        )
+        .unwrap()
+    }
 }
 
 async fn log(export: Option<Export>) -> Log {
@@ -152,13 +148,7 @@ async fn a_restarted_writer_with_the_same_key_continues_the_chain() {
     log.auditor.commit(entry(1)).await.unwrap();
 
     // Act: a second writer over the same store and key, as after a restart.
-    let again = Auditor::start(
-        log.store.clone(),
-        log.auditor.signer(),
-        FailMode::Open,
-        None,
-    )
-    .unwrap();
+    let again = log.restarted();
     again.commit(entry(2)).await.unwrap();
 
     // Assert
@@ -178,13 +168,7 @@ async fn a_head_the_server_did_not_sign_is_noted_and_the_walk_stops_there() {
     log.store.audit_append(&[forged]).await.unwrap();
 
     // Act: the server takes the log up again (a restart) and writes on.
-    let again = Auditor::start(
-        log.store.clone(),
-        log.auditor.signer(),
-        FailMode::Open,
-        None,
-    )
-    .unwrap();
+    let again = log.restarted();
     again.commit(entry(3)).await.unwrap();
 
     // Assert

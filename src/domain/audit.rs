@@ -265,6 +265,29 @@ fn canonical_time(t: Timestamp) -> String {
     t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
+/// A completed `GET /v1/clusters` record of `token:alice` at `i` ms after a fixed time: for
+/// tests.
+#[cfg(test)]
+pub(crate) fn sample_entry(i: u64) -> AuditEntry {
+    AuditEntry {
+        time: Timestamp::from_millisecond(1_764_470_000_000 + i64::try_from(i).unwrap_or(0))
+            .unwrap_or(Timestamp::UNIX_EPOCH),
+        request_id: format!("r-{i}"),
+        door: Door::Api,
+        stage: Stage::Completed,
+        principal: Some("token:alice".into()),
+        auth_error: None,
+        source: Some("127.0.0.1".into()),
+        action: "GET /v1/clusters".into(),
+        target: None,
+        decision: Some(Decision::Allowed),
+        code: None,
+        messages: vec![format!("m{i}")],
+        status: Some(200),
+        duration_us: Some(90),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

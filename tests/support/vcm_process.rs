@@ -208,6 +208,20 @@ impl Drop for Vcm {
 }
 
 /// The status code of a plain HTTP/1.0 GET on loopback (no client library needed).
+/// A command's stdout and stderr together, for assertions and their messages.
+pub fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The path of a shipped example policy file (`deploy/policies/<name>`).
+pub fn shipped(name: &str) -> String {
+    format!("{}/deploy/policies/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
 pub fn http_status(port: u16, path: &str) -> Option<u16> {
     use std::io::{Read as _, Write as _};
     let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;

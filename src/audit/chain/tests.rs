@@ -2,26 +2,9 @@
 
 use super::*;
 use crate::audit::Signer;
-use crate::domain::{AuditEntry, Decision, Door, Stage, Timestamp, genesis};
+use crate::domain::{Timestamp, genesis};
 
-fn entry(i: u64) -> AuditEntry {
-    AuditEntry {
-        time: Timestamp::from_millisecond(1_764_470_000_000 + i as i64).unwrap(),
-        request_id: format!("r-{i}"),
-        door: Door::Api,
-        stage: Stage::Completed,
-        principal: Some("token:alice".into()),
-        auth_error: None,
-        source: Some("127.0.0.1".into()),
-        action: "GET /v1/clusters".into(),
-        target: None,
-        decision: Some(Decision::Allowed),
-        code: None,
-        messages: vec![],
-        status: Some(200),
-        duration_us: Some(90),
-    }
-}
+use crate::domain::audit::sample_entry as entry;
 
 /// A log of `n` records in batches of three, each batch's last record signed.
 fn log(signer: &Signer, n: u64) -> (Anchor, Vec<AuditRecord>) {
