@@ -50,18 +50,27 @@ fn verify(vcm: &Vcm, extra: &[&str]) -> (i32, String) {
     (out.status.code().unwrap_or(-1), text(&out))
 }
 
-/// Copies the database files, the store's and the audit log's (the server stopped), to `to`.
-fn copy_db(from: &Path, to: &Path) {
+/// The store's and the audit log's databases (the server stopped), snapshotted into `to` with
+/// `VACUUM INTO`: one consistent file each, whatever was still in their write-ahead logs.
+fn snapshot_dbs(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
-    for suffix in ["", "-wal", "-shm"] {
-        for base in ["vcm.db", "vcm-audit.db"] {
-            let name = format!("{base}{suffix}");
-            let (src, dst) = (from.join(&name), to.join(&name));
-            let _ = std::fs::remove_file(&dst);
-            if src.exists() {
-                std::fs::copy(&src, &dst).unwrap();
-            }
+    for base in ["vcm.db", "vcm-audit.db"] {
+        let into = to.join(base);
+        let _ = std::fs::remove_file(&into);
+        sql(
+            &from.join(base),
+            &[&format!("VACUUM INTO '{}'", into.display())],
+        );
+    }
+}
+
+/// Puts the snapshots of `kept` back in `data` (the server stopped), write-ahead logs gone.
+fn restore_dbs(kept: &Path, data: &Path) {
+    for base in ["vcm.db", "vcm-audit.db"] {
+        for suffix in ["-wal", "-shm"] {
+            let _ = std::fs::remove_file(data.join(format!("{base}{suffix}")));
         }
+        std::fs::copy(kept.join(base), data.join(base)).unwrap();
     }
 }
 
@@ -154,7 +163,7 @@ fn the_cli_shows_denials_and_verifies_the_log_and_a_tampered_row_is_named() {
     // Each kind of tampering, on a copy of the untouched database, is named.
     let db = vcm.data.join("vcm-audit.db");
     let kept = dir.path().join("kept");
-    copy_db(&vcm.data, &kept);
+    snapshot_dbs(&vcm.data, &kept);
     let forged = {
         // A record appended as vcm would, linked and hashed, but without vcm's key.
         let url = format!("sqlite://{}", vcm.data.join("vcm.db").display());
@@ -206,7 +215,7 @@ fn the_cli_shows_denials_and_verifies_the_log_and_a_tampered_row_is_named() {
         ),
     ];
     for (what, statement, seq, problem) in cases {
-        copy_db(&kept, &vcm.data);
+        restore_dbs(&kept, &vcm.data);
         sql(&db, &[&statement]);
         vcm.spawn();
         let (code, said) = verify(&vcm, &[]);
