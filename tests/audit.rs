@@ -70,6 +70,9 @@ fn restore_dbs(kept: &Path, data: &Path) {
         for suffix in ["-wal", "-shm"] {
             let _ = std::fs::remove_file(data.join(format!("{base}{suffix}")));
         }
+        // NB: a new file, not the old one truncated: nothing still holding the old one can
+        // write into the restored copy.
+        let _ = std::fs::remove_file(data.join(base));
         std::fs::copy(kept.join(base), data.join(base)).unwrap();
     }
 }
@@ -165,8 +168,12 @@ fn the_cli_shows_denials_and_verifies_the_log_and_a_tampered_row_is_named() {
     let kept = dir.path().join("kept");
     snapshot_dbs(&vcm.data, &kept);
     let forged = {
-        // A record appended as vcm would, linked and hashed, but without vcm's key.
-        let url = format!("sqlite://{}", vcm.data.join("vcm.db").display());
+        // A record appended as vcm would, linked and hashed, but without vcm's key. Read from
+        // a snapshot of its own: the store's connections may still be closing when the
+        // runtime ends, and must not touch the files the cases restore.
+        let scratch = dir.path().join("scratch");
+        snapshot_dbs(&vcm.data, &scratch);
+        let url = format!("sqlite://{}", scratch.join("vcm.db").display());
         tokio::runtime::Runtime::new()
             .unwrap()
             .block_on(async move {
