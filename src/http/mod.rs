@@ -28,8 +28,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::{
     auth::Authenticator,
-    domain::Cluster,
-    domain::Door,
+    domain::{Cluster, Door},
     service::{ClusterService, TokenService},
 };
 
@@ -95,7 +94,7 @@ pub struct AppState {
 impl AppState {
     /// A state over `service` and `auth` that starts not ready.
     ///
-    /// Requests are recorded in the store's audit log, signed with a key of the process's own;
+    /// Requests are recorded in the store's audit database, signed with a key of the process's own;
     /// [`AppState::with_audit`] sets the configured one.
     ///
     /// # Panics
