@@ -31,6 +31,8 @@ pub mod fsutil;
 pub mod gateway;
 /// HTTP door: the axum router, health endpoints and error mapping.
 pub mod http;
+/// What `GET /metrics` exports (Prometheus, OpenMetrics text).
+pub mod metrics;
 /// Operators' Rego policies (`[policy]`): the input document, the `data.vcm.deny` decision,
 /// evaluation under a time limit, and hot reload of the files.
 pub mod policy;

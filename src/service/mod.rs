@@ -82,6 +82,8 @@ pub struct ClusterService {
     hosts: Arc<host_cache::HostCache>,
     /// The operators' Rego policy, if `[policy]` names one.
     rego: Option<Arc<crate::policy::Policy>>,
+    /// What `/metrics` exports; the service, the reconciler and the doors count into it.
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl std::fmt::Debug for ClusterService {
@@ -111,7 +113,13 @@ impl ClusterService {
             placing: Arc::new(tokio::sync::Mutex::new(())),
             hosts: Arc::new(host_cache::HostCache::new(HOST_VIEW_MAX_AGE)),
             rego: None,
+            metrics: Arc::new(crate::metrics::Metrics::new()),
         }
+    }
+
+    /// The metrics this service and everything built on it count into.
+    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        &self.metrics
     }
 
     /// Use host probes up to `max_age` old for placement (default [`HOST_VIEW_MAX_AGE`]);
