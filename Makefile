@@ -1,5 +1,5 @@
 # vcm's two commands: `make run` (quick start) and `make test` (everything CI runs).
-.PHONY: run test k8s-bins node-images py-tools fmt lint unit build
+.PHONY: run test k8s-bins node-images py-tools promtool fmt lint unit build
 
 CARGO ?= cargo
 
@@ -20,8 +20,12 @@ run: k8s-bins
 py-tools:
 	@scripts/py-tools.sh >/dev/null
 
+## Prometheus' promtool, for tests/monitoring.rs (cached under .cache/promtool/<version>).
+promtool:
+	@scripts/promtool.sh >/dev/null
+
 ## Every check CI runs: formatting, lints, and all tests against real Kubernetes binaries.
-test: k8s-bins node-images py-tools
+test: k8s-bins node-images py-tools promtool
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	scripts/run-tests.sh
