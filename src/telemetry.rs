@@ -7,6 +7,26 @@ use tracing_subscriber::{EnvFilter, fmt, layer::SubscriberExt as _, util::Subscr
 
 use crate::config::LogFormat;
 
+tokio::task_local! {
+    /// The id of the request being served (`x-request-id`), for what the request sets in
+    /// motion: a cluster remembers the request that created or deleted it, and the
+    /// reconciler's log lines for it carry that id.
+    static REQUEST_ID: String;
+}
+
+/// Runs `f` as part of the request `request_id`.
+pub async fn with_request_id<F: std::future::Future>(request_id: String, f: F) -> F::Output {
+    REQUEST_ID.scope(request_id, f).await
+}
+
+/// The id of the request being served, if this task serves one.
+pub fn request_id() -> Option<String> {
+    REQUEST_ID
+        .try_with(|id| id.clone())
+        .ok()
+        .filter(|id| !id.is_empty())
+}
+
 /// Installs the global subscriber: `RUST_LOG` directives when set, `level` otherwise.
 ///
 /// Logs go to stderr so that stdout stays free for command output.

@@ -7,7 +7,7 @@
 //! every few seconds would bury the log.
 
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::{
     extract::{MatchedPath, Request, State},
@@ -66,15 +66,14 @@ impl Note {
     }
 }
 
-/// The middleware: `from_fn_with_state((state, door), record)`.
+/// The middleware: `from_fn_with_state((state, door), record)`. Besides the audit record it
+/// counts the request into `/metrics`, writes the request's one log line, and runs the handler
+/// as part of the request id ([`crate::telemetry::with_request_id`]).
 pub async fn record(
     State((state, door)): State<(AppState, Door)>,
     mut request: Request,
     next: Next,
 ) -> Response {
-    let Some(auditor) = state.audit.clone() else {
-        return next.run(request).await;
-    };
     let matched = request
         .extensions()
         .get::<MatchedPath>()
@@ -89,14 +88,15 @@ pub async fn record(
         Some(template) => (format!("{method} {template}"), target_of(template, path)),
         None => (format!("{method} {}", truncated(path)), None),
     };
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
     let mut entry = AuditEntry {
         time: now_ms(),
-        request_id: request
-            .headers()
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned(),
+        request_id: request_id.clone(),
         door,
         stage: Stage::Received,
         principal: None,
@@ -113,18 +113,27 @@ pub async fn record(
         status: None,
         duration_us: None,
     };
+    let auditor = state.audit.clone();
     let mutating = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
-    if mutating && auditor.commit(entry.clone()).await.is_err() {
+    if mutating
+        && let Some(auditor) = &auditor
+        && auditor.commit(entry.clone()).await.is_err()
+    {
         let refused = unavailable(door);
         complete(&mut entry, &Note::default(), &refused, started);
+        observe(&state, &method, matched.as_deref(), &entry);
         auditor.submit(entry).await;
         return refused;
     }
 
     let note = Note::default();
     request.extensions_mut().insert(note.clone());
-    let response = next.run(request).await;
+    let response = crate::telemetry::with_request_id(request_id, next.run(request)).await;
     complete(&mut entry, &note, &response, started);
+    observe(&state, &method, matched.as_deref(), &entry);
+    let Some(auditor) = auditor else {
+        return response;
+    };
     if !mutating && auditor.reads_fail_closed() {
         if auditor.commit(entry.clone()).await.is_err() {
             let refused = unavailable(door);
@@ -136,6 +145,31 @@ pub async fn record(
     }
     auditor.submit(entry).await;
     response
+}
+
+/// Counts a completed request into `/metrics` and writes its log line.
+fn observe(state: &AppState, method: &Method, route: Option<&str>, entry: &AuditEntry) {
+    let status = entry.status.unwrap_or_default();
+    let elapsed = Duration::from_micros(entry.duration_us.unwrap_or_default());
+    if let Some(metrics) = &state.metrics {
+        metrics.request(entry.door.as_str(), method, route, status, elapsed);
+    }
+    tracing::info!(
+        target: "vcm::request",
+        request_id = %entry.request_id,
+        door = entry.door.as_str(),
+        principal = entry.principal.as_deref().unwrap_or("-"),
+        action = %entry.action,
+        target = entry.target.as_deref().unwrap_or("-"),
+        status,
+        decision = entry.decision.map_or("-", Decision::as_str),
+        code = entry.code.as_deref().unwrap_or("-"),
+        auth_error = entry.auth_error.as_deref(),
+        duration_ms = elapsed.as_secs_f64() * 1000.0,
+        "{} {}",
+        entry.action,
+        status,
+    );
 }
 
 /// Fill in what the answer and the handlers say.

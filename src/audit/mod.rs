@@ -9,7 +9,7 @@
 //! only when `[audit] reads = "closed"`.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
@@ -57,6 +57,8 @@ struct Inner {
     signer: Arc<Signer>,
     /// Whether the last write succeeded.
     healthy: Arc<AtomicBool>,
+    /// Batches the store refused since the start.
+    failures: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -106,7 +108,14 @@ impl Auditor {
         };
         let (tx, rx) = mpsc::channel(QUEUE);
         let healthy = Arc::new(AtomicBool::new(true));
-        let writer = Writer::new(store.clone(), signer.clone(), export, healthy.clone());
+        let failures = Arc::new(AtomicU64::new(0));
+        let writer = Writer::new(
+            store.clone(),
+            signer.clone(),
+            export,
+            healthy.clone(),
+            failures.clone(),
+        );
         tokio::spawn(writer.run(rx));
         Ok(Self {
             inner: Arc::new(Inner {
@@ -115,6 +124,7 @@ impl Auditor {
                 store,
                 signer,
                 healthy,
+                failures,
             }),
         })
     }
@@ -162,6 +172,17 @@ impl Auditor {
     /// Whether the last write went through.
     pub fn healthy(&self) -> bool {
         self.inner.healthy.load(Ordering::Relaxed)
+    }
+
+    /// Records handed over and not yet taken by the writer (an estimate: the writer also holds
+    /// the batch it is writing and what it keeps to retry).
+    pub fn queued(&self) -> usize {
+        QUEUE.saturating_sub(self.inner.tx.capacity())
+    }
+
+    /// Batches the store refused since the start (each is retried).
+    pub fn failed_batches(&self) -> u64 {
+        self.inner.failures.load(Ordering::Relaxed)
     }
 
     /// Where a walk of this log starts.

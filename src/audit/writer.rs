@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 use std::io::Write as _;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -49,6 +49,8 @@ pub(super) struct Writer {
     retry: VecDeque<AuditEntry>,
     export: Option<Sink>,
     healthy: Arc<AtomicBool>,
+    /// Batches the store refused, for `/metrics`.
+    failures: Arc<AtomicU64>,
 }
 
 // === impl Writer ===
@@ -59,6 +61,7 @@ impl Writer {
         signer: Arc<Signer>,
         export: Option<Sink>,
         healthy: Arc<AtomicBool>,
+        failures: Arc<AtomicU64>,
     ) -> Self {
         Self {
             store,
@@ -67,6 +70,7 @@ impl Writer {
             retry: VecDeque::new(),
             export,
             healthy,
+            failures,
         }
     }
 
@@ -150,6 +154,9 @@ impl Writer {
         let stored = self.append(entries).await;
         let ok = stored.is_ok();
         self.healthy.store(ok, Ordering::Relaxed);
+        if !ok {
+            self.failures.fetch_add(1, Ordering::Relaxed);
+        }
         if let Err((e, entries)) = stored {
             tracing::error!(
                 target: "vcm::audit",

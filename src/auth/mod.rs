@@ -85,6 +85,7 @@ impl Authenticator {
     /// The principal behind an `Authorization` header value; `Unauthenticated` when it is
     /// missing, malformed, unknown, revoked, expired, or refused by its issuer or cluster.
     pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Principal> {
+        // NB: the branches below follow [`credential_kind`]; keep them in step.
         let Some(value) = authorization else {
             return Err(Error::Unauthenticated(MISSING_TOKEN.into()));
         };
@@ -186,6 +187,22 @@ impl Authenticator {
                 tracing::warn!(token.id = %id, error = %e, "could not record a token's use");
             }
         });
+    }
+}
+
+/// The kind of credential an `Authorization` header carries, for
+/// `vcm_auth_failures_total{kind}`: `missing`, `malformed` (not `Bearer <token>`), `api_token`
+/// (`vcm_…`), `gateway_credential`, `jwt` (a CI OIDC or ServiceAccount token), or `malformed`
+/// for anything else.
+pub fn credential_kind(authorization: Option<&str>) -> &'static str {
+    let Some(value) = authorization else {
+        return "missing";
+    };
+    match bearer_value(value) {
+        Ok(token) if token.starts_with(API_TOKEN_PREFIX) => "api_token",
+        Ok(token) if token.starts_with(crate::domain::GATEWAY_PREFIX) => "gateway_credential",
+        Ok(token) if token.len() <= jwt::MAX_JWT_BYTES && jwt::looks_like_jwt(token) => "jwt",
+        _ => "malformed",
     }
 }
 

@@ -40,6 +40,8 @@ mod clusters;
 mod env;
 /// `[local]`: capacity and etcd durability of the local driver.
 pub mod local;
+/// `[metrics]`: `/metrics`, its authentication and its own listen address.
+pub mod metrics;
 /// `[policy]`: the Rego policy files, their data document, time limit and reload period.
 pub mod policy;
 /// `[quotas]`: live clusters per team and principal, and the sizes a team may create.
@@ -115,6 +117,8 @@ pub struct Config {
     pub policy: policy::PolicyConfig,
     /// The audit log (`docs/AUDIT.md`).
     pub audit: audit::AuditConfig,
+    /// `/metrics` (`docs/MONITORING.md`).
+    pub metrics: metrics::MetricsConfig,
     /// Development mode (`vcm server --dev`): always the embedded SQLite store under `data_dir`
     /// and the local driver, whatever `store_url` and `driver` say, and an admin token kept in
     /// `<data_dir>/dev-token`. NB: the flag only, never a config file or `VCM_DEV`: a stray
@@ -234,6 +238,7 @@ impl Default for Config {
             quotas: quotas::QuotasConfig::default(),
             policy: policy::PolicyConfig::default(),
             audit: audit::AuditConfig::default(),
+            metrics: metrics::MetricsConfig::default(),
             dev: false,
             dev_token: None,
         }

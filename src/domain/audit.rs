@@ -57,6 +57,20 @@ pub enum Decision {
     Failed,
 }
 
+// === impl Door ===
+
+impl Door {
+    /// The lowercase name used in the API, the store, logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Api => "api",
+            Self::Webhook => "webhook",
+            Self::Gateway => "gateway",
+            Self::System => "system",
+        }
+    }
+}
+
 // === impl Decision ===
 
 impl Decision {

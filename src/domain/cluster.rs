@@ -199,6 +199,9 @@ pub struct Cluster {
     pub next_reconcile_at: Timestamp,
     /// A Failed cluster's resources have been released.
     pub cleaned_up: bool,
+    /// The id of the request that last said what it should be (its create or its deletion);
+    /// `None` for vcm's own decisions. The reconciler's log lines for it carry it.
+    pub request_id: Option<String>,
     /// Optimistic-concurrency version; the store refuses an update carrying a stale one.
     pub version: i64,
 }

@@ -65,6 +65,13 @@ pub(super) async fn handle(State(state): State<AppState>, mut req: Request) -> R
                 if matches!(e, Error::Unauthenticated(_)) {
                     let _ = state.limits.charge_address(addr, true);
                     note.auth_failed(&e.to_string());
+                    if let Some(metrics) = &state.metrics {
+                        metrics.auth_failure(crate::auth::credential_kind(
+                            req.headers()
+                                .get(axum::http::header::AUTHORIZATION)
+                                .and_then(|v| v.to_str().ok()),
+                        ));
+                    }
                 }
                 return record.refused(e);
             }

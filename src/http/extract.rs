@@ -62,6 +62,15 @@ impl FromRequestParts<AppState> for Authenticated {
                 if let Some(note) = note {
                     note.auth_failed(&e.to_string());
                 }
+                if let Some(metrics) = &state.metrics {
+                    metrics.auth_failure(match (header, cert) {
+                        (Some(value), _) => {
+                            crate::auth::credential_kind(value.to_str().ok().or(Some("")))
+                        }
+                        (None, Some(_)) => "client_certificate",
+                        (None, None) => "missing",
+                    });
+                }
                 if credentials {
                     // NB: the 401 is the answer either way; the spent budget slows the next try.
                     let _ = state.limits.charge_address(addr, true);

@@ -42,6 +42,7 @@ pub mod extract;
 mod health;
 /// `GET /v1/hosts`.
 pub mod hosts;
+mod metrics;
 mod openapi;
 mod query;
 /// Request budgets: 429 with `Retry-After`.
@@ -57,6 +58,7 @@ pub mod webhooks;
 
 pub use error::ApiError;
 pub use health::Readiness;
+pub use metrics::standalone_router as metrics_router;
 pub use openapi::ApiDoc;
 pub use ratelimit::{RateLimitConfig, RateLimiter};
 
@@ -87,6 +89,11 @@ pub struct AppState {
     pub webhooks: Option<Arc<crate::webhooks::Doors>>,
     /// The audit log every request is recorded in (`None`: `[audit] enabled = false`).
     pub audit: Option<crate::audit::Auditor>,
+    /// What `/metrics` exports, and requests are counted into (`None`: `[metrics] enabled =
+    /// false`); the service's.
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// Who may read `/metrics` on the API's address.
+    pub metrics_auth: crate::config::metrics::MetricsAuth,
 }
 
 // === impl AppState ===
@@ -105,6 +112,7 @@ impl AppState {
         #[allow(clippy::expect_used)]
         let audit = crate::audit::Auditor::ephemeral(service.store().clone())
             .expect("an audit key is generated from the system's randomness");
+        let metrics = Some(service.metrics().clone());
         Self {
             started_at: Instant::now(),
             readiness: Readiness::default(),
@@ -116,6 +124,8 @@ impl AppState {
             gateway: None,
             webhooks: None,
             audit: None,
+            metrics,
+            metrics_auth: crate::config::metrics::MetricsAuth::default(),
         }
         .with_audit(Some(audit))
     }
@@ -123,6 +133,13 @@ impl AppState {
     /// Record requests in `audit` (`None`: not at all).
     pub fn with_audit(mut self, audit: Option<crate::audit::Auditor>) -> Self {
         self.audit = audit;
+        self
+    }
+
+    /// Count and serve metrics as `[metrics]` says.
+    pub fn with_metrics(mut self, config: &crate::config::metrics::MetricsConfig) -> Self {
+        self.metrics = config.enabled.then(|| self.service.metrics().clone());
+        self.metrics_auth = config.auth;
         self
     }
 
@@ -236,13 +253,17 @@ pub fn router(state: AppState) -> Router {
     let (api, doc) = api_routes().split_for_parts();
     let doc = Arc::new(doc);
     let served = Arc::new(tokio::sync::OnceCell::new());
-    let routes = Router::new().merge(health::router()).merge(api).route(
-        "/openapi.json",
-        get(move |State(state): State<AppState>| {
-            let (doc, served) = (doc.clone(), served.clone());
-            async move { serve_openapi(&doc, &served, &state).await }
-        }),
-    );
+    let routes = Router::new()
+        .merge(health::router())
+        .merge(metrics::router(&state))
+        .merge(api)
+        .route(
+            "/openapi.json",
+            get(move |State(state): State<AppState>| {
+                let (doc, served) = (doc.clone(), served.clone());
+                async move { serve_openapi(&doc, &served, &state).await }
+            }),
+        );
     let gateway = gateway_with_middleware(state.clone());
     let webhooks = layered(
         webhooks::router(),
@@ -328,7 +349,8 @@ fn layered(routes: Router<AppState>, state: AppState, body_limit: usize, door: D
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(make_span)
-                .on_response(DefaultOnResponse::new().level(Level::INFO))
+                // NB: the audit layer writes each request's one log line (`vcm::request`).
+                .on_response(DefaultOnResponse::new().level(Level::DEBUG))
                 // NB: `render_errors` logs error responses once, with their detail.
                 .on_failure(DefaultOnFailure::new().level(Level::DEBUG)),
         )

@@ -49,7 +49,11 @@ async fn github(
     body: Bytes,
 ) -> Response {
     let note = note.map(|Extension(n)| n).unwrap_or_default();
-    answer(receive(&state, Provider::Github, &note, &headers, &body).await)
+    answer(
+        &state,
+        Provider::Github,
+        receive(&state, Provider::Github, &note, &headers, &body).await,
+    )
 }
 
 async fn bitbucket(
@@ -59,10 +63,28 @@ async fn bitbucket(
     body: Bytes,
 ) -> Response {
     let note = note.map(|Extension(n)| n).unwrap_or_default();
-    answer(receive(&state, Provider::Bitbucket, &note, &headers, &body).await)
+    answer(
+        &state,
+        Provider::Bitbucket,
+        receive(&state, Provider::Bitbucket, &note, &headers, &body).await,
+    )
 }
 
-fn answer(result: Result<(StatusCode, serde_json::Value), ApiError>) -> Response {
+/// The response, counted into `vcm_webhook_deliveries_total`: 202 accepted (it asks for work),
+/// 200 ignored (nothing to do), an error rejected.
+fn answer(
+    state: &AppState,
+    provider: Provider,
+    result: Result<(StatusCode, serde_json::Value), ApiError>,
+) -> Response {
+    if let Some(metrics) = &state.metrics {
+        let outcome = match &result {
+            Ok((StatusCode::ACCEPTED, _)) => "accepted",
+            Ok(_) => "ignored",
+            Err(_) => "rejected",
+        };
+        metrics.delivery(provider.as_str(), outcome);
+    }
     match result {
         Ok((status, body)) => (status, Json(body)).into_response(),
         Err(e) => e.into_response(),
@@ -89,6 +111,9 @@ async fn receive(
     };
     if let Err(refused) = signature::verify(provider, headers, body, secrets) {
         note.auth_failed(&refused.0);
+        if let Some(metrics) = &state.metrics {
+            metrics.auth_failure("webhook_signature");
+        }
         return Err(Error::Unauthenticated(refused.0).into());
     }
     note.principal(&format!("webhook:{provider}"));

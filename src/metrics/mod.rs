@@ -30,7 +30,9 @@ use prometheus_client::{
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Request latency buckets, seconds: 5 ms to 10 s.
-const HTTP_BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+const HTTP_BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 /// Accepted → Ready buckets, seconds: a local control plane takes a few seconds, a vCluster
 /// tens of seconds to minutes.
 const READY_BUCKETS: [f64; 10] = [1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0];
@@ -179,8 +181,9 @@ pub struct Census {
 pub struct HostFigures {
     /// Its name.
     pub name: String,
-    /// Most live clusters it takes.
-    pub capacity: u64,
+    /// Most live clusters it takes; `None`: no limit (no capacity series is exported, so
+    /// ratios over it have no value instead of dividing by zero).
+    pub capacity: Option<u64>,
     /// Live clusters placed on it.
     pub clusters: u64,
     /// Whether its last probe reached it.
@@ -267,7 +270,7 @@ impl Metrics {
         vcm.register(
             "reconciler_queue_depth",
             "Clusters due for a reconcile step at the reconciler's last pass (at most its \
-             batch of 64)",
+             batch of 256)",
             this.queue_depth.clone(),
         );
         vcm.register(
@@ -332,7 +335,7 @@ impl Metrics {
             "Audit batches the audit database refused (each is retried)",
             this.audit_failures.clone(),
         );
-        registry.register_collector(Box::new(process::Process::default()));
+        registry.register_collector(Box::new(process::Process));
         Self { registry, ..this }
     }
 
@@ -435,11 +438,6 @@ impl Metrics {
             .inc();
     }
 
-    /// The audit database refused a batch.
-    pub fn audit_write_failure(&self) {
-        self.audit_failures.inc();
-    }
-
     /// Waits for any other scrape to finish: the state setters below and [`Metrics::render`]
     /// belong to one scrape.
     pub async fn scrape(&self) -> tokio::sync::MutexGuard<'_, ()> {
@@ -481,7 +479,9 @@ impl Metrics {
                 host: h.name.clone(),
             };
             let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-            self.host_capacity.get_or_create(&labels).set(n(h.capacity));
+            if let Some(capacity) = h.capacity {
+                self.host_capacity.get_or_create(&labels).set(n(capacity));
+            }
             self.host_clusters.get_or_create(&labels).set(n(h.clusters));
             self.host_up.get_or_create(&labels).set(i64::from(h.up));
         }
@@ -493,9 +493,15 @@ impl Metrics {
             .set(i64::try_from(depth).unwrap_or(i64::MAX));
     }
 
-    /// Audit records waiting for the writer.
-    pub fn set_audit_queue(&self, depth: usize) {
-        self.audit_queue.set(i64::try_from(depth).unwrap_or(i64::MAX));
+    /// Audit records waiting for the writer, and the batches the audit database refused since
+    /// the start.
+    pub fn set_audit(&self, queued: usize, failed_batches: u64) {
+        self.audit_queue
+            .set(i64::try_from(queued).unwrap_or(i64::MAX));
+        let seen = self.audit_failures.get();
+        if failed_batches > seen {
+            self.audit_failures.inc_by(failed_batches - seen);
+        }
     }
 
     /// Everything, in the OpenMetrics text format ([`CONTENT_TYPE`]).

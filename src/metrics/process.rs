@@ -58,12 +58,7 @@ impl Collector for Process {
             "Virtual memory size, bytes",
             n(f.virtual_bytes),
         )?;
-        gauge(
-            &mut encoder,
-            "process_threads",
-            "OS threads",
-            n(f.threads),
-        )?;
+        gauge(&mut encoder, "process_threads", "OS threads", n(f.threads))?;
         gauge(
             &mut encoder,
             "process_start_time_seconds",
@@ -194,7 +189,9 @@ mod tests {
                       Max open files            1024                 524288               files     \n";
         assert_eq!(parse_max_fds(limits), Some(1024));
         assert_eq!(
-            parse_max_fds("Max open files            unlimited            unlimited            files"),
+            parse_max_fds(
+                "Max open files            unlimited            unlimited            files"
+            ),
             None
         );
     }
@@ -202,7 +199,10 @@ mod tests {
     #[test]
     fn this_process_has_figures() {
         let f = read().expect("/proc is mounted on the machines vcm runs on");
-        assert!(f.threads >= 1 && f.resident_bytes > 0 && f.open_fds >= 3, "{f:?}");
+        assert!(
+            f.threads >= 1 && f.resident_bytes > 0 && f.open_fds >= 3,
+            "{f:?}"
+        );
         assert!(f.start_time_seconds > 1_600_000_000.0, "{f:?}");
     }
 }

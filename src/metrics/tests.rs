@@ -34,7 +34,9 @@ fn a_request_is_counted_by_route_template_and_status() {
         "{text}"
     );
     assert!(
-        text.contains(r#"vcm_http_requests_total{door="api",method="GET",route="unmatched",status="404"} 1"#),
+        text.contains(
+            r#"vcm_http_requests_total{door="api",method="GET",route="unmatched",status="404"} 1"#
+        ),
         "{text}"
     );
     assert!(
@@ -61,12 +63,13 @@ fn the_census_replaces_the_last_one() {
     });
     let text = m.render();
     assert!(
-        text.contains(
-            r#"vcm_clusters{phase="Ready",host="local",size="small",version="1.36"} 4"#
-        ),
+        text.contains(r#"vcm_clusters{phase="Ready",host="local",size="small",version="1.36"} 4"#),
         "{text}"
     );
-    assert!(line(&text, r#"vcm_clusters{phase="Pending""#).is_none(), "{text}");
+    assert!(
+        line(&text, r#"vcm_clusters{phase="Pending""#).is_none(),
+        "{text}"
+    );
     for phase in WAITING_PHASES {
         assert!(
             text.contains(&format!(
@@ -82,7 +85,7 @@ fn hosts_and_events_are_exported() {
     let m = Metrics::new();
     m.set_hosts(&[HostFigures {
         name: "eks-a".into(),
-        capacity: 10,
+        capacity: Some(10),
         clusters: 9,
         up: true,
     }]);
@@ -95,10 +98,10 @@ fn hosts_and_events_are_exported() {
     m.auth_failure("api_token");
     m.delivery("github", "accepted");
     m.status_report("github", "sent");
-    m.audit_write_failure();
     m.queue_depth(5);
     m.set_outbox_depth(2);
-    m.set_audit_queue(7);
+    m.set_audit(7, 1);
+    m.set_audit(7, 1);
     let text = m.render();
     for want in [
         r#"vcm_host_capacity_clusters{host="eks-a"} 10"#,
@@ -129,6 +132,9 @@ fn hosts_and_events_are_exported() {
 
 #[test]
 fn odd_methods_share_one_label() {
-    assert_eq!(method_label(&Method::from_bytes(b"PROPFIND").expect("a token")), "other");
+    assert_eq!(
+        method_label(&Method::from_bytes(b"PROPFIND").expect("a token")),
+        "other"
+    );
     assert_eq!(method_label(&Method::DELETE), "DELETE");
 }

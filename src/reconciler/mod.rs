@@ -144,6 +144,7 @@ impl Reconciler {
                 return;
             }
         };
+        self.service.metrics().queue_depth(due.len());
         for cluster in due {
             let lane = Lane::of(&cluster);
             {

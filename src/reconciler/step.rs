@@ -52,16 +52,36 @@ pub fn backoff(attempts: u32) -> Duration {
 
 /// Take one step for `cluster` (as read from the store) and persist its outcome. Never fails:
 /// errors go through [`error_policy`] into the cluster's record.
-#[tracing::instrument(skip_all, fields(cluster.id = %cluster.id, phase = %cluster.phase))]
+#[tracing::instrument(skip_all, fields(
+    cluster.id = %cluster.id,
+    phase = %cluster.phase,
+    request_id = cluster.request_id.as_deref().unwrap_or_default(),
+))]
 pub async fn reconcile_one(
     service: &ClusterService,
     settings: &Settings,
     cluster: Cluster,
 ) -> Action {
-    match step(service, settings, &cluster).await {
+    let started = std::time::Instant::now();
+    let name = step_name(cluster.phase);
+    let action = match step(service, settings, &cluster).await {
         Ok(action) => action,
         Err(Error::Store(StoreError::Conflict(_))) => Action::Now, // someone wrote first: re-read
         Err(e) => error_policy(service, cluster, e).await,
+    };
+    service.metrics().step(name, started.elapsed());
+    action
+}
+
+/// The `step` label of a step from `phase`.
+fn step_name(phase: Phase) -> &'static str {
+    match phase {
+        Phase::Pending => "pending",
+        Phase::Provisioning => "provisioning",
+        Phase::Ready => "ready",
+        Phase::Deleting => "deleting",
+        Phase::Deleted => "deleted",
+        Phase::Failed => "failed",
     }
 }
 
@@ -123,6 +143,12 @@ async fn step(service: &ClusterService, settings: &Settings, c: &Cluster) -> Res
             if next != *c {
                 store.update_cluster(&next, &events).await?;
             }
+            if c.phase == Phase::Provisioning {
+                let took = now.duration_since(c.created_at).as_secs_f64().max(0.0);
+                service
+                    .metrics()
+                    .ready(driver.name(), &c.host, Duration::from_secs_f64(took));
+            }
             Ok(Action::Later)
         }
         Phase::Deleting => {
@@ -136,6 +162,7 @@ async fn step(service: &ClusterService, settings: &Settings, c: &Cluster) -> Res
             next.attempts = 0;
             let ev = NewEvent::phase(c.phase, next.phase, Some(reason), "every resource released");
             store.update_cluster(&next, &[ev]).await?;
+            service.metrics().deletion(reason);
             Ok(Action::Later)
         }
         Phase::Failed if !c.cleaned_up => {
@@ -201,9 +228,13 @@ async fn error_policy(service: &ClusterService, c: Cluster, err: Error) -> Actio
             events.push(NewEvent::new("reconcile_error", detail.clone()).with_reason(label));
         }
         tracing::info!(error = %detail, attempts = next.attempts, "step failed; backing off");
+        service.metrics().retry(step_name(c.phase));
     }
     match service.store().update_cluster(&next, &events).await {
-        Ok(_) if next.phase == Phase::Failed => Action::Now,
+        Ok(_) if next.phase == Phase::Failed => {
+            service.metrics().failure(service.driver().name(), label);
+            Action::Now
+        }
         Ok(_) => Action::Later,
         Err(StoreError::Conflict(_)) => Action::Now,
         Err(e) => {

@@ -47,6 +47,8 @@ pub struct Server {
     background: Option<Background>,
     /// TLS for the listener, when `[tls]` is configured (or made for a non-loopback dev server).
     tls: Option<TlsServer>,
+    /// `[metrics] listen`: `/metrics` alone, plain HTTP, no authentication.
+    metrics_listener: Option<TcpListener>,
 }
 
 // === impl Server ===
@@ -64,7 +66,17 @@ impl Server {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
-        Ok(Self::build_with_listener(config, listener, state)?.with_background(background))
+        let metrics_listener = match config.metrics.listen.filter(|_| config.metrics.enabled) {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding {addr} for /metrics ([metrics] listen)"))?,
+            ),
+            None => None,
+        };
+        let mut server = Self::build_with_listener(config, listener, state)?;
+        server.metrics_listener = metrics_listener;
+        Ok(server.with_background(background))
     }
 
     /// A server of a given `state` (no background tasks unless added with
@@ -89,7 +101,15 @@ impl Server {
             shutdown_grace: config.shutdown_grace(),
             background: None,
             tls,
+            metrics_listener: None,
         })
+    }
+
+    /// The address `/metrics` alone is served on (`[metrics] listen`), if any.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     /// Run these background tasks with the server: they start with it, stop with it, and a
@@ -124,6 +144,7 @@ impl Server {
             shutdown_grace,
             background,
             tls,
+            metrics_listener,
         } = self;
         let workers_stop = CancellationToken::new();
         let mut workers = tokio::task::JoinSet::new();
@@ -145,6 +166,13 @@ impl Server {
                 workers.spawn(retention.run(workers_stop.clone()));
             }
             local = bg.local;
+        }
+        if let Some(listener) = metrics_listener {
+            let metrics_addr = listener.local_addr().context("reading /metrics' address")?;
+            let serve = axum::serve(listener, http::metrics_router(state.clone()))
+                .with_graceful_shutdown(workers_stop.clone().cancelled_owned());
+            tracing::info!(addr = %metrics_addr, "serving /metrics");
+            workers.spawn(async move { serve.await.context("serving /metrics") });
         }
         let auditor = state.audit.clone();
         let readiness = state.readiness.clone();

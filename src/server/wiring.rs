@@ -104,6 +104,7 @@ pub async fn assemble(config: &Config) -> anyhow::Result<(AppState, Background)>
         state
             .try_with_rate_limits(config.rate_limits.clone())
             .context("configuration [rate_limits]")?
+            .with_metrics(&config.metrics)
             .with_gateway(
                 Gateway::try_new(
                     config.gateway.clone(),

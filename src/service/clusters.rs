@@ -168,6 +168,7 @@ impl ClusterService {
                 let from = c.phase;
                 c.phase = from.transition(PhaseEvent::RequestDelete)?;
                 c.delete_reason = Some(reason);
+                c.request_id = crate::telemetry::request_id();
                 c.attempts = 0;
                 c.next_reconcile_at = now_ms();
                 c.message = detail

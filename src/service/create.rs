@@ -99,6 +99,7 @@ impl ClusterService {
             Err(e) => return Err(e.into()),
         }
         tracing::info!(cluster.id = %cluster.id, cluster.name = %cluster.name, "cluster accepted");
+        self.metrics.creation(self.driver.name());
         self.wake.notify_one();
         Ok((cluster, true))
     }
@@ -215,6 +216,7 @@ impl ClusterService {
             attempts: 0,
             next_reconcile_at: now,
             cleaned_up: false,
+            request_id: crate::telemetry::request_id(),
             version: 1,
         })
     }

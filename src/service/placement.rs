@@ -33,6 +33,22 @@ impl ClusterService {
             .collect())
     }
 
+    /// Every host as last probed (a probe at most the host view's age old; never waits on the
+    /// network but the first time), with its live cluster count: for `/metrics`.
+    pub async fn host_figures(&self) -> Result<Vec<HostUse>> {
+        let load = self.load().await?;
+        Ok(self
+            .hosts
+            .get(&self.driver)
+            .await
+            .into_iter()
+            .map(|host| HostUse {
+                clusters: load.get(&host.name).copied().unwrap_or(0),
+                host,
+            })
+            .collect())
+    }
+
     /// Live clusters per host (a Failed cluster not yet cleaned up still holds resources).
     async fn load(&self) -> Result<HashMap<String, u32>> {
         let mut load = HashMap::new();

@@ -12,8 +12,8 @@ use std::sync::{Arc, RwLock};
 use async_trait::async_trait;
 
 use super::{
-    Attempt, AuditFilter, AuditHead, ClusterFilter, IdempotencyRecord, OwnerUse, Page, Store,
-    StoreError, Visibility,
+    Attempt, AuditFilter, AuditHead, Census, ClusterFilter, IdempotencyRecord, OwnerUse, Page,
+    Store, StoreError, Visibility,
 };
 use crate::domain::{
     ApiToken, AuditCheckpoint, AuditRecord, Cluster, ClusterEvent, ClusterId, GatewayCredential,
@@ -364,6 +364,10 @@ impl Store for CachedStore {
 
     async fn owner_use(&self, owner: &str) -> Result<OwnerUse, StoreError> {
         self.inner.owner_use(owner).await
+    }
+
+    async fn census(&self) -> Result<Census, StoreError> {
+        self.inner.census().await
     }
 
     async fn audit_head(&self) -> Result<Option<AuditHead>, StoreError> {

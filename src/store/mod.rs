@@ -273,6 +273,11 @@ pub trait Store: Send + Sync + 'static {
     /// The live clusters of `owner`, whatever their team.
     async fn owner_use(&self, owner: &str) -> Result<OwnerUse, StoreError>;
 
+    /// What `/metrics` states of the store: cluster records by phase, host, size and version,
+    /// when the longest-waiting cluster of each waiting phase entered it, and the status
+    /// reports not yet sent.
+    async fn census(&self) -> Result<Census, StoreError>;
+
     /// The audit log's head: its last record, or the checkpoint when retention purged every
     /// record; `None` for a log never written.
     async fn audit_head(&self) -> Result<Option<AuditHead>, StoreError>;
@@ -339,6 +344,34 @@ pub struct AuditFilter {
     pub descending: bool,
     /// At most this many.
     pub limit: usize,
+}
+
+/// The store's figures for `/metrics` ([`Store::census`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Census {
+    /// Cluster records (retained Deleted and Failed ones too) by phase, host, size and
+    /// Kubernetes version.
+    pub groups: Vec<CensusGroup>,
+    /// For each of Pending, Provisioning and Deleting that any cluster is in: when the cluster
+    /// that has been in it longest entered it.
+    pub waiting_since: Vec<(Phase, Timestamp)>,
+    /// Status reports wanted and not yet sent (nor given up on).
+    pub status_backlog: u64,
+}
+
+/// Clusters sharing a phase, host, size and version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CensusGroup {
+    /// Their phase.
+    pub phase: Phase,
+    /// Their host.
+    pub host: String,
+    /// Their size profile.
+    pub size: String,
+    /// Their Kubernetes version.
+    pub version: String,
+    /// How many.
+    pub count: u64,
 }
 
 /// One owner's live clusters (Pending, Provisioning, Ready): how many, and their TTLs summed.

@@ -137,6 +137,14 @@ async fn a_permanent_error_fails_the_cluster_with_its_message_and_cleans_up() {
     assert!(c.message.contains("make k8s-bins"), "{}", c.message);
     assert!(c.cleaned_up, "a failed cluster's resources are released");
     assert!(driver.calls().contains(&format!("delete {}", c.id)));
+    let metrics = service.metrics().render();
+    assert!(
+        metrics.contains(&format!(
+            r#"vcm_cluster_failures_total{{driver="{}",reason="driver_permanent"}} 1"#,
+            driver.name()
+        )),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -156,6 +164,17 @@ async fn endless_transient_errors_fail_the_cluster_after_the_attempt_limit() {
         c.message.contains("after 8 attempts") && c.message.contains("host unreachable"),
         "{}",
         c.message
+    );
+    let metrics = service.metrics().render();
+    let retries: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("vcm_reconciler_retries_total{"))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum();
+    assert_eq!(
+        retries,
+        f64::from(MAX_PROVISION_ATTEMPTS - 1),
+        "every transient error but the last is a retry: {metrics}"
     );
 }
 

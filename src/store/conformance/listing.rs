@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::domain::{Cluster, Phase};
-use crate::store::{ClusterFilter, Cursor, Store};
+use crate::store::{CensusGroup, ClusterFilter, Cursor, Store};
 
 pub(super) async fn list_filters_by_phase_owner_and_labels(store: Arc<dyn Store>) {
     let alice = |name: &str, phase, labels: &[(&str, &str)]| Cluster {
@@ -204,4 +204,89 @@ pub(super) async fn due_clusters_respects_next_reconcile_at_and_skips_ended(stor
         ids(&[f, g]),
         "at most `limit`: a deletion is never crowded out by overdue health checks"
     );
+}
+
+pub(super) async fn census_counts_clusters_by_phase_and_finds_the_longest_waiting(
+    store: Arc<dyn Store>,
+) {
+    let now = now_ms();
+    let ready = |name: &str, size: &str| Cluster {
+        phase: Phase::Ready,
+        size: size.into(),
+        ..mk_cluster(name)
+    };
+    let (a, b, c) = (
+        ready("a", "small"),
+        ready("b", "small"),
+        ready("c", "large"),
+    );
+    // Pending since its creation, 100 s ago; another Pending one younger.
+    let old = Cluster {
+        created_at: secs_after(now, -100),
+        ..mk_cluster("old")
+    };
+    let young = Cluster {
+        created_at: secs_after(now, -10),
+        ..mk_cluster("young")
+    };
+    let gone = Cluster {
+        phase: Phase::Deleted,
+        host: "eks-a".into(),
+        ..mk_cluster("gone")
+    };
+    let moving = mk_cluster("moving");
+    for x in [&a, &b, &c, &old, &young, &gone, &moving] {
+        insert(&store, x).await;
+    }
+    // Provisioning since its phase event 30 s ago, though created now.
+    let entered = secs_after(now, -30);
+    let provisioning = Cluster {
+        phase: Phase::Provisioning,
+        ..moving.clone()
+    };
+    let event = NewEvent {
+        at: entered,
+        ..NewEvent::phase(Phase::Pending, Phase::Provisioning, None, "provisioning")
+    };
+    store
+        .update_cluster(&provisioning, &[event])
+        .await
+        .expect("updating a cluster");
+
+    let census = store.census().await.expect("a census");
+    let version = a.kubernetes_version.clone();
+    let group = |phase, host: &str, size: &str, count| CensusGroup {
+        phase,
+        host: host.into(),
+        size: size.into(),
+        version: version.clone(),
+        count,
+    };
+    let mut groups = census.groups.clone();
+    groups.sort_by(|x, y| {
+        (x.phase.as_str(), &x.host, &x.size).cmp(&(y.phase.as_str(), &y.host, &y.size))
+    });
+    assert_eq!(
+        groups,
+        vec![
+            group(Phase::Deleted, "eks-a", "small", 1),
+            group(Phase::Pending, "local", "small", 2),
+            group(Phase::Provisioning, "local", "small", 1),
+            group(Phase::Ready, "local", "large", 1),
+            group(Phase::Ready, "local", "small", 2),
+        ],
+        "clusters are counted by phase, host, size and version, ended ones included"
+    );
+    let mut waiting = census.waiting_since.clone();
+    waiting.sort_by_key(|(p, _)| p.as_str());
+    assert_eq!(
+        waiting,
+        vec![
+            (Phase::Pending, old.created_at),
+            (Phase::Provisioning, entered)
+        ],
+        "a waiting phase is dated by its oldest cluster's entry into it (its phase event, or \
+         its creation), and a phase nobody is in is left out"
+    );
+    assert_eq!(census.status_backlog, 0, "no status report was wanted");
 }

@@ -58,6 +58,7 @@ where
     case!(deliveries_are_taken_once_and_pull_requests_wait_until_carried_out);
     case!(the_status_outbox_keeps_only_the_latest_state_until_the_provider_takes_it);
     case!(audit_records_append_list_filter_page_and_purge);
+    case!(census_counts_clusters_by_phase_and_finds_the_longest_waiting);
 }
 
 async fn the_installation_id_is_made_once_and_stays(store: Arc<dyn Store>) {
@@ -115,6 +116,7 @@ pub fn mk_cluster(name: &str) -> Cluster {
         attempts: 0,
         next_reconcile_at: now,
         cleaned_up: false,
+        request_id: Some("req-test".into()),
         version: 1,
     }
 }

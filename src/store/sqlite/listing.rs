@@ -2,10 +2,10 @@
 
 use sqlx::AssertSqlSafe;
 
-use super::rows::{cluster_from_row, get, to_i64, to_u64};
+use super::rows::{cluster_from_row, get, phase, to_i64, to_u64, ts};
 use super::{DEFAULT_LIMIT, MAX_LIMIT, SqliteStore, StoreResult};
-use crate::domain::{Cluster, RepoGrant};
-use crate::store::{ClusterFilter, Cursor, OwnerUse, Page};
+use crate::domain::{Cluster, Phase, RepoGrant, Timestamp};
+use crate::store::{Census, CensusGroup, ClusterFilter, Cursor, OwnerUse, Page};
 
 // === impl SqliteStore ===
 
@@ -119,6 +119,59 @@ impl SqliteStore {
             .await
             .map(Option::unwrap_or_default)
     }
+}
+
+impl SqliteStore {
+    pub(super) async fn census_impl(&self) -> StoreResult<Census> {
+        let q = sqlx::query(
+            "SELECT phase, host, size, kubernetes_version, COUNT(*) AS n FROM clusters \
+             GROUP BY phase, host, size, kubernetes_version ORDER BY phase, host, size, \
+             kubernetes_version",
+        );
+        let groups = self
+            .all(q, group_from_row, "counting clusters by phase")
+            .await?;
+        // NB: a cluster entered its phase at its last event into it; one created before events
+        // recorded phases (none should be) counts from its creation.
+        let q = sqlx::query(
+            "SELECT c.phase AS phase, MIN(COALESCE((SELECT MAX(e.at_ms) FROM cluster_events e \
+             WHERE e.cluster_id = c.id AND e.to_phase = c.phase), c.created_ms)) AS since \
+             FROM clusters c WHERE c.phase IN ('Pending', 'Provisioning', 'Deleting') \
+             GROUP BY c.phase ORDER BY c.phase",
+        );
+        let waiting_since = self
+            .all(q, waiting_from_row, "finding the longest-waiting clusters")
+            .await?;
+        let q = sqlx::query("SELECT COUNT(*) AS n FROM status_reports WHERE sent_seq < seq");
+        let status_backlog = self
+            .one(
+                q,
+                |r| to_u64(get(r, "n")?),
+                "counting unsent status reports",
+            )
+            .await?
+            .unwrap_or(0);
+        Ok(Census {
+            groups,
+            waiting_since,
+            status_backlog,
+        })
+    }
+}
+
+fn group_from_row(r: &sqlx::sqlite::SqliteRow) -> StoreResult<CensusGroup> {
+    Ok(CensusGroup {
+        phase: phase(get(r, "phase")?)?,
+        host: get(r, "host")?,
+        size: get(r, "size")?,
+        version: get(r, "kubernetes_version")?,
+        count: to_u64(get(r, "n")?)?,
+    })
+}
+
+fn waiting_from_row(r: &sqlx::sqlite::SqliteRow) -> StoreResult<(Phase, Timestamp)> {
+    let since: i64 = get(r, "since")?;
+    Ok((phase(get(r, "phase")?)?, ts(since)?))
 }
 
 fn owner_use_from_row(r: &sqlx::sqlite::SqliteRow) -> StoreResult<OwnerUse> {

@@ -17,8 +17,8 @@ use sqlx::sqlite::{
 use sqlx::{Sqlite, Transaction};
 
 use super::{
-    Attempt, AuditFilter, AuditHead, ClusterFilter, IdempotencyRecord, OwnerUse, Page, Store,
-    StoreError,
+    Attempt, AuditFilter, AuditHead, Census, ClusterFilter, IdempotencyRecord, OwnerUse, Page,
+    Store, StoreError,
 };
 use crate::domain::{
     ApiToken, AuditCheckpoint, AuditRecord, Cluster, ClusterEvent, ClusterId, GatewayCredential,
@@ -41,7 +41,8 @@ macro_rules! cluster_cols {
     () => {
         "id, created_ms, version, name, owner, team, phase, message, size, kubernetes_version, \
          ttl_secs, idle_timeout_secs, host, labels, ready_ms, expires_ms, last_activity_ms, \
-         deleted_ms, endpoint, delete_reason, attempts, next_reconcile_ms, cleaned_up"
+         deleted_ms, endpoint, delete_reason, attempts, next_reconcile_ms, cleaned_up, \
+         request_id"
     };
 }
 
@@ -390,6 +391,10 @@ impl Store for SqliteStore {
 
     async fn owner_use(&self, owner: &str) -> Result<OwnerUse, StoreError> {
         self.owner_use_impl(owner).await
+    }
+
+    async fn census(&self) -> Result<Census, StoreError> {
+        self.census_impl().await
     }
 
     async fn audit_head(&self) -> Result<Option<AuditHead>, StoreError> {

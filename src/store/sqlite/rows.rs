@@ -33,7 +33,8 @@ pub(super) fn bind_mutable<'q>(q: Query<'q>, c: &Cluster) -> Result<Query<'q>, S
         .bind(c.delete_reason.map(DeleteReason::as_str))
         .bind(i64::from(c.attempts))
         .bind(c.next_reconcile_at.as_millisecond())
-        .bind(c.cleaned_up))
+        .bind(c.cleaned_up)
+        .bind(&c.request_id))
 }
 
 pub(super) fn cluster_from_row(r: &SqliteRow) -> Result<Cluster, StoreError> {
@@ -70,6 +71,7 @@ pub(super) fn cluster_from_row(r: &SqliteRow) -> Result<Cluster, StoreError> {
         attempts: u32::try_from(attempts).context("stored attempts out of range")?,
         next_reconcile_at: ts(get(r, "next_reconcile_ms")?)?,
         cleaned_up: get(r, "cleaned_up")?,
+        request_id: get(r, "request_id")?,
         version: get(r, "version")?,
     })
 }

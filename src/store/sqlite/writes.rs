@@ -20,7 +20,7 @@ impl SqliteStore {
         let sql = concat!(
             "INSERT INTO clusters (",
             cluster_cols!(),
-            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         );
         let q = sqlx::query(sql)
             .bind(cluster.id.as_str())
@@ -59,7 +59,7 @@ impl SqliteStore {
              kubernetes_version = ?, ttl_secs = ?, idle_timeout_secs = ?, host = ?, labels = ?, \
              ready_ms = ?, expires_ms = ?, last_activity_ms = ?, deleted_ms = ?, endpoint = ?, \
              delete_reason = ?, attempts = ?, next_reconcile_ms = ?, cleaned_up = ?, \
-             version = version + 1 WHERE id = ? AND version = ? RETURNING ",
+             request_id = ?, version = version + 1 WHERE id = ? AND version = ? RETURNING ",
             cluster_cols!()
         );
         let q = bind_mutable(sqlx::query(sql), cluster)?;
