@@ -4,7 +4,8 @@
 # lifecycle benchmark (benches/lifecycle.rs); `bench/run.sh gateway` the gateway against direct
 # (benches/gateway.rs); `bench/run.sh webhooks` the webhook door against /healthz
 # (benches/webhooks.rs); `bench/run.sh governance` requests with the Rego policy and the audit log
-# against neither (benches/governance.rs). Figures and how to read them: docs/PERFORMANCE.md.
+# against neither (benches/governance.rs); `bench/run.sh metrics` reads with metrics counted against
+# metrics off (benches/metrics.rs). Figures and how to read them: docs/PERFORMANCE.md.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bench=lifecycle

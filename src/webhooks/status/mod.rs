@@ -63,6 +63,8 @@ pub struct Reporter {
     bitbucket: Option<Bitbucket>,
     /// What was last queued per pull request and commit: a pass writes only changes.
     queued: Mutex<HashMap<(String, String), StatusWant>>,
+    /// Where `vcm_status_reports_total` is counted.
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl std::fmt::Debug for Reporter {
@@ -166,6 +168,7 @@ impl Reporter {
             github,
             bitbucket,
             queued: Mutex::default(),
+            metrics: None,
         }))
     }
 
@@ -275,6 +278,13 @@ impl Reporter {
         Ok(())
     }
 
+    /// Count status reports into `metrics`.
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
     async fn attempted(
         &self,
         report: &StatusReport,
@@ -282,6 +292,19 @@ impl Reporter {
     ) -> crate::error::Result<()> {
         let now = now_ms();
         let w = &report.want;
+        if let Some(metrics) = &self.metrics {
+            let provider = match w.provider.as_str() {
+                "github" => "github",
+                "bitbucket" => "bitbucket",
+                _ => "other",
+            };
+            let outcome = match &result {
+                Ok(_) => "sent",
+                Err(e) if e.retry => "retried",
+                Err(_) => "failed",
+            };
+            metrics.status_report(provider, outcome);
+        }
         let attempt = match &result {
             Ok(check_run) => {
                 tracing::info!(
