@@ -293,6 +293,9 @@ pub struct HostView {
     pub max_clusters: Option<u32>,
     /// Live clusters on it now.
     pub clusters: u32,
+    /// `clusters` as a percentage of `max_clusters` (absent: no limit).
+    #[serde(default)]
+    pub used_percent: Option<f64>,
     /// Notes, or why it is unreachable.
     pub message: String,
 }
@@ -306,6 +309,10 @@ impl From<crate::service::HostUse> for HostView {
             reachable: h.reachable,
             max_clusters: h.max_clusters,
             clusters: u.clusters,
+            used_percent: h
+                .max_clusters
+                .filter(|max| *max > 0)
+                .map(|max| (f64::from(u.clusters) * 1000.0 / f64::from(max)).round() / 10.0),
             message: h.message,
         }
     }

@@ -38,6 +38,8 @@ pub enum ClusterCmd {
     Keepalive(IdArg),
     /// Show a cluster's lifecycle events.
     Events(IdArg),
+    /// Show what a Ready cluster uses now: its processes or host namespace, and its objects.
+    Usage(IdArg),
 }
 
 /// `vcm cluster create` flags.
@@ -207,6 +209,9 @@ pub async fn run(cmd: ClusterCmd, global: &GlobalOpts) -> anyhow::Result<ExitCod
             print(output::cluster(&client.keepalive(&id).await?, out))
         }
         ClusterCmd::Events(IdArg { id }) => print(output::events(&client.events(&id).await?, out)),
+        ClusterCmd::Usage(IdArg { id }) => {
+            print(output::cluster_usage(&client.cluster_usage(&id).await?, out))
+        }
     }
 }
 

@@ -112,6 +112,9 @@ pub enum Command {
     /// Teams: `vcm team usage <team>` shows its live clusters against its quota.
     #[command(subcommand)]
     Team(TeamCmd),
+    /// Hosts: `vcm host list` shows each host's reachability and use.
+    #[command(subcommand)]
+    Host(team::HostCmd),
     /// Who the server takes you for: subject, role and team of your credential.
     Whoami,
     /// Print the version of this binary.
@@ -161,6 +164,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Cluster(cmd) => cluster::run(cmd, &cli.global).await,
         Command::Token(cmd) => token::run(cmd, &cli.global).await,
         Command::Team(cmd) => team::run(cmd, &cli.global).await,
+        Command::Host(cmd) => team::run_host(cmd, &cli.global).await,
         Command::Policy(cmd) => policy::run(cmd, cli.global.output),
         Command::Audit(cmd) => audit::run(cmd, &cli.global).await,
         Command::Whoami => whoami(&cli.global).await,

@@ -368,3 +368,91 @@ mod tests {
         assert!(table.contains("--all"), "{table}");
     }
 }
+
+/// The hosts with their capacity and use.
+pub fn hosts(list: &crate::api::HostList, format: OutputFormat) -> anyhow::Result<String> {
+    structured(list, format).unwrap_or_else(|| {
+        let mut table = mk_table();
+        table.set_header(vec!["HOST", "REACHABLE", "CLUSTERS", "MAX", "USED", "MESSAGE"]);
+        for h in &list.items {
+            table.add_row(vec![
+                h.name.clone(),
+                if h.reachable { "yes" } else { "no" }.to_owned(),
+                h.clusters.to_string(),
+                h.max_clusters.map_or_else(dash, |m| m.to_string()),
+                h.used_percent.map_or_else(dash, |p| format!("{p:.0}%")),
+                h.message.clone(),
+            ]);
+        }
+        Ok(format!("{table}\n"))
+    })
+}
+
+/// What a cluster uses now.
+pub fn cluster_usage(
+    u: &crate::domain::usage::ClusterUsage,
+    format: OutputFormat,
+) -> anyhow::Result<String> {
+    structured(u, format).unwrap_or_else(|| {
+        let mib = |b: u64| format!("{:.1} MiB", b as f64 / 1_048_576.0);
+        let mut out = format!("cluster {} on host {} ({} driver)\n", u.cluster, u.host, u.driver);
+        let on = &u.on_host;
+        if !on.processes.is_empty() {
+            let mut table = mk_table();
+            table.set_header(vec!["PROCESS", "PID", "CPU TIME", "MEMORY"]);
+            for p in &on.processes {
+                table.add_row(vec![
+                    p.name.clone(),
+                    p.pid.to_string(),
+                    format!("{:.1} s", p.cpu_seconds),
+                    mib(p.memory_bytes),
+                ]);
+            }
+            table.add_row(vec![
+                "total".to_owned(),
+                dash(),
+                on.cpu_seconds.map_or_else(dash, |s| format!("{s:.1} s")),
+                on.memory_bytes.map_or_else(dash, mib),
+            ]);
+            out.push_str(&format!("{table}\n"));
+        }
+        if let Some(ns) = &on.namespace {
+            let used = match (ns.cpu_used_millicores, ns.memory_used_bytes) {
+                (Some(cpu), Some(mem)) => format!("{cpu}m CPU, {}", mib(mem)),
+                _ => dash(),
+            };
+            let rows = [
+                ("NAMESPACE", ns.name.clone()),
+                ("PODS", format!("{} ({} running)", ns.pods, ns.running_pods)),
+                (
+                    "REQUESTS",
+                    format!("{}m CPU, {}", ns.cpu_requests_millicores, mib(ns.memory_requests_bytes)),
+                ),
+                ("USED", used),
+            ];
+            let mut table = mk_table();
+            for (k, v) in rows {
+                table.add_row(vec![k.to_owned(), v]);
+            }
+            for q in &ns.quotas {
+                table.add_row(vec![
+                    format!("QUOTA {}", q.quota),
+                    format!("{}: {} of {}", q.resource, q.used, q.hard),
+                ]);
+            }
+            out.push_str(&format!("{table}\n"));
+        }
+        if let Some(objects) = &u.objects {
+            let mut table = mk_table();
+            table.set_header(vec!["RESOURCE", "OBJECTS"]);
+            for (resource, n) in objects.iter().filter(|(_, n)| **n > 0) {
+                table.add_row(vec![resource.clone(), n.to_string()]);
+            }
+            out.push_str(&format!("{table}\n"));
+        }
+        for note in &u.notes {
+            out.push_str(&format!("note: {note}\n"));
+        }
+        Ok(out)
+    })
+}

@@ -1,4 +1,4 @@
-//! `vcm team …`: a team's use of its quota.
+//! `vcm team …`: a team's use of its quota; `vcm host …`: the hosts' use.
 
 use std::process::ExitCode;
 
@@ -15,6 +15,24 @@ pub enum TeamCmd {
         /// The team's name.
         team: String,
     },
+}
+
+/// `vcm host` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum HostCmd {
+    /// The hosts: reachability, live clusters against their limit.
+    List,
+}
+
+/// Runs a `vcm host` command.
+pub async fn run_host(cmd: HostCmd, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
+    match cmd {
+        HostCmd::List => {
+            let hosts = global.client()?.hosts().await?;
+            print!("{}", output::hosts(&hosts, global.output)?);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }
 
 /// Runs a `vcm team` command.

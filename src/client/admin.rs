@@ -47,7 +47,18 @@ impl Client {
             .await
     }
 
-    /// `GET /v1/teams/{team}/usage`: the team's live clusters against its quota.
+    /// `GET /v1/hosts`: the hosts with their capacity and use.
+    pub async fn hosts(&self) -> Result<crate::api::HostList> {
+        self.json(self.request(Method::GET, &["v1", "hosts"])?).await
+    }
+
+    /// `GET /v1/clusters/{id}/usage`: what a Ready cluster uses now.
+    pub async fn cluster_usage(&self, id: &str) -> Result<crate::domain::usage::ClusterUsage> {
+        self.json(self.request(Method::GET, &["v1", "clusters", id, "usage"])?)
+            .await
+    }
+
+    /// `GET /v1/teams/{team}/usage`: a team's live clusters against its quota.
     pub async fn team_usage(&self, team: &str) -> Result<crate::service::TeamUsage> {
         self.json(self.request(Method::GET, &["v1", "teams", team, "usage"])?)
             .await

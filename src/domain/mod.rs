@@ -13,6 +13,7 @@ mod principal;
 mod pull_request;
 mod status_report;
 mod token;
+pub mod usage;
 
 pub use audit::{
     AuditCheckpoint, AuditEntry, AuditRecord, Decision, Door, Stage, UNTRUSTED_HEAD, genesis,

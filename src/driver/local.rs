@@ -331,6 +331,53 @@ impl Driver for LocalDriver {
         self.admin_kubeconfig_of(&cluster.id, port)
     }
 
+    /// The processes whose command line names the cluster's directory (its API server) or its
+    /// components' (controller manager, scheduler, kwok), read from `/proc`.
+    async fn host_usage(
+        &self,
+        cluster: &Cluster,
+    ) -> Result<crate::domain::usage::HostUsage, DriverError> {
+        use crate::domain::usage::{HostUsage, ProcessUsage};
+        let dirs = [
+            self.cluster_dir(&cluster.id),
+            self.components_dir(&cluster.id),
+        ];
+        let mut processes: Vec<ProcessUsage> = dirs
+            .iter()
+            .flat_map(|dir| crate::controlplane::find_processes(&format!("{}", dir.display())))
+            .collect::<std::collections::BTreeMap<u32, Vec<String>>>()
+            .into_iter()
+            .filter_map(|(pid, argv)| {
+                let (cpu_seconds, memory_bytes) = crate::metrics::of_pid(pid)?;
+                let name = argv.first().map_or("?", |a| {
+                    std::path::Path::new(a)
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .unwrap_or(a)
+                });
+                Some(ProcessUsage {
+                    name: name.to_owned(),
+                    pid,
+                    cpu_seconds,
+                    memory_bytes,
+                })
+            })
+            .collect();
+        processes.sort_by(|a, b| a.name.cmp(&b.name).then(a.pid.cmp(&b.pid)));
+        let mut usage = HostUsage {
+            cpu_seconds: Some(processes.iter().map(|p| p.cpu_seconds).sum()),
+            memory_bytes: Some(processes.iter().map(|p| p.memory_bytes).sum()),
+            processes,
+            ..HostUsage::default()
+        };
+        if usage.processes.is_empty() {
+            usage
+                .notes
+                .push(format!("no process of cluster {} runs on this machine", cluster.id));
+        }
+        Ok(usage)
+    }
+
     async fn list_managed(&self) -> Result<Vec<ClusterId>, DriverError> {
         let mut ids: Vec<ClusterId> = std::fs::read_dir(self.root.join("clusters"))
             .map_err(transient("listing cluster directories"))?

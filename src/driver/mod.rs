@@ -149,4 +149,13 @@ pub trait Driver: Send + Sync + 'static {
 
     /// Ids of every cluster the driver holds resources for (for the orphan sweeper).
     async fn list_managed(&self) -> Result<Vec<ClusterId>, DriverError>;
+
+    /// What the cluster takes on its host now: its processes, or its host namespace. The
+    /// default knows nothing of the host.
+    async fn host_usage(
+        &self,
+        _cluster: &Cluster,
+    ) -> Result<crate::domain::usage::HostUsage, DriverError> {
+        Ok(crate::domain::usage::HostUsage::default())
+    }
 }

@@ -19,6 +19,7 @@ use crate::api::{
     EventList, EventView, UpdateClusterRequest,
 };
 use crate::domain::DeleteReason;
+use crate::domain::usage::ClusterUsage;
 use crate::error::Error;
 
 /// Set to `true` on a create answered from an earlier request with the same `Idempotency-Key`.
@@ -35,6 +36,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(keepalive))
         .routes(routes!(forget))
         .routes(routes!(events))
+        .routes(routes!(usage))
 }
 
 /// Accept a new cluster; it starts `Pending` and the reconciler takes it from there.
@@ -249,6 +251,26 @@ async fn keepalive(
 ) -> Result<Json<ClusterView>, ApiError> {
     let cluster = state.service.keepalive(&principal, &id).await?;
     Ok(Json(ClusterView::from(&cluster)))
+}
+
+/// What the cluster uses now: its processes or host namespace, and the objects in its API.
+#[utoipa::path(
+    get, path = "/v1/clusters/{id}/usage", tag = "clusters",
+    params(("id" = String, Path, description = "Cluster id or live name")),
+    responses(
+        (status = 200, description = "Its use; parts that could not be read are named in `notes`", body = ClusterUsage),
+        (status = 401, description = "Unauthenticated", body = ErrorBody),
+        (status = 404, description = "No such cluster", body = ErrorBody),
+        (status = 409, description = "Cluster is not Ready", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+async fn usage(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<ClusterUsage>, ApiError> {
+    Ok(Json(state.service.usage(&principal, &id).await?))
 }
 
 /// Lifecycle events, oldest first.

@@ -13,6 +13,8 @@
 
 mod process;
 
+pub use process::of_pid;
+
 use std::time::Duration;
 
 use prometheus_client::{

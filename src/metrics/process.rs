@@ -114,6 +114,15 @@ fn constants() -> Option<&'static Constants> {
         .as_ref()
 }
 
+/// CPU seconds and resident bytes of process `pid`, or `None` when it is gone (or there is no
+/// `/proc`).
+pub fn of_pid(pid: u32) -> Option<(f64, u64)> {
+    let c = constants()?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let f = parse_stat(&stat, c.ticks, c.page, c.boot_secs)?;
+    Some((f.cpu_seconds, f.resident_bytes))
+}
+
 /// The figures, or `None` without `/proc`.
 pub(super) fn read() -> Option<Figures> {
     let c = constants()?;

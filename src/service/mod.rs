@@ -12,6 +12,7 @@ mod policy;
 mod quotas;
 mod requests;
 mod tokens;
+mod usage;
 
 use std::sync::Arc;
 

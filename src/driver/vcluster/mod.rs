@@ -48,6 +48,7 @@ mod size;
 mod steps;
 mod template;
 mod tunnel;
+mod usage;
 mod values;
 
 use async_trait::async_trait;
@@ -321,6 +322,21 @@ impl Driver for VclusterDriver {
         };
         readiness::parse_kubeconfig(&yaml, cluster.name.as_str(), &server).map_err(|e| {
             DriverError::Transient(format!("secret {secret} holds no usable kubeconfig: {e:#}"))
+        })
+    }
+
+    /// The host namespace's pods, requests, quotas and (where served) metrics.
+    async fn host_usage(
+        &self,
+        cluster: &Cluster,
+    ) -> Result<crate::domain::usage::HostUsage, DriverError> {
+        let host = self.host(&cluster.host)?;
+        let (namespace, notes) =
+            usage::of_namespace(host, &namespace_name(cluster.id.as_str())).await?;
+        Ok(crate::domain::usage::HostUsage {
+            namespace: Some(namespace),
+            notes,
+            ..Default::default()
         })
     }
 
