@@ -345,11 +345,19 @@ fn usage_shows_a_local_clusters_processes_and_objects_and_hosts_their_use() {
     // Not Ready yet, or Ready already: a 409 names the phase; once Ready it answers.
     let early = vcm.cli(&["cluster", "usage", &id]);
     if !early.status.success() {
-        assert!(text(&early).contains("cluster_not_ready"), "{}", text(&early));
+        assert!(
+            text(&early).contains("cluster_not_ready"),
+            "{}",
+            text(&early)
+        );
     }
     vcm.wait_phase(&id, "Ready", Duration::from_secs(120));
     let missing = vcm.cli(&["cluster", "usage", "c-nothere"]);
-    assert!(!missing.status.success() && text(&missing).contains("404"), "{}", text(&missing));
+    assert!(
+        !missing.status.success() && text(&missing).contains("404"),
+        "{}",
+        text(&missing)
+    );
 
     let usage = |vcm: &Vcm| -> serde_json::Value {
         serde_json::from_str(&vcm.cli_ok(&["cluster", "usage", &id, "--output", "json"])).unwrap()
@@ -363,7 +371,12 @@ fn usage_shows_a_local_clusters_processes_and_objects_and_hosts_their_use() {
         .iter()
         .map(|p| p["name"].as_str().unwrap())
         .collect();
-    for want in ["kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"] {
+    for want in [
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+        "kwok",
+    ] {
         assert!(names.contains(&want), "{want} missing from {u}");
     }
     for p in u["processes"].as_array().unwrap() {
@@ -383,10 +396,16 @@ fn usage_shows_a_local_clusters_processes_and_objects_and_hosts_their_use() {
     // Counted now, not by a periodic metric: the default namespaces and its one fake node.
     assert!(u["objects"]["namespaces"].as_u64().unwrap() >= 4, "{u}");
     assert!(u["objects"]["nodes"].as_u64().unwrap() >= 1, "{u}");
-    assert!(u["objects"]["serviceaccounts"].as_u64().unwrap() >= 1, "{u}");
+    assert!(
+        u["objects"]["serviceaccounts"].as_u64().unwrap() >= 1,
+        "{u}"
+    );
     assert_eq!(u["objects"]["deployments.apps"], 0, "{u}");
     let table = vcm.cli_ok(&["cluster", "usage", &id]);
-    assert!(table.contains("kube-apiserver") && table.contains("namespaces"), "{table}");
+    assert!(
+        table.contains("kube-apiserver") && table.contains("namespaces"),
+        "{table}"
+    );
 
     let hosts: serde_json::Value =
         serde_json::from_str(&vcm.cli_ok(&["host", "list", "--output", "json"])).unwrap();
@@ -395,7 +414,10 @@ fn usage_shows_a_local_clusters_processes_and_objects_and_hosts_their_use() {
     assert_eq!(local["clusters"], 1, "{hosts}");
     let max = local["max_clusters"].as_f64().unwrap();
     let used = local["used_percent"].as_f64().unwrap();
-    assert!((used - (100.0 / max * 10.0).round() / 10.0).abs() < 0.11, "{hosts}");
+    assert!(
+        (used - (100.0 / max * 10.0).round() / 10.0).abs() < 0.11,
+        "{hosts}"
+    );
     let table = vcm.cli_ok(&["host", "list"]);
     assert!(table.contains("local") && table.contains('%'), "{table}");
 }

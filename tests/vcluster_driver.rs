@@ -612,3 +612,100 @@ async fn the_cli_gets_explicit_arguments_a_private_home_the_pinned_helm_and_no_i
         ])
     );
 }
+
+#[tokio::test]
+async fn host_usage_reads_the_namespace_pods_requests_and_quotas_and_says_when_metrics_are_missing()
+{
+    // Arrange: a host (tier A: no scheduler, no metrics-server) with a cluster's namespace
+    // holding two pods (one finished) and a ResourceQuota.
+    let host = TestBed::tier_a().await;
+    let cluster = mk_cluster();
+    let ns = ns_of(&cluster);
+    let pp = PostParams::default();
+    let nss: Api<Namespace> = Api::all(host.client());
+    let namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": ns}})).unwrap();
+    nss.create(&pp, &namespace).await.unwrap();
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(host.client(), &ns);
+    let container = |name: &str, cpu: &str, memory: &str| {
+        serde_json::json!({"name": name, "image": "busybox",
+            "resources": {"requests": {"cpu": cpu, "memory": memory}}})
+    };
+    for (name, containers) in [
+        (
+            "api",
+            vec![
+                container("api", "250m", "128Mi"),
+                container("sidecar", "0.1", "64Mi"),
+            ],
+        ),
+        ("done", vec![container("job", "1", "1Gi")]),
+    ] {
+        let pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name}, "spec": {"containers": containers}
+        }))
+        .unwrap();
+        pods.create(&pp, &pod).await.unwrap();
+    }
+    let mut done = pods.get_status("done").await.unwrap();
+    done.status = Some(serde_json::from_value(serde_json::json!({"phase": "Succeeded"})).unwrap());
+    pods.replace_status("done", &pp, &done).await.unwrap();
+    let quotas: Api<k8s_openapi::api::core::v1::ResourceQuota> =
+        Api::namespaced(host.client(), &ns);
+    let quota = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "vcm-quota"},
+        "spec": {"hard": {"pods": "10", "requests.cpu": "2"}}
+    }))
+    .unwrap();
+    quotas.create(&pp, &quota).await.unwrap();
+    let mut quota = quotas.get_status("vcm-quota").await.unwrap();
+    quota.status = Some(
+        serde_json::from_value(serde_json::json!({
+            "hard": {"pods": "10", "requests.cpu": "2"},
+            "used": {"pods": "1", "requests.cpu": "350m"}
+        }))
+        .unwrap(),
+    );
+    quotas
+        .replace_status("vcm-quota", &pp, &quota)
+        .await
+        .unwrap();
+    let driver = VclusterDriver::new(vec![mk_host(&host, "https://x")], mk_config())
+        .await
+        .unwrap();
+
+    // Act
+    let usage = driver.host_usage(&cluster).await.unwrap();
+
+    // Assert
+    let got = usage
+        .namespace
+        .as_ref()
+        .expect("a vCluster's use is its namespace");
+    assert_eq!(got.name, ns);
+    assert_eq!(got.pods, 2);
+    assert_eq!(
+        got.cpu_requests_millicores, 350,
+        "the finished pod holds nothing: {got:?}"
+    );
+    assert_eq!(got.memory_requests_bytes, 192 * 1024 * 1024, "{got:?}");
+    let mut quota: Vec<(String, String, String)> = got
+        .quotas
+        .iter()
+        .map(|q| (q.resource.clone(), q.used.clone(), q.hard.clone()))
+        .collect();
+    quota.sort();
+    assert_eq!(
+        quota,
+        vec![
+            ("pods".into(), "1".into(), "10".into()),
+            ("requests.cpu".into(), "350m".into(), "2".into()),
+        ]
+    );
+    assert_eq!(got.cpu_used_millicores, None);
+    assert!(
+        usage.notes.iter().any(|n| n.contains("metrics API")),
+        "a host without metrics-server says so: {:?}",
+        usage.notes
+    );
+    assert!(usage.processes.is_empty());
+}

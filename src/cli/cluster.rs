@@ -209,9 +209,10 @@ pub async fn run(cmd: ClusterCmd, global: &GlobalOpts) -> anyhow::Result<ExitCod
             print(output::cluster(&client.keepalive(&id).await?, out))
         }
         ClusterCmd::Events(IdArg { id }) => print(output::events(&client.events(&id).await?, out)),
-        ClusterCmd::Usage(IdArg { id }) => {
-            print(output::cluster_usage(&client.cluster_usage(&id).await?, out))
-        }
+        ClusterCmd::Usage(IdArg { id }) => print(output::cluster_usage(
+            &client.cluster_usage(&id).await?,
+            out,
+        )),
     }
 }
 

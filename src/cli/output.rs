@@ -373,7 +373,14 @@ mod tests {
 pub fn hosts(list: &crate::api::HostList, format: OutputFormat) -> anyhow::Result<String> {
     structured(list, format).unwrap_or_else(|| {
         let mut table = mk_table();
-        table.set_header(vec!["HOST", "REACHABLE", "CLUSTERS", "MAX", "USED", "MESSAGE"]);
+        table.set_header(vec![
+            "HOST",
+            "REACHABLE",
+            "CLUSTERS",
+            "MAX",
+            "USED",
+            "MESSAGE",
+        ]);
         for h in &list.items {
             table.add_row(vec![
                 h.name.clone(),
@@ -395,7 +402,10 @@ pub fn cluster_usage(
 ) -> anyhow::Result<String> {
     structured(u, format).unwrap_or_else(|| {
         let mib = |b: u64| format!("{:.1} MiB", b as f64 / 1_048_576.0);
-        let mut out = format!("cluster {} on host {} ({} driver)\n", u.cluster, u.host, u.driver);
+        let mut out = format!(
+            "cluster {} on host {} ({} driver)\n",
+            u.cluster, u.host, u.driver
+        );
         let on = &u.on_host;
         if !on.processes.is_empty() {
             let mut table = mk_table();
@@ -426,7 +436,11 @@ pub fn cluster_usage(
                 ("PODS", format!("{} ({} running)", ns.pods, ns.running_pods)),
                 (
                     "REQUESTS",
-                    format!("{}m CPU, {}", ns.cpu_requests_millicores, mib(ns.memory_requests_bytes)),
+                    format!(
+                        "{}m CPU, {}",
+                        ns.cpu_requests_millicores,
+                        mib(ns.memory_requests_bytes)
+                    ),
                 ),
                 ("USED", used),
             ];

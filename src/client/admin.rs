@@ -49,7 +49,8 @@ impl Client {
 
     /// `GET /v1/hosts`: the hosts with their capacity and use.
     pub async fn hosts(&self) -> Result<crate::api::HostList> {
-        self.json(self.request(Method::GET, &["v1", "hosts"])?).await
+        self.json(self.request(Method::GET, &["v1", "hosts"])?)
+            .await
     }
 
     /// `GET /v1/clusters/{id}/usage`: what a Ready cluster uses now.

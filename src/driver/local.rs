@@ -371,9 +371,10 @@ impl Driver for LocalDriver {
             ..HostUsage::default()
         };
         if usage.processes.is_empty() {
-            usage
-                .notes
-                .push(format!("no process of cluster {} runs on this machine", cluster.id));
+            usage.notes.push(format!(
+                "no process of cluster {} runs on this machine",
+                cluster.id
+            ));
         }
         Ok(usage)
     }

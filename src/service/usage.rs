@@ -128,7 +128,13 @@ mod tests {
     fn a_one_item_list_counts_its_remaining_items() {
         let list = serde_json::json!({"metadata": {"remainingItemCount": 41}, "items": [{}]});
         assert_eq!(list_count(&list), 42);
-        assert_eq!(list_count(&serde_json::json!({"metadata": {}, "items": [{}]})), 1);
-        assert_eq!(list_count(&serde_json::json!({"metadata": {}, "items": []})), 0);
+        assert_eq!(
+            list_count(&serde_json::json!({"metadata": {}, "items": [{}]})),
+            1
+        );
+        assert_eq!(
+            list_count(&serde_json::json!({"metadata": {}, "items": []})),
+            0
+        );
     }
 }

@@ -36,8 +36,10 @@ pub(super) async fn of_namespace(
         for c in pod.spec.iter().flat_map(|s| &s.containers) {
             let requests = c.resources.as_ref().and_then(|r| r.requests.as_ref());
             if let Some(r) = requests {
-                usage.cpu_requests_millicores += r.get("cpu").and_then(|q| millicores(&q.0)).unwrap_or(0);
-                usage.memory_requests_bytes += r.get("memory").and_then(|q| bytes(&q.0)).unwrap_or(0);
+                usage.cpu_requests_millicores +=
+                    r.get("cpu").and_then(|q| millicores(&q.0)).unwrap_or(0);
+                usage.memory_requests_bytes +=
+                    r.get("memory").and_then(|q| bytes(&q.0)).unwrap_or(0);
             }
         }
     }
@@ -84,7 +86,12 @@ async fn used(host: &Host, ns: &str) -> Result<(u64, u64), String> {
                 host.name()
             ));
         }
-        Err(e) => return Err(format!("reading the metrics API of host {}: {e}", host.name())),
+        Err(e) => {
+            return Err(format!(
+                "reading the metrics API of host {}: {e}",
+                host.name()
+            ));
+        }
     };
     let (mut cpu, mut memory) = (0, 0);
     for pod in list["items"].as_array().into_iter().flatten() {
