@@ -292,83 +292,6 @@ fn human(secs: i64) -> String {
     }
 }
 
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    fn mk_view() -> ClusterView {
-        ClusterView {
-            id: "c-abc".into(),
-            name: "pr-42".into(),
-            owner: "token:ci".into(),
-            team: None,
-            phase: "Ready".into(),
-            message: "ready in 3.1s".into(),
-            size: "small".into(),
-            kubernetes_version: "1.36".into(),
-            ttl: "2h".into(),
-            idle_timeout: None,
-            host: "local".into(),
-            labels: [("repo".to_owned(), "web".to_owned())].into(),
-            created_at: "2026-01-01T00:00:00Z".into(),
-            ready_at: None,
-            expires_at: "2099-01-01T00:00:00Z".into(),
-            last_activity_at: "2026-01-01T00:00:00Z".into(),
-            deleted_at: None,
-            endpoint: None,
-            delete_reason: None,
-        }
-    }
-
-    #[test]
-    fn durations_read_in_two_units_at_most() {
-        // Table: (seconds, text).
-        let cases = [
-            (42, "42s"),
-            (720, "12m"),
-            (7200, "2h"),
-            (11_040, "3h4m"),
-            (183_600, "2d3h"),
-        ];
-        for (secs, text) in cases {
-            assert_eq!(human(secs), text, "{secs}s");
-        }
-    }
-
-    #[test]
-    fn a_cluster_renders_as_table_json_and_yaml() {
-        let view = mk_view();
-
-        let table = cluster(&view, OutputFormat::Table).unwrap();
-        let json = cluster(&view, OutputFormat::Json).unwrap();
-        let yaml = cluster(&view, OutputFormat::Yaml).unwrap();
-
-        assert!(
-            table.contains("pr-42") && table.contains("repo=web"),
-            "{table}"
-        );
-        assert!(table.contains("in "), "{table}");
-        let parsed: ClusterView = serde_json::from_str(&json).unwrap();
-        assert_eq!(parsed, view);
-        let parsed: ClusterView = serde_yaml_ng::from_str(&yaml).unwrap();
-        assert_eq!(parsed, view);
-    }
-
-    #[test]
-    fn a_list_table_has_a_row_per_cluster_and_says_when_more_pages_exist() {
-        let list = ClusterList {
-            items: vec![mk_view()],
-            next_cursor: Some("abc".into()),
-        };
-
-        let table = clusters(&list, OutputFormat::Table).unwrap();
-
-        assert!(table.contains("NAME") && table.contains("c-abc"), "{table}");
-        assert!(table.contains("--all"), "{table}");
-    }
-}
-
 /// The hosts with their capacity and use.
 pub fn hosts(list: &crate::api::HostList, format: OutputFormat) -> anyhow::Result<String> {
     structured(list, format).unwrap_or_else(|| {
@@ -469,4 +392,81 @@ pub fn cluster_usage(
         }
         Ok(out)
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn mk_view() -> ClusterView {
+        ClusterView {
+            id: "c-abc".into(),
+            name: "pr-42".into(),
+            owner: "token:ci".into(),
+            team: None,
+            phase: "Ready".into(),
+            message: "ready in 3.1s".into(),
+            size: "small".into(),
+            kubernetes_version: "1.36".into(),
+            ttl: "2h".into(),
+            idle_timeout: None,
+            host: "local".into(),
+            labels: [("repo".to_owned(), "web".to_owned())].into(),
+            created_at: "2026-01-01T00:00:00Z".into(),
+            ready_at: None,
+            expires_at: "2099-01-01T00:00:00Z".into(),
+            last_activity_at: "2026-01-01T00:00:00Z".into(),
+            deleted_at: None,
+            endpoint: None,
+            delete_reason: None,
+        }
+    }
+
+    #[test]
+    fn durations_read_in_two_units_at_most() {
+        // Table: (seconds, text).
+        let cases = [
+            (42, "42s"),
+            (720, "12m"),
+            (7200, "2h"),
+            (11_040, "3h4m"),
+            (183_600, "2d3h"),
+        ];
+        for (secs, text) in cases {
+            assert_eq!(human(secs), text, "{secs}s");
+        }
+    }
+
+    #[test]
+    fn a_cluster_renders_as_table_json_and_yaml() {
+        let view = mk_view();
+
+        let table = cluster(&view, OutputFormat::Table).unwrap();
+        let json = cluster(&view, OutputFormat::Json).unwrap();
+        let yaml = cluster(&view, OutputFormat::Yaml).unwrap();
+
+        assert!(
+            table.contains("pr-42") && table.contains("repo=web"),
+            "{table}"
+        );
+        assert!(table.contains("in "), "{table}");
+        let parsed: ClusterView = serde_json::from_str(&json).unwrap();
+        assert_eq!(parsed, view);
+        let parsed: ClusterView = serde_yaml_ng::from_str(&yaml).unwrap();
+        assert_eq!(parsed, view);
+    }
+
+    #[test]
+    fn a_list_table_has_a_row_per_cluster_and_says_when_more_pages_exist() {
+        let list = ClusterList {
+            items: vec![mk_view()],
+            next_cursor: Some("abc".into()),
+        };
+
+        let table = clusters(&list, OutputFormat::Table).unwrap();
+
+        assert!(table.contains("NAME") && table.contains("c-abc"), "{table}");
+        assert!(table.contains("--all"), "{table}");
+    }
 }

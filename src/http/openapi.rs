@@ -314,6 +314,7 @@ mod tests {
             reachable: true,
             max_clusters: None,
             clusters: 0,
+            used_percent: None,
             message: String::new(),
         }
     }
