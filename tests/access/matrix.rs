@@ -62,9 +62,9 @@ fn decide(method: &str, path: &str, who: Who) -> Option<Decision> {
             }
         }
         ("get", "/v1/clusters") | ("get", "/v1/hosts") | ("get", "/v1/whoami") => Allow,
-        ("get", "/v1/clusters/{id}") | ("get", "/v1/clusters/{id}/events") => {
-            on_cluster(false, true)
-        }
+        ("get", "/v1/clusters/{id}")
+        | ("get", "/v1/clusters/{id}/events")
+        | ("get", "/v1/clusters/{id}/usage") => on_cluster(false, true),
         ("put", "/v1/clusters/{id}") => on_cluster(true, false),
         ("delete", "/v1/clusters/{id}")
         | ("post", "/v1/clusters/{id}/kubeconfig")
