@@ -58,15 +58,23 @@ pub(super) async fn put_to_policy(
     cluster: Option<&Cluster>,
     request: Option<serde_json::Value>,
 ) -> Result<()> {
-    let Some(policy) = policy.cloned() else {
+    let Some(policy) = policy else {
         return Ok(());
     };
     if principal.subject == Principal::system().subject {
         return Ok(());
     }
+    // NB: one version for gathering and deciding, so a reload in between cannot evaluate a
+    // quota rule on an input gathered without usage.
+    let policy = policy.compiled();
     let claims = principal.claims.as_deref().cloned().unwrap_or_default();
-    let mut input = PolicyInput::new(InputPrincipal::from_principal(principal, claims), action)
-        .with_usage(usage_of(store, principal).await?);
+    let mut input = PolicyInput::new(InputPrincipal::from_principal(principal, claims), action);
+    input = if policy.reads_usage() {
+        input.with_usage(usage_of(store, principal).await?)
+    } else {
+        // Two counts over the store saved; no module can tell.
+        input.without_usage()
+    };
     if let Some(c) = cluster {
         let json = serde_json::to_value(ClusterJson(c)).map_err(|e| Error::Other(e.into()))?;
         input = input.with_cluster(json);
@@ -107,3 +115,7 @@ async fn usage_of(store: &Arc<dyn Store>, principal: &Principal) -> Result<Usage
         principal_ttl_hours: hours(own.ttl_secs),
     })
 }
+
+#[cfg(test)]
+#[path = "policy_tests.rs"]
+mod tests;
