@@ -3,7 +3,10 @@
 use std::{
     num::NonZeroU32,
     path::PathBuf,
-    sync::{Arc, Mutex, Once, OnceLock, PoisonError, RwLock},
+    sync::{
+        Arc, Mutex, Once, OnceLock, PoisonError, RwLock,
+        atomic::{AtomicU32, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -18,6 +21,15 @@ use crate::config::policy::PolicyConfig;
 /// nanoseconds; 16 keeps that under a few percent of the work while a runaway loop is still
 /// caught within microseconds of the limit.
 const TIMER_CHECK_INTERVAL: NonZeroU32 = NonZeroU32::new(16).expect("16 is not zero");
+
+/// An evaluation under this long is cheap enough to run on an async worker.
+const CHEAP: Duration = Duration::from_millis(1);
+
+/// Cheap evaluations in a row after which a version counts as cheap ([`Compiled::is_cheap`]).
+/// NB: a policy whose cost depends on the input (a loop over the labels, say) has to be cheap
+/// this many times running before it leaves the blocking pool, and goes back on its first
+/// slow evaluation.
+const CHEAP_STREAK: u32 = 16;
 
 /// The execution timer's clock. NB: regorus reads the time through a process-wide source; with
 /// its `std` feature that is `Instant`, but that feature needs Rust 1.95 (parking_lot 0.13), so
@@ -67,6 +79,8 @@ pub struct Compiled {
     reads_usage: bool,
     /// The time limit of one evaluation (`[policy] timeout_ms`).
     timeout: Duration,
+    /// Evaluations in a row that took less than [`CHEAP`] (saturating at [`CHEAP_STREAK`]).
+    cheap_streak: AtomicU32,
 }
 
 /// A version that did not compile, and why.
@@ -215,6 +229,7 @@ impl Compiled {
         let started = Instant::now();
         let result = engine.eval_rule(DENY_RULE.to_owned());
         let elapsed = started.elapsed();
+        self.note(elapsed);
         let limit = self.timeout;
         let timed_out = elapsed > limit
             || result.as_ref().err().is_some_and(|e| {
@@ -236,6 +251,22 @@ impl Compiled {
                 "policy evaluation failed, so the request is denied: {}",
                 tidy(&e)
             )),
+        }
+    }
+
+    /// Whether its recent evaluations were all cheap (the last [`CHEAP_STREAK`] under 1 ms),
+    /// so the next may run on an async worker rather than hop to the blocking pool.
+    pub fn is_cheap(&self) -> bool {
+        self.cheap_streak.load(Ordering::Relaxed) >= CHEAP_STREAK
+    }
+
+    /// Counts an evaluation that took `elapsed` into the streak of cheap ones.
+    fn note(&self, elapsed: Duration) {
+        if elapsed >= CHEAP {
+            self.cheap_streak.store(0, Ordering::Relaxed);
+        } else if self.cheap_streak.load(Ordering::Relaxed) < CHEAP_STREAK {
+            // NB: racing increments may overshoot a little; `>=` does not mind.
+            self.cheap_streak.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -313,6 +344,7 @@ fn compile(config: &PolicyConfig) -> anyhow::Result<Compiled> {
         stamps,
         reads_usage,
         timeout: Duration::from_millis(config.timeout_ms),
+        cheap_streak: AtomicU32::new(0),
     })
 }
 
