@@ -92,7 +92,11 @@ async fn a_policy_that_cannot_read_usage_decides_without_it() {
     let ci = Principal::token("t-ci", "ci", Role::Ci, Some("web".into()));
     let labelled = CreateClusterRequest {
         labels: Some(
-            [("repo".to_owned(), "web".to_owned()), ("pr".to_owned(), "1".to_owned())].into(),
+            [
+                ("repo".to_owned(), "web".to_owned()),
+                ("pr".to_owned(), "1".to_owned()),
+            ]
+            .into(),
         ),
         ..CreateClusterRequest::default()
     };
@@ -106,6 +110,9 @@ async fn a_policy_that_cannot_read_usage_decides_without_it() {
 
     // Assert
     assert_eq!(bare.code(), "policy_denied");
-    assert!(bare.to_string().contains("ci clusters need the label repo"), "{bare}");
+    assert!(
+        bare.to_string().contains("ci clusters need the label repo"),
+        "{bare}"
+    );
     assert!(made.is_ok(), "{made:?}");
 }
