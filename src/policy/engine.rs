@@ -216,7 +216,7 @@ impl Policy {
 // === impl Compiled ===
 
 impl Compiled {
-    /// The decision of the policy in force on `input`. Fails closed: an evaluation error, a
+    /// The decision of this version on `input`. Fails closed: an evaluation error, a
     /// result that is not a set, or an evaluation longer than `timeout_ms` is a
     /// [`Decision::Deny`] saying so. CPU-bound for at most about `timeout_ms`.
     pub fn evaluate(&self, input: &PolicyInput) -> Decision {
