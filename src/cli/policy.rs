@@ -165,8 +165,10 @@ impl EvalArgs {
         input.request = self.request.clone();
         input.cluster = self.cluster.clone();
         if let Some(usage) = &self.usage {
-            input.usage = serde_json::from_value::<Usage>(usage.clone())
-                .context("--usage: not a usage object")?;
+            input.usage = Some(
+                serde_json::from_value::<Usage>(usage.clone())
+                    .context("--usage: not a usage object")?,
+            );
         }
         if let Some(time) = &self.time {
             input.time = time.clone();

@@ -3,7 +3,10 @@
 use std::{
     num::NonZeroU32,
     path::PathBuf,
-    sync::{Arc, Mutex, Once, OnceLock, PoisonError, RwLock},
+    sync::{
+        Arc, Mutex, Once, OnceLock, PoisonError, RwLock,
+        atomic::{AtomicU32, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -11,13 +14,22 @@ use anyhow::Context as _;
 use regorus::utils::limits::{ExecutionTimerConfig, TimeSource, set_time_source};
 use tokio_util::sync::CancellationToken;
 
-use super::{DENY_RULE, Decision, PolicyInput, files};
+use super::{DENY_RULE, Decision, PolicyInput, files, reads};
 use crate::config::policy::PolicyConfig;
 
 /// Work units between two looks at the clock during an evaluation. A look costs tens of
 /// nanoseconds; 16 keeps that under a few percent of the work while a runaway loop is still
 /// caught within microseconds of the limit.
 const TIMER_CHECK_INTERVAL: NonZeroU32 = NonZeroU32::new(16).expect("16 is not zero");
+
+/// An evaluation under this long is cheap enough to run on an async worker.
+const CHEAP: Duration = Duration::from_millis(1);
+
+/// Cheap evaluations in a row after which a version counts as cheap ([`Compiled::is_cheap`]).
+/// NB: a policy whose cost depends on the input (a loop over the labels, say) has to be cheap
+/// this many times running before it leaves the blocking pool, and goes back on its first
+/// slow evaluation.
+const CHEAP_STREAK: u32 = 16;
 
 /// The execution timer's clock. NB: regorus reads the time through a process-wide source; with
 /// its `std` feature that is `Instant`, but that feature needs Rust 1.95 (parking_lot 0.13), so
@@ -55,13 +67,20 @@ pub struct Policy {
     refused: Mutex<Option<Refused>>,
 }
 
-/// One compiled version of the policy.
-struct Compiled {
+/// One compiled version of the policy ([`Policy::compiled`]): what its modules may read, and
+/// its evaluation.
+pub struct Compiled {
     /// Modules and data, prepared; each evaluation works on a clone (about 0.2 µs: the modules
     /// and data are shared, not copied).
     engine: regorus::Engine,
     /// The files it was compiled from, as they were just before they were read.
     stamps: Vec<files::Stamp>,
+    /// Whether any module may read `input.usage` (see [`reads::may_read_usage`]).
+    reads_usage: bool,
+    /// The time limit of one evaluation (`[policy] timeout_ms`).
+    timeout: Duration,
+    /// Evaluations in a row that took less than [`CHEAP`] (saturating at [`CHEAP_STREAK`]).
+    cheap_streak: AtomicU32,
 }
 
 /// A version that did not compile, and why.
@@ -88,38 +107,20 @@ impl Policy {
     /// result that is not a set, or an evaluation longer than `timeout_ms` is a
     /// [`Decision::Deny`] saying so. CPU-bound for at most about `timeout_ms`.
     pub fn evaluate(&self, input: &PolicyInput) -> Decision {
-        let compiled = self.in_force();
-        let mut engine = compiled.engine.clone();
-        let input = match serde_json::to_value(input) {
-            Ok(input) => input,
-            Err(e) => return Decision::deny(format!("policy input could not be built: {e}")),
-        };
-        engine.set_input(regorus::Value::from(input));
-        let started = Instant::now();
-        let result = engine.eval_rule(DENY_RULE.to_owned());
-        let elapsed = started.elapsed();
-        let limit = self.timeout();
-        let timed_out = elapsed > limit
-            || result.as_ref().err().is_some_and(|e| {
-                matches!(
-                    e.downcast_ref::<regorus::LimitError>(),
-                    Some(regorus::LimitError::TimeLimitExceeded { .. })
-                )
-            });
-        if timed_out {
-            return Decision::deny(format!(
-                "policy evaluation took longer than {} ms; the request is denied (make the \
-                 policy cheaper, or raise policy.timeout_ms)",
-                limit.as_millis()
-            ));
-        }
-        match result {
-            Ok(value) => decision_of(&value),
-            Err(e) => Decision::deny(format!(
-                "policy evaluation failed, so the request is denied: {}",
-                tidy(&e)
-            )),
-        }
+        self.in_force().evaluate(input)
+    }
+
+    /// The version in force now. Gather an input for it and evaluate that input with it (not
+    /// with [`Policy::evaluate`]), so a reload in between cannot meet an input gathered for
+    /// another version (one that left out `input.usage`, say).
+    pub fn compiled(&self) -> Arc<Compiled> {
+        self.in_force()
+    }
+
+    /// Whether the version in force may read `input.usage`; when it cannot, callers may leave
+    /// usage out of the input (see [`Compiled::reads_usage`]).
+    pub fn reads_usage(&self) -> bool {
+        self.in_force().reads_usage
     }
 
     /// Recompiles the policy if any of its files changed (modification time or size; a file
@@ -212,6 +213,80 @@ impl Policy {
     }
 }
 
+// === impl Compiled ===
+
+impl Compiled {
+    /// The decision of this version on `input`. Fails closed: an evaluation error, a
+    /// result that is not a set, or an evaluation longer than `timeout_ms` is a
+    /// [`Decision::Deny`] saying so. CPU-bound for at most about `timeout_ms`.
+    pub fn evaluate(&self, input: &PolicyInput) -> Decision {
+        let mut engine = self.engine.clone();
+        let input = match serde_json::to_value(input) {
+            Ok(input) => input,
+            Err(e) => return Decision::deny(format!("policy input could not be built: {e}")),
+        };
+        engine.set_input(regorus::Value::from(input));
+        let started = Instant::now();
+        let result = engine.eval_rule(DENY_RULE.to_owned());
+        let elapsed = started.elapsed();
+        self.note(elapsed);
+        let limit = self.timeout;
+        let timed_out = elapsed > limit
+            || result.as_ref().err().is_some_and(|e| {
+                matches!(
+                    e.downcast_ref::<regorus::LimitError>(),
+                    Some(regorus::LimitError::TimeLimitExceeded { .. })
+                )
+            });
+        if timed_out {
+            return Decision::deny(format!(
+                "policy evaluation took longer than {} ms; the request is denied (make the \
+                 policy cheaper, or raise policy.timeout_ms)",
+                limit.as_millis()
+            ));
+        }
+        match result {
+            Ok(value) => decision_of(&value),
+            Err(e) => Decision::deny(format!(
+                "policy evaluation failed, so the request is denied: {}",
+                tidy(&e)
+            )),
+        }
+    }
+
+    /// Whether its recent evaluations were all cheap (the last [`CHEAP_STREAK`] under 1 ms),
+    /// so the next may run on an async worker rather than hop to the blocking pool.
+    pub fn is_cheap(&self) -> bool {
+        self.cheap_streak.load(Ordering::Relaxed) >= CHEAP_STREAK
+    }
+
+    /// Counts an evaluation that took `elapsed` into the streak of cheap ones.
+    fn note(&self, elapsed: Duration) {
+        if elapsed >= CHEAP {
+            self.cheap_streak.store(0, Ordering::Relaxed);
+        } else if self.cheap_streak.load(Ordering::Relaxed) < CHEAP_STREAK {
+            // NB: racing increments may overshoot a little; `>=` does not mind.
+            self.cheap_streak.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether any of its modules may read `input.usage`: conservatively, whether any mentions
+    /// the identifier `usage` or uses `input` other than as `input.<field>`. When false the
+    /// input may leave usage out: no rule can tell.
+    pub fn reads_usage(&self) -> bool {
+        self.reads_usage
+    }
+}
+
+impl std::fmt::Debug for Compiled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Compiled")
+            .field("stamps", &self.stamps)
+            .field("reads_usage", &self.reads_usage)
+            .finish_non_exhaustive()
+    }
+}
+
 impl std::fmt::Debug for Policy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Policy")
@@ -232,9 +307,11 @@ fn compile(config: &PolicyConfig) -> anyhow::Result<Compiled> {
         limit: Duration::from_millis(config.timeout_ms),
         check_interval: TIMER_CHECK_INTERVAL,
     });
+    let mut reads_usage = false;
     for path in &rego {
         let source = std::fs::read_to_string(path)
             .with_context(|| format!("policy file {}: cannot read it", path.display()))?;
+        reads_usage |= reads::may_read_usage(&source);
         let name = path.display().to_string();
         engine.add_policy(name.clone(), source).map_err(|e| {
             // regorus's message starts with `<file>:<line>:<col>` when it knows where.
@@ -262,7 +339,13 @@ fn compile(config: &PolicyConfig) -> anyhow::Result<Compiled> {
                 tidy(&e)
             )
         })?;
-    Ok(Compiled { engine, stamps })
+    Ok(Compiled {
+        engine,
+        stamps,
+        reads_usage,
+        timeout: Duration::from_millis(config.timeout_ms),
+        cheap_streak: AtomicU32::new(0),
+    })
 }
 
 /// The decision a value of `data.vcm.deny` means.

@@ -52,9 +52,12 @@ pub struct PolicyInput {
     /// "labels": {…}}` for `cluster.create`); absent when the request has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request: Option<serde_json::Value>,
-    /// `input.usage`: what the caller holds right now.
-    #[serde(default)]
-    pub usage: Usage,
+    /// `input.usage`: what the caller holds right now. `None` leaves it out of the document:
+    /// the server does so when no module of the policy may read it (counting it costs store
+    /// reads; see [`crate::policy::Compiled::reads_usage`]). A document read without it (`vcm
+    /// policy eval --input`) has zero usage, as before.
+    #[serde(default = "zero_usage", skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
     /// `input.time`: the time of the request, RFC 3339 in UTC (`2026-03-02T09:15:00Z`). Time
     /// rules read it (`time.parse_rfc3339_ns(input.time)`) rather than `time.now_ns()`, so a
     /// policy can be tested at a fixed time.
@@ -118,6 +121,11 @@ pub struct Usage {
     pub principal_ttl_hours: f64,
 }
 
+#[allow(clippy::unnecessary_wraps)] // NB: serde's `default` must return the field's type.
+fn zero_usage() -> Option<Usage> {
+    Some(Usage::default())
+}
+
 fn now_rfc3339() -> String {
     jiff::Timestamp::now().to_string()
 }
@@ -126,7 +134,7 @@ fn now_rfc3339() -> String {
 
 impl PolicyInput {
     /// A version-1 document for `principal` asking for `action` now, with no cluster, no
-    /// request body and no usage; fill those in with the `with_*` methods.
+    /// request body and zero usage; fill those in with the `with_*` methods.
     pub fn new(principal: InputPrincipal, action: impl Into<String>) -> Self {
         Self {
             version: INPUT_VERSION,
@@ -134,7 +142,7 @@ impl PolicyInput {
             action: action.into(),
             cluster: None,
             request: None,
-            usage: Usage::default(),
+            usage: Some(Usage::default()),
             time: now_rfc3339(),
         }
     }
@@ -156,7 +164,14 @@ impl PolicyInput {
     /// The caller's current usage.
     #[must_use]
     pub fn with_usage(mut self, usage: Usage) -> Self {
-        self.usage = usage;
+        self.usage = Some(usage);
+        self
+    }
+
+    /// Without `input.usage`, for a policy that cannot read it.
+    #[must_use]
+    pub fn without_usage(mut self) -> Self {
+        self.usage = None;
         self
     }
 

@@ -19,8 +19,9 @@
 mod engine;
 mod files;
 mod input;
+mod reads;
 
-pub use self::engine::Policy;
+pub use self::engine::{Compiled, Policy};
 pub use self::input::{INPUT_VERSION, InputPrincipal, PolicyInput, PrincipalKind, Usage, action};
 
 /// The rule whose value is the decision: a set of denial messages.

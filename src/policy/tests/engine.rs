@@ -236,6 +236,31 @@ deny contains "unreachable" if {
 }
 
 #[test]
+fn a_version_is_cheap_after_a_streak_of_fast_evaluations_and_not_after_a_slow_one() {
+    // Arrange: a one-line rule, then one that loops until the time limit.
+    let dir = tempfile::tempdir().unwrap();
+    let fast = write(dir.path(), "fast.rego", DENY_LARGE);
+    let slow = write(
+        dir.path(),
+        "slow.rego",
+        "package vcm\n\ndeny contains \"never\" if {\n\tsome i in numbers.range(1, 100000)\n\tsome j in numbers.range(1, 100000)\n\ti * j == -1\n}\n",
+    );
+    let fast = Policy::load(&mk_config(&[fast], None)).unwrap().compiled();
+    let slow = Policy::load(&mk_config(&[slow], None)).unwrap().compiled();
+
+    // Act / Assert
+    assert!(!fast.is_cheap(), "no evaluation yet");
+    // NB: a loaded machine may preempt an evaluation past 1 ms now and then.
+    let cheap = (0..1000).any(|_| {
+        fast.evaluate(&mk_create("small"));
+        fast.is_cheap()
+    });
+    assert!(cheap);
+    slow.evaluate(&mk_create("small"));
+    assert!(!slow.is_cheap());
+}
+
+#[test]
 fn an_evaluation_error_denies_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let file = write(

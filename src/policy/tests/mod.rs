@@ -9,6 +9,7 @@ use crate::{config::policy::PolicyConfig, domain::Role};
 
 mod engine;
 mod examples;
+mod reads;
 
 /// A Monday morning, inside business hours.
 const MONDAY_MORNING: &str = "2026-03-02T09:15:00Z";
