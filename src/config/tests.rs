@@ -405,3 +405,13 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn a_notify_webhook_without_a_url_is_refused_naming_the_key() {
+    let file = mk_toml("[[notify.webhooks]]\nurl = \"hooks.example.com/x\"\n");
+    let err = load_err(Some(file.path()), &[]);
+    assert!(err.contains("notify.webhooks[0].url"), "{err}");
+    let file = mk_toml("[[notify.webhooks]]\nformat = \"slack\"\n");
+    let err = load_err(Some(file.path()), &[]);
+    assert!(err.contains("url"), "{err}");
+}
