@@ -430,7 +430,7 @@ fn the_monitoring_notify_example_loads_as_written() {
     );
     assert_eq!(notify.webhooks.len(), 2);
     assert_eq!(notify.webhooks[0].format, notify::WebhookFormat::Json);
-    assert_eq!(notify.webhooks[1].url, "env:VCM_SLACK_WEBHOOK_URL");
+    assert_eq!(notify.webhooks[1].url, "env:SLACK_WEBHOOK_URL");
     assert_eq!(
         notify.webhooks[1].events,
         Some(vec![
