@@ -269,7 +269,7 @@ async fn an_alert_waits_while_its_receiver_is_down_or_failing_and_arrives_later(
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = port.local_addr().unwrap();
     drop(port);
-    let config = config(vec![hook(addr, "json", WebhookFormat::Json)]);
+    let config = config(vec![hook(addr, "s3cr3t", WebhookFormat::Json)]);
     let mut n = notifier(&config, &w);
     n.pass().await;
     w.driver.script_ensure([Outcome::Permanent("boom".into())]);
@@ -279,26 +279,41 @@ async fn an_alert_waits_while_its_receiver_is_down_or_failing_and_arrives_later(
     // Act + Assert: while the receiver is down the alert waits in the outbox.
     n.pass().await;
     assert_eq!(backlog(&w).await, 1, "it waits while the receiver is down");
+    let later = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1);
+    let waiting = w
+        .service
+        .store()
+        .due_notifications(later, 10)
+        .await
+        .unwrap();
+    let error = waiting[0].last_error.clone().expect("the failure is kept");
+    assert!(
+        !error.contains("s3cr3t"),
+        "the URL (a credential) is kept out: {error}"
+    );
     let rx = Receiver::default();
     rx.answer(&[500]);
     rx.clone().start_on(addr).await;
     n.pass().await;
-    assert!(rx.posts("json").is_empty(), "not before its backoff (2 s)");
+    assert!(
+        rx.posts("s3cr3t").is_empty(),
+        "not before its backoff (2 s)"
+    );
     tokio::time::sleep(Duration::from_millis(2100)).await;
     n.pass().await;
-    assert_eq!(rx.posts("json").len(), 1, "answered 500");
+    assert_eq!(rx.posts("s3cr3t").len(), 1, "answered 500");
     assert_eq!(backlog(&w).await, 1);
     tokio::time::sleep(Duration::from_millis(4100)).await;
     n.pass().await;
 
     // Assert: the same alert arrived on the third attempt, and is not sent again.
-    let posts = rx.posts("json");
+    let posts = rx.posts("s3cr3t");
     assert_eq!(posts.len(), 2, "{posts:#?}");
     assert_eq!(posts[0], posts[1], "the same alert, retried");
     assert_eq!(posts[1]["alert"], "cluster_failed");
     assert_eq!(backlog(&w).await, 0);
     n.pass().await;
-    assert_eq!(rx.posts("json").len(), 2);
+    assert_eq!(rx.posts("s3cr3t").len(), 2);
     let metrics = w.service.metrics().render();
     assert!(
         metrics.contains(
