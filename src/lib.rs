@@ -33,6 +33,9 @@ pub mod gateway;
 pub mod http;
 /// What `GET /metrics` exports (Prometheus, OpenMetrics text).
 pub mod metrics;
+/// The alert notifier: failed clusters, full hosts and stuck clusters posted to webhooks
+/// through a durable outbox.
+pub mod notify;
 /// Operators' Rego policies (`[policy]`): the input document, the `data.vcm.deny` decision,
 /// evaluation under a time limit, and hot reload of the files.
 pub mod policy;

@@ -229,6 +229,7 @@ fn a_scrape_after_a_lifecycle_states_what_happened() {
         "vcm_reconciler_retries_total",
         "vcm_webhook_deliveries_total",
         "vcm_status_reports_total",
+        "vcm_notifications_total",
     ];
     for name in monitoring::exported_names() {
         if no_event_yet.contains(&name.as_str()) {

@@ -42,6 +42,8 @@ mod env;
 pub mod local;
 /// `[metrics]`: `/metrics`, its authentication and its own listen address.
 pub mod metrics;
+/// `[notify]`: the alert notifier's webhooks and thresholds.
+pub mod notify;
 /// `[policy]`: the Rego policy files, their data document, time limit and reload period.
 pub mod policy;
 /// `[quotas]`: live clusters per team and principal, and the sizes a team may create.
@@ -119,6 +121,8 @@ pub struct Config {
     pub audit: audit::AuditConfig,
     /// `/metrics` (`docs/MONITORING.md`).
     pub metrics: metrics::MetricsConfig,
+    /// The alert notifier (`docs/MONITORING.md`, "Notifications").
+    pub notify: notify::NotifyConfig,
     /// Development mode (`vcm server --dev`): always the embedded SQLite store under `data_dir`
     /// and the local driver, whatever `store_url` and `driver` say, and an admin token kept in
     /// `<data_dir>/dev-token`. NB: the flag only, never a config file or `VCM_DEV`: a stray
@@ -206,6 +210,9 @@ pub enum ConfigError {
     /// A `[local]` value makes no sense.
     #[error("{0}")]
     InvalidLocal(String),
+    /// A `[notify]` value makes no sense.
+    #[error("{0}")]
+    InvalidNotify(String),
 }
 
 // === impl Config ===
@@ -239,6 +246,7 @@ impl Default for Config {
             policy: policy::PolicyConfig::default(),
             audit: audit::AuditConfig::default(),
             metrics: metrics::MetricsConfig::default(),
+            notify: notify::NotifyConfig::default(),
             dev: false,
             dev_token: None,
         }
@@ -326,6 +334,7 @@ impl Config {
         self.clusters.validate_durations()?;
         self.tls.validate().map_err(ConfigError::InvalidTls)?;
         self.local.validate().map_err(ConfigError::InvalidLocal)?;
+        self.notify.validate().map_err(ConfigError::InvalidNotify)?;
         if self.dev {
             // NB: a dev server on a non-loopback address without [tls] gets a generated
             // self-signed certificate when it is built (`Server::build`), which checks again.

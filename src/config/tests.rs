@@ -405,3 +405,47 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn the_monitoring_notify_example_loads_as_written() {
+    // Arrange: the ```toml block of docs/MONITORING.md's "Notifications" section.
+    let doc = include_str!("../../docs/MONITORING.md");
+    let section = &doc[doc.find("## Notifications").unwrap()..];
+    let start = section.find("```toml\n").unwrap() + "```toml\n".len();
+    let block = &section[start..start + section[start..].find("```").unwrap()];
+    let file = mk_toml(block);
+
+    // Act
+    let config = load(Some(file.path()), &[], &ConfigOverrides::default());
+
+    // Assert: the example states the defaults, and two webhooks.
+    let notify = &config.notify;
+    assert_eq!(
+        notify::NotifyConfig {
+            webhooks: vec![],
+            ..notify.clone()
+        },
+        notify::NotifyConfig::default(),
+        "every key but webhooks is shown at its default"
+    );
+    assert_eq!(notify.webhooks.len(), 2);
+    assert_eq!(notify.webhooks[0].format, notify::WebhookFormat::Json);
+    assert_eq!(notify.webhooks[1].url, "env:SLACK_WEBHOOK_URL");
+    assert_eq!(
+        notify.webhooks[1].events,
+        Some(vec![
+            notify::AlertKind::ClusterFailed,
+            notify::AlertKind::HostCapacity
+        ])
+    );
+}
+
+#[test]
+fn a_notify_webhook_without_a_url_is_refused_naming_the_key() {
+    let file = mk_toml("[[notify.webhooks]]\nurl = \"hooks.example.com/x\"\n");
+    let err = load_err(Some(file.path()), &[]);
+    assert!(err.contains("notify.webhooks[0].url"), "{err}");
+    let file = mk_toml("[[notify.webhooks]]\nformat = \"slack\"\n");
+    let err = load_err(Some(file.path()), &[]);
+    assert!(err.contains("url"), "{err}");
+}

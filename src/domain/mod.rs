@@ -8,6 +8,7 @@ mod duration;
 mod error;
 /// Labels with Kubernetes label syntax, selectors over them, and the patterns that state both.
 pub mod labels;
+mod notification;
 mod phase;
 mod principal;
 mod pull_request;
@@ -23,6 +24,7 @@ pub use duration::Ttl;
 pub use error::InvalidField;
 pub(crate) use error::quoted;
 pub use labels::{LabelSelector, Labels, MAX_LABELS, MAX_SELECTOR_REQUIREMENTS};
+pub use notification::{NewNotification, Notification};
 pub use phase::{InvalidTransition, Phase, PhaseEvent};
 pub use principal::{Principal, ROLES, RepoGrant, Role};
 pub use pull_request::{PrUpdate, PrWant, PullRequest};

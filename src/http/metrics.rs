@@ -93,6 +93,7 @@ async fn render(state: &AppState) -> Result<Response, ApiError> {
             .collect(),
     });
     metrics.set_outbox_depth(census.status_backlog);
+    metrics.set_notification_depth(census.notification_backlog);
     let hosts: Vec<HostFigures> = hosts?
         .into_iter()
         .map(|h| HostFigures {

@@ -114,6 +114,13 @@ struct OutcomeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NotificationLabels {
+    format: &'static str,
+    alert: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct VersionLabels {
     version: &'static str,
 }
@@ -156,6 +163,8 @@ pub struct Metrics {
     deliveries: Family<OutcomeLabels, Counter>,
     reports: Family<OutcomeLabels, Counter>,
     outbox_depth: Gauge,
+    notifications: Family<NotificationLabels, Counter>,
+    notification_depth: Gauge,
     audit_queue: Gauge,
     audit_failures: Counter,
     /// NB: a scrape clears and refills the state gauges; two at once would interleave.
@@ -218,6 +227,8 @@ impl Metrics {
             deliveries: Family::default(),
             reports: Family::default(),
             outbox_depth: Gauge::default(),
+            notifications: Family::default(),
+            notification_depth: Gauge::default(),
             audit_queue: Gauge::default(),
             audit_failures: Counter::default(),
             scraping: tokio::sync::Mutex::new(()),
@@ -326,6 +337,17 @@ impl Metrics {
             "status_outbox_depth",
             "Commit status reports waiting to be sent",
             this.outbox_depth.clone(),
+        );
+        vcm.register(
+            "notifications",
+            "Alert notifications posted to webhooks, by format, alert and outcome (sent, \
+             retried, failed)",
+            this.notifications.clone(),
+        );
+        vcm.register(
+            "notification_outbox_depth",
+            "Alert notifications waiting to be sent",
+            this.notification_depth.clone(),
         );
         vcm.register(
             "audit_queue_depth",
@@ -440,6 +462,18 @@ impl Metrics {
             .inc();
     }
 
+    /// An attempt to post an `alert` notification in `format` ended as `outcome` (`sent`,
+    /// `retried`, `failed`).
+    pub fn notification(&self, format: &'static str, alert: &'static str, outcome: &'static str) {
+        self.notifications
+            .get_or_create(&NotificationLabels {
+                format,
+                alert,
+                outcome,
+            })
+            .inc();
+    }
+
     /// Waits for any other scrape to finish: the state setters below and [`Metrics::render`]
     /// belong to one scrape.
     pub async fn scrape(&self) -> tokio::sync::MutexGuard<'_, ()> {
@@ -492,6 +526,12 @@ impl Metrics {
     /// Status reports waiting in the outbox.
     pub fn set_outbox_depth(&self, depth: u64) {
         self.outbox_depth
+            .set(i64::try_from(depth).unwrap_or(i64::MAX));
+    }
+
+    /// Alert notifications waiting in the outbox.
+    pub fn set_notification_depth(&self, depth: u64) {
+        self.notification_depth
             .set(i64::try_from(depth).unwrap_or(i64::MAX));
     }
 

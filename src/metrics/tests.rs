@@ -100,6 +100,8 @@ fn hosts_and_events_are_exported() {
     m.status_report("github", "sent");
     m.queue_depth(5);
     m.set_outbox_depth(2);
+    m.notification("slack", "host_capacity", "retried");
+    m.set_notification_depth(3);
     m.set_audit(7, 1);
     m.set_audit(7, 1);
     let text = m.render();
@@ -119,6 +121,8 @@ fn hosts_and_events_are_exported() {
         "vcm_audit_write_failures_total 1",
         "vcm_reconciler_queue_depth 5",
         "vcm_status_outbox_depth 2",
+        r#"vcm_notifications_total{format="slack",alert="host_capacity",outcome="retried"} 1"#,
+        "vcm_notification_outbox_depth 3",
         "vcm_audit_queue_depth 7",
         "vcm_build_info{version=",
         "process_cpu_seconds_total ",

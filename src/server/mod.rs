@@ -35,6 +35,8 @@ pub struct Background {
     pub policy: Option<std::sync::Arc<crate::policy::Policy>>,
     /// Purges audit records past their retention.
     pub audit_retention: Option<crate::audit::Retention>,
+    /// Posts alerts to the `[notify]` webhooks, when any is configured.
+    pub notifier: Option<crate::notify::Notifier>,
 }
 
 /// A built server, bound and ready to run; build it, read [`Server::addr`], then run it.
@@ -164,6 +166,9 @@ impl Server {
             }
             if let Some(retention) = bg.audit_retention {
                 workers.spawn(retention.run(workers_stop.clone()));
+            }
+            if let Some(notifier) = bg.notifier {
+                workers.spawn(notifier.run(workers_stop.clone()));
             }
             local = bg.local;
         }

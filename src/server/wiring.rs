@@ -77,6 +77,13 @@ pub async fn assemble(config: &Config) -> anyhow::Result<(AppState, Background)>
         pull_requests: None,
         policy,
         audit_retention: None,
+        notifier: crate::notify::Notifier::from_config(
+            &config.notify,
+            config.webhooks.public_url.as_deref(),
+            service.clone(),
+        )
+        .context("configuration [notify]")?
+        .map(|n| n.with_metrics(service.metrics().clone())),
     };
     let mut background = background;
     let doors = if config.webhooks.github.is_some() || config.webhooks.bitbucket.is_some() {

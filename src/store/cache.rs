@@ -17,7 +17,8 @@ use super::{
 };
 use crate::domain::{
     ApiToken, AuditCheckpoint, AuditRecord, Cluster, ClusterEvent, ClusterId, GatewayCredential,
-    NewEvent, Phase, PrUpdate, PullRequest, StatusReport, StatusWant, Timestamp,
+    NewEvent, NewNotification, Notification, Phase, PrUpdate, PullRequest, StatusReport,
+    StatusWant, Timestamp,
 };
 
 /// Most listing pages kept at once; a new one beyond that drops them all. Listings repeat the
@@ -356,6 +357,55 @@ impl Store for CachedStore {
 
     async fn purge_statuses(&self, before: Timestamp) -> Result<u64, StoreError> {
         self.inner.purge_statuses(before).await
+    }
+
+    async fn notify_cursor(&self) -> Result<i64, StoreError> {
+        self.inner.notify_cursor().await
+    }
+
+    async fn set_notify_cursor(&self, event_id: i64) -> Result<(), StoreError> {
+        self.inner.set_notify_cursor(event_id).await
+    }
+
+    async fn events_into(
+        &self,
+        phase: Phase,
+        after_id: i64,
+        limit: usize,
+    ) -> Result<Vec<ClusterEvent>, StoreError> {
+        self.inner.events_into(phase, after_id, limit).await
+    }
+
+    async fn enqueue_notification(
+        &self,
+        alert: &NewNotification,
+        now: Timestamp,
+        repeat_since: Option<Timestamp>,
+    ) -> Result<bool, StoreError> {
+        self.inner
+            .enqueue_notification(alert, now, repeat_since)
+            .await
+    }
+
+    async fn due_notifications(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Notification>, StoreError> {
+        self.inner.due_notifications(now, limit).await
+    }
+
+    async fn notification_attempted(
+        &self,
+        id: i64,
+        attempt: Attempt<'_>,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.inner.notification_attempted(id, attempt, now).await
+    }
+
+    async fn purge_notifications(&self, before: Timestamp) -> Result<u64, StoreError> {
+        self.inner.purge_notifications(before).await
     }
 
     async fn team_use(&self, team: &str) -> Result<Vec<OwnerUse>, StoreError> {

@@ -15,8 +15,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::domain::{
-    ApiToken, Cluster, ClusterEvent, ClusterId, GatewayCredential, LabelSelector, NewEvent, Phase,
-    PrUpdate, PullRequest, RepoGrant, StatusReport, StatusWant, Timestamp,
+    ApiToken, Cluster, ClusterEvent, ClusterId, GatewayCredential, LabelSelector, NewEvent,
+    NewNotification, Notification, Phase, PrUpdate, PullRequest, RepoGrant, StatusReport,
+    StatusWant, Timestamp,
 };
 use crate::domain::{AuditCheckpoint, AuditRecord, Decision};
 
@@ -267,6 +268,52 @@ pub trait Store: Send + Sync + 'static {
     /// Forget outbox entries sent and unchanged since before `before`.
     async fn purge_statuses(&self, before: Timestamp) -> Result<u64, StoreError>;
 
+    /// The alert notifier's place in the cluster events: the id of the last one it looked at.
+    /// The first call starts it at the newest event, so turning notifications on does not
+    /// report every failure the store remembers.
+    async fn notify_cursor(&self) -> Result<i64, StoreError>;
+
+    /// Move the notifier's place to event `event_id`.
+    async fn set_notify_cursor(&self, event_id: i64) -> Result<(), StoreError>;
+
+    /// Events that moved a cluster into `phase`, with ids above `after_id`, oldest first, at
+    /// most `limit`.
+    async fn events_into(
+        &self,
+        phase: Phase,
+        after_id: i64,
+        limit: usize,
+    ) -> Result<Vec<ClusterEvent>, StoreError>;
+
+    /// Queue `alert` in the notification outbox, due at once, unless one with the same target
+    /// and dedupe key is still queued or was queued at or after `repeat_since` (`None`: ever,
+    /// while its row is kept); `true` when queued.
+    async fn enqueue_notification(
+        &self,
+        alert: &NewNotification,
+        now: Timestamp,
+        repeat_since: Option<Timestamp>,
+    ) -> Result<bool, StoreError>;
+
+    /// Queued notifications whose next attempt is due at `now`, the longest waiting first.
+    async fn due_notifications(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Notification>, StoreError>;
+
+    /// How the attempt to send notification `id` went (`Attempt::Sent`'s `check_run` is
+    /// ignored).
+    async fn notification_attempted(
+        &self,
+        id: i64,
+        attempt: Attempt<'_>,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    /// Forget notifications sent or given up on that were queued before `before`.
+    async fn purge_notifications(&self, before: Timestamp) -> Result<u64, StoreError>;
+
     /// The live clusters (Pending, Provisioning, Ready) of team `team`, by owner.
     async fn team_use(&self, team: &str) -> Result<Vec<OwnerUse>, StoreError>;
 
@@ -275,7 +322,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// What `/metrics` states of the store: cluster records by phase, host, size and version,
     /// when the longest-waiting cluster of each waiting phase entered it, and the status
-    /// reports not yet sent.
+    /// reports and notifications not yet sent.
     async fn census(&self) -> Result<Census, StoreError>;
 
     /// The audit log's head: its last record, or the checkpoint when retention purged every
@@ -357,6 +404,8 @@ pub struct Census {
     pub waiting_since: Vec<(Phase, Timestamp)>,
     /// Status reports wanted and not yet sent (nor given up on).
     pub status_backlog: u64,
+    /// Alert notifications queued and not yet sent (nor given up on).
+    pub notification_backlog: u64,
 }
 
 /// Clusters sharing a phase, host, size and version.

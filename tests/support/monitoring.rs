@@ -47,6 +47,8 @@ pub const EXPORTED: &[(&str, &str, &[&str])] = &[
     ("vcm_webhook_deliveries_total",         "counter",   &["provider", "outcome"]),
     ("vcm_status_outbox_depth",              "gauge",     &[]),
     ("vcm_status_reports_total",             "counter",   &["provider", "outcome"]),
+    ("vcm_notifications_total",              "counter",   &["format", "alert", "outcome"]),
+    ("vcm_notification_outbox_depth",        "gauge",     &[]),
     ("vcm_audit_queue_depth",                "gauge",     &[]),
     ("vcm_audit_write_failures_total",       "counter",   &[]),
     ("process_cpu_seconds_total",            "counter",   &[]),

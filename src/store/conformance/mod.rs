@@ -16,12 +16,14 @@ use super::{ClusterFilter, Store, StoreError};
 mod audit;
 mod clusters;
 mod listing;
+mod notifications;
 mod pull_requests;
 mod records;
 
 use self::audit::*;
 use self::clusters::*;
 use self::listing::*;
+use self::notifications::*;
 use self::pull_requests::*;
 use self::records::*;
 use crate::domain::{
@@ -59,6 +61,8 @@ where
     case!(the_status_outbox_keeps_only_the_latest_state_until_the_provider_takes_it);
     case!(audit_records_append_list_filter_page_and_purge);
     case!(census_counts_clusters_by_phase_and_finds_the_longest_waiting);
+    case!(the_notification_outbox_queues_an_alert_once_per_target_and_window);
+    case!(the_notifier_cursor_starts_at_the_newest_event_and_finds_failures_after_it);
 }
 
 async fn the_installation_id_is_made_once_and_stays(store: Arc<dyn Store>) {

@@ -151,10 +151,16 @@ impl SqliteStore {
             )
             .await?
             .unwrap_or(0);
+        let q = sqlx::query("SELECT COUNT(*) AS n FROM notifications WHERE state = 'queued'");
+        let notification_backlog = self
+            .one(q, |r| to_u64(get(r, "n")?), "counting unsent notifications")
+            .await?
+            .unwrap_or(0);
         Ok(Census {
             groups,
             waiting_since,
             status_backlog,
+            notification_backlog,
         })
     }
 }

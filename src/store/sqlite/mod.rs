@@ -22,7 +22,8 @@ use super::{
 };
 use crate::domain::{
     ApiToken, AuditCheckpoint, AuditRecord, Cluster, ClusterEvent, ClusterId, GatewayCredential,
-    NewEvent, PrUpdate, PullRequest, StatusReport, StatusWant, Timestamp,
+    NewEvent, NewNotification, Notification, Phase, PrUpdate, PullRequest, StatusReport,
+    StatusWant, Timestamp,
 };
 
 /// How long a statement waits for SQLite's write lock before giving up as `Unavailable`.
@@ -385,6 +386,54 @@ impl Store for SqliteStore {
         self.purge_statuses_impl(before).await
     }
 
+    async fn notify_cursor(&self) -> Result<i64, StoreError> {
+        self.notify_cursor_impl().await
+    }
+
+    async fn set_notify_cursor(&self, event_id: i64) -> Result<(), StoreError> {
+        self.set_notify_cursor_impl(event_id).await
+    }
+
+    async fn events_into(
+        &self,
+        phase: Phase,
+        after_id: i64,
+        limit: usize,
+    ) -> Result<Vec<ClusterEvent>, StoreError> {
+        self.events_into_impl(phase, after_id, limit).await
+    }
+
+    async fn enqueue_notification(
+        &self,
+        alert: &NewNotification,
+        now: Timestamp,
+        repeat_since: Option<Timestamp>,
+    ) -> Result<bool, StoreError> {
+        self.enqueue_notification_impl(alert, now, repeat_since)
+            .await
+    }
+
+    async fn due_notifications(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Notification>, StoreError> {
+        self.due_notifications_impl(now, limit).await
+    }
+
+    async fn notification_attempted(
+        &self,
+        id: i64,
+        attempt: Attempt<'_>,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.notification_attempted_impl(id, attempt, now).await
+    }
+
+    async fn purge_notifications(&self, before: Timestamp) -> Result<u64, StoreError> {
+        self.purge_notifications_impl(before).await
+    }
+
     async fn team_use(&self, team: &str) -> Result<Vec<OwnerUse>, StoreError> {
         self.team_use_impl(team).await
     }
@@ -428,6 +477,7 @@ impl Store for SqliteStore {
 mod audit;
 mod credentials;
 mod listing;
+mod notifications;
 mod pull_requests;
 mod rows;
 mod status_reports;
