@@ -130,19 +130,23 @@ pub async fn record(
     request.extensions_mut().insert(note.clone());
     let response = crate::telemetry::with_request_id(request_id, next.run(request)).await;
     complete(&mut entry, &note, &response, started);
-    observe(&state, &method, matched.as_deref(), &entry);
     let Some(auditor) = auditor else {
+        observe(&state, &method, matched.as_deref(), &entry);
         return response;
     };
     if !mutating && auditor.reads_fail_closed() {
         if auditor.commit(entry.clone()).await.is_err() {
+            // NB: counted and logged as what the caller gets, the 503.
             let refused = unavailable(door);
             complete(&mut entry, &note, &refused, started);
+            observe(&state, &method, matched.as_deref(), &entry);
             auditor.submit(entry).await;
             return refused;
         }
+        observe(&state, &method, matched.as_deref(), &entry);
         return response;
     }
+    observe(&state, &method, matched.as_deref(), &entry);
     auditor.submit(entry).await;
     response
 }
