@@ -55,7 +55,7 @@ use vcm::policy::Policy;
 use vcm::server::Server;
 use vcm::service::{ClusterPolicy, ClusterService};
 use vcm::store::Store;
-use wrk::{Load, cpu_secs, env_or, which_wrk, wrk_with};
+use wrk::{Load, cpu_secs, env_or, median, median_load, which_wrk, wrk_with};
 
 /// Allowed by every example policy for a `ci` caller of team `web`: `repo` and `pr` labels
 /// (ci_labels), at most 2 h (max_ttl), a size the team may have (team_sizes), and not large
@@ -514,27 +514,4 @@ fn ratios(pairs: &[Pair], figure: impl Fn(&Load) -> f64) -> Vec<f64> {
         .iter()
         .map(|p| figure(&p.on) / figure(&p.off))
         .collect()
-}
-
-fn median(values: &[f64]) -> f64 {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    let mid = v.len() / 2;
-    if v.len() % 2 == 1 {
-        v[mid]
-    } else {
-        (v[mid - 1] + v[mid]) / 2.0
-    }
-}
-
-/// Each figure's median over the rounds.
-fn median_load(loads: &[&Load]) -> Load {
-    let of = |f: fn(&Load) -> f64| median(&loads.iter().map(|l| f(l)).collect::<Vec<_>>());
-    Load {
-        rps: of(|l| l.rps),
-        p50_ms: of(|l| l.p50_ms),
-        p99_ms: of(|l| l.p99_ms),
-        server_us: of(|l| l.server_us),
-        wrk_us: of(|l| l.wrk_us),
-    }
 }

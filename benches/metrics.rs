@@ -41,7 +41,7 @@ use vcm::driver::fake::FakeDriver;
 use vcm::http::{AppState, RateLimitConfig};
 use vcm::server::Server;
 use vcm::service::{ClusterPolicy, ClusterService};
-use wrk::{Load, cpu_secs, env_or, which_wrk, wrk_with};
+use wrk::{Load, cpu_secs, env_or, median, median_load, which_wrk, wrk_with};
 
 /// Connections of the throughput phase: enough to keep both cores busy (with wrk on one of
 /// them), few enough that the figure is the server's work rather than queueing.
@@ -275,27 +275,4 @@ async fn scrape(side: &Side, secret: &str) -> anyhow::Result<(f64, usize)> {
 /// Each round's on/off ratio of `figure`.
 fn ratios(pairs: &[(Load, Load)], figure: impl Fn(&Load) -> f64) -> Vec<f64> {
     pairs.iter().map(|p| figure(&p.1) / figure(&p.0)).collect()
-}
-
-fn median(values: &[f64]) -> f64 {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    let mid = v.len() / 2;
-    if v.len() % 2 == 1 {
-        v[mid]
-    } else {
-        (v[mid - 1] + v[mid]) / 2.0
-    }
-}
-
-/// Each figure's median over the rounds.
-fn median_load(loads: &[&Load]) -> Load {
-    let of = |f: fn(&Load) -> f64| median(&loads.iter().map(|l| f(l)).collect::<Vec<_>>());
-    Load {
-        rps: of(|l| l.rps),
-        p50_ms: of(|l| l.p50_ms),
-        p99_ms: of(|l| l.p99_ms),
-        server_us: of(|l| l.server_us),
-        wrk_us: of(|l| l.wrk_us),
-    }
 }

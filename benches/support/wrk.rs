@@ -151,3 +151,27 @@ pub fn millis(s: &str) -> anyhow::Result<f64> {
     };
     Ok(num.parse::<f64>()? * factor)
 }
+
+/// The median of `values` (the mean of the middle two for an even count).
+pub fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let mid = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[mid]
+    } else {
+        (v[mid - 1] + v[mid]) / 2.0
+    }
+}
+
+/// Each figure's median over the rounds.
+pub fn median_load(loads: &[&Load]) -> Load {
+    let of = |f: fn(&Load) -> f64| median(&loads.iter().map(|l| f(l)).collect::<Vec<_>>());
+    Load {
+        rps: of(|l| l.rps),
+        p50_ms: of(|l| l.p50_ms),
+        p99_ms: of(|l| l.p99_ms),
+        server_us: of(|l| l.server_us),
+        wrk_us: of(|l| l.wrk_us),
+    }
+}

@@ -20,27 +20,21 @@ const UNREACHABLE_RETRY_AFTER: std::time::Duration = std::time::Duration::from_s
 impl ClusterService {
     /// Every host with its live cluster count.
     pub async fn hosts(&self) -> Result<Vec<HostUse>> {
-        let load = self.load().await?;
-        Ok(self
-            .hosts
-            .probe(&self.driver)
-            .await
-            .into_iter()
-            .map(|host| HostUse {
-                clusters: load.get(&host.name).copied().unwrap_or(0),
-                host,
-            })
-            .collect())
+        let hosts = self.hosts.probe(&self.driver).await;
+        self.with_load(hosts).await
     }
 
     /// Every host as last probed (a probe at most the host view's age old; never waits on the
     /// network but the first time), with its live cluster count: for `/metrics`.
     pub async fn host_figures(&self) -> Result<Vec<HostUse>> {
+        let hosts = self.hosts.get(&self.driver).await;
+        self.with_load(hosts).await
+    }
+
+    /// `hosts`, each with its live cluster count.
+    async fn with_load(&self, hosts: Vec<crate::driver::HostInfo>) -> Result<Vec<HostUse>> {
         let load = self.load().await?;
-        Ok(self
-            .hosts
-            .get(&self.driver)
-            .await
+        Ok(hosts
             .into_iter()
             .map(|host| HostUse {
                 clusters: load.get(&host.name).copied().unwrap_or(0),
