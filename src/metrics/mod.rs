@@ -11,134 +11,29 @@
 //! process figures) is read when a scrape asks ([`Metrics::render`] after [`Census`] and
 //! friends are set by the handler).
 
+mod labels;
 mod process;
 
 pub use process::of_pid;
 
+use labels::{
+    ClusterLabels, DriverHostLabels, DriverLabels, FailureLabels, HostLabels, KindLabels,
+    NotificationLabels, OutcomeLabels, PhaseLabels, ReasonLabels, RequestLabels, RouteLabels,
+    Seconds, StepLabels, VersionLabels, http_histogram, ready_histogram, step_histogram,
+};
+
 use std::time::Duration;
 
 use prometheus_client::{
-    encoding::EncodeLabelSet,
-    metrics::{
-        counter::Counter,
-        family::Family,
-        gauge::Gauge,
-        histogram::{Histogram, exponential_buckets},
-    },
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
     registry::Registry,
 };
 
 /// The `Content-Type` of [`Metrics::render`]'s text.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// Request latency buckets, seconds: 5 ms to 10 s.
-const HTTP_BUCKETS: [f64; 11] = [
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
-/// Accepted → Ready buckets, seconds: a local control plane takes a few seconds, a vCluster
-/// tens of seconds to minutes.
-const READY_BUCKETS: [f64; 10] = [1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0];
-
 /// Non-terminal phases, for [`Census::oldest`].
 pub const WAITING_PHASES: [&str; 3] = ["Pending", "Provisioning", "Deleting"];
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RequestLabels {
-    door: &'static str,
-    method: &'static str,
-    route: String,
-    status: u16,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RouteLabels {
-    door: &'static str,
-    method: &'static str,
-    route: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct KindLabels {
-    kind: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct DriverLabels {
-    driver: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct DriverHostLabels {
-    driver: String,
-    host: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct FailureLabels {
-    driver: String,
-    reason: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ReasonLabels {
-    reason: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct StepLabels {
-    step: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct HostLabels {
-    host: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ClusterLabels {
-    phase: &'static str,
-    host: String,
-    size: String,
-    version: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct PhaseLabels {
-    phase: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct OutcomeLabels {
-    provider: &'static str,
-    outcome: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct NotificationLabels {
-    format: &'static str,
-    alert: &'static str,
-    outcome: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct VersionLabels {
-    version: &'static str,
-}
-
-type Seconds = Gauge<f64, std::sync::atomic::AtomicU64>;
-
-fn http_histogram() -> Histogram {
-    Histogram::new(HTTP_BUCKETS)
-}
-
-fn ready_histogram() -> Histogram {
-    Histogram::new(READY_BUCKETS)
-}
-
-fn step_histogram() -> Histogram {
-    // 1 ms … ~65 s: a database write to a driver call that waits for a control plane.
-    Histogram::new(exponential_buckets(0.001, 4.0, 9))
-}
 
 /// One server's metrics. Cheap to update from any thread: a counter is an atomic add after a
 /// read-locked map lookup of its label set.
