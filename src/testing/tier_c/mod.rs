@@ -5,8 +5,9 @@
 //! Isolation, so that two beds run side by side and nothing outlives one:
 //! * `unshare --net --mount` starts a holder process; every node process joins its namespaces
 //!   with `nsenter`. Bridges, routes, iptables rules and pod network namespaces live in that
-//!   network namespace; the kubelet's and containerd's mounts (overlay rootfs, secret tmpfs, a
-//!   tmpfs on `/run`) in that mount namespace. Both vanish once its last process is gone.
+//!   network namespace; the kubelet's and containerd's mounts (overlay rootfs, secret tmpfs,
+//!   tmpfs on `/run` and on `/var/lib/kubelet`, where the device-plugin socket's path is fixed)
+//!   in that mount namespace. Both vanish once its last process is gone.
 //! * Bed `n` owns veth `vcmb<n>` (10.250.n.1 on the host, 10.250.n.2 in the namespace) and the
 //!   cgroup `/vcm-bed-<n>` in every hierarchy (the kubelet's `cgroupRoot`). Creating the veth
 //!   claims `n`.
@@ -173,6 +174,19 @@ impl Node {
                 "mode=0755",
                 "vcm-bed-run",
                 "/run",
+            ],
+            // NB: the kubelet's device-plugin socket is at a fixed path
+            // (/var/lib/kubelet/device-plugins/kubelet.sock) whatever its --root-dir; two beds
+            // starting together raced for it ("bind: address already in use").
+            vec!["mkdir", "-p", "/var/lib/kubelet"],
+            vec![
+                "mount",
+                "-t",
+                "tmpfs",
+                "-o",
+                "mode=0755",
+                "vcm-bed-kubelet",
+                "/var/lib/kubelet",
             ],
         ] {
             node.run_inside(&args)?;
