@@ -1,5 +1,5 @@
 # vcm's two commands: `make run` (quick start) and `make test` (everything CI runs).
-.PHONY: run test k8s-bins node-images py-tools promtool fmt lint unit build
+.PHONY: run test k8s-bins node-images py-tools promtool ui-tools fmt lint unit build
 
 CARGO ?= cargo
 
@@ -24,8 +24,13 @@ py-tools:
 promtool:
 	@scripts/promtool.sh >/dev/null
 
+## The browser test's tools (tests/ui.rs): Debian's Chromium (apt-get when missing) and
+## playwright-core, pinned, in .cache/ui-tools (never a browser download).
+ui-tools:
+	@scripts/ui-tools.sh >/dev/null
+
 ## Every check CI runs: formatting, lints, and all tests against real Kubernetes binaries.
-test: k8s-bins node-images py-tools promtool
+test: k8s-bins node-images py-tools promtool ui-tools
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	scripts/run-tests.sh

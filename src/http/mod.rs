@@ -53,6 +53,7 @@ pub mod teams;
 pub(crate) mod testkit;
 /// `/v1/tokens`.
 pub mod tokens;
+mod ui;
 /// The webhook doors.
 pub mod webhooks;
 
@@ -273,6 +274,7 @@ pub fn router(state: AppState) -> Router {
     );
     gateway
         .merge(webhooks)
+        .merge(ui::router())
         .merge(with_middleware(routes, state))
 }
 
