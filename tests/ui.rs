@@ -145,5 +145,8 @@ fn the_dashboard_is_served_with_its_security_headers_and_needs_no_token() {
     }
     assert!(body.contains("/ui/app.js"), "{body}");
     // The page is public; what it shows is not.
-    assert_eq!(vcm_process::http_status(vcm.port, "/v1/clusters"), Some(401));
+    assert_eq!(
+        vcm_process::http_status(vcm.port, "/v1/clusters"),
+        Some(401)
+    );
 }

@@ -26,6 +26,8 @@ async function step(name, fn) {
 }
 
 async function shot(page, name) {
+  // What a page shows is what the server said, never a leaked `null` or `undefined`.
+  assert.doesNotMatch(await page.textContent('body'), /\b(null|undefined|NaN)\b/, `${name}: a missing value shows`);
   await page.screenshot({ path: path.join(artifacts, `${name}.png`), fullPage: true });
 }
 

@@ -5,11 +5,15 @@
 'use strict';
 
 const TOKEN_KEY = 'vcm.token';
-const POLL_MS = 2000;
+// Polling is an audited read each time: quick while something changes, slow otherwise.
+const BUSY_MS = 2000;
+const IDLE_MS = 15000;
+const HIDDEN_MS = 60000;
+const TRANSITIONAL = ['Pending', 'Provisioning', 'Deleting'];
 const PHASES = ['Pending', 'Provisioning', 'Ready', 'Deleting', 'Deleted', 'Failed'];
 
 let me = null;       // GET /v1/whoami
-let timer = null;    // the current view's refresh
+let timer = null;    // the current view's next refresh
 let generation = 0;  // bumped on every navigation: a stale view's answers are dropped
 
 // ---- helpers ------------------------------------------------------------------------------
@@ -32,8 +36,13 @@ function el(tag, attrs, ...children) {
 
 const view = () => document.getElementById('view');
 
+/** Replaces `parent`'s children; null and false are left out (replaceChildren would write them). */
+function fill(parent, ...nodes) {
+  parent.replaceChildren(...nodes.flat().filter((n) => n !== null && n !== undefined && n !== false));
+}
+
 function show(...nodes) {
-  view().replaceChildren(...nodes);
+  fill(view(), ...nodes);
 }
 
 function flash(message, kind) {
@@ -69,6 +78,16 @@ function bytes(n) {
   let i = 0;
   while (n >= 1024 && i < units.length - 1) { n /= 1024; i += 1; }
   return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
+}
+
+/** Runs `refresh` now and again after the delay each run returns, until the view changes. */
+function every(refresh) {
+  const gen = generation;
+  const tick = async () => {
+    const delay = await refresh();
+    if (gen === generation) timer = setTimeout(tick, document.hidden ? HIDDEN_MS : delay);
+  };
+  tick();
 }
 
 const phaseBadge = (phase) => el('span', { class: `badge phase-${phase}`, 'data-phase': phase }, phase);
@@ -249,16 +268,17 @@ function clustersView(params) {
         el('td', { title: c.expires_at }, c.deleted_at ? '' : until(c.expires_at)))));
       const more = page.next_cursor ? ' (the oldest 500; narrow the filters to see the rest)' : '';
       status.textContent = `${items.length} cluster${items.length === 1 ? '' : 's'}, newest first${more}`;
+      return items.some((c) => TRANSITIONAL.includes(c.phase)) ? BUSY_MS : IDLE_MS;
     } catch (err) {
       if (gen === generation) status.textContent = describe(err);
+      return IDLE_MS;
     }
   };
-  refresh();
-  timer = setInterval(refresh, POLL_MS);
+  every(refresh);
 }
 
 function createForm() {
-  const name = el('input', { id: 'create-name', name: 'name', placeholder: 'generated when empty', pattern: '[a-z0-9]([-a-z0-9]*[a-z0-9])?', maxlength: 40 });
+  const name = el('input', { id: 'create-name', name: 'name', placeholder: 'generated when empty', pattern: '[a-z0-9]([a-z0-9\\-]*[a-z0-9])?', maxlength: 40 });
   // NB: sizes are configurable; the built-in ones are suggestions, the server checks.
   const size = el('input', { id: 'create-size', name: 'size', list: 'sizes', placeholder: 'server default', size: 10 });
   const sizes = el('datalist', { id: 'sizes' }, ['small', 'medium', 'large'].map((s) => el('option', { value: s })));
@@ -279,7 +299,7 @@ function createForm() {
     try {
       const c = await api('POST', '/v1/clusters', { body: req });
       flash(`Creating ${c.name} (${c.id}) on ${c.host}`, 'info');
-      name.value = '';
+      route(); // shown now, not at the next quiet-time refresh
     } catch (err) {
       flash(`Create refused: ${describe(err)}`);
     } finally {
@@ -309,9 +329,9 @@ function clusterView(id) {
       c = await api('GET', `/v1/clusters/${encodeURIComponent(id)}`);
     } catch (err) {
       if (gen === generation) { title.textContent = 'Cluster'; facts.replaceChildren(el('p', { class: 'error', id: 'cluster-error' }, describe(err))); }
-      return;
+      return IDLE_MS;
     }
-    if (gen !== generation) return;
+    if (gen !== generation) return IDLE_MS;
     title.replaceChildren(`${c.name} `, phaseBadge(c.phase));
     const rows = [
       ['Id', c.id], ['Owner', c.owner], ['Team', c.team || '—'], ['Message', c.message || '—'],
@@ -327,14 +347,14 @@ function clusterView(id) {
     const want = `${canManage(c)}|${c.phase}`;
     if (want !== shownActions) {
       shownActions = want;
-      actions.replaceChildren(
+      fill(actions,
         canManage(c) && c.phase === 'Ready' ? el('button', { type: 'button', id: 'download-kubeconfig', class: 'primary', onclick: () => download(c) }, 'Download kubeconfig') : null,
         canManage(c) && live ? el('button', { type: 'button', id: 'delete-cluster', class: 'danger', onclick: () => remove(c) }, 'Delete') : null,
         canManage(c) ? null : el('p', { class: 'muted', id: 'read-only' }, `Read only: a ${me.role} cannot change or take credentials for this cluster.`));
     }
     try {
       const list = await api('GET', `/v1/clusters/${encodeURIComponent(id)}/events`);
-      if (gen !== generation) return;
+      if (gen !== generation) return IDLE_MS;
       events.replaceChildren(...list.items.map((e) => el('tr', {},
         el('td', { title: e.at }, `${age(e.at)} ago`), el('td', {}, e.kind),
         el('td', {}, e.from_phase || e.to_phase ? `${e.from_phase || '·'} → ${e.to_phase || '·'}` : ''),
@@ -342,8 +362,8 @@ function clusterView(id) {
     } catch (err) {
       events.replaceChildren(el('tr', {}, el('td', { colspan: 5, class: 'error' }, describe(err))));
     }
-    // Usage asks the host: every 10 s is plenty.
-    if (c.phase === 'Ready' && Date.now() - usageRead > 10000) {
+    // Usage asks the host: every 30 s is plenty.
+    if (c.phase === 'Ready' && Date.now() - usageRead > 30000) {
       usageRead = Date.now();
       try {
         const u = await api('GET', `/v1/clusters/${encodeURIComponent(id)}/usage`);
@@ -354,9 +374,9 @@ function clusterView(id) {
     } else if (c.phase !== 'Ready') {
       usage.replaceChildren(el('p', { class: 'muted' }, `Usage is read once the cluster is Ready (it is ${c.phase}).`));
     }
+    return TRANSITIONAL.includes(c.phase) ? BUSY_MS : IDLE_MS;
   };
-  refresh();
-  timer = setInterval(refresh, POLL_MS);
+  every(refresh);
 }
 
 function usageTable(u) {
@@ -412,6 +432,7 @@ async function remove(c) {
   try {
     await api('DELETE', `/v1/clusters/${encodeURIComponent(c.id)}`);
     flash(`Deleting ${c.name}`, 'info');
+    route();
   } catch (err) {
     flash(`Delete refused: ${describe(err)}`);
   }
@@ -428,7 +449,7 @@ function hostsView() {
   const refresh = async () => {
     try {
       const list = await api('GET', '/v1/hosts');
-      if (gen !== generation) return;
+      if (gen !== generation) return IDLE_MS;
       status.textContent = `${list.items.length} host${list.items.length === 1 ? '' : 's'}`;
       body.replaceChildren(...list.items.map((h) => el('tr', { 'data-host': h.name },
         el('td', {}, h.name), el('td', {}, h.reachable ? 'yes' : 'no'),
@@ -441,9 +462,9 @@ function hostsView() {
     } catch (err) {
       if (gen === generation) status.textContent = describe(err);
     }
+    return IDLE_MS;
   };
-  refresh();
-  timer = setInterval(refresh, 5000);
+  every(refresh);
 }
 
 function auditView(params) {
@@ -496,7 +517,7 @@ function auditView(params) {
 
 async function route() {
   generation += 1;
-  if (timer) { clearInterval(timer); timer = null; }
+  if (timer) { clearTimeout(timer); timer = null; }
   const hash = location.hash || '#/clusters';
   const path = hash.slice(1).split('?')[0].split('/').filter(Boolean);
   if (!sessionStorage.getItem(TOKEN_KEY)) {

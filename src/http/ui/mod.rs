@@ -70,12 +70,8 @@ impl Asset {
 
 static INDEX: LazyLock<Asset> =
     LazyLock::new(|| Asset::new(include_str!("index.html"), "text/html; charset=utf-8"));
-static SCRIPT: LazyLock<Asset> = LazyLock::new(|| {
-    Asset::new(
-        include_str!("app.js"),
-        "text/javascript; charset=utf-8",
-    )
-});
+static SCRIPT: LazyLock<Asset> =
+    LazyLock::new(|| Asset::new(include_str!("app.js"), "text/javascript; charset=utf-8"));
 static STYLE: LazyLock<Asset> =
     LazyLock::new(|| Asset::new(include_str!("app.css"), "text/css; charset=utf-8"));
 static ICON: LazyLock<Asset> =
@@ -182,13 +178,22 @@ mod tests {
         assert!(!html.contains(" style="), "inline style breaks the CSP");
         for (i, _) in html.match_indices("<script") {
             let tag = &html[i..html[i..].find('>').unwrap() + i];
-            assert!(tag.contains("src=\"/ui/"), "inline or foreign script: {tag}");
+            assert!(
+                tag.contains("src=\"/ui/"),
+                "inline or foreign script: {tag}"
+            );
         }
         for file in [html, include_str!("app.js"), include_str!("app.css")] {
             assert!(!file.contains("http://") && !file.contains("https://"));
         }
         let js = include_str!("app.js");
-        assert!(!js.contains("innerHTML"), "server text must reach the page as text");
-        assert!(!js.contains("localStorage"), "the token stays in session storage");
+        assert!(
+            !js.contains("innerHTML"),
+            "server text must reach the page as text"
+        );
+        assert!(
+            !js.contains("localStorage"),
+            "the token stays in session storage"
+        );
     }
 }
