@@ -1,0 +1,33 @@
+{{- define "vcm.name" -}}vcm{{- end -}}
+
+{{- define "vcm.fullname" -}}
+{{- if contains "vcm" .Release.Name -}}{{ .Release.Name | trunc 50 | trimSuffix "-" }}{{- else -}}{{ printf "%s-vcm" .Release.Name | trunc 50 | trimSuffix "-" }}{{- end -}}
+{{- end -}}
+
+{{- define "vcm.labels" -}}
+app.kubernetes.io/name: vcm
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{- define "vcm.selector" -}}
+app.kubernetes.io/name: vcm
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{/* vcm's own ServiceAccount: the identity its host RBAC and admission policy name. */}}
+{{- define "vcm.serviceAccount" -}}{{ include "vcm.fullname" . }}{{- end -}}
+
+{{- define "vcm.checks" -}}
+{{- if gt (int .Values.replicaCount) 1 -}}
+{{- fail "replicaCount: vcm runs one replica for now (reconcile claims and placement are per process); set replicaCount: 1" -}}
+{{- end -}}
+{{- if not (hasPrefix "vcm-" .Release.Namespace) -}}
+{{- fail (printf "namespace %q: install vcm in a namespace named vcm-* (vcm-system, say); the admission policy confines vcm's writes to vcm-* namespaces, its own included" .Release.Namespace) -}}
+{{- end -}}
+{{- if and (not .Values.store.existingSecret) (not .Values.persistence.enabled) -}}
+{{- fail "store: with the embedded SQLite store (no store.existingSecret), persistence.enabled must be true, or every restart loses every cluster record" -}}
+{{- end -}}
+{{- end -}}

@@ -1,0 +1,242 @@
+//! The Helm chart in `deploy/chart/vcm`: the real `helm` (built with the Kubernetes binaries)
+//! lints and renders it, the real vcm configuration loader accepts the `vcm.toml` it writes,
+//! its host RBAC is exactly `deploy/host-rbac.yaml`'s, it refuses what would break vcm, and the
+//! real API server accepts every object it renders (`kubectl apply --dry-run=server`) with no
+//! Pod Security warning at the `restricted` level.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_yaml_ng::Value;
+use vcm::controlplane::KubeBins;
+use vcm::testing::TestBed;
+
+const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/chart/vcm");
+const NAMESPACE: &str = "vcm-system";
+
+fn helm() -> PathBuf {
+    KubeBins::locate()
+        .get("helm")
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// `helm template` with `sets`: the rendered text, or helm's error.
+fn template(namespace: &str, sets: &[&str]) -> Result<String, String> {
+    let home = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(helm());
+    cmd.args(["template", "vcm", CHART, "--kube-version", "1.36.3"])
+        .args(["--namespace", namespace])
+        .env("HELM_CACHE_HOME", home.path())
+        .env("HELM_CONFIG_HOME", home.path())
+        .env("HELM_DATA_HOME", home.path());
+    for s in sets {
+        cmd.args(["--set", s]);
+    }
+    let out = run(&mut cmd);
+    if out.status.success() {
+        Ok(String::from_utf8(out.stdout).unwrap())
+    } else {
+        Err(text(&out))
+    }
+}
+
+fn documents(rendered: &str) -> Vec<Value> {
+    rendered
+        .split("\n---")
+        .filter_map(|d| serde_yaml_ng::from_str::<Value>(d).ok())
+        .filter(|v| v.get("kind").is_some())
+        .collect()
+}
+
+fn find<'a>(docs: &'a [Value], kind: &str, name: &str) -> &'a Value {
+    docs.iter()
+        .find(|d| d["kind"].as_str() == Some(kind) && d["metadata"]["name"].as_str() == Some(name))
+        .unwrap_or_else(|| panic!("no {kind} {name}"))
+}
+
+#[test]
+fn the_chart_lints_and_every_option_renders() {
+    let home = tempfile::tempdir().unwrap();
+    let out = run(Command::new(helm())
+        .args(["lint", "--strict", CHART, "--namespace", NAMESPACE])
+        .args(["--kube-version", "1.36.3"])
+        .env("HELM_CACHE_HOME", home.path())
+        .env("HELM_CONFIG_HOME", home.path())
+        .env("HELM_DATA_HOME", home.path()));
+    assert!(out.status.success(), "{}", text(&out));
+
+    let all = template(
+        NAMESPACE,
+        &[
+            "ingress.enabled=true",
+            "ingress.tlsSecret=vcm-tls",
+            "serviceMonitor.enabled=true",
+            "store.existingSecret=vcm-db",
+            "persistence.enabled=false",
+            "host.labels.region=eu",
+        ],
+    )
+    .unwrap();
+    let docs = documents(&all);
+    let kinds: Vec<_> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    for kind in [
+        "Ingress",
+        "ServiceMonitor",
+        "Deployment",
+        "Service",
+        "ConfigMap",
+    ] {
+        assert!(kinds.contains(&kind), "{kind} missing: {kinds:?}");
+    }
+    assert!(!kinds.contains(&"PersistentVolumeClaim"), "{kinds:?}");
+    let deployment = find(&docs, "Deployment", "vcm");
+    let env = &deployment["spec"]["template"]["spec"]["containers"][0]["env"];
+    assert!(
+        env.as_sequence()
+            .unwrap()
+            .iter()
+            .any(|e| e["name"] == "VCM_STORE_URL"
+                && e["valueFrom"]["secretKeyRef"]["name"] == "vcm-db"),
+        "the store URL comes from the Secret: {env:?}"
+    );
+}
+
+#[test]
+fn the_configuration_it_writes_is_one_vcm_accepts() {
+    let docs = documents(&template(NAMESPACE, &["host.labels.region=eu"]).unwrap());
+    let toml = find(&docs, "ConfigMap", "vcm")["data"]["vcm.toml"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vcm.toml");
+    std::fs::write(&path, &toml).unwrap();
+    let config = vcm::config::Config::load_from(Some(&path), Vec::new(), &Default::default())
+        .unwrap_or_else(|e| panic!("vcm refuses the chart's configuration: {e:#}\n{toml}"));
+    assert_eq!(config.hosts.len(), 1);
+    assert_eq!(config.hosts[0].name, "in-cluster");
+    assert!(
+        config.hosts[0].kubeconfig.is_none(),
+        "in-cluster: no kubeconfig"
+    );
+    assert_eq!(config.auth.kubernetes.len(), 1, "the admin ServiceAccount");
+}
+
+#[test]
+fn its_host_rbac_is_exactly_the_documented_one() {
+    let docs = documents(&template(NAMESPACE, &[]).unwrap());
+    let shipped: Vec<Value> = documents(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/deploy/host-rbac.yaml"
+        ))
+        .unwrap(),
+    );
+    for (chart, doc) in [("vcm-host", "vcm-host"), ("vcm-namespace", "vcm-namespace")] {
+        assert_eq!(
+            find(&docs, "ClusterRole", chart)["rules"],
+            find(&shipped, "ClusterRole", doc)["rules"],
+            "{chart}"
+        );
+    }
+    let policy = find(
+        &docs,
+        "ValidatingAdmissionPolicy",
+        "vcm-only-in-vcm-namespaces",
+    );
+    let shipped_policy = find(
+        &shipped,
+        "ValidatingAdmissionPolicy",
+        "vcm-only-in-vcm-namespaces",
+    );
+    assert_eq!(policy["spec"], shipped_policy["spec"]);
+}
+
+#[test]
+fn it_refuses_what_would_break_vcm() {
+    for (namespace, sets, says) in [
+        ("default", vec![], "install vcm in a namespace named vcm-*"),
+        (NAMESPACE, vec!["replicaCount=3"], "one replica for now"),
+        (
+            NAMESPACE,
+            vec!["persistence.enabled=false"],
+            "every restart loses every cluster record",
+        ),
+    ] {
+        let err = template(namespace, &sets).unwrap_err();
+        assert!(err.contains(says), "{sets:?}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn the_api_server_accepts_everything_it_renders_at_the_restricted_level() {
+    let bed = TestBed::tier_a().await;
+    let kubectl = |args: &[&str], stdin: Option<&Path>| {
+        let mut cmd = Command::new("kubectl");
+        cmd.arg(format!("--kubeconfig={}", bed.kubeconfig_path().display()))
+            .args(args);
+        if let Some(file) = stdin {
+            cmd.args(["-f", file.to_str().unwrap()]);
+        }
+        run(&mut cmd)
+    };
+    let out = kubectl(&["create", "namespace", NAMESPACE], None);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = kubectl(
+        &[
+            "label",
+            "namespace",
+            NAMESPACE,
+            "pod-security.kubernetes.io/enforce=restricted",
+            "pod-security.kubernetes.io/warn=restricted",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    // Without a ServiceMonitor: its CRD is the Prometheus Operator's, not in a bare API server.
+    let rendered = template(NAMESPACE, &["ingress.enabled=true"]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("chart.yaml");
+    std::fs::write(&file, &rendered).unwrap();
+    let out = kubectl(&["apply", "--dry-run=server"], Some(&file));
+    let said = text(&out);
+    assert!(out.status.success(), "{said}");
+    assert!(!said.contains("PodSecurity"), "{said}");
+    for object in [
+        "deployment.apps/vcm",
+        "service/vcm",
+        "configmap/vcm",
+        "persistentvolumeclaim/vcm-data",
+        "clusterrole.rbac.authorization.k8s.io/vcm-host",
+        "validatingadmissionpolicy.admissionregistration.k8s.io/vcm-only-in-vcm-namespaces",
+        "ingress.networking.k8s.io/vcm",
+    ] {
+        assert!(said.contains(object), "{object} not applied: {said}");
+    }
+    // The pod itself, at the restricted level: the API server's Pod Security admission.
+    let docs = documents(&rendered);
+    let deployment = find(&docs, "Deployment", "vcm");
+    let pod = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "vcm-pod-check", "namespace": NAMESPACE},
+        "spec": serde_json::to_value(&deployment["spec"]["template"]["spec"]).unwrap(),
+    });
+    let pod_file = dir.path().join("pod.json");
+    std::fs::write(&pod_file, pod.to_string()).unwrap();
+    let out = kubectl(&["apply", "--dry-run=server"], Some(&pod_file));
+    assert!(out.status.success(), "{}", text(&out));
+}
