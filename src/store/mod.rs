@@ -282,7 +282,9 @@ pub trait Store: Send + Sync + 'static {
     async fn set_notify_cursor(&self, event_id: i64) -> Result<(), StoreError>;
 
     /// Events that moved a cluster into `phase`, with ids above `after_id`, oldest first, at
-    /// most `limit`.
+    /// most `limit`. Ids become visible in order, whoever writes them: no event with an id at
+    /// or below one returned appears later, so a cursor moved past what was read misses
+    /// nothing.
     async fn events_into(
         &self,
         phase: Phase,
