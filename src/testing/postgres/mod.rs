@@ -30,8 +30,10 @@ pub struct TestPostgres {
     admin_url: String,
     /// Databases made on an external server, dropped with this handle.
     made: Mutex<Vec<String>>,
-    next: AtomicUsize,
 }
+
+/// Numbers the databases of this process (several tests share one external server).
+static NEXT_DATABASE: AtomicUsize = AtomicUsize::new(0);
 
 // === impl TestPostgres ===
 
@@ -44,7 +46,6 @@ impl TestPostgres {
                 local: None,
                 admin_url: url,
                 made: Mutex::default(),
-                next: AtomicUsize::new(0),
             },
             _ => Self::local().await,
         }
@@ -59,7 +60,6 @@ impl TestPostgres {
             admin_url: server.url("postgres"),
             local: Some(server),
             made: Mutex::default(),
-            next: AtomicUsize::new(0),
         }
     }
 
@@ -68,7 +68,7 @@ impl TestPostgres {
         let name = format!(
             "vcm_test_{}_{}",
             std::process::id(),
-            self.next.fetch_add(1, Ordering::Relaxed)
+            NEXT_DATABASE.fetch_add(1, Ordering::Relaxed)
         );
         let create = async {
             let mut admin = sqlx::PgConnection::connect(&self.admin_url).await?;
