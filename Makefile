@@ -1,5 +1,5 @@
 # vcm's two commands: `make run` (quick start) and `make test` (everything CI runs).
-.PHONY: run test k8s-bins node-images py-tools promtool ui-tools fmt lint unit build
+.PHONY: run test k8s-bins node-images py-tools promtool ui-tools postgres fmt lint unit build
 
 CARGO ?= cargo
 
@@ -29,8 +29,13 @@ promtool:
 ui-tools:
 	@scripts/ui-tools.sh >/dev/null
 
+## PostgreSQL 15's server binaries, for the store's tests on a real PostgreSQL (a throw-away
+## server per test). Installs postgresql-15 with apt-get when missing.
+postgres:
+	@scripts/postgres.sh >/dev/null
+
 ## Every check CI runs: formatting, lints, and all tests against real Kubernetes binaries.
-test: k8s-bins node-images py-tools promtool ui-tools
+test: k8s-bins node-images py-tools promtool ui-tools postgres
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	scripts/run-tests.sh

@@ -47,12 +47,13 @@ pub mod reconciler;
 pub mod server;
 /// The use-cases every door calls: create, get, list, update, delete, kubeconfig, keepalive.
 pub mod service;
-/// Where state lives: the `Store` trait, SQLite backend and conformance suite.
+/// Where state lives: the `Store` trait, SQLite and PostgreSQL backends and conformance suite.
 pub mod store;
 /// Logging set-up (JSON or pretty) with an `EnvFilter`.
 pub mod telemetry;
 /// Test support: a Kubernetes test bed of real binaries on loopback ports (tier A: etcd +
-/// kube-apiserver; tier B: + controller-manager, scheduler and a kwok node).
+/// kube-apiserver; tier B: + controller-manager, scheduler and a kwok node), and a throw-away
+/// PostgreSQL server for the store's tests.
 #[cfg(feature = "testing")]
 pub mod testing;
 /// TLS for the API listener: rustls with HTTP/1.1 and HTTP/2, certificate hot reload, and

@@ -145,7 +145,7 @@ async fn bootstrap(args: CreateArgs, output: OutputFormat) -> anyhow::Result<Exi
         .context("the bootstrap token was not stored")?;
     let created = CreatedToken::new(&record, &secret);
     if output == OutputFormat::Table {
-        eprintln!("in the store {}:", config.store_url());
+        eprintln!("in the store {}:", store::redact_url(&config.store_url()));
     }
     print_created(&created, output)
 }

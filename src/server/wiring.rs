@@ -211,7 +211,7 @@ async fn ensure_an_admin_can_sign_in(store: &dyn Store, config: &Config) -> anyh
          ServiceAccount rule in the configuration (role = \"admin\" in [[tls.client_rules]], \
          [[auth.oidc.rules]] or [[auth.kubernetes.rules]]), or run `vcm server --dev` for a \
          development server with a generated token",
-        config.store_url(),
+        store::redact_url(&config.store_url()),
         config.data_dir.display(),
     );
     Ok(())

@@ -8,7 +8,9 @@
 mod cache;
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
+mod postgres;
 mod sqlite;
+mod url;
 
 use std::sync::Arc;
 
@@ -22,7 +24,9 @@ use crate::domain::{
 use crate::domain::{AuditCheckpoint, AuditRecord, Decision};
 
 pub use cache::CachedStore;
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
+pub use url::redact_url;
 
 /// What a store can fail with. Callers branch on `NotFound` and `Conflict`; everything else is
 /// `Unavailable` (retry later) or `Other`.
@@ -101,7 +105,8 @@ pub struct IdempotencyRecord {
     pub cluster_id: ClusterId,
 }
 
-/// The storage contract. Implementations: [`SqliteStore`] (PostgreSQL later).
+/// The storage contract. Implementations: [`SqliteStore`] (embedded, one writer) and
+/// [`PostgresStore`] (shared by several replicas).
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Cheap liveness check (for `/readyz`).
@@ -277,7 +282,9 @@ pub trait Store: Send + Sync + 'static {
     async fn set_notify_cursor(&self, event_id: i64) -> Result<(), StoreError>;
 
     /// Events that moved a cluster into `phase`, with ids above `after_id`, oldest first, at
-    /// most `limit`.
+    /// most `limit`. Ids become visible in order, whoever writes them: no event with an id at
+    /// or below one returned appears later, so a cursor moved past what was read misses
+    /// nothing.
     async fn events_into(
         &self,
         phase: Phase,
@@ -457,13 +464,21 @@ pub enum Attempt<'a> {
     },
 }
 
-/// Open the store a URL names: `sqlite://<path>` (created if missing) or `sqlite::memory:`.
+/// Open the store a URL names: `sqlite://<path>` (created if missing), `sqlite::memory:`, or
+/// `postgres://user:password@host:5432/database` (also `postgresql://…`).
 pub async fn open(url: &str) -> anyhow::Result<Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
         // The embedded store has exactly one writer, this process: reads can be cached.
         let sqlite: Arc<dyn Store> = Arc::new(SqliteStore::open(url).await?);
         Ok(Arc::new(CachedStore::new(sqlite)))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        // NB: never behind `CachedStore`: other replicas write to the same database, and a
+        // cached read would miss their writes (a cluster deleted elsewhere, a revoked token).
+        Ok(Arc::new(PostgresStore::open(url).await?))
     } else {
-        anyhow::bail!("unsupported store URL {url:?}: use sqlite://<path>")
+        anyhow::bail!(
+            "unsupported store URL {:?}: use sqlite://<path> or postgres://<user>:<password>@<host>/<database>",
+            redact_url(url)
+        )
     }
 }

@@ -15,6 +15,7 @@
 //! bed (test passed or panicked) kills the groups and removes the temp directory, and a test
 //! process killed outright (Ctrl-C, SIGKILL) takes its children with it.
 
+pub mod postgres;
 mod tier_b;
 pub mod tier_c;
 

@@ -63,6 +63,7 @@ where
     case!(census_counts_clusters_by_phase_and_finds_the_longest_waiting);
     case!(the_notification_outbox_queues_an_alert_once_per_target_and_window);
     case!(the_notifier_cursor_starts_at_the_newest_event_and_finds_failures_after_it);
+    case!(the_notifier_cursor_misses_no_event_of_concurrent_writers);
 }
 
 async fn the_installation_id_is_made_once_and_stays(store: Arc<dyn Store>) {
