@@ -99,9 +99,11 @@ fn the_shipped_policies_refuse_with_their_messages_and_an_edited_policy_is_in_fo
         "package vcm\n\ndeny contains \"frozen: no deletes today\" if input.action == \"cluster.delete\"\ndeny contains \"frozen: no keepalives\" if input.action == \"cluster.keepalive\"\n",
     )
     .unwrap();
+    // NB: probed with keepalive, which changes nothing that matters: a delete probe that won
+    // the race with the reload deleted the cluster (CI saw "cluster not found").
     let deadline = Instant::now() + Duration::from_secs(15);
-    let refused = loop {
-        let out = vcm.cli_as(&ci, &["cluster", "delete", "labelled"]);
+    let kept = loop {
+        let out = vcm.cli_as(&ci, &["cluster", "keepalive", "labelled"]);
         if !out.status.success() {
             break out;
         }
@@ -113,16 +115,16 @@ fn the_shipped_policies_refuse_with_their_messages_and_an_edited_policy_is_in_fo
         std::thread::sleep(Duration::from_millis(300));
     };
     assert!(
-        text(&refused).contains("frozen: no deletes today"),
-        "{}",
-        text(&refused)
-    );
-    let kept = vcm.cli_as(&ci, &["cluster", "keepalive", "labelled"]);
-    assert!(!kept.status.success());
-    assert!(
         text(&kept).contains("frozen: no keepalives"),
         "{}",
         text(&kept)
+    );
+    let refused = vcm.cli_as(&ci, &["cluster", "delete", "labelled"]);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused).contains("frozen: no deletes today"),
+        "{}",
+        text(&refused)
     );
 
     // A broken edit keeps the previous version in force.
