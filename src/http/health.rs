@@ -23,10 +23,11 @@ use crate::store::StoreError;
 /// How soon a probe should ask again when the server is not ready: starting up or draining
 /// takes seconds, not minutes.
 const NOT_READY_RETRY_AFTER: Duration = Duration::from_secs(1);
-/// How long `/readyz` waits for the store's answer. NB: well under the usual probe timeouts
-/// (kubelet: 1 s by default, often raised), so a hung database turns the probe into a quick
-/// 503 instead of a probe that hangs until its caller gives up. PostgreSQL's own connection
-/// wait (`ACQUIRE_TIMEOUT`, 5 s) is longer, so this one decides.
+/// How long `/readyz` waits for the store's answer, so a hung database turns the probe into a
+/// quick 503 instead of a request that hangs until its caller gives up (and piles up behind
+/// the next probes). NB: PostgreSQL's own connection wait (`ACQUIRE_TIMEOUT`, 5 s) is longer,
+/// so this one decides; a kubelet with its default 1 s probe timeout gives up sooner, which
+/// it counts as a failure too.
 const STORE_PING_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Whether the server accepts work; shared between the server (which sets it) and `/readyz`.
