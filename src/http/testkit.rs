@@ -76,6 +76,11 @@ pub(crate) async fn mk_state() -> AppState {
 /// Like [`mk_state`], over `driver`.
 pub(crate) async fn mk_state_with(driver: Arc<dyn Driver>) -> AppState {
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open("sqlite::memory:").await.unwrap());
+    mk_state_on(store, driver).await
+}
+
+/// Like [`mk_state_with`], over `store` (a PostgreSQL one, for the outage tests).
+pub(crate) async fn mk_state_on(store: Arc<dyn Store>, driver: Arc<dyn Driver>) -> AppState {
     let secret = TokenSecret::parse(TOKEN).unwrap();
     bootstrap_token(
         store.as_ref(),

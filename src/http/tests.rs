@@ -72,6 +72,52 @@ async fn readyz_answers_503_before_ready_and_200_after() {
     assert_eq!(ready_body, json!({"status": "ready"}));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_answers_503_while_the_database_is_down_and_200_when_it_returns_healthz_200_all_along()
+ {
+    // Arrange: a ready server over a PostgreSQL of its own (this test stops it).
+    let mut pg = crate::testing::postgres::TestPostgres::local().await;
+    let store = crate::store::PostgresStore::open(&pg.database().await)
+        .await
+        .unwrap();
+    let state =
+        super::testkit::mk_state_on(Arc::new(store), Arc::new(super::testkit::UnavailableDriver))
+            .await;
+    state.readiness.set_ready();
+    let app = router(state);
+    let (up, _, _) = mk_call(app.clone(), mk_get("/readyz")).await;
+
+    // Act: the database stops.
+    pg.stop().await;
+    let started = std::time::Instant::now();
+    let (down, headers, body) = mk_call(app.clone(), mk_get("/readyz")).await;
+    let took = started.elapsed();
+    let (live, _, _) = mk_call(app.clone(), mk_get("/healthz")).await;
+    pg.restart().await;
+    let (back, _, back_body) = mk_call(app, mk_get("/readyz")).await;
+
+    // Assert
+    assert_eq!(up, StatusCode::OK);
+    assert_eq!(down, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(headers["retry-after"], "5");
+    assert_eq!(body["error"]["code"], "store_unavailable");
+    assert_eq!(
+        body["error"]["message"], "the database is unavailable; retry later",
+        "no internal detail"
+    );
+    assert!(
+        took < std::time::Duration::from_secs(4),
+        "the probe gives up in about 2 s, took {took:?}"
+    );
+    assert_eq!(
+        live,
+        StatusCode::OK,
+        "liveness does not depend on the store"
+    );
+    assert_eq!(back, StatusCode::OK, "{back_body}");
+    assert_eq!(back_body, json!({"status": "ready"}));
+}
+
 #[tokio::test]
 async fn unknown_route_answers_404_json_with_the_generated_request_id() {
     // Act

@@ -3,11 +3,12 @@
 //! after a crash at any point, the next run reads what was persisted, asks the driver what is
 //! there, and converges.
 
+mod outage;
 mod step;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
@@ -15,6 +16,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::domain::{Cluster, ClusterId, Phase, Timestamp};
 use crate::service::ClusterService;
+use crate::store::StoreError;
+
+use self::outage::{Note, Outage};
 
 pub use step::{
     Action, HEALTH_CHECK_EVERY, MAX_PROVISION_ATTEMPTS, Settings, backoff, reconcile_one,
@@ -102,20 +106,47 @@ impl Reconciler {
     /// most `max_parallel` creates and `delete_parallel` deletions). On shutdown, steps in
     /// flight are dropped: every step persisted its intent first, so the next start resumes
     /// them.
+    ///
+    /// While the store is unavailable the loop pauses (retrying at a growing interval, at most
+    /// a few seconds apart), logs one WARN for the outage and one INFO when it is over, and
+    /// resumes by itself; no cluster is failed or charged an attempt for it.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let mut tasks = JoinSet::new();
+        let mut outage = Outage::default();
+        let mut resume_at = Instant::now();
         loop {
-            self.dispatch(&mut tasks).await;
+            if !outage.is_down() || Instant::now() >= resume_at {
+                match self.dispatch(&mut tasks).await {
+                    Ok(()) => log_note(outage.answered(Instant::now()), None),
+                    Err(e) => {
+                        let (note, pause) = outage.failed(Instant::now());
+                        log_note(note, Some(&e));
+                        resume_at = Instant::now() + pause;
+                    }
+                }
+            }
+            let wait = if outage.is_down() {
+                resume_at.saturating_duration_since(Instant::now())
+            } else {
+                POLL_INTERVAL
+            };
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => break,
-                Some(res) = tasks.join_next(), if !tasks.is_empty() => {
-                    if let Err(e) = res && e.is_panic() {
+                Some(res) = tasks.join_next(), if !tasks.is_empty() => match res {
+                    Ok(Action::StoreUnavailable) => {
+                        let (note, pause) = outage.failed(Instant::now());
+                        log_note(note, None);
+                        resume_at = resume_at.max(Instant::now() + pause);
+                    }
+                    Err(e) if e.is_panic() => {
                         tracing::error!(error = %e, "a reconcile step panicked");
                     }
-                }
-                () = self.wake.notified() => {}
-                () = tokio::time::sleep(POLL_INTERVAL) => {}
+                    _ => {}
+                },
+                // NB: new work cannot be taken while the store is down; the pause decides.
+                () = self.wake.notified(), if !outage.is_down() => {}
+                () = tokio::time::sleep(wait) => {}
             }
         }
         tasks.abort_all();
@@ -131,7 +162,9 @@ impl Reconciler {
         cap.saturating_sub(busy.values().filter(|l| **l == lane).count())
     }
 
-    async fn dispatch(&self, tasks: &mut JoinSet<()>) {
+    /// Start a step for every due cluster there is room for. `Err` only when the store is
+    /// unavailable; other read errors are logged here and retried at the next poll.
+    async fn dispatch(&self, tasks: &mut JoinSet<Action>) -> Result<(), StoreError> {
         let due = match self
             .service
             .store()
@@ -139,9 +172,10 @@ impl Reconciler {
             .await
         {
             Ok(due) => due,
+            Err(e @ StoreError::Unavailable(_)) => return Err(e),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read due clusters; retrying");
-                return;
+                return Ok(());
             }
         };
         self.service.metrics().queue_depth(due.len());
@@ -171,8 +205,10 @@ impl Reconciler {
                 if matches!(action, Action::Now) {
                     wake.notify_one();
                 }
+                action
             });
         }
+        Ok(())
     }
 
     /// Reconcile sequentially until no cluster is due (tests drive the reconciler
@@ -190,11 +226,31 @@ impl Reconciler {
                 break;
             }
             for cluster in due {
-                reconcile_one(&self.service, &self.settings, cluster).await;
+                let action = reconcile_one(&self.service, &self.settings, cluster).await;
                 steps += 1;
+                if action == Action::StoreUnavailable {
+                    return steps;
+                }
             }
         }
         steps
+    }
+}
+
+/// Log what [`Outage`] says about a store call (`err`: the failure, when there is one).
+fn log_note(note: Note, err: Option<&StoreError>) {
+    let error = err.map(ToString::to_string).unwrap_or_default();
+    match note {
+        Note::Down => tracing::warn!(
+            error,
+            "the store is unavailable; the reconciler pauses until it answers"
+        ),
+        Note::Up { lasted } => tracing::info!(
+            down_secs = lasted.as_secs(),
+            "the store answers again; the reconciler resumes"
+        ),
+        Note::Quiet if err.is_some() => tracing::debug!(error, "the store is still unavailable"),
+        Note::Quiet => {}
     }
 }
 

@@ -42,6 +42,9 @@ pub enum Action {
     Now,
     /// Nothing until the stored `next_reconcile_at`.
     Later,
+    /// The store did not answer: nothing was recorded, the cluster stays due, and the run
+    /// loop pauses until the store answers again (see `outage.rs`).
+    StoreUnavailable,
 }
 
 /// Exponential backoff: 1 s, 2 s, 4 s … capped at a minute.
@@ -67,6 +70,13 @@ pub async fn reconcile_one(
     let action = match step(service, settings, &cluster).await {
         Ok(action) => action,
         Err(Error::Store(StoreError::Conflict(_))) => Action::Now, // someone wrote first: re-read
+        // NB: the database is down, not the cluster. No attempt is counted (an outage must
+        // never fail a cluster) and nothing could be written anyway; every step is safe to
+        // repeat, so the cluster is simply taken up again once the store answers.
+        Err(Error::Store(StoreError::Unavailable(detail))) => {
+            tracing::debug!(error = %detail, "the store is unavailable; step left for later");
+            Action::StoreUnavailable
+        }
         Err(e) => error_policy(service, cluster, e).await,
     };
     service.metrics().step(name, started.elapsed());
@@ -237,6 +247,10 @@ async fn error_policy(service: &ClusterService, c: Cluster, err: Error) -> Actio
         }
         Ok(_) => Action::Later,
         Err(StoreError::Conflict(_)) => Action::Now,
+        Err(StoreError::Unavailable(detail)) => {
+            tracing::debug!(error = %detail, "the store is unavailable; failure not recorded");
+            Action::StoreUnavailable
+        }
         Err(e) => {
             tracing::warn!(error = %e, "cannot record the failure; will retry");
             Action::Later

@@ -1,5 +1,5 @@
 //! A `vcm server --dev` process (the real binary) driven by the real CLI, for end-to-end tests
-//! (included with `#[path]`).
+//! (included with `#[path]`); [`Vcm::start_on_store`] runs a production `vcm server` instead.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -15,6 +15,10 @@ pub const TOKEN: &str = "vcm_e2e000000000000000000000000000000000000000000000000
 pub struct Vcm {
     child: Option<Child>,
     env: Vec<(String, String)>,
+    /// `--dev` ([`TOKEN`] is its admin token), or a production server ([`Vcm::start_on_store`]).
+    dev: bool,
+    /// The admin token the CLI uses.
+    pub token: String,
     /// The self-signed certificate it serves HTTPS with ([`Vcm::start_tls`]).
     pub cacert: Option<PathBuf>,
     pub addr: String,
@@ -35,6 +39,8 @@ impl Vcm {
         let port = free_port().unwrap();
         let mut vcm = Self {
             child: None,
+            dev: true,
+            token: TOKEN.to_owned(),
             cacert: None,
             env: env
                 .iter()
@@ -63,6 +69,8 @@ impl Vcm {
         let port = free_port().unwrap();
         let mut vcm = Self {
             child: None,
+            dev: true,
+            token: TOKEN.to_owned(),
             env: [
                 ("VCM_TLS__CERT_FILE", cert.display().to_string()),
                 ("VCM_TLS__KEY_FILE", key.display().to_string()),
@@ -81,16 +89,59 @@ impl Vcm {
         vcm
     }
 
+    /// A production server (`vcm server`, not `--dev`, so the store is the one `store_url`
+    /// names; the local driver, the default) over plain HTTP on loopback, with these `VCM_*`
+    /// variables. Its first admin token is made offline, as an operator would:
+    /// `vcm token create --bootstrap` against the same store and data directory.
+    pub fn start_on_store(store_url: &str, env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let port = free_port().unwrap();
+        let env: Vec<(String, String)> = [("VCM_STORE_URL", store_url)]
+            .iter()
+            .chain(env)
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let bootstrap = Command::new(env!("CARGO_BIN_EXE_vcm"))
+            .args(["token", "create", "--bootstrap", "--name", "admin"])
+            .args(["--output", "json"])
+            .arg(format!("--data-dir={}", data.display()))
+            .env_remove("VCM_TOKEN")
+            .env_remove("VCM_CONFIG")
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .expect("the vcm binary runs");
+        assert!(
+            bootstrap.status.success(),
+            "vcm token create --bootstrap: {}",
+            text(&bootstrap)
+        );
+        let created: serde_json::Value = serde_json::from_slice(&bootstrap.stdout).unwrap();
+        let token = created["secret"].as_str().unwrap().to_owned();
+        assert!(token.starts_with("vcm_"), "{created}");
+        let mut vcm = Self {
+            child: None,
+            env,
+            dev: false,
+            token,
+            cacert: None,
+            addr: format!("http://127.0.0.1:{port}"),
+            port,
+            data,
+            _dir: dir,
+        };
+        vcm.spawn();
+        vcm
+    }
+
     pub fn spawn(&mut self) {
-        let child = Command::new(env!("CARGO_BIN_EXE_vcm"))
-            .args([
-                "server",
-                "--dev",
-                "--dev-token",
-                TOKEN,
-                "--log-format",
-                "json",
-            ])
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vcm"));
+        cmd.arg("server");
+        if self.dev {
+            cmd.args(["--dev", "--dev-token", TOKEN]);
+        }
+        let child = cmd
+            .args(["--log-format", "json"])
             .arg(format!("--listen=127.0.0.1:{}", self.port))
             .arg(format!("--data-dir={}", self.data.display()))
             .env("VCM_PRUNE_INTERVAL_SECS", "1")
@@ -139,9 +190,9 @@ impl Vcm {
         assert!(status.success(), "vcm exits 0 on SIGTERM: {status}");
     }
 
-    /// `vcm <args>` as a client of this server (the dev admin token).
+    /// `vcm <args>` as a client of this server (its admin token).
     pub fn cli(&self, args: &[&str]) -> Output {
-        self.cli_as(TOKEN, args)
+        self.cli_as(&self.token, args)
     }
 
     /// `vcm <args>` as a client of this server, with `token`.
@@ -207,7 +258,6 @@ impl Drop for Vcm {
     }
 }
 
-/// The status code of a plain HTTP/1.0 GET on loopback (no client library needed).
 /// A command's stdout and stderr together, for assertions and their messages.
 pub fn text(out: &Output) -> String {
     format!(
@@ -222,6 +272,7 @@ pub fn shipped(name: &str) -> String {
     format!("{}/deploy/policies/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The status code of a plain HTTP/1.0 GET on loopback (no client library needed).
 pub fn http_status(port: u16, path: &str) -> Option<u16> {
     use std::io::{Read as _, Write as _};
     let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
@@ -230,6 +281,24 @@ pub fn http_status(port: u16, path: &str) -> Option<u16> {
     let mut head = [0u8; 12];
     conn.read_exact(&mut head).ok()?;
     std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}
+
+/// A plain HTTP/1.0 GET on loopback with a bearer token: status, header block (lower-cased
+/// names) and body. `None` if the server does not answer within 10 s.
+pub fn http_get(port: u16, path: &str, token: &str) -> Option<(u16, String, String)> {
+    use std::io::{Read as _, Write as _};
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    conn.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(
+        conn,
+        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\r\n"
+    )
+    .ok()?;
+    let mut raw = String::new();
+    conn.read_to_string(&mut raw).ok()?;
+    let (head, body) = raw.split_once("\r\n\r\n")?;
+    let status = head.get(9..12)?.parse().ok()?;
+    Some((status, head.to_ascii_lowercase(), body.to_owned()))
 }
 
 pub fn kubectl(kubeconfig: &Path, args: &[&str]) -> Output {

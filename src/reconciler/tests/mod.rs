@@ -232,3 +232,6 @@ async fn a_failed_delete_is_retried_until_it_succeeds() {
 
 /// Expiry, idleness, orphans, lost clusters and removed hosts.
 mod cleanup;
+
+/// A database outage: no cluster failed or charged, work resumes by itself.
+mod outage;
