@@ -62,6 +62,7 @@ pub use health::Readiness;
 pub use metrics::standalone_router as metrics_router;
 pub use openapi::ApiDoc;
 pub use ratelimit::{RateLimitConfig, RateLimiter};
+pub use ui::PATH as UI_PATH;
 
 /// Largest request body accepted (the API contract's default): cluster specs are tiny, and a
 /// bound keeps a single request from holding memory hostage.

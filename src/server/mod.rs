@@ -221,7 +221,12 @@ impl Server {
         // NB: ready before the serve loop starts is fine: the socket is bound, so early
         // connections wait in the backlog instead of being refused.
         readiness.set_ready();
-        tracing::info!(%addr, tls = scheme == "https", "listening");
+        tracing::info!(
+            %addr,
+            tls = scheme == "https",
+            dashboard = %format!("{scheme}://{addr}{}", crate::http::UI_PATH),
+            "listening"
+        );
         let outcome = tokio::select! {
             served = serve => served.context("serving HTTP"),
             () = async {
