@@ -95,7 +95,7 @@ fn app_pull_request(check_runs: bool) {
     let id = live[0]["id"].as_str().unwrap();
     let (_, link, name, text) = first.last().unwrap();
     assert_eq!(name, "vcm/cluster");
-    assert_eq!(*link, format!("{PUBLIC_URL}/v1/clusters/{id}"));
+    assert_eq!(*link, format!("{PUBLIC_URL}/ui/#/clusters/{id}"));
     assert!(
         text.contains("is ready") && text.chars().count() <= 140,
         "{text}"
@@ -225,7 +225,7 @@ fn a_bitbucket_pull_request_shows_in_progress_then_successful_then_stopped_on_it
         last["url"]
             .as_str()
             .unwrap()
-            .starts_with(&format!("{PUBLIC_URL}/v1/clusters/c"))
+            .starts_with(&format!("{PUBLIC_URL}/ui/#/clusters/c"))
     );
     assert!(
         scm.seen()
@@ -315,7 +315,7 @@ fn a_status_survives_a_sigkill_after_the_delivery_and_a_provider_outage() {
     );
     let last = shown.last().unwrap();
     assert_eq!(last["context"], "ci/preview");
-    assert_eq!(last["target_url"], format!("{PUBLIC_URL}/v1/clusters/{id}"));
+    assert_eq!(last["target_url"], format!("{PUBLIC_URL}/ui/#/clusters/{id}"));
     assert!(
         scm.seen()
             .iter()

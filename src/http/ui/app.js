@@ -152,6 +152,7 @@ function canManage(cluster) {
 // ---- sign in and out ----------------------------------------------------------------------
 
 let pendingFlash = null; // shown once the next view is up
+let returnTo = null;     // where a signed-out visitor was going (a commit status's link, say)
 
 function signOut(message) {
   sessionStorage.removeItem(TOKEN_KEY);
@@ -194,7 +195,11 @@ function signInView() {
       me = await api('GET', '/v1/whoami');
       flash(null);
       renderChrome();
-      location.hash = '#/clusters';
+      const target = returnTo || '#/clusters';
+      returnTo = null;
+      // NB: the sign-in form shows at the address asked for; the same hash fires no hashchange.
+      if (location.hash === target) route();
+      else location.hash = target;
     } catch (err) {
       sessionStorage.removeItem(TOKEN_KEY);
       flash(`Sign-in refused: ${describe(err)}`);
@@ -521,6 +526,7 @@ async function route() {
   const hash = location.hash || '#/clusters';
   const path = hash.slice(1).split('?')[0].split('/').filter(Boolean);
   if (!sessionStorage.getItem(TOKEN_KEY)) {
+    if (path[0] && path[0] !== 'signin') returnTo = hash;
     me = null;
     renderChrome();
     signInView();

@@ -14,9 +14,11 @@ pub fn for_open(
 ) -> StatusWant {
     let provider = provider_of(pr);
     let name = cluster_name(provider, &pr.repository, pr.number);
+    // The cluster's page in the dashboard (a person clicks it), by id or, before there is a
+    // cluster, by the name it will have.
     let link = match cluster {
-        Some(c) => format!("{public_url}/v1/clusters/{}", c.id),
-        None => format!("{public_url}/v1/clusters/{name}"),
+        Some(c) => format!("{public_url}{}#/clusters/{}", crate::http::UI_PATH, c.id),
+        None => format!("{public_url}{}#/clusters/{name}", crate::http::UI_PATH),
     };
     let at_head = cluster.filter(|c| c.labels.get("sha") == Some(pr.head_sha.as_str()));
     let (state, description) = match (failing, at_head) {
@@ -172,7 +174,7 @@ mod tests {
             let w = for_open(&done, Some(&c), None, URL);
             assert_eq!(w.state, state, "{phase:?} at {sha}");
             assert!(w.description.contains(says), "{}", w.description);
-            assert_eq!(w.target_url, format!("{URL}/v1/clusters/{}", c.id));
+            assert_eq!(w.target_url, format!("{URL}/ui/#/clusters/{}", c.id));
             assert_eq!((w.sha.as_str(), w.branch.as_str()), ("bbb", "feature"));
         }
         let ready = cluster(Phase::Ready, "bbb");
@@ -187,7 +189,7 @@ mod tests {
         let none = for_open(&pr(true, 1, 0), None, None, URL);
         assert!(
             none.target_url
-                .starts_with(&format!("{URL}/v1/clusters/gh-web-7-"))
+                .starts_with(&format!("{URL}/ui/#/clusters/gh-web-7-"))
         );
     }
 
