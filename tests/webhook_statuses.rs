@@ -315,7 +315,10 @@ fn a_status_survives_a_sigkill_after_the_delivery_and_a_provider_outage() {
     );
     let last = shown.last().unwrap();
     assert_eq!(last["context"], "ci/preview");
-    assert_eq!(last["target_url"], format!("{PUBLIC_URL}/ui/#/clusters/{id}"));
+    assert_eq!(
+        last["target_url"],
+        format!("{PUBLIC_URL}/ui/#/clusters/{id}")
+    );
     assert!(
         scm.seen()
             .iter()
