@@ -100,6 +100,22 @@ async function signIn(page, token) {
       await page.waitForSelector('tr[data-cluster="ui-e2e"]');
     });
 
+    await step('the TTL is changed from the cluster page, and a bad one is refused', async () => {
+      await page.click('tr[data-cluster="ui-e2e"] a');
+      await page.waitForSelector('#ttl-form');
+      await page.fill('#ttl', 'soon');
+      await page.click('#ttl-form button[type=submit]');
+      await page.waitForSelector('#flash:has-text("TTL refused: 422")');
+      // The browser logs the refused request itself; that one is expected.
+      problems.splice(0, problems.length, ...problems.filter((p) => !p.includes('status of 422')));
+      await page.fill('#ttl', '2h');
+      await page.click('#ttl-form button[type=submit]');
+      await page.waitForSelector('#flash:has-text("TTL 2h")');
+      await page.waitForSelector('dd[data-fact="TTL"]:text-is("2h")');
+      await page.click('nav a[data-nav=clusters]');
+      await page.waitForSelector('tr[data-cluster="ui-e2e"]');
+    });
+
     let kubeconfig;
     await step('the cluster page shows events and usage, and gives a kubeconfig', async () => {
       await page.click('tr[data-cluster="ui-e2e"] a');

@@ -149,6 +149,9 @@ function canManage(cluster) {
   }
 }
 
+/** Changing ttl or idle timeout: admins, and developers for their own and their team's (not ci). */
+const canUpdate = (cluster) => canManage(cluster) && me.role !== 'ci';
+
 // ---- sign in and out ----------------------------------------------------------------------
 
 let pendingFlash = null; // shown once the next view is up
@@ -354,6 +357,8 @@ function clusterView(id) {
       shownActions = want;
       fill(actions,
         canManage(c) && c.phase === 'Ready' ? el('button', { type: 'button', id: 'download-kubeconfig', class: 'primary', onclick: () => download(c) }, 'Download kubeconfig') : null,
+        canUpdate(c) && live ? ttlForm(c) : null,
+        canUpdate(c) && live && c.idle_timeout ? el('button', { type: 'button', id: 'keepalive', onclick: () => keepalive(c) }, 'Keep alive') : null,
         canManage(c) && live ? el('button', { type: 'button', id: 'delete-cluster', class: 'danger', onclick: () => remove(c) }, 'Delete') : null,
         canManage(c) ? null : el('p', { class: 'muted', id: 'read-only' }, `Read only: a ${me.role} cannot change or take credentials for this cluster.`));
     }
@@ -429,6 +434,32 @@ async function download(c) {
     flash(`Kubeconfig for ${c.name} downloaded; its token expires in about an hour.`, 'info');
   } catch (err) {
     flash(`Kubeconfig refused: ${describe(err)}`);
+  }
+}
+
+function ttlForm(c) {
+  const ttl = el('input', { id: 'ttl', name: 'ttl', placeholder: c.ttl, size: 6, required: true, 'aria-label': 'New TTL, counted from creation' });
+  const form = el('form', { id: 'ttl-form', class: 'inline' }, ttl, el('button', { type: 'submit' }, 'Set TTL'));
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    try {
+      const u = await api('PUT', `/v1/clusters/${encodeURIComponent(c.id)}`, { body: { ttl: ttl.value.trim() } });
+      flash(`${u.name}: TTL ${u.ttl}, expires ${until(u.expires_at)}`, 'info');
+      route();
+    } catch (err) {
+      flash(`TTL refused: ${describe(err)}`);
+    }
+  });
+  return form;
+}
+
+async function keepalive(c) {
+  try {
+    await api('POST', `/v1/clusters/${encodeURIComponent(c.id)}/keepalive`);
+    flash(`${c.name}: idle clock reset`, 'info');
+    route();
+  } catch (err) {
+    flash(`Keep-alive refused: ${describe(err)}`);
   }
 }
 
