@@ -50,8 +50,9 @@ async function signIn(page, token) {
   const browser = await chromium.launch({
     executablePath: process.env.VCM_CHROMIUM,
     headless: true,
-    // NB: the sandbox needs user namespaces that a root CI container may not have.
-    args: ['--no-sandbox'],
+    // NB: the sandbox needs user namespaces that a root CI container may not have, and a
+    // container's /dev/shm may be too small for Chromium's shared memory.
+    args: ['--no-sandbox', '--disable-dev-shm-usage'],
   });
   try {
     const admin = await browser.newContext({ acceptDownloads: true, viewport: { width: 1280, height: 900 } });
