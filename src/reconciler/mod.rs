@@ -3,6 +3,7 @@
 //! after a crash at any point, the next run reads what was persisted, asks the driver what is
 //! there, and converges.
 
+mod claim;
 mod outage;
 mod step;
 
@@ -20,6 +21,7 @@ use crate::store::StoreError;
 
 use self::outage::{Note, Outage};
 
+pub use claim::CLAIM_TTL;
 pub use step::{
     Action, HEALTH_CHECK_EVERY, MAX_PROVISION_ATTEMPTS, Settings, backoff, reconcile_one,
 };
@@ -60,6 +62,8 @@ pub struct Reconciler {
     delete_parallel: usize,
     settings: Arc<Settings>,
     in_flight: Arc<Mutex<HashMap<ClusterId, Lane>>>,
+    /// This replica's name in the store's reconcile claims.
+    replica: Arc<str>,
 }
 
 impl std::fmt::Debug for Reconciler {
@@ -68,6 +72,7 @@ impl std::fmt::Debug for Reconciler {
             .field("max_parallel", &self.max_parallel)
             .field("delete_parallel", &self.delete_parallel)
             .field("settings", &self.settings)
+            .field("replica", &self.replica)
             .finish_non_exhaustive()
     }
 }
@@ -86,7 +91,13 @@ impl Reconciler {
             delete_parallel: DEFAULT_DELETE_PARALLEL,
             settings: Arc::new(Settings::default()),
             in_flight: Arc::new(Mutex::new(HashMap::new())),
+            replica: claim::new_replica_id().into(),
         }
+    }
+
+    /// This replica's name in the store's reconcile claims (random per process start).
+    pub fn replica(&self) -> &str {
+        &self.replica
     }
 
     /// Slots for deleting clusters and cleaning up failed ones, apart from the create slots
@@ -114,6 +125,7 @@ impl Reconciler {
         let mut tasks = JoinSet::new();
         let mut outage = Outage::default();
         let mut resume_at = Instant::now();
+        tracing::info!(replica = %self.replica, "reconciler started");
         loop {
             if !outage.is_down() || Instant::now() >= resume_at {
                 match self.dispatch(&mut tasks).await {
@@ -188,11 +200,12 @@ impl Reconciler {
                 }
                 busy.insert(cluster.id.clone(), lane);
             }
-            let (service, settings, in_flight, wake) = (
+            let (service, settings, in_flight, wake, replica) = (
                 self.service.clone(),
                 self.settings.clone(),
                 self.in_flight.clone(),
                 self.wake.clone(),
+                self.replica.clone(),
             );
             tasks.spawn(async move {
                 // NB: released on drop, so a step that panics (or is aborted) frees its cluster
@@ -201,7 +214,11 @@ impl Reconciler {
                     set: in_flight,
                     id: cluster.id.clone(),
                 };
-                let action = reconcile_one(&service, &settings, cluster).await;
+                // NB: claimed in the store, so no other replica steps this cluster meanwhile.
+                let action = claim::step_claimed(&service, &replica, &cluster, |fresh| {
+                    reconcile_one(&service, &settings, fresh)
+                })
+                .await;
                 if matches!(action, Action::Now) {
                     wake.notify_one();
                 }

@@ -198,6 +198,20 @@ impl Store for CachedStore {
         self.inner.due_clusters(now, limit).await
     }
 
+    async fn claim_cluster(
+        &self,
+        id: &ClusterId,
+        holder: &str,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.inner.claim_cluster(id, holder, until, now).await
+    }
+
+    async fn release_claim(&self, id: &ClusterId, holder: &str) -> Result<(), StoreError> {
+        self.inner.release_claim(id, holder).await
+    }
+
     async fn live_clusters(&self) -> Result<Vec<Cluster>, StoreError> {
         self.inner.live_clusters().await
     }

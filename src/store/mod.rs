@@ -148,6 +148,21 @@ pub trait Store: Send + Sync + 'static {
     /// overdue first.
     async fn due_clusters(&self, now: Timestamp, limit: usize) -> Result<Vec<Cluster>, StoreError>;
 
+    /// Claim cluster `id`'s reconcile step for `holder` until `until`: `true` if `holder` now
+    /// holds it (it was free, its claim ran out before `now`, or `holder` held it already, in
+    /// which case this renews it), `false` if another holder's claim is still running. One
+    /// statement decides, so of several replicas claiming at once exactly one wins.
+    async fn claim_cluster(
+        &self,
+        id: &ClusterId,
+        holder: &str,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
+
+    /// Give up `holder`'s claim on `id`; nothing happens if it holds none.
+    async fn release_claim(&self, id: &ClusterId, holder: &str) -> Result<(), StoreError>;
+
     /// Every cluster that is not `Deleted` (for the sweeper and start-up adoption).
     async fn live_clusters(&self) -> Result<Vec<Cluster>, StoreError>;
 

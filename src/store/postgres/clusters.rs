@@ -158,6 +158,39 @@ impl PostgresStore {
         id.ok_or_else(|| StoreError::Unavailable("the store has no installation id".into()))
     }
 
+    pub(super) async fn claim_cluster_impl(
+        &self,
+        id: &ClusterId,
+        holder: &str,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        // NB: one statement: two replicas inserting the same new claim meet on the primary
+        // key, and the second then sees the first's committed row in the WHERE (read
+        // committed re-checks it), so exactly one gets a row back.
+        let sql = "INSERT INTO cluster_claims (cluster_id, holder, until_ms) VALUES ($1, $2, $3) \
+                   ON CONFLICT (cluster_id) DO UPDATE SET holder = EXCLUDED.holder, \
+                   until_ms = EXCLUDED.until_ms \
+                   WHERE cluster_claims.holder = EXCLUDED.holder \
+                   OR cluster_claims.until_ms < $4 RETURNING holder";
+        let q = sqlx::query(sql)
+            .bind(id.as_str())
+            .bind(holder)
+            .bind(until.as_millisecond())
+            .bind(now.as_millisecond());
+        let won = self
+            .one(q, |_: &PgRow| Ok(()), "claiming a cluster")
+            .await?;
+        Ok(won.is_some())
+    }
+
+    pub(super) async fn release_claim_impl(&self, id: &ClusterId, holder: &str) -> StoreResult<()> {
+        let q = sqlx::query("DELETE FROM cluster_claims WHERE cluster_id = $1 AND holder = $2")
+            .bind(id.as_str())
+            .bind(holder);
+        self.exec(q, "releasing a cluster claim").await.map(drop)
+    }
+
     pub(super) async fn purge_ended_impl(&self, before: Timestamp) -> StoreResult<u64> {
         const ENDED: &str = "(phase = 'Deleted' OR (phase = 'Failed' AND cleaned_up)) \
              AND COALESCE(deleted_ms, created_ms) < $1";
@@ -169,6 +202,7 @@ impl PostgresStore {
             ("cluster_events", "cluster_id"),
             ("idempotency_keys", "cluster_id"),
             ("gateway_credentials", "cluster_id"),
+            ("cluster_claims", "cluster_id"),
         ];
         for (table, key) in tables.into_iter().chain([("clusters", "id")]) {
             let sql = format!(

@@ -52,6 +52,20 @@ impl Store for PostgresStore {
         self.due_clusters_impl(now, limit).await
     }
 
+    async fn claim_cluster(
+        &self,
+        id: &ClusterId,
+        holder: &str,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.claim_cluster_impl(id, holder, until, now).await
+    }
+
+    async fn release_claim(&self, id: &ClusterId, holder: &str) -> Result<(), StoreError> {
+        self.release_claim_impl(id, holder).await
+    }
+
     async fn live_clusters(&self) -> Result<Vec<Cluster>, StoreError> {
         self.live_clusters_impl().await
     }

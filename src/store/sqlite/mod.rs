@@ -229,6 +229,20 @@ impl Store for SqliteStore {
         self.all(q, cluster_from_row, "reading due clusters").await
     }
 
+    async fn claim_cluster(
+        &self,
+        id: &ClusterId,
+        holder: &str,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.claim_cluster_impl(id, holder, until, now).await
+    }
+
+    async fn release_claim(&self, id: &ClusterId, holder: &str) -> Result<(), StoreError> {
+        self.release_claim_impl(id, holder).await
+    }
+
     async fn live_clusters(&self) -> Result<Vec<Cluster>, StoreError> {
         let sql = select_clusters!("WHERE phase <> 'Deleted' ORDER BY created_ms, id");
         self.all(sqlx::query(sql), cluster_from_row, "reading live clusters")
