@@ -212,6 +212,10 @@ impl Store for CachedStore {
         self.inner.release_claim(id, holder).await
     }
 
+    async fn placement_lock(&self) -> Result<crate::store::PlacementLock, StoreError> {
+        self.inner.placement_lock().await
+    }
+
     async fn live_clusters(&self) -> Result<Vec<Cluster>, StoreError> {
         self.inner.live_clusters().await
     }

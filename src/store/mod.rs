@@ -163,6 +163,12 @@ pub trait Store: Send + Sync + 'static {
     /// Give up `holder`'s claim on `id`; nothing happens if it holds none.
     async fn release_claim(&self, id: &ClusterId, holder: &str) -> Result<(), StoreError>;
 
+    /// Hold the placement lock until the returned guard is released (or dropped): among every
+    /// process sharing this store, one at a time counts hosts' load and quotas and inserts the
+    /// cluster it placed, so capacity is never over-committed across replicas. On SQLite, one
+    /// process owns the store and serialises placement itself: the guard holds nothing.
+    async fn placement_lock(&self) -> Result<PlacementLock, StoreError>;
+
     /// Every cluster that is not `Deleted` (for the sweeper and start-up adoption).
     async fn live_clusters(&self) -> Result<Vec<Cluster>, StoreError>;
 
@@ -367,6 +373,50 @@ pub trait Store: Send + Sync + 'static {
     /// Delete the records up to `checkpoint.through_seq` and keep `checkpoint` in their place,
     /// in one transaction; returns how many were deleted.
     async fn audit_purge(&self, checkpoint: &AuditCheckpoint) -> Result<u64, StoreError>;
+}
+
+/// A held [`Store::placement_lock`]; [`PlacementLock::release`] gives it up at once, a drop
+/// soon after (its transaction is rolled back when its connection goes back to the pool).
+#[must_use = "the lock is held until this is released or dropped"]
+pub struct PlacementLock(Option<Box<dyn HeldLock>>);
+
+/// A lock a backend holds for [`PlacementLock`].
+#[async_trait]
+pub trait HeldLock: Send {
+    /// Give the lock up.
+    async fn release(self: Box<Self>) -> Result<(), StoreError>;
+}
+
+// === impl PlacementLock ===
+
+impl PlacementLock {
+    /// A guard holding nothing (a store with one process, which serialises placement itself).
+    pub fn in_process() -> Self {
+        Self(None)
+    }
+
+    /// A guard over `held`.
+    pub fn held(held: Box<dyn HeldLock>) -> Self {
+        Self(Some(held))
+    }
+
+    /// Give the lock up now. A failure is only logged: the lock is the transaction's, and a
+    /// transaction that cannot commit ends (and lets go) with its connection.
+    pub async fn release(self) {
+        if let Some(held) = self.0
+            && let Err(e) = held.release().await
+        {
+            tracing::warn!(error = %e, "cannot release the placement lock; it ends with its connection");
+        }
+    }
+}
+
+impl std::fmt::Debug for PlacementLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("PlacementLock")
+            .field(&self.0.is_some())
+            .finish()
+    }
 }
 
 /// The end of the audit log, which the next record links to.

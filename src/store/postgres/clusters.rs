@@ -7,9 +7,9 @@ use sqlx::{AssertSqlSafe, Postgres, Transaction};
 use super::rows::{
     Doing as _, bind_mutable, cluster_from_row, event_from_row, get, idempotency_from_row, to_i64,
 };
-use super::{LOCK_EVENTS, PostgresStore, StoreResult, lock};
+use super::{LOCK_EVENTS, LOCK_PLACEMENT, PostgresStore, StoreResult, lock};
 use crate::domain::{Cluster, ClusterEvent, ClusterId, NewEvent, Phase, Timestamp};
-use crate::store::{IdempotencyRecord, StoreError};
+use crate::store::{HeldLock, IdempotencyRecord, PlacementLock, StoreError};
 
 // === impl PostgresStore ===
 
@@ -191,6 +191,19 @@ impl PostgresStore {
         self.exec(q, "releasing a cluster claim").await.map(drop)
     }
 
+    pub(super) async fn placement_lock_impl(&self) -> StoreResult<PlacementLock> {
+        let doing = "taking the placement lock";
+        let mut tx = self.begin(doing).await?;
+        // NB: a replica stuck while holding the lock (its counts and insert take milliseconds)
+        // costs the others a 503 after this long, not a request hanging forever.
+        sqlx::query("SET LOCAL lock_timeout = '10s'")
+            .execute(&mut *tx)
+            .await
+            .doing(doing)?;
+        lock(&mut tx, LOCK_PLACEMENT, "placement", doing).await?;
+        Ok(PlacementLock::held(Box::new(HeldTx(tx))))
+    }
+
     pub(super) async fn purge_ended_impl(&self, before: Timestamp) -> StoreResult<u64> {
         const ENDED: &str = "(phase = 'Deleted' OR (phase = 'Failed' AND cleaned_up)) \
              AND COALESCE(deleted_ms, created_ms) < $1";
@@ -213,6 +226,17 @@ impl PostgresStore {
         }
         tx.commit().await.doing(doing)?;
         Ok(removed)
+    }
+}
+
+/// The placement lock: a transaction-level advisory lock, so it ends with its transaction
+/// whatever happens to this process (a crash, a dropped connection).
+struct HeldTx(Transaction<'static, Postgres>);
+
+#[async_trait::async_trait]
+impl HeldLock for HeldTx {
+    async fn release(self: Box<Self>) -> StoreResult<()> {
+        self.0.commit().await.doing("releasing the placement lock")
     }
 }
 

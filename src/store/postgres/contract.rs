@@ -66,6 +66,10 @@ impl Store for PostgresStore {
         self.release_claim_impl(id, holder).await
     }
 
+    async fn placement_lock(&self) -> Result<crate::store::PlacementLock, StoreError> {
+        self.placement_lock_impl().await
+    }
+
     async fn live_clusters(&self) -> Result<Vec<Cluster>, StoreError> {
         self.live_clusters_impl().await
     }

@@ -79,6 +79,8 @@ const MAX_LIMIT: usize = 500;
 const LOCK_EVENTS: i32 = 0x7663_6d01;
 const LOCK_PULL_REQUEST: i32 = 0x7663_6d02;
 const LOCK_NOTIFICATION: i32 = 0x7663_6d03;
+/// Placement: counting load and quotas and inserting the placed cluster, one replica at a time.
+const LOCK_PLACEMENT: i32 = 0x7663_6d04;
 
 type Query<'q> = sqlx::query::Query<'q, Postgres, PgArguments>;
 type StoreResult<T> = Result<T, StoreError>;

@@ -243,6 +243,11 @@ impl Store for SqliteStore {
         self.release_claim_impl(id, holder).await
     }
 
+    async fn placement_lock(&self) -> Result<crate::store::PlacementLock, StoreError> {
+        // NB: one process owns an SQLite store; `ClusterService` serialises its placements.
+        Ok(crate::store::PlacementLock::in_process())
+    }
+
     async fn live_clusters(&self) -> Result<Vec<Cluster>, StoreError> {
         let sql = select_clusters!("WHERE phase <> 'Deleted' ORDER BY created_ms, id");
         self.all(sqlx::query(sql), cluster_from_row, "reading live clusters")
