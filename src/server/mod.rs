@@ -153,7 +153,15 @@ impl Server {
         let mut local = None;
         if let Some(bg) = background {
             workers.spawn(bg.reconciler.run(workers_stop.clone()));
-            workers.spawn(bg.pruner.run(workers_stop.clone()));
+            // NB: singletons: with several replicas on one store, one runs them at a time.
+            let store = state.service.store().clone();
+            let pruner = bg.pruner;
+            workers.spawn(crate::workers::run_singleton(
+                store.clone(),
+                "pruner",
+                workers_stop.clone(),
+                move |stop| pruner.clone().run(stop),
+            ));
             if let Some(engine) = bg.pull_requests {
                 workers.spawn(engine.run(workers_stop.clone()));
             }
@@ -165,7 +173,12 @@ impl Server {
                 });
             }
             if let Some(retention) = bg.audit_retention {
-                workers.spawn(retention.run(workers_stop.clone()));
+                workers.spawn(crate::workers::run_singleton(
+                    store,
+                    "audit-retention",
+                    workers_stop.clone(),
+                    move |stop| retention.clone().run(stop),
+                ));
             }
             if let Some(notifier) = bg.notifier {
                 workers.spawn(notifier.run(workers_stop.clone()));

@@ -216,6 +216,13 @@ impl Store for CachedStore {
         self.inner.placement_lock().await
     }
 
+    async fn try_lead(
+        &self,
+        role: &str,
+    ) -> Result<Option<Box<dyn crate::store::Leadership>>, StoreError> {
+        self.inner.try_lead(role).await
+    }
+
     async fn live_clusters(&self) -> Result<Vec<Cluster>, StoreError> {
         self.inner.live_clusters().await
     }

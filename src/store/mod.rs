@@ -169,6 +169,14 @@ pub trait Store: Send + Sync + 'static {
     /// process owns the store and serialises placement itself: the guard holds nothing.
     async fn placement_lock(&self) -> Result<PlacementLock, StoreError>;
 
+    /// Try to become the one process running singleton worker `role` (the pruner, say) among
+    /// every process sharing this store: `Some` while this process leads (until the
+    /// [`Leadership`] is dropped or says it is lost), `None` if another leads now. On
+    /// PostgreSQL a session-level advisory lock on a connection of its own: if that connection
+    /// or this process dies, the lock is gone and another replica takes the role. On SQLite
+    /// the one process owning the store always leads.
+    async fn try_lead(&self, role: &str) -> Result<Option<Box<dyn Leadership>>, StoreError>;
+
     /// Every cluster that is not `Deleted` (for the sweeper and start-up adoption).
     async fn live_clusters(&self) -> Result<Vec<Cluster>, StoreError>;
 
@@ -416,6 +424,26 @@ impl std::fmt::Debug for PlacementLock {
         f.debug_tuple("PlacementLock")
             .field(&self.0.is_some())
             .finish()
+    }
+}
+
+/// This process's hold on a singleton role ([`Store::try_lead`]); dropping it gives the role
+/// up.
+#[async_trait]
+pub trait Leadership: Send + Sync {
+    /// Whether this process still holds the role (a quick round trip to the store); once
+    /// `false`, it never holds it again: drop it and ask [`Store::try_lead`] anew.
+    async fn still_leading(&mut self) -> bool;
+}
+
+/// The leadership of the only process using a store (SQLite): never lost.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SoleProcess;
+
+#[async_trait]
+impl Leadership for SoleProcess {
+    async fn still_leading(&mut self) -> bool {
+        true
     }
 }
 

@@ -70,6 +70,13 @@ impl Store for PostgresStore {
         self.placement_lock_impl().await
     }
 
+    async fn try_lead(
+        &self,
+        role: &str,
+    ) -> Result<Option<Box<dyn crate::store::Leadership>>, StoreError> {
+        self.try_lead_impl(role).await
+    }
+
     async fn live_clusters(&self) -> Result<Vec<Cluster>, StoreError> {
         self.live_clusters_impl().await
     }

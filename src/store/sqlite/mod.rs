@@ -248,6 +248,14 @@ impl Store for SqliteStore {
         Ok(crate::store::PlacementLock::in_process())
     }
 
+    async fn try_lead(
+        &self,
+        role: &str,
+    ) -> Result<Option<Box<dyn crate::store::Leadership>>, StoreError> {
+        let _ = role;
+        Ok(Some(Box::new(crate::store::SoleProcess)))
+    }
+
     async fn live_clusters(&self) -> Result<Vec<Cluster>, StoreError> {
         let sql = select_clusters!("WHERE phase <> 'Deleted' ORDER BY created_ms, id");
         self.all(sqlx::query(sql), cluster_from_row, "reading live clusters")
