@@ -1,7 +1,7 @@
 //! Reconcile claims: several vcm replicas on one PostgreSQL store step each cluster one at a
 //! time. Before a step, a replica claims the cluster in the store for [`CLAIM_TTL`]
 //! ([`Store::claim_cluster`]); a cluster another replica holds is skipped. While the step runs
-//! the claim is renewed every [`RENEW_EVERY`]; after it, it is released. A replica that dies
+//! the claim is renewed every third of that; after it, it is released. A replica that dies
 //! mid-step stops renewing, and its claim runs out within [`CLAIM_TTL`]: another replica then
 //! takes the cluster over and, the reconciler being level-triggered, converges it from what
 //! was persisted.
@@ -23,9 +23,9 @@ use crate::store::{Store, StoreError};
 /// How long a claim lasts without renewal: how long a dead replica's clusters wait before
 /// another replica takes them over.
 pub const CLAIM_TTL: Duration = Duration::from_secs(30);
-/// How often a running step's claim is renewed.
-/// NB: a third of the TTL, so two renewals may fail (a slow store) before the claim runs out.
-const RENEW_EVERY: Duration = Duration::from_secs(10);
+/// A running step's claim is renewed every `ttl / RENEWALS_PER_TTL`.
+/// NB: three, so two renewals may fail (a slow store) before the claim runs out.
+const RENEWALS_PER_TTL: u32 = 3;
 
 /// This process's name as a claim holder: random per start, so a restarted replica never
 /// mistakes the claims of its previous life for its own.
@@ -45,6 +45,7 @@ fn until(now: Timestamp, ttl: Duration) -> Timestamp {
 pub async fn step_claimed<F, Fut>(
     service: &ClusterService,
     holder: &str,
+    ttl: Duration,
     due: &Cluster,
     step: F,
 ) -> Action
@@ -55,7 +56,7 @@ where
     let store = service.store();
     let now = Timestamp::now();
     match store
-        .claim_cluster(&due.id, holder, until(now, CLAIM_TTL), now)
+        .claim_cluster(&due.id, holder, until(now, ttl), now)
         .await
     {
         Ok(true) => {}
@@ -78,7 +79,7 @@ where
     };
     let action = tokio::select! {
         action = step(fresh) => action,
-        () = keep_claim(store.as_ref(), &due.id, holder) => {
+        () = keep_claim(store.as_ref(), &due.id, holder, ttl) => {
             tracing::warn!(
                 cluster.id = %due.id,
                 "lost this cluster's claim mid-step (the store did not renew it in time); \
@@ -98,23 +99,21 @@ fn still_due(c: &Cluster) -> bool {
         && c.next_reconcile_at <= Timestamp::now()
 }
 
-/// Renew `holder`'s claim on `id` every [`RENEW_EVERY`]; returns only when the claim is lost
-/// (another holder has it, or it ran out without a renewal).
-async fn keep_claim(store: &dyn Store, id: &ClusterId, holder: &str) {
-    let mut held_until = tokio::time::Instant::now() + CLAIM_TTL;
+/// Renew `holder`'s claim on `id` (for `ttl`) every third of `ttl`; returns only when the claim
+/// is lost (another holder has it, or it ran out without a renewal).
+async fn keep_claim(store: &dyn Store, id: &ClusterId, holder: &str, ttl: Duration) {
+    let every = ttl / RENEWALS_PER_TTL;
+    let mut held_until = tokio::time::Instant::now() + ttl;
     loop {
-        tokio::time::sleep(RENEW_EVERY).await;
+        tokio::time::sleep(every).await;
         let now = Timestamp::now();
-        match store
-            .claim_cluster(id, holder, until(now, CLAIM_TTL), now)
-            .await
-        {
-            Ok(true) => held_until = tokio::time::Instant::now() + CLAIM_TTL,
+        match store.claim_cluster(id, holder, until(now, ttl), now).await {
+            Ok(true) => held_until = tokio::time::Instant::now() + ttl,
             Ok(false) => return,
             Err(e) => {
                 tracing::warn!(cluster.id = %id, error = %e, "cannot renew a cluster claim");
                 // NB: a margin of one renewal period: the store's clock and ours differ a little.
-                if tokio::time::Instant::now() + RENEW_EVERY >= held_until {
+                if tokio::time::Instant::now() + every >= held_until {
                     return;
                 }
             }
@@ -123,7 +122,7 @@ async fn keep_claim(store: &dyn Store, id: &ClusterId, holder: &str) {
 }
 
 async fn release(store: &dyn Store, id: &ClusterId, holder: &str) {
-    // NB: a claim that cannot be released runs out by itself within CLAIM_TTL.
+    // NB: a claim that cannot be released runs out by itself within its TTL.
     if let Err(e) = store.release_claim(id, holder).await {
         tracing::debug!(cluster.id = %id, error = %e, "cannot release a cluster claim");
     }

@@ -64,6 +64,8 @@ pub struct Reconciler {
     in_flight: Arc<Mutex<HashMap<ClusterId, Lane>>>,
     /// This replica's name in the store's reconcile claims.
     replica: Arc<str>,
+    /// How long a claim lasts unrenewed ([`CLAIM_TTL`] unless a test shortens it).
+    claim_ttl: Duration,
 }
 
 impl std::fmt::Debug for Reconciler {
@@ -92,6 +94,7 @@ impl Reconciler {
             settings: Arc::new(Settings::default()),
             in_flight: Arc::new(Mutex::new(HashMap::new())),
             replica: claim::new_replica_id().into(),
+            claim_ttl: CLAIM_TTL,
         }
     }
 
@@ -104,6 +107,13 @@ impl Reconciler {
     /// so expiry and deletion are never starved by slow creates.
     pub fn with_delete_parallel(mut self, n: usize) -> Self {
         self.delete_parallel = n.max(1);
+        self
+    }
+
+    /// How long a cluster claim lasts unrenewed (default [`CLAIM_TTL`]): how soon a dead
+    /// replica's clusters are taken over.
+    pub fn with_claim_ttl(mut self, ttl: Duration) -> Self {
+        self.claim_ttl = ttl.max(Duration::from_millis(300));
         self
     }
 
@@ -200,6 +210,7 @@ impl Reconciler {
                 }
                 busy.insert(cluster.id.clone(), lane);
             }
+            let claim_ttl = self.claim_ttl;
             let (service, settings, in_flight, wake, replica) = (
                 self.service.clone(),
                 self.settings.clone(),
@@ -215,10 +226,11 @@ impl Reconciler {
                     id: cluster.id.clone(),
                 };
                 // NB: claimed in the store, so no other replica steps this cluster meanwhile.
-                let action = claim::step_claimed(&service, &replica, &cluster, |fresh| {
-                    reconcile_one(&service, &settings, fresh)
-                })
-                .await;
+                let action =
+                    claim::step_claimed(&service, &replica, claim_ttl, &cluster, |fresh| {
+                        reconcile_one(&service, &settings, fresh)
+                    })
+                    .await;
                 if matches!(action, Action::Now) {
                     wake.notify_one();
                 }

@@ -25,7 +25,7 @@ async fn a_cluster_another_replica_holds_is_skipped() {
     let steps = AtomicUsize::new(0);
 
     // Act
-    let action = step_claimed(&service, "me", &c, |_| async {
+    let action = step_claimed(&service, "me", CLAIM_TTL, &c, |_| async {
         steps.fetch_add(1, Ordering::SeqCst);
         Action::Now
     })
@@ -51,7 +51,7 @@ async fn a_dead_replicas_expired_claim_is_taken_over_and_released_after_the_step
 
     // Act: the step runs on the record as it is now, while "me" holds the claim.
     let want = c.id.clone();
-    let action = step_claimed(&service, "me", &c, |fresh| {
+    let action = step_claimed(&service, "me", CLAIM_TTL, &c, |fresh| {
         let store = store.clone();
         async move {
             assert_eq!(fresh.id, want);
@@ -91,7 +91,7 @@ async fn a_cluster_another_replica_stepped_meanwhile_is_not_stepped_again() {
     service.store().update_cluster(&stepped, &[]).await.unwrap();
 
     // Act
-    let action = step_claimed(&service, "me", &due, |_| async {
+    let action = step_claimed(&service, "me", CLAIM_TTL, &due, |_| async {
         panic!("a cluster that is no longer due must not be stepped")
     })
     .await;
