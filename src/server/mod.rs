@@ -174,14 +174,21 @@ impl Server {
             }
             if let Some(retention) = bg.audit_retention {
                 workers.spawn(crate::workers::run_singleton(
-                    store,
+                    store.clone(),
                     "audit-retention",
                     workers_stop.clone(),
                     move |stop| retention.clone().run(stop),
                 ));
             }
             if let Some(notifier) = bg.notifier {
-                workers.spawn(notifier.run(workers_stop.clone()));
+                // NB: one replica reads the events and posts the outbox, so an alert is posted
+                // once, not once per replica.
+                workers.spawn(crate::workers::run_singleton(
+                    store,
+                    "notifier",
+                    workers_stop.clone(),
+                    move |stop| notifier.clone().run(stop),
+                ));
             }
             local = bg.local;
         }

@@ -1,13 +1,14 @@
-//! Singleton workers: with several replicas on one store, the pruner (and its orphan sweep)
-//! and audit retention run on one replica at a time, the one holding the role in the store
+//! Singleton workers: with several replicas on one store, the pruner (and its orphan sweep),
+//! audit retention and the alert notifier run on one replica at a time, the one holding the role in the store
 //! ([`Store::try_lead`]). The others wait and ask again every [`ELECTION_EVERY`]; the leader
 //! checks as often that it still holds the role and, when it does not, stops its worker and
 //! goes back to waiting. On SQLite the only process always leads.
 //!
 //! NB: the leader finds out it lost the role within one check; another replica may take the
 //! role as soon as the leader's session ends, so one pass can overlap. The singleton workers
-//! are idempotent (deletes are version-checked, a purge of what is gone removes nothing), so an
-//! overlap costs repeated work, never a wrong result.
+//! are idempotent (deletes are version-checked, a purge of what is gone removes nothing, the
+//! notification outbox dedupes what it queues), so an overlap costs repeated work, and at
+//! worst an alert posted twice, never a wrong state.
 
 use std::future::Future;
 use std::sync::Arc;
