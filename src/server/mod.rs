@@ -163,7 +163,15 @@ impl Server {
                 move |stop| pruner.clone().run(stop),
             ));
             if let Some(engine) = bg.pull_requests {
-                workers.spawn(engine.run(workers_stop.clone()));
+                // NB: one replica carries out pull requests and posts their commit statuses, so
+                // a commit never gets two GitHub check runs for one state; a delivery recorded
+                // on another replica waits at most the engine's 1 s poll.
+                workers.spawn(crate::workers::run_singleton(
+                    store.clone(),
+                    "pull-requests",
+                    workers_stop.clone(),
+                    move |stop| engine.clone().run(stop),
+                ));
             }
             if let Some(policy) = bg.policy {
                 let stop = workers_stop.clone();

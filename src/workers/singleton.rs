@@ -1,5 +1,6 @@
 //! Singleton workers: with several replicas on one store, the pruner (and its orphan sweep),
-//! audit retention and the alert notifier run on one replica at a time, the one holding the role in the store
+//! audit retention, the alert notifier and the pull-request engine (with its commit-status
+//! outbox) run on one replica at a time, the one holding the role in the store
 //! ([`Store::try_lead`]). The others wait and ask again every [`ELECTION_EVERY`]; the leader
 //! checks as often that it still holds the role and, when it does not, stops its worker and
 //! goes back to waiting. On SQLite the only process always leads.
