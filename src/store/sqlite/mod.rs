@@ -93,6 +93,14 @@ impl SqliteStore {
             .run(&pool)
             .await
             .context("running SQLite migrations")?;
+        // NB: one server process owns an SQLite store, so reconcile claims left in it are an
+        // earlier run's (a crash or restart mid-step): dropped, so a restarted server resumes
+        // its clusters at once instead of waiting for them to run out. A CLI opening the store
+        // beside a running server costs it nothing: its next renewal takes the claim again.
+        sqlx::query("DELETE FROM cluster_claims")
+            .execute(&pool)
+            .await
+            .context("dropping an earlier run's reconcile claims")?;
         sqlx::migrate!("./migrations/sqlite_audit")
             .run(&audit)
             .await
