@@ -172,7 +172,17 @@ impl Reconciler {
             }
         }
         tasks.abort_all();
-        tracing::info!("reconciler stopped");
+        // NB: every step has ended (an abort takes effect at a step's next await), so no
+        // driver call of this replica follows the release.
+        while tasks.join_next().await.is_some() {}
+        // NB: the dropped steps' claims are given up now, so other replicas carry on with
+        // those clusters at once instead of after CLAIM_TTL (after a crash they wait).
+        match self.service.store().release_claims(&self.replica).await {
+            Ok(n) => tracing::info!(released = n, "reconciler stopped"),
+            Err(e) => {
+                tracing::warn!(error = %e, "reconciler stopped; its claims run out by themselves")
+            }
+        }
         Ok(())
     }
 

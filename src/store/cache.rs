@@ -223,6 +223,10 @@ impl Store for CachedStore {
         self.inner.try_lead(role).await
     }
 
+    async fn release_claims(&self, holder: &str) -> Result<u64, StoreError> {
+        self.inner.release_claims(holder).await
+    }
+
     async fn live_clusters(&self) -> Result<Vec<Cluster>, StoreError> {
         self.inner.live_clusters().await
     }

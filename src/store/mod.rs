@@ -163,6 +163,9 @@ pub trait Store: Send + Sync + 'static {
     /// Give up `holder`'s claim on `id`; nothing happens if it holds none.
     async fn release_claim(&self, id: &ClusterId, holder: &str) -> Result<(), StoreError>;
 
+    /// Give up every claim `holder` has (a replica shutting down); returns how many.
+    async fn release_claims(&self, holder: &str) -> Result<u64, StoreError>;
+
     /// Hold the placement lock until the returned guard is released (or dropped): among every
     /// process sharing this store, one at a time counts hosts' load and quotas and inserts the
     /// cluster it placed, so capacity is never over-committed across replicas. On SQLite, one

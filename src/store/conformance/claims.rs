@@ -52,6 +52,19 @@ pub(super) async fn a_claim_is_held_by_one_holder_until_released_or_expired(stor
         claim(&store, &c.id, "a", secs_after(now, 42)).await,
         "a released claim is free at once"
     );
+
+    // A replica shutting down gives up all of its claims, and only its own.
+    let d = mk_cluster("claimed-too");
+    let e = mk_cluster("claimed-by-b");
+    insert(&store, &d).await;
+    insert(&store, &e).await;
+    let at = secs_after(now, 43);
+    assert!(claim(&store, &d.id, "a", at).await);
+    assert!(claim(&store, &e.id, "b", at).await);
+    assert_eq!(store.release_claims("a").await.expect("release all"), 2);
+    assert!(claim(&store, &c.id, "b", at).await, "a's claims are free");
+    assert!(claim(&store, &d.id, "b", at).await, "a's claims are free");
+    assert!(!claim(&store, &e.id, "c", at).await, "b's claim stands");
 }
 
 pub(super) async fn of_concurrent_claims_on_a_cluster_exactly_one_wins(store: Arc<dyn Store>) {

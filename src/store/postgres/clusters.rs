@@ -191,6 +191,11 @@ impl PostgresStore {
         self.exec(q, "releasing a cluster claim").await.map(drop)
     }
 
+    pub(super) async fn release_claims_impl(&self, holder: &str) -> StoreResult<u64> {
+        let q = sqlx::query("DELETE FROM cluster_claims WHERE holder = $1").bind(holder);
+        self.exec(q, "releasing a replica's cluster claims").await
+    }
+
     pub(super) async fn placement_lock_impl(&self) -> StoreResult<PlacementLock> {
         let doing = "taking the placement lock";
         let mut tx = self.begin(doing).await?;

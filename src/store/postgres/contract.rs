@@ -77,6 +77,10 @@ impl Store for PostgresStore {
         self.try_lead_impl(role).await
     }
 
+    async fn release_claims(&self, holder: &str) -> Result<u64, StoreError> {
+        self.release_claims_impl(holder).await
+    }
+
     async fn live_clusters(&self) -> Result<Vec<Cluster>, StoreError> {
         self.live_clusters_impl().await
     }

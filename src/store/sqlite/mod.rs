@@ -264,6 +264,10 @@ impl Store for SqliteStore {
         Ok(Some(Box::new(crate::store::SoleProcess)))
     }
 
+    async fn release_claims(&self, holder: &str) -> Result<u64, StoreError> {
+        self.release_claims_impl(holder).await
+    }
+
     async fn live_clusters(&self) -> Result<Vec<Cluster>, StoreError> {
         let sql = select_clusters!("WHERE phase <> 'Deleted' ORDER BY created_ms, id");
         self.all(sqlx::query(sql), cluster_from_row, "reading live clusters")

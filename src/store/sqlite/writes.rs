@@ -125,6 +125,11 @@ impl SqliteStore {
         self.exec(q, "releasing a cluster claim").await.map(drop)
     }
 
+    pub(super) async fn release_claims_impl(&self, holder: &str) -> Result<u64, StoreError> {
+        let q = sqlx::query("DELETE FROM cluster_claims WHERE holder = ?").bind(holder);
+        self.exec(q, "releasing a replica's cluster claims").await
+    }
+
     pub(super) async fn purge_ended_impl(&self, before: Timestamp) -> Result<u64, StoreError> {
         const ENDED: &str = "(phase = 'Deleted' OR (phase = 'Failed' AND cleaned_up = 1)) \
              AND COALESCE(deleted_ms, created_ms) < ?";
