@@ -169,7 +169,11 @@ fn its_host_rbac_is_exactly_the_documented_one() {
 fn it_refuses_what_would_break_vcm() {
     for (namespace, sets, says) in [
         ("default", vec![], "install vcm in a namespace named vcm-*"),
-        (NAMESPACE, vec!["replicaCount=3"], "one replica for now"),
+        (
+            NAMESPACE,
+            vec!["replicaCount=3"],
+            "the embedded SQLite store has one writer",
+        ),
         (
             NAMESPACE,
             vec!["persistence.enabled=false"],
@@ -179,6 +183,18 @@ fn it_refuses_what_would_break_vcm() {
         let err = template(namespace, &sets).unwrap_err();
         assert!(err.contains(says), "{sets:?}: {err}");
     }
+}
+
+#[test]
+fn several_replicas_are_rendered_on_a_postgresql_store() {
+    let rendered = template(
+        NAMESPACE,
+        &["replicaCount=3", "store.existingSecret=vcm-postgres"],
+    )
+    .unwrap();
+    let docs = documents(&rendered);
+    let deployment = find(&docs, "Deployment", "vcm");
+    assert_eq!(deployment["spec"]["replicas"], 3);
 }
 
 #[tokio::test]

@@ -33,7 +33,7 @@ const KEEP: Duration = Duration::from_secs(7 * 86_400);
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
 
 /// Finds what is worth an alert and posts it to the configured webhooks.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Notifier {
     service: ClusterService,
     targets: Vec<Target>,

@@ -22,6 +22,7 @@ pub const MAX_ATTEMPTS: i64 = 12;
 const WINDOW: Duration = Duration::from_secs(60);
 
 /// A configured webhook, its URL resolved.
+#[derive(Clone)]
 pub struct Target {
     /// The digest of its URL: what the outbox files its entries under.
     pub id: String,

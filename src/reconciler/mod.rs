@@ -3,6 +3,7 @@
 //! after a crash at any point, the next run reads what was persisted, asks the driver what is
 //! there, and converges.
 
+mod claim;
 mod outage;
 mod step;
 
@@ -20,6 +21,7 @@ use crate::store::StoreError;
 
 use self::outage::{Note, Outage};
 
+pub use claim::CLAIM_TTL;
 pub use step::{
     Action, HEALTH_CHECK_EVERY, MAX_PROVISION_ATTEMPTS, Settings, backoff, reconcile_one,
 };
@@ -60,6 +62,10 @@ pub struct Reconciler {
     delete_parallel: usize,
     settings: Arc<Settings>,
     in_flight: Arc<Mutex<HashMap<ClusterId, Lane>>>,
+    /// This replica's name in the store's reconcile claims.
+    replica: Arc<str>,
+    /// How long a claim lasts unrenewed ([`CLAIM_TTL`] unless a test shortens it).
+    claim_ttl: Duration,
 }
 
 impl std::fmt::Debug for Reconciler {
@@ -68,6 +74,7 @@ impl std::fmt::Debug for Reconciler {
             .field("max_parallel", &self.max_parallel)
             .field("delete_parallel", &self.delete_parallel)
             .field("settings", &self.settings)
+            .field("replica", &self.replica)
             .finish_non_exhaustive()
     }
 }
@@ -86,13 +93,27 @@ impl Reconciler {
             delete_parallel: DEFAULT_DELETE_PARALLEL,
             settings: Arc::new(Settings::default()),
             in_flight: Arc::new(Mutex::new(HashMap::new())),
+            replica: claim::new_replica_id().into(),
+            claim_ttl: CLAIM_TTL,
         }
+    }
+
+    /// This replica's name in the store's reconcile claims (random per process start).
+    pub fn replica(&self) -> &str {
+        &self.replica
     }
 
     /// Slots for deleting clusters and cleaning up failed ones, apart from the create slots
     /// so expiry and deletion are never starved by slow creates.
     pub fn with_delete_parallel(mut self, n: usize) -> Self {
         self.delete_parallel = n.max(1);
+        self
+    }
+
+    /// How long a cluster claim lasts unrenewed (default [`CLAIM_TTL`]): how soon a dead
+    /// replica's clusters are taken over.
+    pub fn with_claim_ttl(mut self, ttl: Duration) -> Self {
+        self.claim_ttl = ttl.max(Duration::from_millis(300));
         self
     }
 
@@ -114,6 +135,7 @@ impl Reconciler {
         let mut tasks = JoinSet::new();
         let mut outage = Outage::default();
         let mut resume_at = Instant::now();
+        tracing::info!(replica = %self.replica, "reconciler started");
         loop {
             if !outage.is_down() || Instant::now() >= resume_at {
                 match self.dispatch(&mut tasks).await {
@@ -150,7 +172,17 @@ impl Reconciler {
             }
         }
         tasks.abort_all();
-        tracing::info!("reconciler stopped");
+        // NB: every step has ended (an abort takes effect at a step's next await), so no
+        // driver call of this replica follows the release.
+        while tasks.join_next().await.is_some() {}
+        // NB: the dropped steps' claims are given up now, so other replicas carry on with
+        // those clusters at once instead of after CLAIM_TTL (after a crash they wait).
+        match self.service.store().release_claims(&self.replica).await {
+            Ok(n) => tracing::info!(released = n, "reconciler stopped"),
+            Err(e) => {
+                tracing::warn!(error = %e, "reconciler stopped; its claims run out by themselves")
+            }
+        }
         Ok(())
     }
 
@@ -188,11 +220,13 @@ impl Reconciler {
                 }
                 busy.insert(cluster.id.clone(), lane);
             }
-            let (service, settings, in_flight, wake) = (
+            let claim_ttl = self.claim_ttl;
+            let (service, settings, in_flight, wake, replica) = (
                 self.service.clone(),
                 self.settings.clone(),
                 self.in_flight.clone(),
                 self.wake.clone(),
+                self.replica.clone(),
             );
             tasks.spawn(async move {
                 // NB: released on drop, so a step that panics (or is aborted) frees its cluster
@@ -201,7 +235,12 @@ impl Reconciler {
                     set: in_flight,
                     id: cluster.id.clone(),
                 };
-                let action = reconcile_one(&service, &settings, cluster).await;
+                // NB: claimed in the store, so no other replica steps this cluster meanwhile.
+                let action =
+                    claim::step_claimed(&service, &replica, claim_ttl, &cluster, |fresh| {
+                        reconcile_one(&service, &settings, fresh)
+                    })
+                    .await;
                 if matches!(action, Action::Now) {
                     wake.notify_one();
                 }

@@ -153,9 +153,25 @@ impl Server {
         let mut local = None;
         if let Some(bg) = background {
             workers.spawn(bg.reconciler.run(workers_stop.clone()));
-            workers.spawn(bg.pruner.run(workers_stop.clone()));
+            // NB: singletons: with several replicas on one store, one runs them at a time.
+            let store = state.service.store().clone();
+            let pruner = bg.pruner;
+            workers.spawn(crate::workers::run_singleton(
+                store.clone(),
+                "pruner",
+                workers_stop.clone(),
+                move |stop| pruner.clone().run(stop),
+            ));
             if let Some(engine) = bg.pull_requests {
-                workers.spawn(engine.run(workers_stop.clone()));
+                // NB: one replica carries out pull requests and posts their commit statuses, so
+                // a commit never gets two GitHub check runs for one state; a delivery recorded
+                // on another replica waits at most the engine's 1 s poll.
+                workers.spawn(crate::workers::run_singleton(
+                    store.clone(),
+                    "pull-requests",
+                    workers_stop.clone(),
+                    move |stop| engine.clone().run(stop),
+                ));
             }
             if let Some(policy) = bg.policy {
                 let stop = workers_stop.clone();
@@ -165,10 +181,22 @@ impl Server {
                 });
             }
             if let Some(retention) = bg.audit_retention {
-                workers.spawn(retention.run(workers_stop.clone()));
+                workers.spawn(crate::workers::run_singleton(
+                    store.clone(),
+                    "audit-retention",
+                    workers_stop.clone(),
+                    move |stop| retention.clone().run(stop),
+                ));
             }
             if let Some(notifier) = bg.notifier {
-                workers.spawn(notifier.run(workers_stop.clone()));
+                // NB: one replica reads the events and posts the outbox, so an alert is posted
+                // once, not once per replica.
+                workers.spawn(crate::workers::run_singleton(
+                    store,
+                    "notifier",
+                    workers_stop.clone(),
+                    move |stop| notifier.clone().run(stop),
+                ));
             }
             local = bg.local;
         }

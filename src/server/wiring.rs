@@ -248,6 +248,20 @@ async fn make_driver(
 ) -> anyhow::Result<(Arc<dyn Driver>, Option<Arc<LocalDriver>>, Vec<String>)> {
     match config.driver {
         DriverKind::Local => {
+            let shared = config
+                .store_url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("postgres"));
+            if shared {
+                // NB: any replica may claim any cluster's next step, but a local cluster's
+                // processes, etcd and port live with the server whose data directory holds
+                // them: on another replica its health check finds nothing.
+                tracing::warn!(
+                    "the local driver keeps clusters on this machine, under this server's data \
+                     directory: run one vcm replica with it; several replicas on one \
+                     PostgreSQL store need a host they all reach (driver = \"vcluster\")"
+                );
+            }
             let capacity = local_capacity(&config.local);
             tracing::info!(max_clusters = capacity.0, "local capacity: {}", capacity.1);
             let local = Arc::new(

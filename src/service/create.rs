@@ -61,10 +61,45 @@ impl ClusterService {
         self.check_quota_size(principal, &cluster)?;
         self.check_policy(principal, action::CLUSTER_CREATE, None, Some(request_json))
             .await?;
+        // NB: the in-process lock first, so one replica's creates queue here and only one of
+        // them at a time waits on the store's lock (held across replicas on PostgreSQL).
         let _placing = self.placing.lock().await;
-        // NB: under the lock, right before the insert: concurrent creates count each other.
+        let lock = self.store.placement_lock().await?;
+        let placed = self
+            .place_and_insert(
+                principal,
+                &mut cluster,
+                host.as_deref(),
+                selector.as_ref(),
+                key.as_ref(),
+                &request_hash,
+            )
+            .await;
+        lock.release().await;
+        if let Some(existing) = placed? {
+            return Ok((existing, false));
+        }
+        tracing::info!(cluster.id = %cluster.id, cluster.name = %cluster.name, "cluster accepted");
+        self.metrics.creation(self.driver.name());
+        self.wake.notify_one();
+        Ok((cluster, true))
+    }
+
+    /// Check the count quotas, place `cluster` and insert it, under the placement locks (the
+    /// caller holds them). `Some(existing)`: a concurrent request with the same idempotency
+    /// key created `existing` first.
+    async fn place_and_insert(
+        &self,
+        principal: &Principal,
+        cluster: &mut Cluster,
+        host: Option<&str>,
+        selector: Option<&std::collections::BTreeMap<String, String>>,
+        key: Option<&IdempotencyKey>,
+        request_hash: &str,
+    ) -> Result<Option<Cluster>> {
+        // NB: under the locks, right before the insert: concurrent creates count each other.
         self.check_quota_count(principal).await?;
-        cluster.host = self.place(host.as_deref(), selector.as_ref()).await?;
+        cluster.host = self.place(host, selector).await?;
         if self
             .store
             .get_live_by_name(cluster.name.as_str())
@@ -73,35 +108,31 @@ impl ClusterService {
         {
             return Err(name_taken(&cluster.name));
         }
-        let idem = key.as_ref().map(|k| IdempotencyRecord {
+        let idem = key.map(|k| IdempotencyRecord {
             principal: principal.subject.clone(),
             key: k.0.clone(),
-            request_hash: request_hash.clone(),
+            request_hash: request_hash.to_owned(),
             cluster_id: cluster.id.clone(),
         });
         let event = NewEvent::new("created", format!("created by {principal}"));
         match self
             .store
-            .insert_cluster(&cluster, &event, idem.as_ref())
+            .insert_cluster(cluster, &event, idem.as_ref())
             .await
         {
-            Ok(()) => {}
+            Ok(()) => Ok(None),
             Err(StoreError::Conflict(what)) => {
                 // Lost a race: either the same idempotency key (return the winner) or the name.
-                if let Some(key) = &key
-                    && let Some(existing) = self.replay(principal, key, &request_hash).await?
+                if let Some(key) = key
+                    && let Some(existing) = self.replay(principal, key, request_hash).await?
                 {
-                    return Ok((existing, false));
+                    return Ok(Some(existing));
                 }
                 tracing::debug!(cause = what, "create lost a race");
-                return Err(name_taken(&cluster.name));
+                Err(name_taken(&cluster.name))
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => Err(e.into()),
         }
-        tracing::info!(cluster.id = %cluster.id, cluster.name = %cluster.name, "cluster accepted");
-        self.metrics.creation(self.driver.name());
-        self.wake.notify_one();
-        Ok((cluster, true))
     }
 
     async fn replay(

@@ -76,8 +76,8 @@ pub struct ClusterService {
     policy: Arc<ClusterPolicy>,
     wake: Arc<Notify>,
     /// NB: placement reads each host's load and inserts the new cluster under this lock, so
-    /// concurrent creates cannot both take a host's last slot (one vcm replica; several
-    /// replicas will need the store to arbitrate).
+    /// concurrent creates cannot both take a host's last slot; across replicas on PostgreSQL
+    /// the store's placement lock (`Store::placement_lock`) is taken inside it.
     placing: Arc<tokio::sync::Mutex<()>>,
     /// Hosts as last probed: placement reads this instead of probing under the lock.
     hosts: Arc<host_cache::HostCache>,
@@ -145,3 +145,7 @@ impl ClusterService {
         &self.policy
     }
 }
+
+#[cfg(test)]
+#[path = "replicas_tests.rs"]
+mod replicas_tests;

@@ -56,7 +56,7 @@ impl ClusterService {
     }
 
     /// Choose a host from the cached view of the hosts (never a network probe; see
-    /// `host_cache`). Callers hold `self.placing` until the cluster is inserted.
+    /// `host_cache`). Callers hold the placement locks until the cluster is inserted.
     pub(super) async fn place(
         &self,
         host: Option<&str>,

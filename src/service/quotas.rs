@@ -1,6 +1,7 @@
-//! Quotas per team and principal (`[quotas]`): checked on create under the placement lock, so
-//! concurrent creates at the edge never exceed a quota (one vcm process: the lock and the
-//! store's single writer make count-then-insert atomic); and each team's use against them.
+//! Quotas per team and principal (`[quotas]`): checked on create under the placement locks, so
+//! concurrent creates at the edge never exceed a quota (the in-process lock, and on PostgreSQL
+//! the store's placement lock held across replicas, make count-then-insert atomic); and each
+//! team's use against them.
 
 use super::ClusterService;
 use crate::config::quotas::{QuotaLimits, QuotasConfig};

@@ -198,6 +198,35 @@ impl Store for CachedStore {
         self.inner.due_clusters(now, limit).await
     }
 
+    async fn claim_cluster(
+        &self,
+        id: &ClusterId,
+        holder: &str,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.inner.claim_cluster(id, holder, until, now).await
+    }
+
+    async fn release_claim(&self, id: &ClusterId, holder: &str) -> Result<(), StoreError> {
+        self.inner.release_claim(id, holder).await
+    }
+
+    async fn placement_lock(&self) -> Result<crate::store::PlacementLock, StoreError> {
+        self.inner.placement_lock().await
+    }
+
+    async fn try_lead(
+        &self,
+        role: &str,
+    ) -> Result<Option<Box<dyn crate::store::Leadership>>, StoreError> {
+        self.inner.try_lead(role).await
+    }
+
+    async fn release_claims(&self, holder: &str) -> Result<u64, StoreError> {
+        self.inner.release_claims(holder).await
+    }
+
     async fn live_clusters(&self) -> Result<Vec<Cluster>, StoreError> {
         self.inner.live_clusters().await
     }

@@ -148,6 +148,38 @@ pub trait Store: Send + Sync + 'static {
     /// overdue first.
     async fn due_clusters(&self, now: Timestamp, limit: usize) -> Result<Vec<Cluster>, StoreError>;
 
+    /// Claim cluster `id`'s reconcile step for `holder` until `until`: `true` if `holder` now
+    /// holds it (it was free, its claim ran out before `now`, or `holder` held it already, in
+    /// which case this renews it), `false` if another holder's claim is still running. One
+    /// statement decides, so of several replicas claiming at once exactly one wins.
+    async fn claim_cluster(
+        &self,
+        id: &ClusterId,
+        holder: &str,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
+
+    /// Give up `holder`'s claim on `id`; nothing happens if it holds none.
+    async fn release_claim(&self, id: &ClusterId, holder: &str) -> Result<(), StoreError>;
+
+    /// Give up every claim `holder` has (a replica shutting down); returns how many.
+    async fn release_claims(&self, holder: &str) -> Result<u64, StoreError>;
+
+    /// Hold the placement lock until the returned guard is released (or dropped): among every
+    /// process sharing this store, one at a time counts hosts' load and quotas and inserts the
+    /// cluster it placed, so capacity is never over-committed across replicas. On SQLite, one
+    /// process owns the store and serialises placement itself: the guard holds nothing.
+    async fn placement_lock(&self) -> Result<PlacementLock, StoreError>;
+
+    /// Try to become the one process running singleton worker `role` (the pruner, say) among
+    /// every process sharing this store: `Some` while this process leads (until the
+    /// [`Leadership`] is dropped or says it is lost), `None` if another leads now. On
+    /// PostgreSQL a session-level advisory lock on a connection of its own: if that connection
+    /// or this process dies, the lock is gone and another replica takes the role. On SQLite
+    /// the one process owning the store always leads.
+    async fn try_lead(&self, role: &str) -> Result<Option<Box<dyn Leadership>>, StoreError>;
+
     /// Every cluster that is not `Deleted` (for the sweeper and start-up adoption).
     async fn live_clusters(&self) -> Result<Vec<Cluster>, StoreError>;
 
@@ -352,6 +384,70 @@ pub trait Store: Send + Sync + 'static {
     /// Delete the records up to `checkpoint.through_seq` and keep `checkpoint` in their place,
     /// in one transaction; returns how many were deleted.
     async fn audit_purge(&self, checkpoint: &AuditCheckpoint) -> Result<u64, StoreError>;
+}
+
+/// A held [`Store::placement_lock`]; [`PlacementLock::release`] gives it up at once, a drop
+/// soon after (its transaction is rolled back when its connection goes back to the pool).
+#[must_use = "the lock is held until this is released or dropped"]
+pub struct PlacementLock(Option<Box<dyn HeldLock>>);
+
+/// A lock a backend holds for [`PlacementLock`].
+#[async_trait]
+pub trait HeldLock: Send {
+    /// Give the lock up.
+    async fn release(self: Box<Self>) -> Result<(), StoreError>;
+}
+
+// === impl PlacementLock ===
+
+impl PlacementLock {
+    /// A guard holding nothing (a store with one process, which serialises placement itself).
+    pub fn in_process() -> Self {
+        Self(None)
+    }
+
+    /// A guard over `held`.
+    pub fn held(held: Box<dyn HeldLock>) -> Self {
+        Self(Some(held))
+    }
+
+    /// Give the lock up now. A failure is only logged: the lock is the transaction's, and a
+    /// transaction that cannot commit ends (and lets go) with its connection.
+    pub async fn release(self) {
+        if let Some(held) = self.0
+            && let Err(e) = held.release().await
+        {
+            tracing::warn!(error = %e, "cannot release the placement lock; it ends with its connection");
+        }
+    }
+}
+
+impl std::fmt::Debug for PlacementLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("PlacementLock")
+            .field(&self.0.is_some())
+            .finish()
+    }
+}
+
+/// This process's hold on a singleton role ([`Store::try_lead`]); dropping it gives the role
+/// up.
+#[async_trait]
+pub trait Leadership: Send + Sync {
+    /// Whether this process still holds the role (a quick round trip to the store); once
+    /// `false`, it never holds it again: drop it and ask [`Store::try_lead`] anew.
+    async fn still_leading(&mut self) -> bool;
+}
+
+/// The leadership of the only process using a store (SQLite): never lost.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SoleProcess;
+
+#[async_trait]
+impl Leadership for SoleProcess {
+    async fn still_leading(&mut self) -> bool {
+        true
+    }
 }
 
 /// The end of the audit log, which the next record links to.

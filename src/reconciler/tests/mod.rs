@@ -235,3 +235,9 @@ mod cleanup;
 
 /// A database outage: no cluster failed or charged, work resumes by itself.
 mod outage;
+
+/// Reconcile claims: one replica steps a cluster at a time; a dead one's claim runs out.
+mod claims;
+
+/// Three replicas on one PostgreSQL: claims hold, dead replicas' clusters are taken over.
+mod replicas;

@@ -14,6 +14,7 @@ use jiff::SignedDuration;
 use super::{ClusterFilter, Store, StoreError};
 
 mod audit;
+mod claims;
 mod clusters;
 mod listing;
 mod notifications;
@@ -21,6 +22,7 @@ mod pull_requests;
 mod records;
 
 use self::audit::*;
+use self::claims::*;
 use self::clusters::*;
 use self::listing::*;
 use self::notifications::*;
@@ -64,6 +66,8 @@ where
     case!(the_notification_outbox_queues_an_alert_once_per_target_and_window);
     case!(the_notifier_cursor_starts_at_the_newest_event_and_finds_failures_after_it);
     case!(the_notifier_cursor_misses_no_event_of_concurrent_writers);
+    case!(a_claim_is_held_by_one_holder_until_released_or_expired);
+    case!(of_concurrent_claims_on_a_cluster_exactly_one_wins);
 }
 
 async fn the_installation_id_is_made_once_and_stays(store: Arc<dyn Store>) {

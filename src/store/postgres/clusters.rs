@@ -7,9 +7,9 @@ use sqlx::{AssertSqlSafe, Postgres, Transaction};
 use super::rows::{
     Doing as _, bind_mutable, cluster_from_row, event_from_row, get, idempotency_from_row, to_i64,
 };
-use super::{LOCK_EVENTS, PostgresStore, StoreResult, lock};
+use super::{LOCK_EVENTS, LOCK_PLACEMENT, PostgresStore, StoreResult, lock};
 use crate::domain::{Cluster, ClusterEvent, ClusterId, NewEvent, Phase, Timestamp};
-use crate::store::{IdempotencyRecord, StoreError};
+use crate::store::{HeldLock, IdempotencyRecord, PlacementLock, StoreError};
 
 // === impl PostgresStore ===
 
@@ -158,6 +158,57 @@ impl PostgresStore {
         id.ok_or_else(|| StoreError::Unavailable("the store has no installation id".into()))
     }
 
+    pub(super) async fn claim_cluster_impl(
+        &self,
+        id: &ClusterId,
+        holder: &str,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        // NB: one statement: two replicas inserting the same new claim meet on the primary
+        // key, and the second then sees the first's committed row in the WHERE (read
+        // committed re-checks it), so exactly one gets a row back.
+        let sql = "INSERT INTO cluster_claims (cluster_id, holder, until_ms) VALUES ($1, $2, $3) \
+                   ON CONFLICT (cluster_id) DO UPDATE SET holder = EXCLUDED.holder, \
+                   until_ms = EXCLUDED.until_ms \
+                   WHERE cluster_claims.holder = EXCLUDED.holder \
+                   OR cluster_claims.until_ms < $4 RETURNING holder";
+        let q = sqlx::query(sql)
+            .bind(id.as_str())
+            .bind(holder)
+            .bind(until.as_millisecond())
+            .bind(now.as_millisecond());
+        let won = self
+            .one(q, |_: &PgRow| Ok(()), "claiming a cluster")
+            .await?;
+        Ok(won.is_some())
+    }
+
+    pub(super) async fn release_claim_impl(&self, id: &ClusterId, holder: &str) -> StoreResult<()> {
+        let q = sqlx::query("DELETE FROM cluster_claims WHERE cluster_id = $1 AND holder = $2")
+            .bind(id.as_str())
+            .bind(holder);
+        self.exec(q, "releasing a cluster claim").await.map(drop)
+    }
+
+    pub(super) async fn release_claims_impl(&self, holder: &str) -> StoreResult<u64> {
+        let q = sqlx::query("DELETE FROM cluster_claims WHERE holder = $1").bind(holder);
+        self.exec(q, "releasing a replica's cluster claims").await
+    }
+
+    pub(super) async fn placement_lock_impl(&self) -> StoreResult<PlacementLock> {
+        let doing = "taking the placement lock";
+        let mut tx = self.begin(doing).await?;
+        // NB: a replica stuck while holding the lock (its counts and insert take milliseconds)
+        // costs the others a 503 after this long, not a request hanging forever.
+        sqlx::query("SET LOCAL lock_timeout = '10s'")
+            .execute(&mut *tx)
+            .await
+            .doing(doing)?;
+        lock(&mut tx, LOCK_PLACEMENT, "placement", doing).await?;
+        Ok(PlacementLock::held(Box::new(HeldTx(tx))))
+    }
+
     pub(super) async fn purge_ended_impl(&self, before: Timestamp) -> StoreResult<u64> {
         const ENDED: &str = "(phase = 'Deleted' OR (phase = 'Failed' AND cleaned_up)) \
              AND COALESCE(deleted_ms, created_ms) < $1";
@@ -169,6 +220,7 @@ impl PostgresStore {
             ("cluster_events", "cluster_id"),
             ("idempotency_keys", "cluster_id"),
             ("gateway_credentials", "cluster_id"),
+            ("cluster_claims", "cluster_id"),
         ];
         for (table, key) in tables.into_iter().chain([("clusters", "id")]) {
             let sql = format!(
@@ -179,6 +231,17 @@ impl PostgresStore {
         }
         tx.commit().await.doing(doing)?;
         Ok(removed)
+    }
+}
+
+/// The placement lock: a transaction-level advisory lock, so it ends with its transaction
+/// whatever happens to this process (a crash, a dropped connection).
+struct HeldTx(Transaction<'static, Postgres>);
+
+#[async_trait::async_trait]
+impl HeldLock for HeldTx {
+    async fn release(self: Box<Self>) -> StoreResult<()> {
+        self.0.commit().await.doing("releasing the placement lock")
     }
 }
 

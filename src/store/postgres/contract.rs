@@ -52,6 +52,35 @@ impl Store for PostgresStore {
         self.due_clusters_impl(now, limit).await
     }
 
+    async fn claim_cluster(
+        &self,
+        id: &ClusterId,
+        holder: &str,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.claim_cluster_impl(id, holder, until, now).await
+    }
+
+    async fn release_claim(&self, id: &ClusterId, holder: &str) -> Result<(), StoreError> {
+        self.release_claim_impl(id, holder).await
+    }
+
+    async fn placement_lock(&self) -> Result<crate::store::PlacementLock, StoreError> {
+        self.placement_lock_impl().await
+    }
+
+    async fn try_lead(
+        &self,
+        role: &str,
+    ) -> Result<Option<Box<dyn crate::store::Leadership>>, StoreError> {
+        self.try_lead_impl(role).await
+    }
+
+    async fn release_claims(&self, holder: &str) -> Result<u64, StoreError> {
+        self.release_claims_impl(holder).await
+    }
+
     async fn live_clusters(&self) -> Result<Vec<Cluster>, StoreError> {
         self.live_clusters_impl().await
     }

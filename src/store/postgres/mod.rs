@@ -55,6 +55,7 @@ mod audit;
 mod clusters;
 mod contract;
 mod credentials;
+mod leadership;
 mod listing;
 mod notifications;
 mod pull_requests;
@@ -79,6 +80,10 @@ const MAX_LIMIT: usize = 500;
 const LOCK_EVENTS: i32 = 0x7663_6d01;
 const LOCK_PULL_REQUEST: i32 = 0x7663_6d02;
 const LOCK_NOTIFICATION: i32 = 0x7663_6d03;
+/// Placement: counting load and quotas and inserting the placed cluster, one replica at a time.
+const LOCK_PLACEMENT: i32 = 0x7663_6d04;
+/// Singleton roles (session-level: `pg_try_advisory_lock(LOCK_LEADER, hashtext(role))`).
+const LOCK_LEADER: i32 = 0x7663_6d05;
 
 type Query<'q> = sqlx::query::Query<'q, Postgres, PgArguments>;
 type StoreResult<T> = Result<T, StoreError>;

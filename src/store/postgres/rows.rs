@@ -214,9 +214,12 @@ const UNIQUE_RULES: [(&str, &str); 5] = [
 
 /// SQLSTATEs that mean "try again later" rather than "this request is wrong": the server
 /// shutting down, crashed or starting up (57P01-57P03), out of connection slots (53300), a
-/// serialization failure or deadlock the next attempt will not meet (40001, 40P01). Class 08
-/// (connection exceptions) is matched as a class.
-const TRANSIENT_STATES: [&str; 6] = ["57P01", "57P02", "57P03", "53300", "40001", "40P01"];
+/// serialization failure or deadlock the next attempt will not meet (40001, 40P01), a lock
+/// not granted within `lock_timeout` (55P03: another replica holds the placement lock too
+/// long). Class 08 (connection exceptions) is matched as a class.
+const TRANSIENT_STATES: [&str; 7] = [
+    "57P01", "57P02", "57P03", "53300", "40001", "40P01", "55P03",
+];
 
 /// Map a driver error: a uniqueness violation (`23505`) to `Conflict`; a server that is
 /// going away or unreachable, pool exhaustion and I/O to `Unavailable`; the rest to `Other`

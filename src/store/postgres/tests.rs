@@ -195,3 +195,66 @@ async fn an_unreachable_server_is_an_error_that_hides_the_password() {
     let err = crate::store::open(url).await.err().expect("an error");
     assert!(!format!("{err:#}").contains("hunter2"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_replica_leads_a_role_until_its_session_dies_then_another_takes_it() {
+    // Arrange: two replicas' stores on one database.
+    let pg = TestPostgres::start().await;
+    let url = pg.database().await;
+    let a = PostgresStore::open(&url).await.unwrap();
+    let b = PostgresStore::open(&url).await.unwrap();
+
+    // Act and assert: a leads, b is refused, another role is independent.
+    let mut lead_a = a
+        .try_lead("pruner")
+        .await
+        .unwrap()
+        .expect("a free role is taken");
+    assert!(
+        b.try_lead("pruner").await.unwrap().is_none(),
+        "one leader per role"
+    );
+    assert!(
+        b.try_lead("audit-retention").await.unwrap().is_some(),
+        "roles are apart"
+    );
+    assert!(lead_a.still_leading().await);
+
+    // The leader's session dies (a crash, a dropped connection): the server frees the lock.
+    let killed: i64 = sqlx::query_scalar(
+        "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_locks \
+         WHERE locktype = 'advisory' AND classid = $1::oid AND granted",
+    )
+    .bind(i64::from(LOCK_LEADER))
+    .fetch_one(&b.pool)
+    .await
+    .unwrap();
+    assert!(killed >= 1, "the leader's session holds an advisory lock");
+    assert!(!lead_a.still_leading().await, "the old leader finds out");
+    let mut lead_b = None;
+    for _ in 0..50 {
+        lead_b = b.try_lead("pruner").await.unwrap();
+        if lead_b.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let mut lead_b = lead_b.expect("another replica takes the role over");
+    assert!(lead_b.still_leading().await);
+    assert!(
+        a.try_lead("pruner").await.unwrap().is_none(),
+        "and keeps it"
+    );
+
+    // Dropping a leadership gives the role up.
+    drop(lead_b);
+    let mut again = None;
+    for _ in 0..50 {
+        again = a.try_lead("pruner").await.unwrap();
+        if again.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(again.is_some(), "a dropped leadership frees the role");
+}

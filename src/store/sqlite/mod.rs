@@ -93,6 +93,14 @@ impl SqliteStore {
             .run(&pool)
             .await
             .context("running SQLite migrations")?;
+        // NB: one server process owns an SQLite store, so reconcile claims left in it are an
+        // earlier run's (a crash or restart mid-step): dropped, so a restarted server resumes
+        // its clusters at once instead of waiting for them to run out. A CLI opening the store
+        // beside a running server costs it nothing: its next renewal takes the claim again.
+        sqlx::query("DELETE FROM cluster_claims")
+            .execute(&pool)
+            .await
+            .context("dropping an earlier run's reconcile claims")?;
         sqlx::migrate!("./migrations/sqlite_audit")
             .run(&audit)
             .await
@@ -227,6 +235,37 @@ impl Store for SqliteStore {
             .bind(now.as_millisecond())
             .bind(to_i64(limit)?);
         self.all(q, cluster_from_row, "reading due clusters").await
+    }
+
+    async fn claim_cluster(
+        &self,
+        id: &ClusterId,
+        holder: &str,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.claim_cluster_impl(id, holder, until, now).await
+    }
+
+    async fn release_claim(&self, id: &ClusterId, holder: &str) -> Result<(), StoreError> {
+        self.release_claim_impl(id, holder).await
+    }
+
+    async fn placement_lock(&self) -> Result<crate::store::PlacementLock, StoreError> {
+        // NB: one process owns an SQLite store; `ClusterService` serialises its placements.
+        Ok(crate::store::PlacementLock::in_process())
+    }
+
+    async fn try_lead(
+        &self,
+        role: &str,
+    ) -> Result<Option<Box<dyn crate::store::Leadership>>, StoreError> {
+        let _ = role;
+        Ok(Some(Box::new(crate::store::SoleProcess)))
+    }
+
+    async fn release_claims(&self, holder: &str) -> Result<u64, StoreError> {
+        self.release_claims_impl(holder).await
     }
 
     async fn live_clusters(&self) -> Result<Vec<Cluster>, StoreError> {

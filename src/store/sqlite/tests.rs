@@ -99,3 +99,37 @@ async fn a_bad_url_is_an_error_not_a_panic() {
         "the error names the URL: {err:#}"
     );
 }
+
+#[tokio::test]
+async fn a_restarted_server_drops_its_earlier_runs_claims_at_once() {
+    // Arrange: a run claimed a cluster for a long while, then died.
+    let dir = tempfile::tempdir().unwrap();
+    let url = url(dir.path(), "vcm.db");
+    let c = mk_cluster("held");
+    let now = crate::domain::Timestamp::now();
+    let later = now + jiff::SignedDuration::from_secs(3600);
+    {
+        let store = SqliteStore::open(&url).await.unwrap();
+        store
+            .insert_cluster(&c, &mk_event("created"), None)
+            .await
+            .unwrap();
+        assert!(
+            store
+                .claim_cluster(&c.id, "r-dead", later, now)
+                .await
+                .unwrap()
+        );
+    }
+
+    // Act: the next run opens the store.
+    let store = SqliteStore::open(&url).await.unwrap();
+
+    // Assert: its claim succeeds now, not an hour later.
+    assert!(
+        store
+            .claim_cluster(&c.id, "r-next", later, now)
+            .await
+            .unwrap()
+    );
+}

@@ -4,7 +4,7 @@ use sqlx::AssertSqlSafe;
 
 use super::rows::{Doing as _, bind_mutable, cluster_from_row, insert_event};
 use super::{IdempotencyRecord, SqliteStore, StoreError};
-use crate::domain::{Cluster, NewEvent, Timestamp};
+use crate::domain::{Cluster, ClusterId, NewEvent, Timestamp};
 
 // === impl SqliteStore ===
 
@@ -86,6 +86,50 @@ impl SqliteStore {
         Ok(updated)
     }
 
+    pub(super) async fn claim_cluster_impl(
+        &self,
+        id: &ClusterId,
+        holder: &str,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        // The same statement as on PostgreSQL; SQLite's single writer makes it atomic.
+        let sql = "INSERT INTO cluster_claims (cluster_id, holder, until_ms) VALUES (?, ?, ?) \
+                   ON CONFLICT (cluster_id) DO UPDATE SET holder = excluded.holder, \
+                   until_ms = excluded.until_ms \
+                   WHERE cluster_claims.holder = excluded.holder \
+                   OR cluster_claims.until_ms < ? RETURNING holder";
+        let q = sqlx::query(sql)
+            .bind(id.as_str())
+            .bind(holder)
+            .bind(until.as_millisecond())
+            .bind(now.as_millisecond());
+        let won = self
+            .one(
+                q,
+                |_: &sqlx::sqlite::SqliteRow| Ok(()),
+                "claiming a cluster",
+            )
+            .await?;
+        Ok(won.is_some())
+    }
+
+    pub(super) async fn release_claim_impl(
+        &self,
+        id: &ClusterId,
+        holder: &str,
+    ) -> Result<(), StoreError> {
+        let q = sqlx::query("DELETE FROM cluster_claims WHERE cluster_id = ? AND holder = ?")
+            .bind(id.as_str())
+            .bind(holder);
+        self.exec(q, "releasing a cluster claim").await.map(drop)
+    }
+
+    pub(super) async fn release_claims_impl(&self, holder: &str) -> Result<u64, StoreError> {
+        let q = sqlx::query("DELETE FROM cluster_claims WHERE holder = ?").bind(holder);
+        self.exec(q, "releasing a replica's cluster claims").await
+    }
+
     pub(super) async fn purge_ended_impl(&self, before: Timestamp) -> Result<u64, StoreError> {
         const ENDED: &str = "(phase = 'Deleted' OR (phase = 'Failed' AND cleaned_up = 1)) \
              AND COALESCE(deleted_ms, created_ms) < ?";
@@ -97,6 +141,7 @@ impl SqliteStore {
             ("cluster_events", "cluster_id"),
             ("idempotency_keys", "cluster_id"),
             ("gateway_credentials", "cluster_id"),
+            ("cluster_claims", "cluster_id"),
         ];
         for (table, key) in tables.into_iter().chain([("clusters", "id")]) {
             let sql = format!(

@@ -21,8 +21,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "vcm.serviceAccount" -}}{{ include "vcm.fullname" . }}{{- end -}}
 
 {{- define "vcm.checks" -}}
-{{- if gt (int .Values.replicaCount) 1 -}}
-{{- fail "replicaCount: vcm runs one replica for now (reconcile claims and placement are per process); set replicaCount: 1" -}}
+{{- if and (gt (int .Values.replicaCount) 1) (not .Values.store.existingSecret) -}}
+{{- fail "replicaCount: the embedded SQLite store has one writer, so one replica; for several, use PostgreSQL (store.existingSecret), where replicas claim clusters and place them in the database" -}}
 {{- end -}}
 {{- if not (hasPrefix "vcm-" .Release.Namespace) -}}
 {{- fail (printf "namespace %q: install vcm in a namespace named vcm-* (vcm-system, say); the admission policy confines vcm's writes to vcm-* namespaces, its own included" .Release.Namespace) -}}
