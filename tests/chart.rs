@@ -189,12 +189,23 @@ fn it_refuses_what_would_break_vcm() {
 fn several_replicas_are_rendered_on_a_postgresql_store() {
     let rendered = template(
         NAMESPACE,
-        &["replicaCount=3", "store.existingSecret=vcm-postgres"],
+        &[
+            "replicaCount=3",
+            "store.existingSecret=vcm-postgres",
+            "persistence.enabled=false",
+        ],
     )
     .unwrap();
     let docs = documents(&rendered);
     let deployment = find(&docs, "Deployment", "vcm");
     assert_eq!(deployment["spec"]["replicas"], 3);
+    assert_eq!(deployment["spec"]["strategy"]["type"], "RollingUpdate");
+    let err = template(
+        NAMESPACE,
+        &["replicaCount=3", "store.existingSecret=vcm-postgres"],
+    )
+    .unwrap_err();
+    assert!(err.contains("cannot share one ReadWriteOnce volume"), "{err}");
 }
 
 #[tokio::test]

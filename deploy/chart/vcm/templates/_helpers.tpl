@@ -27,6 +27,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if not (hasPrefix "vcm-" .Release.Namespace) -}}
 {{- fail (printf "namespace %q: install vcm in a namespace named vcm-* (vcm-system, say); the admission policy confines vcm's writes to vcm-* namespaces, its own included" .Release.Namespace) -}}
 {{- end -}}
+{{- if and (gt (int .Values.replicaCount) 1) .Values.persistence.enabled -}}
+{{- fail "persistence: several replicas cannot share one ReadWriteOnce volume; with PostgreSQL set persistence.enabled=false (the data directory is then per pod)" -}}
+{{- end -}}
 {{- if and (not .Values.store.existingSecret) (not .Values.persistence.enabled) -}}
 {{- fail "store: with the embedded SQLite store (no store.existingSecret), persistence.enabled must be true, or every restart loses every cluster record" -}}
 {{- end -}}
