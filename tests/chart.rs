@@ -205,7 +205,10 @@ fn several_replicas_are_rendered_on_a_postgresql_store() {
         &["replicaCount=3", "store.existingSecret=vcm-postgres"],
     )
     .unwrap_err();
-    assert!(err.contains("cannot share one ReadWriteOnce volume"), "{err}");
+    assert!(
+        err.contains("cannot share one ReadWriteOnce volume"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
