@@ -193,6 +193,7 @@ fn several_replicas_are_rendered_on_a_postgresql_store() {
             "replicaCount=3",
             "store.existingSecret=vcm-postgres",
             "persistence.enabled=false",
+            "audit.signingKeySecret=vcm-audit-key",
         ],
     )
     .unwrap();
@@ -200,9 +201,39 @@ fn several_replicas_are_rendered_on_a_postgresql_store() {
     let deployment = find(&docs, "Deployment", "vcm");
     assert_eq!(deployment["spec"]["replicas"], 3);
     assert_eq!(deployment["spec"]["strategy"]["type"], "RollingUpdate");
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert!(
+        pod["containers"][0]["env"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .any(|e| e["name"] == "VCM_AUDIT__SIGNING_KEY"),
+        "one audit key for every replica"
+    );
+    assert!(
+        pod["volumes"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .any(|v| v["secret"]["secretName"] == "vcm-audit-key")
+    );
     let err = template(
         NAMESPACE,
-        &["replicaCount=3", "store.existingSecret=vcm-postgres"],
+        &[
+            "replicaCount=3",
+            "store.existingSecret=vcm-postgres",
+            "persistence.enabled=false",
+        ],
+    )
+    .unwrap_err();
+    assert!(err.contains("must sign it with one key"), "{err}");
+    let err = template(
+        NAMESPACE,
+        &[
+            "replicaCount=3",
+            "store.existingSecret=vcm-postgres",
+            "audit.signingKeySecret=vcm-audit-key",
+        ],
     )
     .unwrap_err();
     assert!(

@@ -9,7 +9,11 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{LINGER, MAX_BATCH, MAX_RETRY, Msg, RETRY_EVERY, Signer, signer};
 use crate::domain::{AuditEntry, AuditRecord, Door, Stage, UNTRUSTED_HEAD, genesis};
-use crate::store::{AuditHead, Store};
+use crate::store::{AuditHead, Store, StoreError};
+
+/// How often a batch is linked again after another writer (a replica on the same database)
+/// took its place in the chain, before the batch fails.
+const CONFLICT_RETRIES: u32 = 8;
 
 /// Where stored records are copied to.
 pub(super) enum Sink {
@@ -192,30 +196,43 @@ impl Writer {
         if entries.is_empty() {
             return Ok(());
         }
-        let (mut seq, mut prev, untrusted) = match self.head.take() {
-            Some((seq, prev)) => (seq, prev, None),
-            None => match self.load_head().await {
-                Ok(head) => head,
-                Err(e) => return Err((e, entries)),
-            },
+        let mut entries = entries;
+        let mut attempt = 0;
+        let (seq, prev, records) = loop {
+            let (mut seq, mut prev, untrusted) = match self.head.take() {
+                Some((seq, prev)) => (seq, prev, None),
+                None => match self.load_head().await {
+                    Ok(head) => head,
+                    Err(e) => return Err((e, entries)),
+                },
+            };
+            let marked = untrusted.is_some();
+            let marker = untrusted.map(|why| untrusted_head(seq, why));
+            let mut records = Vec::with_capacity(entries.len() + 1);
+            for entry in marker.into_iter().chain(entries) {
+                seq += 1;
+                let record = AuditRecord::link(seq, entry, std::mem::take(&mut prev));
+                prev.clone_from(&record.hash);
+                records.push(record);
+            }
+            if let Some(last) = records.last_mut() {
+                last.signature = Some(self.signer.sign(&AuditRecord::signed_bytes(&last.hash)));
+            }
+            match self.store.audit_append(&records).await {
+                Ok(()) => break (seq, prev, records),
+                Err(e) => {
+                    let skip = usize::from(marked);
+                    entries = records.into_iter().skip(skip).map(|r| r.entry).collect();
+                    // NB: another writer on the same database (a replica) appended first and
+                    // took these seqs: link after its records instead (the head is re-read).
+                    if matches!(e, StoreError::Conflict(_)) && attempt < CONFLICT_RETRIES {
+                        attempt += 1;
+                        continue;
+                    }
+                    return Err((e.into(), entries));
+                }
+            }
         };
-        let marked = untrusted.is_some();
-        let marker = untrusted.map(|why| untrusted_head(seq, why));
-        let mut records = Vec::with_capacity(entries.len() + 1);
-        for entry in marker.into_iter().chain(entries) {
-            seq += 1;
-            let record = AuditRecord::link(seq, entry, std::mem::take(&mut prev));
-            prev.clone_from(&record.hash);
-            records.push(record);
-        }
-        if let Some(last) = records.last_mut() {
-            last.signature = Some(self.signer.sign(&AuditRecord::signed_bytes(&last.hash)));
-        }
-        if let Err(e) = self.store.audit_append(&records).await {
-            let skip = usize::from(marked);
-            let entries = records.into_iter().skip(skip).map(|r| r.entry).collect();
-            return Err((e.into(), entries));
-        }
         self.head = Some((seq, prev));
         if let Some(sink) = &mut self.export
             && let Err(e) = sink.write(&records)

@@ -27,6 +27,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if not (hasPrefix "vcm-" .Release.Namespace) -}}
 {{- fail (printf "namespace %q: install vcm in a namespace named vcm-* (vcm-system, say); the admission policy confines vcm's writes to vcm-* namespaces, its own included" .Release.Namespace) -}}
 {{- end -}}
+{{- if and (gt (int .Values.replicaCount) 1) (not .Values.audit.signingKeySecret) -}}
+{{- fail "audit.signingKeySecret: several replicas append to one audit chain and must sign it with one key; create the Secret (see values.yaml) and name it here" -}}
+{{- end -}}
 {{- if and (gt (int .Values.replicaCount) 1) .Values.persistence.enabled -}}
 {{- fail "persistence: several replicas cannot share one ReadWriteOnce volume; with PostgreSQL set persistence.enabled=false (the data directory is then per pod)" -}}
 {{- end -}}
