@@ -54,7 +54,13 @@ fn the_pruner_runs_on_one_replica_and_moves_when_that_replica_is_killed() {
         .unwrap();
     let pg = rt.block_on(TestPostgres::local());
     let url = rt.block_on(pg.database());
-    let mut replicas: Vec<Vcm> = (0..3).map(|_| Vcm::start_on_store(&url, &[])).collect();
+    // One audit signing key, as replicas must share (the first start makes it; they start one
+    // after the other).
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("audit.key").display().to_string();
+    let mut replicas: Vec<Vcm> = (0..3)
+        .map(|_| Vcm::start_on_store(&url, &[("VCM_AUDIT__SIGNING_KEY", key.as_str())]))
+        .collect();
 
     // Assert 1: one replica, and only one, runs the pruner.
     let deadline = Instant::now() + TAKEOVER_WITHIN;
@@ -93,5 +99,23 @@ fn the_pruner_runs_on_one_replica_and_moves_when_that_replica_is_killed() {
             assert_eq!(http_status(vcm.port, "/readyz"), Some(200), "replica {i}");
         }
     }
+
+    // The survivors write audited requests at once: one chain, signed with the one key.
+    let alive: Vec<&Vcm> = (0..replicas.len())
+        .filter(|i| *i != dead)
+        .map(|i| &replicas[i])
+        .collect();
+    std::thread::scope(|s| {
+        for (r, vcm) in alive.iter().enumerate() {
+            s.spawn(move || {
+                for t in 0..5 {
+                    let name = format!("r{r}-{t}");
+                    vcm.cli_ok(&["token", "create", "--name", &name, "--role", "viewer"]);
+                }
+            });
+        }
+    });
+    let verified = alive[0].cli_ok(&["audit", "verify"]);
+    assert!(verified.contains("audit log intact"), "{verified}");
     drop(pg);
 }
