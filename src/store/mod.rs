@@ -9,6 +9,7 @@ mod cache;
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
 mod postgres;
+mod rows;
 mod sqlite;
 mod url;
 
