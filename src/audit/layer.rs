@@ -210,7 +210,7 @@ fn unavailable(door: Door) -> Response {
     );
     match door {
         Door::Gateway => crate::gateway::status_response(err),
-        Door::Api | Door::Webhook | Door::System => err.into_response(),
+        Door::Api | Door::Webhook | Door::Crd | Door::System => err.into_response(),
     }
 }
 

@@ -21,6 +21,8 @@ pub enum Door {
     Webhook,
     /// The cluster gateway (`/k8s/…`).
     Gateway,
+    /// The VirtualCluster controller, acting for an object (`crd:<namespace>/<name>`).
+    Crd,
     /// vcm itself: a note about the log (it found a head it had not signed).
     System,
 }
@@ -65,6 +67,7 @@ impl Door {
         match self {
             Self::Api => "api",
             Self::Webhook => "webhook",
+            Self::Crd => "crd",
             Self::Gateway => "gateway",
             Self::System => "system",
         }

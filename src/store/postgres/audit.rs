@@ -234,6 +234,7 @@ fn record_from_row(r: &PgRow) -> StoreResult<AuditRecord> {
             door: match door.as_str() {
                 "api" => Door::Api,
                 "webhook" => Door::Webhook,
+                "crd" => Door::Crd,
                 "gateway" => Door::Gateway,
                 "system" => Door::System,
                 _ => return Err(bad("door", &door)),
@@ -269,6 +270,7 @@ fn door_str(d: Door) -> &'static str {
     match d {
         Door::Api => "api",
         Door::Webhook => "webhook",
+        Door::Crd => "crd",
         Door::Gateway => "gateway",
         Door::System => "system",
     }

@@ -232,6 +232,7 @@ fn record_from_row(r: &SqliteRow) -> StoreResult<AuditRecord> {
             door: match door.as_str() {
                 "api" => Door::Api,
                 "webhook" => Door::Webhook,
+                "crd" => Door::Crd,
                 "gateway" => Door::Gateway,
                 "system" => Door::System,
                 _ => return Err(bad("door", &door)),
@@ -267,6 +268,7 @@ fn door_str(d: Door) -> &'static str {
     match d {
         Door::Api => "api",
         Door::Webhook => "webhook",
+        Door::Crd => "crd",
         Door::Gateway => "gateway",
         Door::System => "system",
     }
