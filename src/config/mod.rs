@@ -36,6 +36,8 @@ pub mod audit;
 pub mod auth;
 /// `[clusters]`: defaults and bounds for new clusters.
 mod clusters;
+/// `[crd]`: the VirtualCluster door: management cluster and namespace → team mapping.
+pub mod crd;
 /// `VCM_*` environment variables as a configuration source.
 mod env;
 /// `[local]`: capacity and etcd durability of the local driver.
@@ -123,6 +125,8 @@ pub struct Config {
     pub metrics: metrics::MetricsConfig,
     /// The alert notifier (`docs/MONITORING.md`, "Notifications").
     pub notify: notify::NotifyConfig,
+    /// The VirtualCluster door (README, "Clusters from GitOps").
+    pub crd: crd::CrdConfig,
     /// Development mode (`vcm server --dev`): always the embedded SQLite store under `data_dir`
     /// and the local driver, whatever `store_url` and `driver` say, and an admin token kept in
     /// `<data_dir>/dev-token`. NB: the flag only, never a config file or `VCM_DEV`: a stray
@@ -213,6 +217,9 @@ pub enum ConfigError {
     /// A `[notify]` value makes no sense.
     #[error("{0}")]
     InvalidNotify(String),
+    /// The `[crd]` door cannot work as configured.
+    #[error("{0}")]
+    InvalidCrd(String),
 }
 
 // === impl Config ===
@@ -247,6 +254,7 @@ impl Default for Config {
             audit: audit::AuditConfig::default(),
             metrics: metrics::MetricsConfig::default(),
             notify: notify::NotifyConfig::default(),
+            crd: crd::CrdConfig::default(),
             dev: false,
             dev_token: None,
         }
@@ -335,6 +343,7 @@ impl Config {
         self.tls.validate().map_err(ConfigError::InvalidTls)?;
         self.local.validate().map_err(ConfigError::InvalidLocal)?;
         self.notify.validate().map_err(ConfigError::InvalidNotify)?;
+        self.crd.validate().map_err(ConfigError::InvalidCrd)?;
         if self.dev {
             // NB: a dev server on a non-loopback address without [tls] gets a generated
             // self-signed certificate when it is built (`Server::build`), which checks again.
