@@ -19,6 +19,8 @@ pub mod config;
 /// Real Kubernetes control-plane processes (etcd, kube-apiserver) with their own PKI: the
 /// building blocks of the local driver and of the test bed.
 pub mod controlplane;
+/// The VirtualCluster door: a custom resource on a management cluster, reconciled into clusters.
+pub mod crd;
 /// The cluster resource and its rules (ids, names, durations, labels, phases, tokens); no I/O.
 pub mod domain;
 /// How virtual clusters are made: the `Driver` trait and the local driver.

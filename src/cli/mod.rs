@@ -12,6 +12,7 @@ use crate::{
 
 mod audit;
 mod cluster;
+mod crd;
 mod output;
 mod policy;
 mod serve;
@@ -21,6 +22,7 @@ mod wait;
 
 pub use audit::AuditCmd;
 pub use cluster::ClusterCmd;
+pub use crd::CrdCmd;
 pub use policy::PolicyCmd;
 pub use team::TeamCmd;
 pub use token::TokenCmd;
@@ -115,6 +117,9 @@ pub enum Command {
     /// Hosts: `vcm host list` shows each host's reachability and use.
     #[command(subcommand)]
     Host(team::HostCmd),
+    /// The VirtualCluster CRD: `vcm crd print` writes it for `kubectl apply`.
+    #[command(subcommand)]
+    Crd(CrdCmd),
     /// Who the server takes you for: subject, role and team of your credential.
     Whoami,
     /// Print the version of this binary.
@@ -167,6 +172,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Host(cmd) => team::run_host(cmd, &cli.global).await,
         Command::Policy(cmd) => policy::run(cmd, cli.global.output),
         Command::Audit(cmd) => audit::run(cmd, &cli.global).await,
+        Command::Crd(cmd) => crd::run(cmd),
         Command::Whoami => whoami(&cli.global).await,
         Command::Version => print_version(cli.global.output),
     }

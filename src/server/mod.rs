@@ -37,6 +37,8 @@ pub struct Background {
     pub audit_retention: Option<crate::audit::Retention>,
     /// Posts alerts to the `[notify]` webhooks, when any is configured.
     pub notifier: Option<crate::notify::Notifier>,
+    /// The VirtualCluster controller, when `[crd]` is enabled.
+    pub crd: Option<crate::crd::Controller>,
 }
 
 /// A built server, bound and ready to run; build it, read [`Server::addr`], then run it.
@@ -186,6 +188,15 @@ impl Server {
                     "audit-retention",
                     workers_stop.clone(),
                     move |stop| retention.clone().run(stop),
+                ));
+            }
+            if let Some(controller) = bg.crd {
+                // NB: one replica reconciles VirtualClusters (see `crate::crd`).
+                workers.spawn(crate::workers::run_singleton(
+                    store.clone(),
+                    crate::crd::ROLE,
+                    workers_stop.clone(),
+                    move |stop| controller.clone().run(stop),
                 ));
             }
             if let Some(notifier) = bg.notifier {

@@ -84,6 +84,7 @@ pub async fn assemble(config: &Config) -> anyhow::Result<(AppState, Background)>
         )
         .context("configuration [notify]")?
         .map(|n| n.with_metrics(service.metrics().clone())),
+        crd: None,
     };
     let mut background = background;
     let doors = if config.webhooks.github.is_some() || config.webhooks.bitbucket.is_some() {
@@ -102,6 +103,17 @@ pub async fn assemble(config: &Config) -> anyhow::Result<(AppState, Background)>
         (Some(auditor), Ok(Some(keep))) => Some(Retention::new(auditor.clone(), keep)),
         _ => None,
     };
+    if config.crd.enabled {
+        let door = crate::crd::door::Door::new(service.clone(), auditor.clone());
+        let controller = crate::crd::Controller::connect(&config.crd, door)
+            .await
+            .context("configuration [crd]")?;
+        tracing::info!(
+            namespaces = config.crd.namespaces.len(),
+            "the VirtualCluster door is on"
+        );
+        background.crd = Some(controller);
+    }
     let state =
         AppState::new(service, Arc::new(authenticator(store, config).await?)).with_audit(auditor);
     let state = match doors {
