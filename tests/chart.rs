@@ -301,3 +301,88 @@ async fn the_api_server_accepts_everything_it_renders_at_the_restricted_level() 
     let out = kubectl(&["apply", "--dry-run=server"], Some(&pod_file));
     assert!(out.status.success(), "{}", text(&out));
 }
+
+#[test]
+fn its_crd_is_exactly_what_vcm_crd_print_prints() {
+    let printed = run(Command::new(env!("CARGO_BIN_EXE_vcm")).args(["crd", "print"]));
+    assert!(printed.status.success(), "{}", text(&printed));
+    let shipped =
+        std::fs::read_to_string(format!("{CHART}/crds/virtualclusters.vcm.dev.yaml")).unwrap();
+    assert!(
+        shipped == String::from_utf8_lossy(&printed.stdout),
+        "deploy/chart/vcm/crds/virtualclusters.vcm.dev.yaml differs from `vcm crd print`; \
+         regenerate it: cargo run -- crd print > deploy/chart/vcm/crds/virtualclusters.vcm.dev.yaml"
+    );
+}
+
+#[test]
+fn the_crd_door_renders_its_configuration_rbac_and_admission_exception() {
+    // Arrange / Act
+    let rendered = template(
+        NAMESPACE,
+        &[
+            "crd.enabled=true",
+            "crd.namespaces.ci-web=web",
+            "crd.namespaces.ci-api=api",
+        ],
+    )
+    .unwrap();
+    let docs = documents(&rendered);
+
+    // Assert: vcm accepts the configuration, with both namespaces mapped.
+    let toml = find(&docs, "ConfigMap", "vcm")["data"]["vcm.toml"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vcm.toml");
+    std::fs::write(&path, &toml).unwrap();
+    let config = vcm::config::Config::load_from(Some(&path), Vec::new(), &Default::default())
+        .unwrap_or_else(|e| panic!("vcm refuses the chart's configuration: {e:#}\n{toml}"));
+    assert!(config.crd.enabled);
+    assert!(config.crd.kubeconfig.is_none(), "in-cluster");
+    assert_eq!(config.crd.team_of("ci-web"), Some("web"));
+    assert_eq!(config.crd.team_of("ci-api"), Some("api"));
+    // RBAC: objects, status and finalizers cluster-wide; Secrets only in the mapped namespaces.
+    let role = find(&docs, "ClusterRole", "vcm-virtualclusters");
+    let resources: Vec<&str> = role["rules"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["resources"].as_sequence().unwrap())
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        resources,
+        [
+            "virtualclusters",
+            "virtualclusters/status",
+            "virtualclusters/finalizers"
+        ]
+    );
+    let bindings: Vec<&str> = docs
+        .iter()
+        .filter(|d| d["kind"] == "RoleBinding")
+        .map(|d| d["metadata"]["namespace"].as_str().unwrap())
+        .collect();
+    assert_eq!(bindings, ["ci-api", "ci-web"]);
+    // The admission policy lets vcm write there, and only there.
+    let policy = find(
+        &docs,
+        "ValidatingAdmissionPolicy",
+        "vcm-only-in-vcm-namespaces",
+    );
+    let expression = policy["spec"]["validations"][0]["expression"]
+        .as_str()
+        .unwrap();
+    assert!(
+        expression.contains(r#"request.namespace in ["ci-api","ci-web"]"#),
+        "{expression}"
+    );
+
+    // Without the door, none of it.
+    let off = documents(&template(NAMESPACE, &[]).unwrap());
+    assert!(!off.iter().any(|d| d["kind"] == "RoleBinding"));
+    let err = template(NAMESPACE, &["crd.enabled=true"]).unwrap_err();
+    assert!(err.contains("crd.namespaces"), "{err}");
+}

@@ -33,6 +33,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if and (gt (int .Values.replicaCount) 1) .Values.persistence.enabled -}}
 {{- fail "persistence: several replicas cannot share one ReadWriteOnce volume; with PostgreSQL set persistence.enabled=false (the data directory is then per pod)" -}}
 {{- end -}}
+{{- if and .Values.crd.enabled (not .Values.crd.namespaces) -}}
+{{- fail "crd.namespaces: the VirtualCluster door needs at least one namespace mapped to a team (crd.namespaces.<namespace>=<team>); objects elsewhere are refused" -}}
+{{- end -}}
 {{- if and (not .Values.store.existingSecret) (not .Values.persistence.enabled) -}}
 {{- fail "store: with the embedded SQLite store (no store.existingSecret), persistence.enabled must be true, or every restart loses every cluster record" -}}
 {{- end -}}
