@@ -214,7 +214,8 @@ async fn reconcile(vc: Arc<VirtualCluster>, ctx: Arc<Context>) -> Result<Action,
         note.as_deref(),
         now,
     );
-    let requeue = requeue_after(&s, issued, now);
+    let renewal = issued.and_then(|i| status::renew_at(i, cluster.expires_at));
+    let requeue = requeue_after(&s, renewal, now);
     write_status(&api, &vc, s).await?;
     Ok(requeue.map_or_else(Action::await_change, Action::requeue))
 }
@@ -303,7 +304,7 @@ async fn kubeconfig(
     let id = cluster.id.as_str();
     let now = now_ms();
     let current = secret::issued(&secrets, name, id).await?;
-    if let Some(issued) = current.filter(|_| !needs_kubeconfig(current, now)) {
+    if let Some(issued) = current.filter(|_| !needs_kubeconfig(current, cluster.expires_at, now)) {
         return Ok(issued);
     }
     let ttl = &ctx.config.kubeconfig_ttl;

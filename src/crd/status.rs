@@ -289,31 +289,42 @@ pub fn update_for(
     Ok((!nothing).then_some(update))
 }
 
-/// When a kubeconfig issued at `issued.at` is renewed: two thirds into its life.
-pub fn renew_at(issued: Issued) -> Timestamp {
+/// When a kubeconfig issued at `issued.at` is renewed: two thirds into its life; `None` when
+/// it already lasts as long as its cluster (`cluster_expires`), so a new token could not last
+/// longer. NB: without that, a token capped by a cluster about to expire was re-minted every
+/// few seconds until the end, each one ending at the same moment.
+pub fn renew_at(issued: Issued, cluster_expires: Timestamp) -> Option<Timestamp> {
+    // NB: the Secret keeps whole seconds, the cluster milliseconds.
+    if issued.expires + jiff::SignedDuration::from_secs(1) >= cluster_expires {
+        return None;
+    }
     let life = issued.expires.duration_since(issued.at);
     let wait =
         jiff::SignedDuration::from_secs_f64(life.as_secs_f64().max(0.0) * RENEW_AFTER_FRACTION);
-    issued.at.saturating_add(wait).unwrap_or(issued.expires)
+    Some(issued.at.saturating_add(wait).unwrap_or(issued.expires))
 }
 
 /// Whether the Secret needs a new kubeconfig now.
-pub fn needs_kubeconfig(issued: Option<Issued>, now: Timestamp) -> bool {
-    issued.is_none_or(|i| now >= renew_at(i))
+pub fn needs_kubeconfig(
+    issued: Option<Issued>,
+    cluster_expires: Timestamp,
+    now: Timestamp,
+) -> bool {
+    issued.is_none_or(|i| renew_at(i, cluster_expires).is_some_and(|at| now >= at))
 }
 
-/// How soon to look at the object again (`None`: only when it changes).
+/// How soon to look at the object again (`None`: only when it changes), given when its
+/// kubeconfig is due for renewal.
 pub fn requeue_after(
     status: &VirtualClusterStatus,
-    issued: Option<Issued>,
+    renewal: Option<Timestamp>,
     now: Timestamp,
 ) -> Option<Duration> {
     match status.phase.as_deref() {
         Some("Pending" | "Provisioning" | "Deleting") => Some(PROVISIONING_POLL),
         Some("Ready") => {
-            let renew = issued.map_or(MIN_REQUEUE, |i| {
-                let secs = renew_at(i).duration_since(now).as_secs_f64().max(0.0);
-                Duration::from_secs_f64(secs)
+            let renew = renewal.map_or(READY_POLL, |at| {
+                Duration::from_secs_f64(at.duration_since(now).as_secs_f64().max(0.0))
             });
             Some(renew.clamp(MIN_REQUEUE, READY_POLL))
         }

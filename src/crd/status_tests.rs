@@ -263,11 +263,21 @@ fn a_kubeconfig_is_renewed_two_thirds_into_its_life_and_the_object_requeued_for_
         at: at("2026-11-30T14:00:00Z"),
         expires: at("2026-11-30T15:00:00Z"),
     };
-    assert_eq!(renew_at(issued), at("2026-11-30T14:40:00Z"));
-    assert!(!needs_kubeconfig(Some(issued), at("2026-11-30T14:39:59Z")));
-    assert!(needs_kubeconfig(Some(issued), at("2026-11-30T14:40:00Z")));
+    let cluster_ends = at("2026-11-30T16:00:00Z");
+    let renewal = renew_at(issued, cluster_ends);
+    assert_eq!(renewal, Some(at("2026-11-30T14:40:00Z")));
+    assert!(!needs_kubeconfig(
+        Some(issued),
+        cluster_ends,
+        at("2026-11-30T14:39:59Z")
+    ));
+    assert!(needs_kubeconfig(
+        Some(issued),
+        cluster_ends,
+        at("2026-11-30T14:40:00Z")
+    ));
     assert!(
-        needs_kubeconfig(None, at("2026-11-30T14:00:00Z")),
+        needs_kubeconfig(None, cluster_ends, at("2026-11-30T14:00:00Z")),
         "no Secret yet"
     );
     let ready = VirtualClusterStatus {
@@ -276,21 +286,16 @@ fn a_kubeconfig_is_renewed_two_thirds_into_its_life_and_the_object_requeued_for_
     };
     // Far from renewal: the periodic look (expiry, REST deletes) comes first.
     assert_eq!(
-        requeue_after(&ready, Some(issued), at("2026-11-30T14:00:00Z")),
+        requeue_after(&ready, renewal, at("2026-11-30T14:00:00Z")),
         Some(Duration::from_secs(30))
     );
-    // Close to renewal: requeued for exactly then.
+    // Close to renewal: requeued for exactly then; past it, a second later at the soonest.
     assert_eq!(
-        requeue_after(&ready, Some(issued), at("2026-11-30T14:39:50Z")),
+        requeue_after(&ready, renewal, at("2026-11-30T14:39:50Z")),
         Some(Duration::from_secs(10))
     );
-    // A short token (cluster about to expire) never spins faster than a second.
-    let short = Issued {
-        at: at("2026-11-30T14:00:00Z"),
-        expires: at("2026-11-30T14:00:01Z"),
-    };
     assert_eq!(
-        requeue_after(&ready, Some(short), at("2026-11-30T14:00:01Z")),
+        requeue_after(&ready, renewal, at("2026-11-30T14:41:00Z")),
         Some(Duration::from_secs(1))
     );
     let ended = VirtualClusterStatus {
@@ -302,6 +307,29 @@ fn a_kubeconfig_is_renewed_two_thirds_into_its_life_and_the_object_requeued_for_
         None,
         "ended: wait for changes"
     );
+}
+
+#[test]
+fn a_kubeconfig_that_lasts_as_long_as_its_cluster_is_not_renewed() {
+    // The cluster ends at 14:00:25.636; the token was capped to it (the Secret keeps seconds).
+    let issued = Issued {
+        at: at("2026-11-30T14:00:10Z"),
+        expires: at("2026-11-30T14:00:25Z"),
+    };
+    let cluster_ends = at("2026-11-30T14:00:25.636Z");
+    assert_eq!(renew_at(issued, cluster_ends), None);
+    assert!(!needs_kubeconfig(
+        Some(issued),
+        cluster_ends,
+        at("2026-11-30T14:00:24Z")
+    ));
+    // A TTL extended since: a new token can last longer, so it is renewed in time.
+    let extended = at("2026-11-30T15:00:00Z");
+    assert!(needs_kubeconfig(
+        Some(issued),
+        extended,
+        at("2026-11-30T14:00:24Z")
+    ));
 }
 
 #[test]
