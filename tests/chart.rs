@@ -254,8 +254,10 @@ async fn the_api_server_accepts_everything_it_renders_at_the_restricted_level() 
         }
         run(&mut cmd)
     };
-    let out = kubectl(&["create", "namespace", NAMESPACE], None);
-    assert!(out.status.success(), "{}", text(&out));
+    for ns in [NAMESPACE, "ci-web"] {
+        let out = kubectl(&["create", "namespace", ns], None);
+        assert!(out.status.success(), "{}", text(&out));
+    }
     let out = kubectl(
         &[
             "label",
@@ -268,7 +270,17 @@ async fn the_api_server_accepts_everything_it_renders_at_the_restricted_level() 
     );
     assert!(out.status.success(), "{}", text(&out));
     // Without a ServiceMonitor: its CRD is the Prometheus Operator's, not in a bare API server.
-    let rendered = template(NAMESPACE, &["ingress.enabled=true"]).unwrap();
+    // With the VirtualCluster door: its RBAC, and the admission policy's CEL compiled by the API
+    // server.
+    let rendered = template(
+        NAMESPACE,
+        &[
+            "ingress.enabled=true",
+            "crd.enabled=true",
+            "crd.namespaces.ci-web=web",
+        ],
+    )
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("chart.yaml");
     std::fs::write(&file, &rendered).unwrap();
@@ -284,6 +296,8 @@ async fn the_api_server_accepts_everything_it_renders_at_the_restricted_level() 
         "clusterrole.rbac.authorization.k8s.io/vcm-host",
         "validatingadmissionpolicy.admissionregistration.k8s.io/vcm-only-in-vcm-namespaces",
         "ingress.networking.k8s.io/vcm",
+        "clusterrole.rbac.authorization.k8s.io/vcm-virtualclusters",
+        "rolebinding.rbac.authorization.k8s.io/vcm-kubeconfig-secrets",
     ] {
         assert!(said.contains(object), "{object} not applied: {said}");
     }
@@ -376,7 +390,8 @@ fn the_crd_door_renders_its_configuration_rbac_and_admission_exception() {
         .as_str()
         .unwrap();
     assert!(
-        expression.contains(r#"request.namespace in ["ci-api","ci-web"]"#),
+        expression.contains(r#"request.namespace in ["ci-api","ci-web"]"#)
+            && expression.contains(r#"request.resource.resource == "virtualclusters""#),
         "{expression}"
     );
 
