@@ -13,13 +13,15 @@ use std::time::Duration;
 
 use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt as _};
 use tokio_util::sync::CancellationToken;
 
+use super::FINALIZER;
 use super::door::{Door, principal};
+use super::patch::{add_finalizer, remove_finalizer, write_status};
 use super::secret;
 use super::status::{
     self, Issued, Observed, UID_LABEL, cluster_labels, needs_kubeconfig, requeue_after, status_for,
@@ -32,8 +34,6 @@ use crate::error::ErrorKind;
 use crate::service::ClusterSpec;
 use crate::store::ClusterFilter;
 
-/// The finalizer that holds an object until its cluster is deleted.
-pub const FINALIZER: &str = "vcm.dev/cluster";
 /// How soon a refused create is tried again (a quota may have room by then).
 const REFUSED_RETRY: Duration = Duration::from_secs(60);
 /// How soon a pass that failed (API server or store unreachable) is tried again.
@@ -66,6 +66,22 @@ pub enum Error {
     /// The service failed in a way retrying may fix (store, driver, audit log unavailable).
     #[error("vcm: {0}")]
     Service(#[from] crate::error::Error),
+}
+
+// === impl Error ===
+
+impl Error {
+    /// What the object's status may say: an internal error of vcm's only by its code (its
+    /// text is for the log, as over REST).
+    fn public(&self) -> String {
+        match self {
+            Self::Kube(e) => format!("management cluster: {e}"),
+            Self::Service(e) if e.kind() == ErrorKind::Internal => {
+                format!("vcm failed ({}); its log has the cause", e.code())
+            }
+            Self::Service(e) => e.to_string(),
+        }
+    }
 }
 
 /// Watch every VirtualCluster until `stop`.
@@ -101,8 +117,29 @@ fn error_policy(vc: Arc<VirtualCluster>, error: &Error, _ctx: Arc<Context>) -> A
     Action::requeue(ERROR_RETRY)
 }
 
-/// One pass over one object.
+/// One pass over one object. A failed one says so in the object's status (best effort: the
+/// management cluster may be what failed) before [`error_policy`] retries it.
 async fn reconcile(vc: Arc<VirtualCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let result = reconcile_once(&vc, &ctx).await;
+    if let Err(e) = &result {
+        let api: Api<VirtualCluster> =
+            Api::namespaced(ctx.client.clone(), &vc.namespace().unwrap_or_default());
+        let s = VirtualClusterStatus {
+            message: Some(format!(
+                "retrying in {}s: {}",
+                ERROR_RETRY.as_secs(),
+                e.public()
+            )),
+            ..vc.status.clone().unwrap_or_default()
+        };
+        if let Err(also) = write_status(&api, &vc, s).await {
+            tracing::debug!(error = %also, "could not report a failed pass in the status");
+        }
+    }
+    result
+}
+
+async fn reconcile_once(vc: &Arc<VirtualCluster>, ctx: &Arc<Context>) -> Result<Action, Error> {
     let ns = vc.namespace().unwrap_or_default();
     let api: Api<VirtualCluster> = Api::namespaced(ctx.client.clone(), &ns);
     let Some(team) = ctx.config.team_of(&ns) else {
@@ -321,67 +358,19 @@ async fn kubeconfig(
     Ok(issued)
 }
 
-/// Replace the status (through `/status`, so the generation never moves) unless it says what
-/// it said.
-async fn write_status(
-    api: &Api<VirtualCluster>,
-    vc: &VirtualCluster,
-    s: VirtualClusterStatus,
-) -> Result<(), Error> {
-    if vc.status.as_ref().is_some_and(|old| status::same(old, &s)) {
-        return Ok(());
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_pass_tells_the_status_a_refusal_but_only_the_code_of_an_internal_error() {
+        let refused = Error::Service(crate::error::Error::conflict("name_taken", "pick another"));
+        assert!(refused.public().contains("pick another"));
+        let internal = Error::Service(crate::error::Error::Other(anyhow::anyhow!(
+            "password=hunter2 in a stack"
+        )));
+        let said = internal.public();
+        assert!(!said.contains("hunter2"), "{said}");
+        assert!(said.contains("internal"), "{said}");
     }
-    // NB: a JSON patch `add` replaces the whole status, so fields that are no longer set go
-    // (a merge patch would keep them).
-    let patch = json_patch(serde_json::json!([{ "op": "add", "path": "/status", "value": s }]))?;
-    api.patch_status(
-        &vc.name_any(),
-        &PatchParams::default(),
-        &Patch::<()>::Json(patch),
-    )
-    .await?;
-    Ok(())
-}
-
-async fn add_finalizer(api: &Api<VirtualCluster>, vc: &VirtualCluster) -> Result<(), Error> {
-    if vc.finalizers().iter().any(|f| f == FINALIZER) {
-        return Ok(());
-    }
-    let ops = match &vc.metadata.finalizers {
-        None => {
-            serde_json::json!([{ "op": "add", "path": "/metadata/finalizers", "value": [FINALIZER] }])
-        }
-        Some(_) => {
-            serde_json::json!([{ "op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER }])
-        }
-    };
-    api.patch(
-        &vc.name_any(),
-        &PatchParams::default(),
-        &Patch::<()>::Json(json_patch(ops)?),
-    )
-    .await?;
-    Ok(())
-}
-
-async fn remove_finalizer(api: &Api<VirtualCluster>, vc: &VirtualCluster) -> Result<(), Error> {
-    let Some(at) = vc.finalizers().iter().position(|f| f == FINALIZER) else {
-        return Ok(());
-    };
-    // NB: `test` first, so a list changed meanwhile by someone else is not cut at the wrong place.
-    let ops = serde_json::json!([
-        { "op": "test", "path": format!("/metadata/finalizers/{at}"), "value": FINALIZER },
-        { "op": "remove", "path": format!("/metadata/finalizers/{at}") },
-    ]);
-    api.patch(
-        &vc.name_any(),
-        &PatchParams::default(),
-        &Patch::<()>::Json(json_patch(ops)?),
-    )
-    .await?;
-    Ok(())
-}
-
-fn json_patch(ops: serde_json::Value) -> Result<json_patch::Patch, Error> {
-    serde_json::from_value(ops).map_err(|e| Error::Kube(kube::Error::SerdeError(e)))
 }

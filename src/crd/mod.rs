@@ -9,6 +9,7 @@
 
 mod controller;
 pub mod door;
+mod patch;
 pub mod secret;
 pub mod status;
 mod types;
@@ -19,7 +20,8 @@ use anyhow::Context as _;
 use kube::CustomResourceExt as _;
 use tokio_util::sync::CancellationToken;
 
-pub use controller::FINALIZER;
+/// The finalizer that holds an object until its cluster is deleted.
+pub const FINALIZER: &str = "vcm.dev/cluster";
 pub use types::{Condition, VirtualCluster, VirtualClusterSpec, VirtualClusterStatus};
 
 use crate::config::crd::CrdConfig;
