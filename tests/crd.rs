@@ -212,6 +212,34 @@ async fn an_applied_virtualcluster_becomes_a_ready_cluster_with_a_working_kubeco
     assert_eq!(cluster["owner"], "crd:ci-web/pr-42-web", "{cluster}");
     assert_eq!(cluster["labels"]["repo"], "acme-web", "{cluster}");
 
+    // A restart that lost what the status said (as if vcm died between creating the cluster and
+    // writing the status) finds the cluster by the object's uid: still the one cluster.
+    setup.vcm.sigterm();
+    kubectl_ok(
+        &kc,
+        &[
+            "patch",
+            "virtualcluster",
+            "pr-42-web",
+            "-n",
+            "ci-web",
+            "--subresource=status",
+            "--type=json",
+            "-p",
+            r#"[{"op":"remove","path":"/status"}]"#,
+        ],
+    );
+    setup.vcm.spawn();
+    let readopted = setup.until("ci-web", "pr-42-web", READY_WITHIN, |vc| {
+        ready(vc) && vc["status"]["clusterId"].is_string()
+    });
+    assert_eq!(readopted["status"]["clusterId"], id.as_str());
+    assert_eq!(
+        setup.clusters_of(&uid).len(),
+        1,
+        "a second cluster after losing the status"
+    );
+
     // The Secret's kubeconfig works with kubectl against the virtual cluster.
     let secret: Value = serde_json::from_str(&kubectl_ok(
         &kc,
