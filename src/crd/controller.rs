@@ -139,16 +139,16 @@ async fn reconcile(vc: Arc<VirtualCluster>, ctx: Arc<Context>) -> Result<Action,
     result
 }
 
-async fn reconcile_once(vc: &Arc<VirtualCluster>, ctx: &Arc<Context>) -> Result<Action, Error> {
+async fn reconcile_once(vc: &VirtualCluster, ctx: &Context) -> Result<Action, Error> {
     let ns = vc.namespace().unwrap_or_default();
     let api: Api<VirtualCluster> = Api::namespaced(ctx.client.clone(), &ns);
     let Some(team) = ctx.config.team_of(&ns) else {
         if vc.metadata.deletion_timestamp.is_some() {
-            remove_finalizer(&api, &vc).await?;
+            remove_finalizer(&api, vc).await?;
         } else {
             write_status(
                 &api,
-                &vc,
+                vc,
                 status_for(
                     Observed::Unmapped(&ns),
                     vc.metadata.generation,
@@ -164,13 +164,13 @@ async fn reconcile_once(vc: &Arc<VirtualCluster>, ctx: &Arc<Context>) -> Result<
     };
     let who = principal(&ns, &vc.name_any(), team);
     if vc.metadata.deletion_timestamp.is_some() {
-        return cleanup(&api, &vc, &ctx, &who).await;
+        return cleanup(&api, vc, ctx, &who).await;
     }
-    add_finalizer(&api, &vc).await?;
+    add_finalizer(&api, vc).await?;
     let uid = vc.uid().unwrap_or_default();
     let previous_id = vc.status.as_ref().and_then(|s| s.cluster_id.clone());
     let mut note = None;
-    let cluster = match find_cluster(&ctx, &vc).await? {
+    let cluster = match find_cluster(ctx, vc).await? {
         Some(c) => c,
         None if previous_id.is_some() => {
             let id = previous_id.unwrap_or_default();
@@ -182,7 +182,7 @@ async fn reconcile_once(vc: &Arc<VirtualCluster>, ctx: &Arc<Context>) -> Result<
                 None,
                 now_ms(),
             );
-            write_status(&api, &vc, s).await?;
+            write_status(&api, vc, s).await?;
             return Ok(Action::await_change());
         }
         None => {
@@ -206,7 +206,7 @@ async fn reconcile_once(vc: &Arc<VirtualCluster>, ctx: &Arc<Context>) -> Result<
                         None,
                         now_ms(),
                     );
-                    write_status(&api, &vc, s).await?;
+                    write_status(&api, vc, s).await?;
                     return Ok(Action::requeue(REFUSED_RETRY));
                 }
                 Err(e) => return Err(e.into()),
@@ -238,7 +238,7 @@ async fn reconcile_once(vc: &Arc<VirtualCluster>, ctx: &Arc<Context>) -> Result<
         cluster
     };
     let issued = if cluster.phase == Phase::Ready {
-        Some(kubeconfig(&ctx, &vc, &who, &cluster).await?)
+        Some(kubeconfig(ctx, vc, &who, &cluster).await?)
     } else {
         None
     };
@@ -253,7 +253,7 @@ async fn reconcile_once(vc: &Arc<VirtualCluster>, ctx: &Arc<Context>) -> Result<
     );
     let renewal = issued.and_then(|i| status::renew_at(i, cluster.expires_at));
     let requeue = requeue_after(&s, renewal, now);
-    write_status(&api, &vc, s).await?;
+    write_status(&api, vc, s).await?;
     Ok(requeue.map_or_else(Action::await_change, Action::requeue))
 }
 
