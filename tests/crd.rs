@@ -288,6 +288,9 @@ async fn an_applied_virtualcluster_becomes_a_ready_cluster_with_a_working_kubeco
     ] {
         assert!(table.contains(column), "{column} missing:\n{table}");
     }
+    let expires = again["status"]["expiresAt"].as_str().unwrap();
+    assert!(table.contains(expires), "the expiry as a time:\n{table}");
+    assert!(!table.contains("<invalid>"), "{table}");
     let short = kubectl_ok(&kc, &["get", "vc", "-n", "ci-web", "-o", "wide"]);
     assert!(
         short.contains(&id),
