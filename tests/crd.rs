@@ -11,7 +11,7 @@ mod vcm_process;
 
 use std::time::Duration;
 
-use crd_setup::{EXAMPLE, READY_WITHIN, apply, kubectl_ok, mk_setup, ready};
+use crd_setup::{EXAMPLE, READY_WITHIN, apply, kubectl_ok, mk_setup, mk_setup_with, ready};
 use serde_json::Value;
 use vcm_process::{http_get, text};
 
@@ -297,6 +297,78 @@ spec: {kubeconfigSecretName: stray-kubeconfig}
         ],
     );
     assert!(setup.object("ci-web", "short").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kubeconfig_secret_gets_a_new_working_token_before_the_old_one_expires() {
+    // Arrange: tokens of 30 s, renewed two thirds in.
+    let setup = mk_setup_with("30s").await;
+    let kc = setup.kc();
+    let yaml = r#"
+apiVersion: vcm.dev/v1alpha1
+kind: VirtualCluster
+metadata: {name: renewed, namespace: ci-web}
+spec: {kubeconfigSecretName: renewed-kubeconfig}
+"#;
+    let out = apply(&kc, yaml);
+    assert!(out.status.success(), "{}", text(&out));
+    let first = setup.until("ci-web", "renewed", READY_WITHIN, ready);
+    let secret = |kc: &std::path::Path| -> Value {
+        serde_json::from_str(&kubectl_ok(
+            kc,
+            &[
+                "get",
+                "secret",
+                "renewed-kubeconfig",
+                "-n",
+                "ci-web",
+                "-o",
+                "json",
+            ],
+        ))
+        .unwrap()
+    };
+    let before = secret(&kc);
+    let issued = |s: &Value| s["metadata"]["annotations"]["vcm.dev/kubeconfig-issued-at"].clone();
+
+    // Act: wait past two thirds of the token's life.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let after = loop {
+        let now = secret(&kc);
+        if issued(&now) != issued(&before) {
+            break now;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never renewed: {now:#}"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    };
+
+    // Assert: renewed before the old token's expiry, with a new token that works.
+    let old_expiry: jiff::Timestamp = first["status"]["kubeconfigExpiresAt"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let renewed_at: jiff::Timestamp = issued(&after).as_str().unwrap().parse().unwrap();
+    assert!(
+        renewed_at < old_expiry,
+        "renewed at {renewed_at}, after {old_expiry}"
+    );
+    assert_ne!(after["data"]["kubeconfig"], before["data"]["kubeconfig"]);
+    use base64::Engine as _;
+    let kubeconfig = base64::engine::general_purpose::STANDARD
+        .decode(after["data"]["kubeconfig"].as_str().unwrap())
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ci = dir.path().join("ci.kubeconfig");
+    std::fs::write(&ci, kubeconfig).unwrap();
+    assert!(kubectl_ok(&ci, &["get", "ns"]).contains("default"));
+    let later = setup.until("ci-web", "renewed", Duration::from_secs(30), |vc| {
+        vc["status"]["kubeconfigExpiresAt"] != first["status"]["kubeconfigExpiresAt"]
+    });
+    assert_eq!(later["status"]["phase"], "Ready");
 }
 
 #[test]

@@ -32,6 +32,11 @@ pub struct Setup {
 }
 
 pub async fn mk_setup() -> Setup {
+    mk_setup_with("1h").await
+}
+
+/// [`mk_setup`] with this `[crd] kubeconfig_ttl`.
+pub async fn mk_setup_with(kubeconfig_ttl: &str) -> Setup {
     let bed = TestBed::tier_a().await;
     let dir = tempfile::tempdir().unwrap();
     let kc = bed.kubeconfig_path();
@@ -51,7 +56,8 @@ pub async fn mk_setup() -> Setup {
     std::fs::write(
         &config,
         format!(
-            "[crd]\nenabled = true\nkubeconfig = \"{}\"\n\n[crd.namespaces]\nci-web = \"web\"\n",
+            "[crd]\nenabled = true\nkubeconfig = \"{}\"\nkubeconfig_ttl = \"{kubeconfig_ttl}\"\n\n\
+             [crd.namespaces]\nci-web = \"web\"\n",
             kc.display()
         ),
     )
