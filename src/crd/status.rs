@@ -247,7 +247,15 @@ pub fn cluster_labels(
     let mut labels = spec.labels.clone().unwrap_or_default();
     labels.insert(UID_LABEL.into(), uid.into());
     labels.insert(NAMESPACE_LABEL.into(), namespace.into());
-    labels.insert(NAME_LABEL.into(), name.chars().take(63).collect());
+    // NB: an object name may be 253 characters; a label value at most 63, ending in an
+    // alphanumeric. The uid label is the link; this one is for people.
+    let short: String = name.chars().take(63).collect();
+    labels.insert(
+        NAME_LABEL.into(),
+        short
+            .trim_end_matches(|c: char| !c.is_ascii_alphanumeric())
+            .to_owned(),
+    );
     labels
 }
 

@@ -384,3 +384,21 @@ fn only_changed_mutable_fields_become_an_update_and_immutable_ones_are_named() {
     };
     assert_eq!(update_for(&bigger, &labels, &c), Err(vec!["size"]));
 }
+
+#[test]
+fn a_long_object_name_still_makes_valid_cluster_labels() {
+    let spec = VirtualClusterSpec {
+        kubeconfig_secret_name: "kc".into(),
+        ..Default::default()
+    };
+    // 62 characters then a dot: cut at 63, the label would end in '.'.
+    let name = format!("{}.{}", "a".repeat(62), "b".repeat(100));
+    let labels = cluster_labels(
+        &spec,
+        "0b7f6a3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b",
+        "ci-web",
+        &name,
+    );
+    assert_eq!(labels[NAME_LABEL], "a".repeat(62));
+    crate::domain::Labels::parse(labels).expect("vcm accepts the labels");
+}
