@@ -142,29 +142,28 @@ async fn reconcile(vc: Arc<VirtualCluster>, ctx: Arc<Context>) -> Result<Action,
 async fn reconcile_once(vc: &VirtualCluster, ctx: &Context) -> Result<Action, Error> {
     let ns = vc.namespace().unwrap_or_default();
     let api: Api<VirtualCluster> = Api::namespaced(ctx.client.clone(), &ns);
-    let Some(team) = ctx.config.team_of(&ns) else {
-        if vc.metadata.deletion_timestamp.is_some() {
-            remove_finalizer(&api, vc).await?;
-        } else {
-            write_status(
-                &api,
-                vc,
-                status_for(
-                    Observed::Unmapped(&ns),
-                    vc.metadata.generation,
-                    vc.status.as_ref(),
-                    None,
-                    None,
-                    now_ms(),
-                ),
-            )
-            .await?;
-        }
-        return Ok(Action::await_change());
-    };
+    let team = ctx.config.team_of(&ns);
     let who = principal(&ns, &vc.name_any(), team);
     if vc.metadata.deletion_timestamp.is_some() {
+        // NB: also when the namespace's mapping was removed since: the object still owns its
+        // cluster (an object that was never mapped holds no finalizer and just goes).
         return cleanup(&api, vc, ctx, &who).await;
+    }
+    if team.is_none() {
+        write_status(
+            &api,
+            vc,
+            status_for(
+                Observed::Unmapped(&ns),
+                vc.metadata.generation,
+                vc.status.as_ref(),
+                None,
+                None,
+                now_ms(),
+            ),
+        )
+        .await?;
+        return Ok(Action::await_change());
     }
     add_finalizer(&api, vc).await?;
     let uid = vc.uid().unwrap_or_default();

@@ -20,13 +20,14 @@ pub struct Door {
 }
 
 /// Who an object acts as: `crd:<namespace>/<name>`, a developer of its namespace's team (so
-/// the team's quota and policy apply, and the team sees and uses the cluster).
-pub fn principal(namespace: &str, name: &str, team: &str) -> Principal {
+/// the team's quota and policy apply, and the team sees and uses the cluster). Without a team
+/// (its namespace's mapping was removed since) it can still reach the clusters it owns.
+pub fn principal(namespace: &str, name: &str, team: Option<&str>) -> Principal {
     Principal {
         subject: format!("crd:{namespace}/{name}"),
         display: format!("VirtualCluster {namespace}/{name}"),
         role: Role::Developer,
-        team: Some(team.to_owned()),
+        team: team.map(str::to_owned),
         repository: None,
         claims: None,
     }
