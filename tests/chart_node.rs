@@ -401,7 +401,10 @@ async fn install_use_uninstall(bed: &TestBed, kubectl: &Kubectl, dir: &Path) -> 
             &format!("{port}:8080"),
         ],
     );
-    forward.line_with("Forwarding from", Duration::from_secs(30));
+    ensure!(
+        forward.try_line_with("Forwarding from", Duration::from_secs(30)),
+        "kubectl port-forward to svc/{RELEASE} did not start"
+    );
     let addr = format!("http://127.0.0.1:{port}");
     let whoami = vcm_cli(&addr, token, &["whoami", "-o", "json"])?;
     ensure!(whoami.contains("admin"), "not an admin: {whoami}");
@@ -426,6 +429,13 @@ async fn install_use_uninstall(bed: &TestBed, kubectl: &Kubectl, dir: &Path) -> 
     let created: serde_json::Value = serde_json::from_str(&created)?;
     ensure!(created["phase"] == "Ready", "{created}");
     ensure!(created["host"] == "in-cluster", "{created}");
+    let node_ip = node.addresses().node;
+    ensure!(
+        created["endpoint"]
+            .as_str()
+            .is_some_and(|e| e.starts_with(&format!("https://{node_ip}:"))),
+        "the handed-out address is not a node port of the node: {created}"
+    );
     eprintln!("vCluster Ready in {:.1}s", t.elapsed().as_secs_f64());
     let id = created["id"].as_str().context("an id")?.to_owned();
     let ns = format!("vcm-{id}");
