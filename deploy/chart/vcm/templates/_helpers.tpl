@@ -33,7 +33,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if and (gt (int .Values.replicaCount) 1) .Values.persistence.enabled -}}
 {{- fail "persistence: several replicas cannot share one ReadWriteOnce volume; with PostgreSQL set persistence.enabled=false (the data directory is then per pod)" -}}
 {{- end -}}
-{{- if and (not .Values.store.existingSecret) (not .Values.persistence.enabled) -}}
-{{- fail "store: with the embedded SQLite store (no store.existingSecret), persistence.enabled must be true, or every restart loses every cluster record" -}}
+{{- if and (not .Values.store.existingSecret) (not .Values.persistence.enabled) (not .Values.store.ephemeral) -}}
+{{- fail "store: with the embedded SQLite store (no store.existingSecret), persistence.enabled must be true, or every restart loses every cluster record (store.ephemeral=true accepts that, for a throw-away installation)" -}}
+{{- end -}}
+{{- if and .Values.store.ephemeral (or .Values.persistence.enabled .Values.store.existingSecret) -}}
+{{- fail "store.ephemeral: a throw-away SQLite store on an emptyDir; set persistence.enabled=false and no store.existingSecret with it" -}}
 {{- end -}}
 {{- end -}}
