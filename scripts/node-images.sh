@@ -63,36 +63,15 @@ mkdir -p "$OUT"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/vcm-node-images.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 
-sha() { sha256sum "$1" | cut -d' ' -f1; }
+# shellcheck source=oci-image.sh
+source "$REPO/scripts/oci-image.sh"
 
-# oci_image <ref> <rootfs dir> <config JSON fragment>: write $OUT/<file>.tar, an OCI image layout
-# with one uncompressed layer (containerd imports uncompressed layers; skipping gzip saves
-# seconds per hundred MB). The index entry is annotated with the image name, which is what
-# `ctr images import` names the image after.
+# oci_image <ref> <rootfs dir> <config JSON fragment>: write $OUT/<name>_<tag>.tar (see oci_write).
 oci_image() {
-  local ref=$1 rootfs=$2 cfg=$3 file
+  local ref=$1 rootfs=$2 cfg=$3 file size
   file="$(echo "${ref#vcm.local/}" | tr ':/' '__').tar"
-  local d="$WORK/layout-$file"
-  mkdir -p "$d/blobs/sha256"
-  tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -C "$rootfs" -cf "$d/layer.tar" .
-  local layer layer_size config config_size manifest manifest_size
-  layer=$(sha "$d/layer.tar"); layer_size=$(stat -c %s "$d/layer.tar")
-  mv "$d/layer.tar" "$d/blobs/sha256/$layer"
-  printf '{"architecture":"amd64","os":"linux","config":%s,"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' \
-    "$cfg" "$layer" >"$d/config.json"
-  config=$(sha "$d/config.json"); config_size=$(stat -c %s "$d/config.json")
-  mv "$d/config.json" "$d/blobs/sha256/$config"
-  printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:%s","size":%s}]}' \
-    "$config" "$config_size" "$layer" "$layer_size" >"$d/manifest.json"
-  manifest=$(sha "$d/manifest.json"); manifest_size=$(stat -c %s "$d/manifest.json")
-  mv "$d/manifest.json" "$d/blobs/sha256/$manifest"
-  printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s,"annotations":{"io.containerd.image.name":"%s","org.opencontainers.image.ref.name":"%s"}}]}' \
-    "$manifest" "$manifest_size" "$ref" "${ref##*:}" >"$d/index.json"
-  echo '{"imageLayoutVersion":"1.0.0"}' >"$d/oci-layout"
-  tar -C "$d" -cf "$OUT/$file.tmp" oci-layout index.json blobs
-  mv "$OUT/$file.tmp" "$OUT/$file"
-  rm -rf "$d"
-  log "built $ref ($((layer_size / 1024 / 1024)) MiB) -> $OUT/$file"
+  size=$(oci_write "$ref" "$rootfs" "$cfg" "$OUT/$file")
+  log "built $ref ($((size / 1024 / 1024)) MiB) -> $OUT/$file"
 }
 
 # base_rootfs <dir>: busybox (static) with the applets the images use, /tmp, and a passwd file.

@@ -179,10 +179,62 @@ fn it_refuses_what_would_break_vcm() {
             vec!["persistence.enabled=false"],
             "every restart loses every cluster record",
         ),
+        (
+            NAMESPACE,
+            vec!["store.ephemeral=true"],
+            "set persistence.enabled=false and no store.existingSecret",
+        ),
     ] {
         let err = template(namespace, &sets).unwrap_err();
         assert!(err.contains(says), "{sets:?}: {err}");
     }
+}
+
+#[test]
+fn a_throw_away_store_and_values_for_every_vcluster_are_options_vcm_accepts() {
+    let docs = documents(
+        &template(
+            NAMESPACE,
+            &[
+                "persistence.enabled=false",
+                "store.ephemeral=true",
+                "host.values.controlPlane.statefulSet.imagePullPolicy=Never",
+                "vcluster.kubernetesVersions.1\\.36=v1.36.3",
+            ],
+        )
+        .unwrap(),
+    );
+    let data = &find(&docs, "ConfigMap", "vcm")["data"];
+    let values: Value =
+        serde_yaml_ng::from_str(data["host-values.yaml"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        values["controlPlane"]["statefulSet"]["imagePullPolicy"],
+        "Never"
+    );
+    let toml = data["vcm.toml"].as_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vcm.toml");
+    std::fs::write(&path, toml).unwrap();
+    let config = vcm::config::Config::load_from(Some(&path), Vec::new(), &Default::default())
+        .unwrap_or_else(|e| panic!("vcm refuses the chart's configuration: {e:#}\n{toml}"));
+    assert_eq!(
+        config.hosts[0].values_file.as_deref(),
+        Some(Path::new("/etc/vcm/host-values.yaml"))
+    );
+    assert!(
+        toml.contains(r#"kubernetes_versions = { "1.36" = "v1.36.3" }"#),
+        "{toml}"
+    );
+    let deployment = find(&docs, "Deployment", "vcm");
+    let volumes = &deployment["spec"]["template"]["spec"]["volumes"];
+    assert!(
+        volumes
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .any(|v| v["name"] == "data" && v.get("emptyDir").is_some()),
+        "the throw-away store is on an emptyDir: {volumes:?}"
+    );
 }
 
 #[test]

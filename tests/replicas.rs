@@ -4,9 +4,10 @@
 //! NB: no clusters here. The local driver keeps each cluster's processes under one server's
 //! data directory and its etcd and ports in that process, so a Ready cluster's health check
 //! claimed by another replica would not find it: the local driver is one machine's, not a
-//! shared host. Claims, placement and takeover across replicas are tested with real
-//! PostgreSQL and a shared fake host in `src/reconciler/tests/replicas.rs` and
-//! `src/service/replicas_tests.rs`.
+//! shared host. Real clusters across replicas, with SIGKILLs mid-create and mid-delete, are in
+//! `tests/replicas_real.rs` (the vcluster driver on a tier-C host); claims, placement and
+//! takeover in detail with real PostgreSQL and a shared fake host in
+//! `src/reconciler/tests/replicas.rs` and `src/service/replicas_tests.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "support/vcm_process.rs"]

@@ -109,6 +109,11 @@ fn client_and_tooling_variables_are_not_configuration() {
         ("VCM_K8S_BIN_DIR", "/opt/k8s"),
         ("VCM_CONFIG", "/etc/vcm.toml"),
         ("OTHER_LISTEN", "0.0.0.0:1"),
+        // Kubernetes' service links for a Service named `vcm` in the pod's namespace.
+        ("VCM_SERVICE_HOST", "10.96.0.12"),
+        ("VCM_SERVICE_PORT_HTTP", "8080"),
+        ("VCM_PORT", "tcp://10.96.0.12:8080"),
+        ("VCM_PORT_8080_TCP_ADDR", "10.96.0.12"),
     ];
 
     // Act

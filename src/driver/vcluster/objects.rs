@@ -246,6 +246,17 @@ pub async fn prepare(
     Ok(())
 }
 
+/// Whether `prepare` has given vcm the namespace's Secrets (its RoleBinding exists): until it
+/// has, vcm may not read Helm's release records there (its host role holds no Secrets).
+pub async fn prepared(host: &Host, namespace: &str) -> Result<bool, DriverError> {
+    let bindings: Api<RoleBinding> = Api::namespaced(host.client.clone(), namespace);
+    let found = bindings
+        .get_opt(NAMESPACE_ROLE)
+        .await
+        .map_err(|e| host.error(&format!("reading RoleBinding {NAMESPACE_ROLE}"), e))?;
+    Ok(found.is_some())
+}
+
 /// vcm's user name on `host` (a SelfSubjectReview: whatever credentials it was given).
 async fn whoami(host: &Host) -> Result<String, DriverError> {
     let review: SelfSubjectReview = serde_json::from_value(json!({

@@ -46,7 +46,12 @@ pub async fn install(
                     .join(", ")
             ))
         })?;
-    if release::deployed(host, ns, id, config.cli_timeout).await? {
+    // NB: with least-privilege RBAC (the Helm chart's) vcm reads the release's Secrets only
+    // once `prepare` has bound it a role in the namespace; with a cluster-admin kubeconfig the
+    // order would not matter, and a 403 here failed every in-cluster create.
+    if objects::prepared(host, ns).await?
+        && release::deployed(host, ns, id, config.cli_timeout).await?
+    {
         return Ok(());
     }
     objects::prepare(host, ns, id, size, config.installation.as_deref()).await?;

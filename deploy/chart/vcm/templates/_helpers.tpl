@@ -36,7 +36,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if and .Values.crd.enabled (not .Values.crd.namespaces) -}}
 {{- fail "crd.namespaces: the VirtualCluster door needs at least one namespace mapped to a team (crd.namespaces.<namespace>=<team>); objects elsewhere are refused" -}}
 {{- end -}}
-{{- if and (not .Values.store.existingSecret) (not .Values.persistence.enabled) -}}
-{{- fail "store: with the embedded SQLite store (no store.existingSecret), persistence.enabled must be true, or every restart loses every cluster record" -}}
+{{- if and (not .Values.store.existingSecret) (not .Values.persistence.enabled) (not .Values.store.ephemeral) -}}
+{{- fail "store: with the embedded SQLite store (no store.existingSecret), persistence.enabled must be true, or every restart loses every cluster record (store.ephemeral=true accepts that, for a throw-away installation)" -}}
+{{- end -}}
+{{- if and .Values.store.ephemeral (or .Values.persistence.enabled .Values.store.existingSecret) -}}
+{{- fail "store.ephemeral: a throw-away SQLite store on an emptyDir; set persistence.enabled=false and no store.existingSecret with it" -}}
 {{- end -}}
 {{- end -}}
