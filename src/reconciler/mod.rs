@@ -200,7 +200,7 @@ impl Reconciler {
         let due = match self
             .service
             .store()
-            .due_clusters(Timestamp::now(), BATCH)
+            .due_clusters(&self.replica, Timestamp::now(), BATCH)
             .await
         {
             Ok(due) => due,
@@ -258,7 +258,7 @@ impl Reconciler {
             let due = self
                 .service
                 .store()
-                .due_clusters(Timestamp::now(), BATCH)
+                .due_clusters(&self.replica, Timestamp::now(), BATCH)
                 .await;
             let Ok(due) = due else { break };
             if due.is_empty() {

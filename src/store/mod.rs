@@ -146,8 +146,15 @@ pub trait Store: Send + Sync + 'static {
     /// Clusters the reconciler should look at now: not `Deleted`, not a cleaned-up `Failed`,
     /// and `next_reconcile_at <= now`; at most `limit`: teardown (`Deleting`, `Failed`) first,
     /// so deletions are never crowded out by overdue creates and health checks, then most
-    /// overdue first.
-    async fn due_clusters(&self, now: Timestamp, limit: usize) -> Result<Vec<Cluster>, StoreError>;
+    /// overdue first. Clusters whose claim another holder than `holder` has and has not let run
+    /// out by `now` ([`Store::claim_cluster`]) are left out: several replicas share the due
+    /// work instead of each reading all of it and trying to claim every cluster at every poll.
+    async fn due_clusters(
+        &self,
+        holder: &str,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Cluster>, StoreError>;
 
     /// Claim cluster `id`'s reconcile step for `holder` until `until`: `true` if `holder` now
     /// holds it (it was free, its claim ran out before `now`, or `holder` held it already, in

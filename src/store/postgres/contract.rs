@@ -48,8 +48,13 @@ impl Store for PostgresStore {
         self.list_events_impl(id).await
     }
 
-    async fn due_clusters(&self, now: Timestamp, limit: usize) -> Result<Vec<Cluster>, StoreError> {
-        self.due_clusters_impl(now, limit).await
+    async fn due_clusters(
+        &self,
+        holder: &str,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Cluster>, StoreError> {
+        self.due_clusters_impl(holder, now, limit).await
     }
 
     async fn claim_cluster(
