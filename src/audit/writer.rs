@@ -4,11 +4,13 @@ use std::collections::VecDeque;
 use std::io::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
 
 use super::{LINGER, MAX_BATCH, MAX_RETRY, Msg, RETRY_EVERY, Signer, signer};
 use crate::domain::{AuditEntry, AuditRecord, Door, Stage, UNTRUSTED_HEAD, genesis};
+use crate::store::outage::{Note, Outage};
 use crate::store::{AuditHead, Store, StoreError};
 
 /// How often a batch is linked again after another writer (a replica on the same database)
@@ -55,6 +57,8 @@ pub(super) struct Writer {
     healthy: Arc<AtomicBool>,
     /// Batches the store refused, for `/metrics`.
     failures: Arc<AtomicU64>,
+    /// Whether the store is down, for one WARN per outage.
+    outage: Outage,
 }
 
 // === impl Writer ===
@@ -75,6 +79,7 @@ impl Writer {
             export,
             healthy,
             failures,
+            outage: Outage::default(),
         }
     }
 
@@ -161,13 +166,37 @@ impl Writer {
         if !ok {
             self.failures.fetch_add(1, Ordering::Relaxed);
         }
-        if let Err((e, entries)) = stored {
-            tracing::error!(
+        if ok && let Note::Up { lasted } = self.outage.answered(Instant::now()) {
+            tracing::info!(
                 target: "vcm::audit",
-                error = %e,
-                records = entries.len(),
-                "the audit log could not be written; mutating requests are refused until it can"
+                down_secs = lasted.as_secs(),
+                "the store answers again; the audit log is written again"
             );
+        }
+        if let Err((e, entries)) = stored {
+            // NB: the writer retries every second: an outage is one WARN when it starts (and
+            // one INFO when it ends), not an ERROR a second; any other failure is an ERROR.
+            let outage = e
+                .downcast_ref::<StoreError>()
+                .is_some_and(|e| matches!(e, StoreError::Unavailable(_)));
+            match outage.then(|| self.outage.failed(Instant::now()).0) {
+                Some(Note::Down) => tracing::warn!(
+                    target: "vcm::audit",
+                    error = %e,
+                    records = entries.len(),
+                    "the store is unavailable: the audit log cannot be written, and mutating \
+                     requests are refused until it can"
+                ),
+                Some(_) => {
+                    tracing::debug!(target: "vcm::audit", error = %e, "the store is still unavailable")
+                }
+                None => tracing::error!(
+                    target: "vcm::audit",
+                    error = %e,
+                    records = entries.len(),
+                    "the audit log could not be written; mutating requests are refused until it can"
+                ),
+            }
             // NB: a record somebody waits for is not kept: its request is refused instead.
             let mut entries = entries.into_iter();
             self.retry.extend(entries.by_ref().take(kept));

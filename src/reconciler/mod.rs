@@ -4,7 +4,6 @@
 //! there, and converges.
 
 mod claim;
-mod outage;
 mod step;
 
 use std::collections::HashMap;
@@ -18,8 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::domain::{Cluster, ClusterId, Phase, Timestamp};
 use crate::service::ClusterService;
 use crate::store::StoreError;
-
-use self::outage::{Note, Outage};
+use crate::store::outage::{Note, Outage};
 
 pub use claim::CLAIM_TTL;
 pub use step::{

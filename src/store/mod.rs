@@ -8,6 +8,7 @@
 mod cache;
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
+pub(crate) mod outage;
 mod postgres;
 mod rows;
 mod sqlite;
