@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 use std::io::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -15,7 +15,12 @@ use crate::store::{AuditHead, Store, StoreError};
 
 /// How often a batch is linked again after another writer (a replica on the same database)
 /// took its place in the chain, before the batch fails.
-const CONFLICT_RETRIES: u32 = 8;
+const CONFLICT_RETRIES: u32 = 16;
+/// The longest pause before linking a batch again after a conflict.
+/// NB: writers that collided and retried at once collided again: three replicas creating at
+/// full speed used up every retry and refused creates (503 `audit_unavailable`) in the store
+/// benchmark. A random pause, doubling from 1 ms, lets one of them go first.
+const CONFLICT_PAUSE_MAX: Duration = Duration::from_millis(64);
 
 /// Where stored records are copied to.
 pub(super) enum Sink {
@@ -256,6 +261,7 @@ impl Writer {
                     // took these seqs: link after its records instead (the head is re-read).
                     if matches!(e, StoreError::Conflict(_)) && attempt < CONFLICT_RETRIES {
                         attempt += 1;
+                        tokio::time::sleep(conflict_pause(attempt)).await;
                         continue;
                     }
                     return Err((e.into(), entries));
@@ -324,4 +330,12 @@ fn untrusted_head(seq: u64, why: String) -> AuditEntry {
         status: None,
         duration_us: None,
     }
+}
+
+/// A random pause of up to 2^(`attempt` - 1) ms (at most [`CONFLICT_PAUSE_MAX`]) before the
+/// `attempt`th relinking of a batch.
+fn conflict_pause(attempt: u32) -> Duration {
+    let ceiling =
+        Duration::from_millis(1 << attempt.saturating_sub(1).min(16)).min(CONFLICT_PAUSE_MAX);
+    ceiling.mul_f64(rand::random::<f64>())
 }
