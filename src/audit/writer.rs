@@ -19,7 +19,8 @@ const CONFLICT_RETRIES: u32 = 16;
 /// The longest pause before linking a batch again after a conflict.
 /// NB: writers that collided and retried at once collided again: three replicas creating at
 /// full speed used up every retry and refused creates (503 `audit_unavailable`) in the store
-/// benchmark. A random pause, doubling from 1 ms, lets one of them go first.
+/// benchmark. A random pause, doubling from 1 ms, lets one of them go first (a store without
+/// a working audit lock; with one, a batch conflicts at most once).
 const CONFLICT_PAUSE_MAX: Duration = Duration::from_millis(64);
 
 /// Where stored records are copied to.
@@ -221,8 +222,14 @@ impl Writer {
         }
     }
 
-    /// Link, sign and store `entries`; on failure, the entries back (without a note this
-    /// batch added) with the error.
+    /// Link, sign and store `entries` under the store's audit lock; on failure, the entries
+    /// back (without a note this batch added) with the error.
+    ///
+    /// NB: without the lock, replicas appending at once took each other's places in the
+    /// chain, and one could lose every retry while the others went on (three replicas
+    /// creating at full speed: one served 0.5 creates a second, refusing the rest with 503).
+    /// Under it, a batch is relinked at most once: after the head it read last was moved on
+    /// by another replica, before this one held the lock.
     async fn append(
         &mut self,
         entries: Vec<AuditEntry>,
@@ -230,6 +237,19 @@ impl Writer {
         if entries.is_empty() {
             return Ok(());
         }
+        let lock = match self.store.audit_lock().await {
+            Ok(lock) => lock,
+            Err(e) => return Err((e.into(), entries)),
+        };
+        let appended = self.append_locked(entries).await;
+        lock.release().await;
+        appended
+    }
+
+    async fn append_locked(
+        &mut self,
+        entries: Vec<AuditEntry>,
+    ) -> Result<(), (anyhow::Error, Vec<AuditEntry>)> {
         let mut entries = entries;
         let mut attempt = 0;
         let (seq, prev, records) = loop {

@@ -221,6 +221,10 @@ impl Store for CachedStore {
         self.inner.placement_lock().await
     }
 
+    async fn audit_lock(&self) -> Result<crate::store::PlacementLock, StoreError> {
+        self.inner.audit_lock().await
+    }
+
     async fn try_lead(
         &self,
         role: &str,

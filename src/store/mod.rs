@@ -181,6 +181,13 @@ pub trait Store: Send + Sync + 'static {
     /// process owns the store and serialises placement itself: the guard holds nothing.
     async fn placement_lock(&self) -> Result<PlacementLock, StoreError>;
 
+    /// Hold the audit lock until the returned guard is released (or dropped): among every
+    /// process sharing this store, one at a time reads the audit chain's head, links its
+    /// records after it and appends them, so a replica's writer is never starved by others
+    /// taking its place in the chain. On SQLite the guard holds nothing (one process, one
+    /// writer).
+    async fn audit_lock(&self) -> Result<PlacementLock, StoreError>;
+
     /// Try to become the one process running singleton worker `role` (the pruner, say) among
     /// every process sharing this store: `Some` while this process leads (until the
     /// [`Leadership`] is dropped or says it is lost), `None` if another leads now. On

@@ -205,15 +205,25 @@ impl PostgresStore {
     }
 
     pub(super) async fn placement_lock_impl(&self) -> StoreResult<PlacementLock> {
-        let doing = "taking the placement lock";
+        self.held_lock(LOCK_PLACEMENT, "placement", "taking the placement lock")
+            .await
+    }
+
+    /// A transaction-level advisory lock `(class, key)`, held until the guard is released.
+    pub(super) async fn held_lock(
+        &self,
+        class: i32,
+        key: &str,
+        doing: &str,
+    ) -> StoreResult<PlacementLock> {
         let mut tx = self.begin(doing).await?;
-        // NB: a replica stuck while holding the lock (its counts and insert take milliseconds)
+        // NB: a replica stuck while holding the lock (its work under it takes milliseconds)
         // costs the others a 503 after this long, not a request hanging forever.
         sqlx::query("SET LOCAL lock_timeout = '10s'")
             .execute(&mut *tx)
             .await
             .doing(doing)?;
-        lock(&mut tx, LOCK_PLACEMENT, "placement", doing).await?;
+        lock(&mut tx, class, key, doing).await?;
         Ok(PlacementLock::held(Box::new(HeldTx(tx))))
     }
 

@@ -75,6 +75,11 @@ impl Store for PostgresStore {
         self.placement_lock_impl().await
     }
 
+    async fn audit_lock(&self) -> Result<crate::store::PlacementLock, StoreError> {
+        self.held_lock(super::LOCK_AUDIT, "audit", "taking the audit lock")
+            .await
+    }
+
     async fn try_lead(
         &self,
         role: &str,

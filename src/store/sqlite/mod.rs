@@ -266,6 +266,11 @@ impl Store for SqliteStore {
         Ok(crate::store::PlacementLock::in_process())
     }
 
+    async fn audit_lock(&self) -> Result<crate::store::PlacementLock, StoreError> {
+        // NB: one process owns the store, and it has one audit writer.
+        Ok(crate::store::PlacementLock::in_process())
+    }
+
     async fn try_lead(
         &self,
         role: &str,
