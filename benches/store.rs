@@ -54,6 +54,14 @@ struct Side {
     cluster: String,
 }
 
+/// A list side's figures: its name, (caller, connections, figures) for each load, and the
+/// store alone's p50 and p99.
+type ListSide = (
+    &'static str,
+    Vec<(&'static str, usize, Figures)>,
+    (f64, f64),
+);
+
 /// A phase's figures on one side: summed throughput, worst replica's latencies.
 #[derive(Clone, Copy)]
 struct Figures {
@@ -271,7 +279,7 @@ fn med(each: &[Figures]) -> Figures {
 
 fn report(
     runs: &[Vec<(Figures, Figures)>],
-    lists: &[(&str, Vec<(&str, usize, Figures)>, (f64, f64))],
+    lists: &[ListSide],
     rounds: u64,
     secs: u64,
     conns: usize,
