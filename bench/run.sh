@@ -5,7 +5,9 @@
 # (benches/gateway.rs); `bench/run.sh webhooks` the webhook door against /healthz
 # (benches/webhooks.rs); `bench/run.sh governance` requests with the Rego policy and the audit log
 # against neither (benches/governance.rs); `bench/run.sh metrics` reads with metrics counted against
-# metrics off (benches/metrics.rs). Figures and how to read them: docs/PERFORMANCE.md.
+# metrics off (benches/metrics.rs); `bench/run.sh store` creates, GETs and lists on PostgreSQL
+# with 1 and 3 replicas against SQLite (benches/store.rs). Figures and how to read them:
+# docs/PERFORMANCE.md.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bench=lifecycle
@@ -17,7 +19,7 @@ fi
 # NB: only the benchmarks that start control planes need the Kubernetes binaries; the others
 # build servers in code over the fake driver.
 case $bench in
-  governance|metrics) ;;
+  governance|metrics|store) ;;
   *) scripts/k8s-bins.sh >/dev/null ;;
 esac
 exec cargo bench --bench "$bench" "$@"

@@ -4,16 +4,24 @@ use std::collections::VecDeque;
 use std::io::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
 use super::{LINGER, MAX_BATCH, MAX_RETRY, Msg, RETRY_EVERY, Signer, signer};
 use crate::domain::{AuditEntry, AuditRecord, Door, Stage, UNTRUSTED_HEAD, genesis};
+use crate::store::outage::{Note, Outage};
 use crate::store::{AuditHead, Store, StoreError};
 
 /// How often a batch is linked again after another writer (a replica on the same database)
 /// took its place in the chain, before the batch fails.
-const CONFLICT_RETRIES: u32 = 8;
+const CONFLICT_RETRIES: u32 = 16;
+/// The longest pause before linking a batch again after a conflict.
+/// NB: writers that collided and retried at once collided again: three replicas creating at
+/// full speed used up every retry and refused creates (503 `audit_unavailable`) in the store
+/// benchmark. A random pause, doubling from 1 ms, lets one of them go first (a store without
+/// a working audit lock; with one, a batch conflicts at most once).
+const CONFLICT_PAUSE_MAX: Duration = Duration::from_millis(64);
 
 /// Where stored records are copied to.
 pub(super) enum Sink {
@@ -55,6 +63,8 @@ pub(super) struct Writer {
     healthy: Arc<AtomicBool>,
     /// Batches the store refused, for `/metrics`.
     failures: Arc<AtomicU64>,
+    /// Whether the store is down, for one WARN per outage.
+    outage: Outage,
 }
 
 // === impl Writer ===
@@ -75,6 +85,7 @@ impl Writer {
             export,
             healthy,
             failures,
+            outage: Outage::default(),
         }
     }
 
@@ -161,13 +172,37 @@ impl Writer {
         if !ok {
             self.failures.fetch_add(1, Ordering::Relaxed);
         }
-        if let Err((e, entries)) = stored {
-            tracing::error!(
+        if ok && let Note::Up { lasted } = self.outage.answered(Instant::now()) {
+            tracing::info!(
                 target: "vcm::audit",
-                error = %e,
-                records = entries.len(),
-                "the audit log could not be written; mutating requests are refused until it can"
+                down_secs = lasted.as_secs(),
+                "the store answers again; the audit log is written again"
             );
+        }
+        if let Err((e, entries)) = stored {
+            // NB: the writer retries every second: an outage is one WARN when it starts (and
+            // one INFO when it ends), not an ERROR a second; any other failure is an ERROR.
+            let outage = e
+                .downcast_ref::<StoreError>()
+                .is_some_and(|e| matches!(e, StoreError::Unavailable(_)));
+            match outage.then(|| self.outage.failed(Instant::now()).0) {
+                Some(Note::Down) => tracing::warn!(
+                    target: "vcm::audit",
+                    error = %e,
+                    records = entries.len(),
+                    "the store is unavailable: the audit log cannot be written, and mutating \
+                     requests are refused until it can"
+                ),
+                Some(_) => {
+                    tracing::debug!(target: "vcm::audit", error = %e, "the store is still unavailable")
+                }
+                None => tracing::error!(
+                    target: "vcm::audit",
+                    error = %e,
+                    records = entries.len(),
+                    "the audit log could not be written; mutating requests are refused until it can"
+                ),
+            }
             // NB: a record somebody waits for is not kept: its request is refused instead.
             let mut entries = entries.into_iter();
             self.retry.extend(entries.by_ref().take(kept));
@@ -187,8 +222,14 @@ impl Writer {
         }
     }
 
-    /// Link, sign and store `entries`; on failure, the entries back (without a note this
-    /// batch added) with the error.
+    /// Link, sign and store `entries` under the store's audit lock; on failure, the entries
+    /// back (without a note this batch added) with the error.
+    ///
+    /// NB: without the lock, replicas appending at once took each other's places in the
+    /// chain, and one could lose every retry while the others went on (three replicas
+    /// creating at full speed: one served 0.5 creates a second, refusing the rest with 503).
+    /// Under it, a batch is relinked at most once: after the head it read last was moved on
+    /// by another replica, before this one held the lock.
     async fn append(
         &mut self,
         entries: Vec<AuditEntry>,
@@ -196,6 +237,19 @@ impl Writer {
         if entries.is_empty() {
             return Ok(());
         }
+        let lock = match self.store.audit_lock().await {
+            Ok(lock) => lock,
+            Err(e) => return Err((e.into(), entries)),
+        };
+        let appended = self.append_locked(entries).await;
+        lock.release().await;
+        appended
+    }
+
+    async fn append_locked(
+        &mut self,
+        entries: Vec<AuditEntry>,
+    ) -> Result<(), (anyhow::Error, Vec<AuditEntry>)> {
         let mut entries = entries;
         let mut attempt = 0;
         let (seq, prev, records) = loop {
@@ -227,6 +281,7 @@ impl Writer {
                     // took these seqs: link after its records instead (the head is re-read).
                     if matches!(e, StoreError::Conflict(_)) && attempt < CONFLICT_RETRIES {
                         attempt += 1;
+                        tokio::time::sleep(conflict_pause(attempt)).await;
                         continue;
                     }
                     return Err((e.into(), entries));
@@ -295,4 +350,12 @@ fn untrusted_head(seq: u64, why: String) -> AuditEntry {
         status: None,
         duration_us: None,
     }
+}
+
+/// A random pause of up to 2^(`attempt` - 1) ms (at most [`CONFLICT_PAUSE_MAX`]) before the
+/// `attempt`th relinking of a batch.
+fn conflict_pause(attempt: u32) -> Duration {
+    let ceiling =
+        Duration::from_millis(1 << attempt.saturating_sub(1).min(16)).min(CONFLICT_PAUSE_MAX);
+    ceiling.mul_f64(rand::random::<f64>())
 }

@@ -58,6 +58,11 @@ impl FromRequestParts<AppState> for Authenticated {
                 state.limits.charge_principal(&principal.subject)?;
                 Ok(Self(principal))
             }
+            // NB: only a credential found wrong is a failed authentication. One that could
+            // not be checked (the store is down: 503) neither spends the address's budget nor
+            // counts as an auth failure, or a database outage would leave every client behind
+            // one address rate-limited (429) after it, and page whoever watches auth failures.
+            Err(e) if !matches!(e, Error::Unauthenticated(_)) => Err(e.into()),
             Err(e) => {
                 if let Some(note) = note {
                     note.auth_failed(&e.to_string());

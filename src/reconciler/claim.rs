@@ -1,6 +1,8 @@
 //! Reconcile claims: several vcm replicas on one PostgreSQL store step each cluster one at a
 //! time. Before a step, a replica claims the cluster in the store for [`CLAIM_TTL`]
-//! ([`Store::claim_cluster`]); a cluster another replica holds is skipped. While the step runs
+//! ([`Store::claim_cluster`]); a cluster another replica holds is skipped (the store's
+//! `due_clusters` already leaves such clusters out of a poll, so only two replicas reading
+//! the same free cluster at once meet here). While the step runs
 //! the claim is renewed every third of that; after it, it is released. A replica that dies
 //! mid-step stops renewing, and its claim runs out within [`CLAIM_TTL`]: another replica then
 //! takes the cluster over and, the reconciler being level-triggered, converges it from what

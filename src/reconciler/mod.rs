@@ -4,7 +4,6 @@
 //! there, and converges.
 
 mod claim;
-mod outage;
 mod step;
 
 use std::collections::HashMap;
@@ -18,8 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::domain::{Cluster, ClusterId, Phase, Timestamp};
 use crate::service::ClusterService;
 use crate::store::StoreError;
-
-use self::outage::{Note, Outage};
+use crate::store::outage::{Note, Outage};
 
 pub use claim::CLAIM_TTL;
 pub use step::{
@@ -200,7 +198,7 @@ impl Reconciler {
         let due = match self
             .service
             .store()
-            .due_clusters(Timestamp::now(), BATCH)
+            .due_clusters(&self.replica, Timestamp::now(), BATCH)
             .await
         {
             Ok(due) => due,
@@ -258,7 +256,7 @@ impl Reconciler {
             let due = self
                 .service
                 .store()
-                .due_clusters(Timestamp::now(), BATCH)
+                .due_clusters(&self.replica, Timestamp::now(), BATCH)
                 .await;
             let Ok(due) = due else { break };
             if due.is_empty() {

@@ -194,8 +194,13 @@ impl Store for CachedStore {
         self.inner.list_events(id).await
     }
 
-    async fn due_clusters(&self, now: Timestamp, limit: usize) -> Result<Vec<Cluster>, StoreError> {
-        self.inner.due_clusters(now, limit).await
+    async fn due_clusters(
+        &self,
+        holder: &str,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Cluster>, StoreError> {
+        self.inner.due_clusters(holder, now, limit).await
     }
 
     async fn claim_cluster(
@@ -214,6 +219,10 @@ impl Store for CachedStore {
 
     async fn placement_lock(&self) -> Result<crate::store::PlacementLock, StoreError> {
         self.inner.placement_lock().await
+    }
+
+    async fn audit_lock(&self) -> Result<crate::store::PlacementLock, StoreError> {
+        self.inner.audit_lock().await
     }
 
     async fn try_lead(

@@ -8,6 +8,7 @@
 mod cache;
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
+pub(crate) mod outage;
 mod postgres;
 mod rows;
 mod sqlite;
@@ -146,8 +147,15 @@ pub trait Store: Send + Sync + 'static {
     /// Clusters the reconciler should look at now: not `Deleted`, not a cleaned-up `Failed`,
     /// and `next_reconcile_at <= now`; at most `limit`: teardown (`Deleting`, `Failed`) first,
     /// so deletions are never crowded out by overdue creates and health checks, then most
-    /// overdue first.
-    async fn due_clusters(&self, now: Timestamp, limit: usize) -> Result<Vec<Cluster>, StoreError>;
+    /// overdue first. Clusters whose claim another holder than `holder` has and has not let run
+    /// out by `now` ([`Store::claim_cluster`]) are left out: several replicas share the due
+    /// work instead of each reading all of it and trying to claim every cluster at every poll.
+    async fn due_clusters(
+        &self,
+        holder: &str,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Cluster>, StoreError>;
 
     /// Claim cluster `id`'s reconcile step for `holder` until `until`: `true` if `holder` now
     /// holds it (it was free, its claim ran out before `now`, or `holder` held it already, in
@@ -172,6 +180,13 @@ pub trait Store: Send + Sync + 'static {
     /// cluster it placed, so capacity is never over-committed across replicas. On SQLite, one
     /// process owns the store and serialises placement itself: the guard holds nothing.
     async fn placement_lock(&self) -> Result<PlacementLock, StoreError>;
+
+    /// Hold the audit lock until the returned guard is released (or dropped): among every
+    /// process sharing this store, one at a time reads the audit chain's head, links its
+    /// records after it and appends them, so a replica's writer is never starved by others
+    /// taking its place in the chain. On SQLite the guard holds nothing (one process, one
+    /// writer).
+    async fn audit_lock(&self) -> Result<PlacementLock, StoreError>;
 
     /// Try to become the one process running singleton worker `role` (the pruner, say) among
     /// every process sharing this store: `Some` while this process leads (until the

@@ -3,12 +3,14 @@
 //! sweeps driver resources that no live record owns (orphans left by a crash).
 
 use std::collections::HashSet;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::{Cluster, ClusterId, DeleteReason, NewEvent, Phase, Principal, Timestamp};
 use crate::service::ClusterService;
+use crate::store::StoreError;
+use crate::store::outage::{Note, Outage};
 
 /// Pruner settings.
 #[derive(Debug, Clone)]
@@ -41,6 +43,9 @@ pub struct SweepReport {
     pub purged: u64,
     /// What failed this pass (retried next pass); the rest of the pass went on.
     pub failures: Vec<PruneFailure>,
+    /// The store was unavailable: the pass stopped at its first read (logged once per
+    /// outage by [`Pruner::run`], not per item).
+    pub store_unavailable: bool,
 }
 
 /// One item the pruner could not handle this pass.
@@ -72,9 +77,25 @@ impl Pruner {
     /// Run a pass every `interval` until `shutdown`. What fails in a pass is logged and retried
     /// on the next one.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let mut outage = Outage::default();
         loop {
             let r = self.pass().await;
-            if r != SweepReport::default() {
+            let note = if r.store_unavailable {
+                outage.failed(Instant::now()).0
+            } else {
+                outage.answered(Instant::now())
+            };
+            match note {
+                Note::Down => tracing::warn!(
+                    "the store is unavailable; the pruner skips its passes until it answers"
+                ),
+                Note::Up { lasted } => tracing::info!(
+                    down_secs = lasted.as_secs(),
+                    "the store answers again; the pruner resumes"
+                ),
+                Note::Quiet => {}
+            }
+            if r != SweepReport::default() && !r.store_unavailable {
                 tracing::info!(
                     expired = r.expired.len(),
                     idle = r.idle.len(),
@@ -100,6 +121,17 @@ impl Pruner {
             Ok(live) => {
                 self.expire(&live, &mut report).await;
                 self.sweep_orphans(&live, &mut report).await;
+            }
+            // NB: nothing else in this pass can be done without the store; run() says so
+            // once per outage.
+            Err(e @ StoreError::Unavailable(_)) => {
+                report.store_unavailable = true;
+                report.failures.push(PruneFailure {
+                    task: "list_live",
+                    cluster: None,
+                    error: e.to_string(),
+                });
+                return report;
             }
             // NB: without the live records no orphan can be told apart from a live cluster,
             // so the sweep waits for the next pass; purging needs no such list.

@@ -207,3 +207,58 @@ async fn three_replicas_converge_every_cluster_when_two_die_mid_step() {
     );
     replicas[2].1.abort();
 }
+
+#[tokio::test]
+async fn a_poll_leaves_the_clusters_another_replica_is_stepping_to_it() {
+    // Arrange: two replicas on one database and four due clusters, two of which replica A is
+    // stepping now (it holds their claims).
+    crate::telemetry::init_for_tests();
+    let pg = TestPostgres::start().await;
+    let url = pg.database().await;
+    let mut replicas = Vec::new();
+    for _ in 0..2 {
+        let store = crate::store::open(&url).await.unwrap();
+        let wake = Arc::new(Notify::new());
+        let driver = Arc::new(FakeDriver::default());
+        let service = ClusterService::new(store, driver, ClusterPolicy::default(), wake.clone());
+        replicas.push((service.clone(), Reconciler::new(service, wake, 8)));
+    }
+    let (service, a) = &replicas[0];
+    let b = &replicas[1].1;
+    let mut ids = Vec::new();
+    for name in ["c0", "c1", "c2", "c3"] {
+        ids.push(mk_cluster(service, name).await.id);
+    }
+    let now = Timestamp::now();
+    let until = now + jiff::SignedDuration::from_secs(30);
+    for id in &ids[..2] {
+        let claimed = service.store().claim_cluster(id, a.replica(), until, now);
+        assert!(claimed.await.unwrap());
+    }
+
+    // Act: one poll of each. NB: on this current-thread runtime the steps spawned do not run
+    // before the poll returns, so what each poll started is still in flight to be counted.
+    let mut started = Vec::new();
+    for r in [a, b] {
+        let mut tasks = JoinSet::new();
+        r.dispatch(&mut tasks).await.unwrap();
+        let mut busy: Vec<ClusterId> = r.in_flight.lock().unwrap().keys().cloned().collect();
+        busy.sort();
+        started.push((tasks.len(), busy));
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+    }
+
+    // Assert: B neither steps nor tries to claim what A holds; A still sees its own.
+    let mut free = ids[2..].to_vec();
+    free.sort();
+    assert_eq!(
+        started[1],
+        (2, free),
+        "replica B starts only the free clusters"
+    );
+    assert_eq!(
+        started[0].0, 4,
+        "replica A sees its own claims and the free ones"
+    );
+}

@@ -93,3 +93,45 @@ pub(super) async fn of_concurrent_claims_on_a_cluster_exactly_one_wins(store: Ar
         "exactly one of {HOLDERS} holders claims a free cluster"
     );
 }
+
+pub(super) async fn due_clusters_leave_out_what_another_holder_claims(store: Arc<dyn Store>) {
+    // Arrange: three due clusters; "a" holds one, "b" another, the third is free.
+    let now = now_ms();
+    let due = |name: &str| Cluster {
+        next_reconcile_at: secs_after(now, -10),
+        ..mk_cluster(name)
+    };
+    let (held_by_a, held_by_b, free) = (due("held-by-a"), due("held-by-b"), due("free"));
+    for c in [&held_by_a, &held_by_b, &free] {
+        insert(&store, c).await;
+    }
+    assert!(claim(&store, &held_by_a.id, "a", now).await);
+    assert!(claim(&store, &held_by_b.id, "b", now).await);
+    let due_for = async |holder: &str, at: Timestamp| {
+        let due = store
+            .due_clusters(holder, at, 10)
+            .await
+            .expect("due clusters");
+        let mut names: Vec<String> = due.iter().map(|c| c.name.to_string()).collect();
+        names.sort();
+        names
+    };
+
+    // Act
+    let for_a = due_for("a", now).await;
+    let for_c = due_for("c", now).await;
+    let after_expiry = due_for("c", secs_after(now, 31)).await;
+
+    // Assert
+    assert_eq!(
+        for_a,
+        ["free", "held-by-a"],
+        "a holder sees its own claims and free clusters, not another's running claim"
+    );
+    assert_eq!(for_c, ["free"], "a third replica sees only the free one");
+    assert_eq!(
+        after_expiry,
+        ["free", "held-by-a", "held-by-b"],
+        "claims that ran out (their holders died) are due for everyone again"
+    );
+}

@@ -191,14 +191,20 @@ pub(super) async fn due_clusters_respects_next_reconcile_at_and_skips_ended(stor
         insert(&store, c).await;
     }
 
-    let due = store.due_clusters(now, 10).await.expect("due clusters");
+    let due = store
+        .due_clusters("me", now, 10)
+        .await
+        .expect("due clusters");
     assert_eq!(
         ids(&due),
         ids(&[f.clone(), g.clone(), b, a]),
         "due = next_reconcile_at <= now, teardown (Failed, Deleting) first, then most overdue \
          first, without Deleted or cleaned-up Failed"
     );
-    let two = store.due_clusters(now, 2).await.expect("due clusters");
+    let two = store
+        .due_clusters("me", now, 2)
+        .await
+        .expect("due clusters");
     assert_eq!(
         ids(&two),
         ids(&[f, g]),

@@ -68,6 +68,7 @@ where
     case!(the_notifier_cursor_misses_no_event_of_concurrent_writers);
     case!(a_claim_is_held_by_one_holder_until_released_or_expired);
     case!(of_concurrent_claims_on_a_cluster_exactly_one_wins);
+    case!(due_clusters_leave_out_what_another_holder_claims);
 }
 
 async fn the_installation_id_is_made_once_and_stays(store: Arc<dyn Store>) {

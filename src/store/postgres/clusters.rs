@@ -114,17 +114,25 @@ impl PostgresStore {
 
     pub(super) async fn due_clusters_impl(
         &self,
+        holder: &str,
         now: Timestamp,
         limit: usize,
     ) -> StoreResult<Vec<Cluster>> {
+        // NB: a claim another replica holds (until_ms >= now, as `claim_cluster` counts it) is
+        // work that replica is doing: left out here, so this replica spends neither a claim
+        // statement nor a slot of its batch on it. Two replicas may still read the same free
+        // cluster at once; `claim_cluster` lets one of them have it.
         let sql = select_clusters!(
             "WHERE phase <> 'Deleted' AND NOT (phase = 'Failed' AND cleaned_up) \
              AND next_reconcile_ms <= $1 \
+             AND NOT EXISTS (SELECT 1 FROM cluster_claims k WHERE k.cluster_id = clusters.id \
+             AND k.holder <> $3 AND k.until_ms >= $1) \
              ORDER BY phase IN ('Deleting', 'Failed') DESC, next_reconcile_ms, id LIMIT $2"
         );
         let q = sqlx::query(sql)
             .bind(now.as_millisecond())
-            .bind(to_i64(limit)?);
+            .bind(to_i64(limit)?)
+            .bind(holder);
         self.all(q, cluster_from_row, "reading due clusters").await
     }
 
@@ -197,15 +205,25 @@ impl PostgresStore {
     }
 
     pub(super) async fn placement_lock_impl(&self) -> StoreResult<PlacementLock> {
-        let doing = "taking the placement lock";
+        self.held_lock(LOCK_PLACEMENT, "placement", "taking the placement lock")
+            .await
+    }
+
+    /// A transaction-level advisory lock `(class, key)`, held until the guard is released.
+    pub(super) async fn held_lock(
+        &self,
+        class: i32,
+        key: &str,
+        doing: &str,
+    ) -> StoreResult<PlacementLock> {
         let mut tx = self.begin(doing).await?;
-        // NB: a replica stuck while holding the lock (its counts and insert take milliseconds)
+        // NB: a replica stuck while holding the lock (its work under it takes milliseconds)
         // costs the others a 503 after this long, not a request hanging forever.
         sqlx::query("SET LOCAL lock_timeout = '10s'")
             .execute(&mut *tx)
             .await
             .doing(doing)?;
-        lock(&mut tx, LOCK_PLACEMENT, "placement", doing).await?;
+        lock(&mut tx, class, key, doing).await?;
         Ok(PlacementLock::held(Box::new(HeldTx(tx))))
     }
 

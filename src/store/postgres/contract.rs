@@ -48,8 +48,13 @@ impl Store for PostgresStore {
         self.list_events_impl(id).await
     }
 
-    async fn due_clusters(&self, now: Timestamp, limit: usize) -> Result<Vec<Cluster>, StoreError> {
-        self.due_clusters_impl(now, limit).await
+    async fn due_clusters(
+        &self,
+        holder: &str,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Cluster>, StoreError> {
+        self.due_clusters_impl(holder, now, limit).await
     }
 
     async fn claim_cluster(
@@ -68,6 +73,11 @@ impl Store for PostgresStore {
 
     async fn placement_lock(&self) -> Result<crate::store::PlacementLock, StoreError> {
         self.placement_lock_impl().await
+    }
+
+    async fn audit_lock(&self) -> Result<crate::store::PlacementLock, StoreError> {
+        self.held_lock(super::LOCK_AUDIT, "audit", "taking the audit lock")
+            .await
     }
 
     async fn try_lead(

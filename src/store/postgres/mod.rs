@@ -84,6 +84,9 @@ const LOCK_NOTIFICATION: i32 = 0x7663_6d03;
 const LOCK_PLACEMENT: i32 = 0x7663_6d04;
 /// Singleton roles (session-level: `pg_try_advisory_lock(LOCK_LEADER, hashtext(role))`).
 const LOCK_LEADER: i32 = 0x7663_6d05;
+/// Appending to the audit chain: reading its head, linking and inserting, one replica at a
+/// time ([`crate::store::Store::audit_lock`]).
+const LOCK_AUDIT: i32 = 0x7663_6d06;
 
 type Query<'q> = sqlx::query::Query<'q, Postgres, PgArguments>;
 type StoreResult<T> = Result<T, StoreError>;

@@ -225,15 +225,25 @@ impl Store for SqliteStore {
         self.all(q, event_from_row, "listing events").await
     }
 
-    async fn due_clusters(&self, now: Timestamp, limit: usize) -> Result<Vec<Cluster>, StoreError> {
+    async fn due_clusters(
+        &self,
+        holder: &str,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Cluster>, StoreError> {
+        // NB: one process owns an SQLite store, so every claim here is its own and the filter
+        // leaves nothing out; it is kept so the contract is the same on both backends.
         let sql = select_clusters!(
             "WHERE phase <> 'Deleted' AND NOT (phase = 'Failed' AND cleaned_up = 1) \
-             AND next_reconcile_ms <= ? \
-             ORDER BY phase IN ('Deleting', 'Failed') DESC, next_reconcile_ms, id LIMIT ?"
+             AND next_reconcile_ms <= ?1 \
+             AND NOT EXISTS (SELECT 1 FROM cluster_claims k WHERE k.cluster_id = clusters.id \
+             AND k.holder <> ?3 AND k.until_ms >= ?1) \
+             ORDER BY phase IN ('Deleting', 'Failed') DESC, next_reconcile_ms, id LIMIT ?2"
         );
         let q = sqlx::query(sql)
             .bind(now.as_millisecond())
-            .bind(to_i64(limit)?);
+            .bind(to_i64(limit)?)
+            .bind(holder);
         self.all(q, cluster_from_row, "reading due clusters").await
     }
 
@@ -253,6 +263,11 @@ impl Store for SqliteStore {
 
     async fn placement_lock(&self) -> Result<crate::store::PlacementLock, StoreError> {
         // NB: one process owns an SQLite store; `ClusterService` serialises its placements.
+        Ok(crate::store::PlacementLock::in_process())
+    }
+
+    async fn audit_lock(&self) -> Result<crate::store::PlacementLock, StoreError> {
+        // NB: one process owns the store, and it has one audit writer.
         Ok(crate::store::PlacementLock::in_process())
     }
 

@@ -1,10 +1,12 @@
-//! How the reconciler lives through a store outage: it pauses (retrying the store at a growing
-//! interval, never faster than [`POLL_FLOOR`] nor slower than [`RETRY_CEILING`]), logs one
-//! WARN when the outage starts and one INFO when it ends, and resumes on its own.
+//! How a long-running task lives through a store outage (the reconciler, the pruner, the audit
+//! writer): it pauses (retrying the store at a growing interval, never faster than
+//! [`POLL_FLOOR`] nor slower than [`RETRY_CEILING`]), logs one WARN when the outage starts and
+//! one INFO when it ends, and resumes on its own.
 //!
 //! NB: an outage is the store's, not a cluster's: no attempt is counted against a cluster and
-//! nothing is written for it (`step::reconcile_one` leaves the cluster due), so a database
-//! that comes back finds every cluster where it was and the reconciler takes them up again.
+//! nothing is written for it (`reconciler::reconcile_one` leaves the cluster due), so a
+//! database that comes back finds every cluster where it was and the reconciler takes them up
+//! again.
 
 use std::time::{Duration, Instant};
 
@@ -19,7 +21,7 @@ const FLAP_WINDOW: Duration = Duration::from_secs(60);
 
 /// What the caller should log about a store call's outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Note {
+pub(crate) enum Note {
     /// An outage starts: WARN.
     Down,
     /// The outage is over: INFO, with how long it lasted.
@@ -30,7 +32,7 @@ pub(super) enum Note {
 
 /// The store's state as the run loop sees it.
 #[derive(Debug, Default)]
-pub(super) struct Outage {
+pub(crate) struct Outage {
     /// When the current outage started (`None`: the store answers).
     down_since: Option<Instant>,
     /// When the first outage of the current episode started (flaps fold into it).
@@ -45,13 +47,13 @@ pub(super) struct Outage {
 
 impl Outage {
     /// Whether the store is down now (the loop waits for [`Outage::failed`]'s pause).
-    pub(super) fn is_down(&self) -> bool {
+    pub(crate) fn is_down(&self) -> bool {
         self.down_since.is_some()
     }
 
     /// A store call failed as `Unavailable` at `now`: what to log, and how long to pause before
     /// calling the store again.
-    pub(super) fn failed(&mut self, now: Instant) -> (Note, Duration) {
+    pub(crate) fn failed(&mut self, now: Instant) -> (Note, Duration) {
         let mut note = Note::Quiet;
         if self.down_since.is_none() {
             let flap = self
@@ -69,7 +71,7 @@ impl Outage {
     }
 
     /// A store call answered at `now`: what to log.
-    pub(super) fn answered(&mut self, now: Instant) -> Note {
+    pub(crate) fn answered(&mut self, now: Instant) -> Note {
         if self.down_since.take().is_none() {
             return Note::Quiet;
         }
