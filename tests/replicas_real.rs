@@ -15,7 +15,6 @@ mod vcm_process;
 mod vcm_server;
 
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -23,7 +22,6 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::Api;
 use kube::api::ListParams;
-use vcm::controlplane::KubeBins;
 use vcm::testing::TestBed;
 use vcm::testing::postgres::TestPostgres;
 use vcm_process::{Vcm, text};
@@ -37,46 +35,6 @@ const CREATES: usize = 6;
 /// (30 s) and a retried CLI call.
 const CONVERGE_WITHIN: Duration = Duration::from_secs(420);
 const MANAGED: &str = "app.kubernetes.io/managed-by=vcm";
-
-/// vcm's configuration: the vcluster driver with the bed as its one host, of [`CAPACITY`].
-fn write_config(dir: &Path, bed: &TestBed) -> std::path::PathBuf {
-    let bins = KubeBins::locate();
-    let cli = bins.get("vclusterctl").unwrap();
-    let bin_dir = bins.dir_of("vclusterctl").unwrap();
-    let values = dir.join("host-values.yaml");
-    std::fs::write(&values, vcm_server::HOST_VALUES).unwrap();
-    let node = bed.node().unwrap().addresses().node;
-    let config = dir.join("vcm.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"driver = "vcluster"
-
-[vcluster]
-cli = "{cli}"
-helm_dir = "{bin_dir}"
-chart_dir = "{bin_dir}/vcluster-chart"
-cli_timeout_secs = 120
-ready_timeout_secs = 300
-orphan_grace_secs = 300
-kubernetes_versions = {{ "1.36" = "v1.36.3" }}
-
-[[hosts]]
-name = "bed"
-kubeconfig = "{kubeconfig}"
-server_template = "https://{node}:{{node_port}}"
-values_file = "{values}"
-max_clusters = {CAPACITY}
-"#,
-            cli = cli.display(),
-            bin_dir = bin_dir.display(),
-            kubeconfig = bed.kubeconfig_path().display(),
-            values = values.display(),
-        ),
-    )
-    .unwrap();
-    config
-}
 
 /// The reconcile-claim holder name of `vcm`'s current run (logged as the reconciler starts).
 fn replica_id(vcm: &Vcm) -> String {
@@ -196,7 +154,13 @@ async fn three_replicas_share_a_host_through_sigkills_mid_create_and_mid_delete(
     let url = pg.database().await;
     let db = sqlx::PgPool::connect(&url).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &bed);
+    // The vcluster driver with the bed as its one host, of [`CAPACITY`].
+    let config = vcm_server::write_config_with(
+        dir.path(),
+        &bed,
+        &format!("max_clusters = {CAPACITY}"),
+        false,
+    );
     let key = dir.path().join("audit.key").display().to_string();
     let env = [
         ("VCM_CONFIG", config.to_str().unwrap()),

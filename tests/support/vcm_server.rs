@@ -165,6 +165,12 @@ pub fn text(out: &Output) -> String {
 /// of the node), and `bed-tunnel`, reached only through the bed's API server (`api_access =
 /// "tunnel"`, with the default `.svc` address, which does not resolve on this machine).
 pub fn write_config(dir: &Path, bed: &TestBed) -> PathBuf {
+    write_config_with(dir, bed, "", true)
+}
+
+/// vcm's configuration for the bed as host `bed` (reached by address), with `bed_extra` (TOML
+/// lines) added to that host's entry, and host `bed-tunnel` too when `tunnel`.
+pub fn write_config_with(dir: &Path, bed: &TestBed, bed_extra: &str, tunnel: bool) -> PathBuf {
     let bins = KubeBins::locate();
     let cli = bins.get("vclusterctl").unwrap();
     let bin_dir = bins.dir_of("vclusterctl").unwrap();
@@ -191,17 +197,22 @@ name = "bed"
 kubeconfig = "{kubeconfig}"
 server_template = "https://{node}:{{node_port}}"
 values_file = "{values}"
-
-[[hosts]]
-name = "bed-tunnel"
-kubeconfig = "{kubeconfig}"
-api_access = "tunnel"
-values_file = "{values}"
-"#,
+{bed_extra}
+{tunnel}"#,
             cli = cli.display(),
             bin_dir = bin_dir.display(),
             kubeconfig = bed.kubeconfig_path().display(),
             values = values.display(),
+            tunnel = if tunnel {
+                format!(
+                    "[[hosts]]\nname = \"bed-tunnel\"\nkubeconfig = \"{}\"\n\
+                     api_access = \"tunnel\"\nvalues_file = \"{}\"\n",
+                    bed.kubeconfig_path().display(),
+                    values.display()
+                )
+            } else {
+                String::new()
+            },
         ),
     )
     .unwrap();
