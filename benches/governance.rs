@@ -50,7 +50,7 @@ use vcm::config::Config;
 use vcm::config::policy::PolicyConfig;
 use vcm::domain::{ApiToken, Role, TokenSecret};
 use vcm::driver::fake::FakeDriver;
-use vcm::http::{AppState, RateLimitConfig};
+use vcm::http::AppState;
 use vcm::policy::Policy;
 use vcm::server::Server;
 use vcm::service::{ClusterPolicy, ClusterService};
@@ -342,14 +342,7 @@ async fn start(with: Governance, token: &ApiToken, secret: &str) -> anyhow::Resu
         service = service.with_policy(Some(Arc::new(policy)));
     }
     let state = AppState::new(service, Arc::new(Authenticator::new(store.clone())))
-        .try_with_rate_limits(RateLimitConfig {
-            // Limits on (every request goes through the limiter), never met.
-            principal_per_minute: 60_000_000,
-            principal_burst: 1_000_000,
-            address_per_minute: 60_000_000,
-            address_burst: 1_000_000,
-            ..RateLimitConfig::default()
-        })?;
+        .try_with_rate_limits(wrk::unmet_rate_limits())?;
     let state = if with.audit {
         state
     } else {

@@ -38,7 +38,7 @@ use vcm::config::Config;
 use vcm::config::metrics::MetricsConfig;
 use vcm::domain::{ApiToken, Role, TokenSecret};
 use vcm::driver::fake::FakeDriver;
-use vcm::http::{AppState, RateLimitConfig};
+use vcm::http::AppState;
 use vcm::server::Server;
 use vcm::service::{ClusterPolicy, ClusterService};
 use wrk::{Load, cpu_secs, env_or, median, median_load, which_wrk, wrk_with};
@@ -184,14 +184,7 @@ async fn start(metrics: bool, token: &ApiToken, secret: &str) -> anyhow::Result<
         Arc::new(Notify::new()),
     );
     let state = AppState::new(service, Arc::new(Authenticator::new(store.clone())))
-        .try_with_rate_limits(RateLimitConfig {
-            // Limits on (every request goes through the limiter), never met.
-            principal_per_minute: 60_000_000,
-            principal_burst: 1_000_000,
-            address_per_minute: 60_000_000,
-            address_burst: 1_000_000,
-            ..RateLimitConfig::default()
-        })?
+        .try_with_rate_limits(wrk::unmet_rate_limits())?
         .with_audit(None)
         .with_metrics(&MetricsConfig {
             enabled: metrics,

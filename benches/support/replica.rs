@@ -24,7 +24,7 @@ use vcm::auth::Authenticator;
 use vcm::config::Config;
 use vcm::config::audit::FailMode;
 use vcm::driver::fake::FakeDriver;
-use vcm::http::{AppState, RateLimitConfig};
+use vcm::http::AppState;
 use vcm::server::Server;
 use vcm::service::{ClusterPolicy, ClusterService};
 
@@ -46,14 +46,7 @@ pub fn serve(url: &str, key: &Path) -> anyhow::Result<()> {
         let audit = Auditor::start(store.clone(), signer, FailMode::Open, None)?;
         let state = AppState::new(service, Arc::new(Authenticator::new(store.clone())))
             .with_audit(Some(audit))
-            .try_with_rate_limits(RateLimitConfig {
-                // Limits on (every request goes through the limiter), never met.
-                principal_per_minute: 60_000_000,
-                principal_burst: 1_000_000,
-                address_per_minute: 60_000_000,
-                address_burst: 1_000_000,
-                ..RateLimitConfig::default()
-            })?;
+            .try_with_rate_limits(crate::wrk::unmet_rate_limits())?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let server = Server::build_with_listener(Config::default(), listener, state)?;
         println!("listening {}", server.addr());

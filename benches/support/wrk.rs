@@ -13,6 +13,18 @@ pub fn env_or(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// Rate limits that are on, so every request goes through the limiter as in production, but
+/// that the benchmarks' load never meets.
+pub fn unmet_rate_limits() -> vcm::http::RateLimitConfig {
+    vcm::http::RateLimitConfig {
+        principal_per_minute: 60_000_000,
+        principal_burst: 1_000_000,
+        address_per_minute: 60_000_000,
+        address_burst: 1_000_000,
+        ..vcm::http::RateLimitConfig::default()
+    }
+}
+
 pub struct Load {
     pub rps: f64,
     pub p50_ms: f64,
