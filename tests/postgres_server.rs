@@ -393,6 +393,16 @@ fn assert_quiet_outage_logs(vcm: &Vcm) {
         audit_errors.is_empty(),
         "no ERROR per audit retry: {audit_errors:#?}"
     );
+    let per_request: Vec<String> = log_lines(vcm, "request unavailable")
+        .into_iter()
+        .filter(|l| l.contains("store_unavailable") || l.contains("audit_unavailable"))
+        .collect();
+    assert!(
+        per_request.is_empty(),
+        "no WARN per 503 of the outage ({} lines): {:#?}",
+        per_request.len(),
+        per_request.first()
+    );
     let mut loud = std::collections::BTreeMap::<String, usize>::new();
     for line in log_lines(vcm, "\"WARN\"")
         .iter()

@@ -263,6 +263,14 @@ impl ErrorReport {
         let (status, code, detail) = (self.status.as_u16(), self.code, &self.detail);
         let request_id = request_id.unwrap_or_default();
         match self.status {
+            // NB: during a database outage every request is a 503 (a thousand lines a minute
+            // under load); the store's outage tracker says it once as it starts and ends, and
+            // the request log line has every answer's status and code.
+            StatusCode::SERVICE_UNAVAILABLE
+                if matches!(code, "store_unavailable" | "audit_unavailable") =>
+            {
+                tracing::debug!(status, code, request_id, detail, "request unavailable");
+            }
             // NB: 503 is expected while starting and draining; readiness probes see it often.
             StatusCode::SERVICE_UNAVAILABLE => {
                 tracing::warn!(status, code, request_id, detail, "request unavailable");
