@@ -262,21 +262,82 @@ impl Pruner {
     }
 }
 
+/// Whether `err` is the store being unavailable (a database outage), as a store or a service
+/// error.
+fn is_store_outage<E: 'static>(err: &E) -> bool {
+    let err: &dyn std::any::Any = err;
+    matches!(
+        err.downcast_ref::<StoreError>(),
+        Some(StoreError::Unavailable(_))
+    ) || matches!(
+        err.downcast_ref::<crate::error::Error>(),
+        Some(crate::error::Error::Store(StoreError::Unavailable(_)))
+    )
+}
+
 // === impl SweepReport ===
 
 impl SweepReport {
-    fn fail(
+    fn fail<E: std::fmt::Display + 'static>(
         &mut self,
         task: &'static str,
         cluster: Option<&ClusterId>,
-        err: &dyn std::fmt::Display,
+        err: &E,
     ) {
         let error = err.to_string();
-        tracing::warn!(task, cluster.id = ?cluster.map(ClusterId::as_str), %error, "pruner item failed; retrying next pass");
+        // NB: the store going away in the middle of a pass fails every item after it; that is
+        // one outage, which `Pruner::run` logs once, not a WARN per item.
+        if is_store_outage(err) {
+            self.store_unavailable = true;
+            tracing::debug!(task, cluster.id = ?cluster.map(ClusterId::as_str), %error, "pruner item failed: the store is unavailable");
+        } else {
+            tracing::warn!(task, cluster.id = ?cluster.map(ClusterId::as_str), %error, "pruner item failed; retrying next pass");
+        }
         self.failures.push(PruneFailure {
             task,
             cluster: cluster.cloned(),
             error,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_outage_in_the_middle_of_a_pass_is_one_outage_not_a_failure_per_item() {
+        // Arrange
+        let down = StoreError::Unavailable("connection refused".into());
+        let via_service = crate::error::Error::from(StoreError::Unavailable("gone".into()));
+        let id = ClusterId::generate();
+        let mut report = SweepReport::default();
+
+        // Act
+        report.fail("expire", Some(&id), &via_service);
+        report.fail("purge", None, &down);
+
+        // Assert: reported (the items are retried), and marked as the store's outage.
+        assert!(report.store_unavailable);
+        assert_eq!(report.failures.len(), 2);
+        assert_eq!(report.failures[0].cluster, Some(id));
+    }
+
+    #[test]
+    fn other_failures_are_no_outage() {
+        // Arrange
+        let mut report = SweepReport::default();
+
+        // Act
+        report.fail("purge", None, &StoreError::Conflict("version".into()));
+        report.fail(
+            "orphan",
+            None,
+            &crate::error::Error::from(StoreError::NotFound),
+        );
+
+        // Assert
+        assert!(!report.store_unavailable);
+        assert_eq!(report.failures.len(), 2);
     }
 }
