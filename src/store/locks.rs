@@ -5,7 +5,7 @@ use async_trait::async_trait;
 
 use super::StoreError;
 
-/// A held [`Store::placement_lock`]; [`PlacementLock::release`] gives it up at once, a drop
+/// A held [`Store::placement_lock`](super::Store::placement_lock); [`PlacementLock::release`] gives it up at once, a drop
 /// soon after (its transaction is rolled back when its connection goes back to the pool).
 #[must_use = "the lock is held until this is released or dropped"]
 pub struct PlacementLock(Option<Box<dyn HeldLock>>);
@@ -49,12 +49,12 @@ impl std::fmt::Debug for PlacementLock {
     }
 }
 
-/// This process's hold on a singleton role ([`Store::try_lead`]); dropping it gives the role
+/// This process's hold on a singleton role ([`Store::try_lead`](super::Store::try_lead)); dropping it gives the role
 /// up.
 #[async_trait]
 pub trait Leadership: Send + Sync {
     /// Whether this process still holds the role (a quick round trip to the store); once
-    /// `false`, it never holds it again: drop it and ask [`Store::try_lead`] anew.
+    /// `false`, it never holds it again: drop it and ask [`Store::try_lead`](super::Store::try_lead) anew.
     async fn still_leading(&mut self) -> bool;
 }
 

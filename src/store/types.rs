@@ -111,7 +111,7 @@ pub struct AuditFilter {
     pub limit: usize,
 }
 
-/// The store's figures for `/metrics` ([`Store::census`]).
+/// The store's figures for `/metrics` ([`Store::census`](super::Store::census)).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Census {
     /// Cluster records (retained Deleted and Failed ones too) by phase, host, size and
