@@ -414,4 +414,6 @@ impl ConfigOverrides {
 }
 
 #[cfg(test)]
+mod examples_tests;
+#[cfg(test)]
 mod tests;
